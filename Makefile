@@ -1,0 +1,42 @@
+# kpi-pipeline — operators' and developers' entry points. `make help` lists them.
+# The Makefile creates its own virtual environment (.venv) from pyproject.toml; nothing else is needed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo check lint test clean
+
+help: ## Show the targets and what they do
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kpi-pipeline needs Python 3.11 or newer: make PYTHON=python3.12 …")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the project with its development tools
+
+demo: $(STAMP) ## Run the main job on the embedded default (today: check the examples and show their SQL)
+	$(BIN)/kpi check
+	$(BIN)/kpi list
+	$(BIN)/kpi render daily_sales --date 2024-03-01
+	$(BIN)/kpi render hourly_orders --date 2024-03-01T09 --dialect duckdb
+
+check: $(STAMP) ## Check every KPI file in queries/ (what CI runs for analysts' pull requests)
+	$(BIN)/kpi check
+
+lint: $(STAMP) ## ruff (lint and format) and mypy --strict
+	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff format --check pipeline tests
+	$(BIN)/mypy
+
+test: lint ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306)
+	$(BIN)/pytest
+
+clean: ## Remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

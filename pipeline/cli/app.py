@@ -1,0 +1,57 @@
+"""The ``kpi`` group and the one place where errors become exit codes.
+
+A :class:`~pipeline.errors.KpiError` is a user mistake or an environment problem: it is printed with its
+location and hint, never with a traceback, and the process exits 1 (2 for a wrong command line, as click does).
+Anything else is a bug of ours and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline import __version__
+from pipeline.cli.output import print_error
+from pipeline.errors import KpiError, UsageError
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class KpiGroup(click.Group):
+    """Runs a sub-command and turns our errors into a printed message and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KpiError as error:
+            print_error(error)
+            ctx.exit(EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILED)
+
+
+@click.group(cls=KpiGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--queries",
+    type=click.Path(path_type=Path),
+    envvar="KPI_QUERIES",
+    default=Path("queries"),
+    show_default=True,
+    help="Folder of KPI files (env: KPI_QUERIES).",
+)
+@click.version_option(__version__, prog_name="kpi")
+@click.pass_context
+def cli(ctx: click.Context, queries: Path) -> None:
+    """KPI pipeline: SQL files in, warehouse partitions out.
+
+    \b
+    Analysts: kpi new NAME → edit queries/NAME.sql → kpi check → kpi render NAME
+    """
+    ctx.obj = queries
+
+
+def main() -> None:
+    """Console entry point (``kpi``)."""
+    sys.exit(cli.main(prog_name="kpi"))

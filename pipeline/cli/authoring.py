@@ -1,0 +1,190 @@
+"""The analysts' commands: ``check``, ``list``, ``render``, ``new``."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from pipeline import catalog
+from pipeline.cli.app import EXIT_FAILED, cli
+from pipeline.cli.output import print_json, print_problems, stderr, stdout
+from pipeline.core.intervals import Grain, interval_containing, latest_complete, parse_moment
+from pipeline.core.render import bind_values, inline_mysql, render_duckdb, render_mysql
+from pipeline.core.spec import Kpi
+from pipeline.errors import UsageError
+from pipeline.scaffold import new_kpi_file
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def check(queries: Path, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Check KPI files (default: the queries folder) and report every problem.
+
+    Exits 1 when any file has a problem.
+
+    \b
+    Examples:
+      kpi check
+      kpi check queries/daily_sales.sql --json
+    """
+    found = catalog.load(paths or (queries,))
+    if as_json:
+        print_json(
+            {
+                "ok": found.ok,
+                "files": found.files,
+                "kpis": sorted(found.kpis),
+                "problems": [p.to_dict() for p in found.problems],
+            }
+        )
+    else:
+        console = stdout()
+        print_problems(console, found.problems)
+        broken = len({p.location.path for p in found.problems})
+        if found.ok:
+            console.print(f"[green]ok:[/] {len(found.kpis)} KPIs in {len(found.files)} files, no problems")
+        else:
+            count = len(found.problems)
+            console.print(f"[red]{count} problem{'s' if count != 1 else ''}[/] in {broken} of {len(found.files)} files")
+    if not found.ok:
+        raise SystemExit(EXIT_FAILED)
+
+
+@cli.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print the KPIs as JSON.")
+@click.pass_obj
+def list_kpis(queries: Path, as_json: bool) -> None:
+    """List the KPIs: name, grain, schedule, owner, description.
+
+    \b
+    Example:
+      kpi list
+    """
+    found = catalog.load((queries,))
+    kpis = sorted(found.kpis.values(), key=lambda k: k.name)
+    if as_json:
+        print_json([_summary(k) for k in kpis])
+    else:
+        table = Table("name", "grain", "schedule", "owner", "description", title=None, expand=False)
+        for kpi in kpis:
+            schedule = f"{kpi.schedule} ({kpi.timezone})" if kpi.schedule else "on demand"
+            name = kpi.name if kpi.enabled else f"{kpi.name} (disabled)"
+            table.add_row(name, kpi.grain.value, schedule, kpi.owner, kpi.description)
+        stdout().print(table)
+    if not found.ok:
+        stderr().print(f"[yellow]{len(found.problems)} problems left some files out; run `kpi check`[/]")
+        raise SystemExit(EXIT_FAILED)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--date", "date_text", help="A moment inside the partition (default: the newest complete one).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Value for a declared parameter.")
+@click.option("--dialect", type=click.Choice(["mysql", "duckdb"]), default="mysql", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print SQL and values as JSON.")
+@click.pass_obj
+def render(
+    queries: Path, name: str, date_text: str | None, params: tuple[str, ...], dialect: str, as_json: bool
+) -> None:
+    """Show the SQL a KPI runs for one partition, and the values bound to it.
+
+    \b
+    Examples:
+      kpi render daily_sales --date 2024-03-01
+      kpi render hourly_orders --date 2024-03-01T09 --dialect duckdb
+      kpi render large_orders --param min_amount=50000
+    """
+    kpi = catalog.load_one((queries,), name)
+    interval = None
+    if kpi.incremental:
+        now = datetime.now(kpi.zone)
+        moment = _moment(date_text) if date_text else None
+        interval = (
+            interval_containing(kpi.grain, kpi.zone, moment) if moment else latest_complete(kpi.grain, kpi.zone, now)
+        )
+    elif date_text:
+        raise UsageError(f"{kpi.name} is a snapshot (grain: none): it has no partitions", hint="drop --date")
+    values = bind_values(kpi, interval, _pairs(params))
+    rendered = render_duckdb(kpi.query, values) if dialect == "duckdb" else render_mysql(kpi.query, values)
+    if as_json:
+        print_json(
+            {
+                "kpi": kpi.name,
+                "partition": interval.partition if interval else None,
+                "dialect": rendered.dialect,
+                "sql": rendered.sql,
+                "values": {k: _jsonable(v) for k, v in rendered.values.items()},
+            }
+        )
+        return
+    console = stdout()
+    header = f"-- {kpi.name}" + (f", partition {interval.partition} ({kpi.timezone})" if interval else " (snapshot)")
+    console.print(f"[dim]{header}; {rendered.dialect}, values bound by the driver:[/]")
+    click.echo(rendered.sql)
+    for key, value in rendered.values.items():
+        shown = repr(value) if isinstance(value, str) else str(value)
+        console.print(f"[dim]-- :{key} = [/][cyan]{escape(shown)}[/] [dim]({type(value).__name__})[/]")
+    if dialect == "mysql":
+        console.print("[dim]-- to paste into a SQL client:[/]")
+        click.echo(inline_mysql(kpi.query, values))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--grain", type=click.Choice([g.value for g in Grain]), default="day", show_default=True)
+@click.pass_obj
+def new(queries: Path, name: str, grain: str) -> None:
+    """Create queries/NAME.sql with every header key present and commented.
+
+    \b
+    Example:
+      kpi new weekly_refunds --grain day
+    """
+    path = new_kpi_file(queries, name, Grain(grain), date.today())
+    stdout().print(
+        f"[green]created[/] {catalog.display_path(path)}; edit it, then run `kpi check {catalog.display_path(path)}`"
+    )
+
+
+def _moment(text: str) -> datetime:
+    try:
+        return parse_moment(text)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _pairs(items: tuple[str, ...]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--param '{item}' is not NAME=VALUE", hint="e.g. --param country=JP")
+        pairs[key.strip()] = value
+    return pairs
+
+
+def _summary(kpi: Kpi) -> dict[str, Any]:
+    return {
+        "name": kpi.name,
+        "path": kpi.path,
+        "grain": kpi.grain.value,
+        "time_column": kpi.time_column,
+        "timezone": kpi.timezone,
+        "schedule": kpi.schedule,
+        "owner": kpi.owner,
+        "description": kpi.description,
+        "tags": list(kpi.tags),
+        "enabled": kpi.enabled,
+        "sql_hash": kpi.sql_hash,
+    }
+
+
+def _jsonable(value: object) -> object:
+    return value.isoformat() if isinstance(value, date | datetime) else value

@@ -1,0 +1,130 @@
+"""Read a KPI header's YAML while remembering where every key and value stands in the file.
+
+PyYAML's composed node tree carries marks (line and column) that the plain ``safe_load`` throws away. The
+spec checker needs them so that each problem points at the exact key, as a compiler would. PyYAML also keeps
+the last of two equal keys silently; here a duplicate key is a problem, because the first value would be lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from pipeline.errors import Location, Problem
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Where a key and its value start, as 1-based file lines and columns."""
+
+    key_line: int
+    key_col: int
+    value_line: int
+    value_col: int
+
+
+@dataclass
+class Header:
+    """The header's data plus the position of every key path in it (``("columns", "sales", "type")``)."""
+
+    path: str
+    data: Any
+    marks: dict[KeyPath, Mark] = field(default_factory=dict)
+    first_line: int = 2
+
+    def key_at(self, key_path: KeyPath) -> Location:
+        """The location of a key (or of the header itself when the path is unknown)."""
+        mark = self.marks.get(key_path)
+        if mark is None:
+            return self._fallback(key_path)
+        return Location(self.path, mark.key_line, mark.key_col)
+
+    def value_at(self, key_path: KeyPath) -> Location:
+        """The location of a key's value; problems with a value point there."""
+        mark = self.marks.get(key_path)
+        if mark is None:
+            return self._fallback(key_path)
+        return Location(self.path, mark.value_line, mark.value_col)
+
+    def _fallback(self, key_path: KeyPath) -> Location:
+        # A missing key is reported where its parent stands, or at the header's first line.
+        for cut in range(len(key_path) - 1, 0, -1):
+            mark = self.marks.get(key_path[:cut])
+            if mark is not None:
+                return Location(self.path, mark.key_line, mark.key_col)
+        return Location(self.path, self.first_line, 1)
+
+
+_YAML_HINTS = {
+    "cannot start any token": (
+        'quote values that start with * & ! or %: schedule: "0 6 * * *"; indent with spaces, not tabs'
+    ),
+    "expected alphabetic or numeric character": 'a value starting with * is a YAML alias: quote it ("* 6 * * *")',
+    "mapping values are not allowed here": "a value containing ': ' must be quoted, or a key is indented too far",
+    "could not find expected ':'": "every line of the header is `key: value`; check the indentation of the lines above",
+    "expected <block end>": "check the indentation: keys of one mapping start in the same column",
+}
+
+
+def parse(path: str, text: str, first_line: int) -> tuple[Header | None, list[Problem]]:
+    """Parse header YAML whose first line is file line ``first_line``; problems carry file positions."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        header = Header(path, None, first_line=first_line)
+        problems: list[Problem] = []
+        if node is not None:
+            header.data = _construct(loader, node, (), header, problems)
+        return header, problems
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line, col = (mark.line + first_line, mark.column + 1) if mark else (first_line, 1)
+        reason = error.problem or str(error)
+        hint = next((h for key, h in _YAML_HINTS.items() if key in reason), "fix the YAML syntax of the header")
+        return None, [Problem(Location(path, line, col), "yaml-syntax", f"header is not valid YAML: {reason}", hint)]
+    finally:
+        loader.dispose()
+
+
+def _construct(loader: yaml.SafeLoader, node: yaml.Node, here: KeyPath, header: Header, problems: list[Problem]) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            key_path = (*here, key if isinstance(key, str | int) else str(key))
+            mark = Mark(
+                key_node.start_mark.line + header.first_line,
+                key_node.start_mark.column + 1,
+                value_node.start_mark.line + header.first_line,
+                value_node.start_mark.column + 1,
+            )
+            if key in result:
+                problems.append(
+                    Problem(
+                        Location(header.path, mark.key_line, mark.key_col),
+                        "duplicate-key",
+                        f"key '{key}' appears twice in the header",
+                        "keep one of them: YAML would silently drop the first value",
+                    )
+                )
+            header.marks[key_path] = mark
+            result[key] = _construct(loader, value_node, key_path, header, problems)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, item_node in enumerate(node.value):
+            start = item_node.start_mark
+            line, col = start.line + header.first_line, start.column + 1
+            header.marks[(*here, index)] = Mark(line, col, line, col)
+            items.append(_construct(loader, item_node, (*here, index), header, problems))
+        return items
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError:
+        # A scalar that looks like a timestamp but is not one (2024-13-01) stays text, so that the spec
+        # checker can report it as an invalid date at its position instead of YAML crashing.
+        return loader.construct_scalar(node)  # type: ignore[arg-type]

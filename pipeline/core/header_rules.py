@@ -1,0 +1,579 @@
+"""The rules of a KPI header: each key's type, allowed values and cross-key constraints.
+
+:class:`HeaderChecker` turns the header mapping into :class:`~pipeline.core.spec.Kpi` fields and records a
+problem for every bad key or value, pointing at the key's position in the file, with a hint and the closest
+valid name when one was misspelt. ``HEADER_KEYS`` is the one list of keys, defaults and meanings.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from cronsim import CronSim, CronSimError
+
+from pipeline.core.durations import parse_duration
+from pipeline.core.header import Header, KeyPath
+from pipeline.core.intervals import Grain
+from pipeline.core.spec import Checks, Column, FileFormat, Freshness, Param, Policy
+from pipeline.core.types import CLUSTER_TYPES, PARAM_TYPES, PARTITION_TYPES, TYPE_ALIASES, BqType, coerce_param
+from pipeline.errors import Location, Problem
+
+# Every header key with its default and meaning; the README's table and `kpi new` follow this order.
+HEADER_KEYS: dict[str, tuple[str, str]] = {
+    "name": ("file name", "warehouse table name: lower-case letters, digits and _, starting with a letter"),
+    "description": ("''", "what the KPI means; becomes the table description"),
+    "owner": ("''", "team or person to ask about it"),
+    "tags": ("[]", "free labels for `kpi list` and reports"),
+    "enabled": ("true", "false keeps the file but leaves it out of scheduled runs"),
+    "grain": ("day", "day | hour | month | none (a whole-table snapshot)"),
+    "time_column": ("—", "output column carrying the partition; required unless grain is none"),
+    "timezone": ("Asia/Tokyo", "IANA zone of partition boundaries and of `schedule`"),
+    "source_timezone": ("= timezone", "what naive DATETIMEs in the source mean"),
+    "start": ("—", "earliest partition a backfill may touch"),
+    "lookback": ("0", "each scheduled run re-exports the last N partitions too"),
+    "schedule": ("—", "5-field cron read in `timezone`; none: run only on demand"),
+    "source": ("default", "named connection (e.g. a read replica) from kpi.toml"),
+    "format": ("parquet", "parquet | csv, the lake file format"),
+    "timeout": ("10m", "longest the query may run (at most 15m, the Lambda limit)"),
+    "params": ("{}", "extra placeholders: name → {type, default, description}"),
+    "columns": ("— (required)", "every output column: name → {type, description}"),
+    "checks": ("{}", "min_rows, not_null: [cols], unique: [cols]"),
+    "freshness": ("—", "warn_after / error_after: durations since the newest partition's end"),
+    "cluster_by": ("[]", "up to 4 columns BigQuery clusters the table on"),
+    "zero_dates": ("error", "MySQL 0000-00-00 dates: error | null"),
+    "invalid_utf8": ("error", "text that is not UTF-8: error | null"),
+}
+COLUMN_KEYS = ("type", "description", "zero_dates", "invalid_utf8")
+PARAM_KEYS = ("type", "default", "description")
+CHECK_KEYS = ("min_rows", "not_null", "unique")
+FRESHNESS_KEYS = ("warn_after", "error_after")
+
+KPI_NAME = re.compile(r"^[a-z][a-z0-9_]{0,127}$")
+COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
+PARAM_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+RESERVED_PARAMS = frozenset({"start", "end"})
+# https://cloud.google.com/bigquery/docs/schemas#column_names
+RESERVED_COLUMN_PREFIXES = ("_TABLE_", "_FILE_", "_PARTITION", "_ROW_TIMESTAMP", "__ROOT__", "_COLON_")
+MAX_TIMEOUT = timedelta(minutes=15)
+MAX_CLUSTER_COLUMNS = 4
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
+    options = list(choices)
+    lowered = {c.lower(): c for c in options}
+    if word.lower() in lowered:
+        return f" (did you mean '{lowered[word.lower()]}'?)"
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class HeaderChecker:
+    """Turns the header mapping into Kpi fields, recording a problem for each bad key or value."""
+
+    def __init__(self, header: Header, problems: list[Problem], default_name: str) -> None:
+        self.header = header
+        self.problems = problems
+        self.default_name = default_name
+        # Names declared under columns/params, even those whose spec is broken: the cross-checks compare the
+        # SQL with what the analyst wrote, so that one bad type does not also report "column not declared".
+        self.declared: dict[str, list[str]] = {"columns": [], "params": []}
+
+    def report(self, key_path: KeyPath, rule: str, message: str, hint: str, *, at_key: bool = False) -> None:
+        location = self.header.key_at(key_path) if at_key else self.header.value_at(key_path)
+        self.problems.append(Problem(location, rule, message, hint))
+
+    def fields(self) -> dict[str, Any] | None:
+        data = self.header.data
+        if not isinstance(data, dict):
+            found = "nothing" if data is None else f"a {type(data).__name__}"
+            self.problems.append(
+                Problem(
+                    Location(self.header.path, self.header.first_line, 1),
+                    "header-not-mapping",
+                    f"the header must be a YAML mapping of `key: value` lines, found {found}",
+                    "write one `key: value` per line, e.g. `name: daily_sales`; `kpi new NAME` shows every key",
+                )
+            )
+            return None
+        self.unknown_keys(data, HEADER_KEYS, (), "header key")
+        out: dict[str, Any] = {}
+        out["name"] = self.name(data)
+        for key in ("description", "owner"):
+            out[key] = self.text((key,), data.get(key, "")) or ""
+        out["tags"] = self.names((("tags",)), data.get("tags", []), "tag")
+        out["enabled"] = self.boolean(("enabled",), data.get("enabled", True))
+        grain = self.choice(("grain",), data.get("grain", "day"), Grain)
+        out["grain"] = grain or Grain.DAY
+        out["timezone"] = self.zone(("timezone",), data.get("timezone", "Asia/Tokyo")) or "Asia/Tokyo"
+        if "source_timezone" in data:
+            out["source_timezone"] = self.zone(("source_timezone",), data["source_timezone"])
+        out["start"] = self.day(("start",), data.get("start"))
+        out["lookback"] = self.integer(("lookback",), data.get("lookback", 0), minimum=0) or 0
+        out["schedule"] = self.cron(("schedule",), data.get("schedule"))
+        out["source"] = self.text(("source",), data.get("source", "default")) or "default"
+        out["format"] = self.choice(("format",), data.get("format", "parquet"), FileFormat) or FileFormat.PARQUET
+        out["timeout"] = self.timeout(data.get("timeout", "10m"))
+        out["zero_dates"] = self.choice(("zero_dates",), data.get("zero_dates", "error"), Policy) or Policy.ERROR
+        out["invalid_utf8"] = self.choice(("invalid_utf8",), data.get("invalid_utf8", "error"), Policy) or Policy.ERROR
+        out["columns"] = self.columns(data.get("columns"))
+        out["params"] = self.params(data.get("params", {}))
+        out["checks"] = self.checks(data.get("checks", {}), out["columns"])
+        out["freshness"] = self.freshness(data.get("freshness", {}))
+        out["cluster_by"] = self.cluster_by(data.get("cluster_by", []), out["columns"])
+        out["time_column"] = self.time_column(data, grain, out["columns"])
+        if grain is Grain.NONE and data.get("lookback"):
+            self.report(
+                ("lookback",),
+                "lookback-snapshot",
+                "`lookback` has no meaning for a snapshot (grain: none)",
+                "remove it",
+            )
+        return out
+
+    # -- keys ----------------------------------------------------------------------------------------------
+
+    def unknown_keys(self, mapping: Mapping[Any, Any], allowed: Iterable[str], here: KeyPath, what: str) -> None:
+        known = list(allowed)
+        for key in mapping:
+            if key not in known:
+                self.report(
+                    (*here, str(key)),
+                    "unknown-key",
+                    f"unknown {what} '{key}'{suggest(str(key), known)}",
+                    f"allowed: {', '.join(known)}"
+                    if len(known) <= 6
+                    else "the README lists every header key; `kpi new NAME` writes them all",
+                    at_key=True,
+                )
+
+    def name(self, data: Mapping[str, Any]) -> str:
+        if "name" in data:
+            value = self.text(("name",), data["name"]) or ""
+            if value and not KPI_NAME.match(value):
+                self.report(("name",), "invalid-name", f"'{value}' is not a valid KPI name", name_hint(value))
+            return value
+        if not KPI_NAME.match(self.default_name):
+            self.problems.append(
+                Problem(
+                    Location(self.header.path, 1, 1),
+                    "invalid-name",
+                    f"the file name '{self.default_name}' is not a valid KPI name, and the header sets none",
+                    f"rename the file or add `name: {_snake(self.default_name)}`; " + name_hint(self.default_name),
+                )
+            )
+        return self.default_name
+
+    # -- scalar values -------------------------------------------------------------------------------------
+
+    def wrong_type(self, key_path: KeyPath, expected: str, value: Any) -> None:
+        self.report(
+            key_path,
+            "wrong-type",
+            f"'{_dotted(key_path)}' must be {expected}, found {_describe(value)}",
+            f"write it as {expected}",
+        )
+
+    def text(self, key_path: KeyPath, value: Any) -> str | None:
+        if isinstance(value, str):
+            return value.strip()
+        self.wrong_type(key_path, "a text", value)
+        return None
+
+    def boolean(self, key_path: KeyPath, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        self.wrong_type(key_path, "true or false", value)
+        return True
+
+    def integer(self, key_path: KeyPath, value: Any, minimum: int) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.wrong_type(key_path, "a whole number", value)
+            return None
+        if value < minimum:
+            self.report(
+                key_path,
+                "out-of-range",
+                f"'{_dotted(key_path)}' must be {minimum} or more, found {value}",
+                f"write a whole number from {minimum} up",
+            )
+            return None
+        return value
+
+    def choice(self, key_path: KeyPath, value: Any, kind: type[_E]) -> _E | None:
+        allowed = [member.value for member in kind]
+        text = str(value).lower() if isinstance(value, str | bool) or value is None else None
+        if value is None:
+            text = "none" if "none" in allowed else None
+        if text in allowed:
+            return kind(text)
+        shown = value if isinstance(value, str) else _describe(value)
+        self.report(
+            key_path,
+            "invalid-value",
+            f"'{_dotted(key_path)}' is '{shown}'{suggest(str(shown), allowed)}",
+            f"allowed: {', '.join(allowed)}",
+        )
+        return None
+
+    def names(self, key_path: KeyPath, value: Any, what: str) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.wrong_type(key_path, f"a list of {what}s, e.g. [a, b]", value)
+            return ()
+        return tuple(v.strip() for v in value)
+
+    def zone(self, key_path: KeyPath, value: Any) -> str | None:
+        text = self.text(key_path, value)
+        if text is None:
+            return None
+        try:
+            ZoneInfo(text)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.report(
+                key_path,
+                "invalid-timezone",
+                f"unknown time zone '{text}'{suggest(text, sorted(available_timezones()))}",
+                "use an IANA name such as Asia/Tokyo or UTC",
+            )
+            return None
+        return text
+
+    def day(self, key_path: KeyPath, value: Any) -> date | datetime | None:
+        if value is None or isinstance(value, date):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value) if len(value) <= 10 else datetime.fromisoformat(value)
+            except ValueError:
+                pass
+        self.report(
+            key_path, "invalid-date", f"'{_dotted(key_path)}' is not a date: {value!r}", "write it as 2024-01-31"
+        )
+        return None
+
+    def cron(self, key_path: KeyPath, value: Any) -> str | None:
+        if value is None:
+            return None
+        text = self.text(key_path, value)
+        if text is None:
+            return None
+        try:
+            CronSim(text, datetime(2024, 1, 1))
+        except CronSimError as error:
+            self.report(
+                key_path,
+                "invalid-cron",
+                f"'{text}' is not a valid cron expression: {error}",
+                'five fields: minute hour day-of-month month day-of-week, e.g. "0 6 * * *" for 06:00 every day',
+            )
+            return None
+        return text
+
+    def duration(self, key_path: KeyPath, value: Any) -> timedelta | None:
+        text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
+        if text is None:
+            self.wrong_type(key_path, "a duration such as 30m or 26h", value)
+            return None
+        try:
+            return parse_duration(text)
+        except ValueError as error:
+            self.report(key_path, "invalid-duration", str(error), "units: s, m, h, d, w (e.g. 90s, 30m, 26h, 2d)")
+            return None
+
+    def timeout(self, value: Any) -> timedelta:
+        timeout = self.duration(("timeout",), value)
+        if timeout is not None and timeout > MAX_TIMEOUT:
+            self.report(
+                ("timeout",),
+                "out-of-range",
+                f"timeout {value} is longer than 15m",
+                "the exporter Lambda stops at 15 minutes and would leave the query running on the database; "
+                "make the query cheaper or split the KPI",
+            )
+        return timeout or timedelta(minutes=10)
+
+    # -- structured keys -----------------------------------------------------------------------------------
+
+    def mapping(self, key_path: KeyPath, value: Any, example: str) -> dict[Any, Any] | None:
+        if isinstance(value, dict):
+            return value
+        self.wrong_type(key_path, f"a mapping ({example})", value)
+        return None
+
+    def bq_type(self, key_path: KeyPath, value: Any, allowed: Iterable[BqType]) -> BqType | None:
+        names = [t.value for t in allowed]
+        text = value.strip().upper() if isinstance(value, str) else None
+        if text in names:
+            return BqType(text)
+        alias = TYPE_ALIASES.get(text or "")
+        hint = f"did you mean {alias.value}?" if alias is not None and alias.value in names else ""
+        near = "" if alias else suggest(str(value), names)
+        self.report(
+            key_path,
+            "invalid-type",
+            f"'{value}' is not a type allowed here{near}" + (f" ({hint})" if hint else ""),
+            f"use a BigQuery type name: {', '.join(names)}",
+        )
+        return None
+
+    def columns(self, value: Any) -> tuple[Column, ...]:
+        if value is None:
+            self.report(
+                ("columns",),
+                "missing-columns",
+                "the header has no `columns`",
+                "declare every output column: `columns:` then `  name: {type: STRING, description: …}`",
+                at_key=True,
+            )
+            return ()
+        mapping = self.mapping(("columns",), value, "column name → {type, description}")
+        if not mapping:
+            if mapping == {}:
+                self.report(("columns",), "missing-columns", "`columns` is empty", "declare every output column")
+            return ()
+        result = []
+        seen: dict[str, str] = {}
+        for name, spec in mapping.items():
+            key_path: KeyPath = ("columns", str(name))
+            column_name = str(name)
+            self.declared["columns"].append(column_name)
+            if not COLUMN_NAME.match(column_name) or column_name.upper().startswith(RESERVED_COLUMN_PREFIXES):
+                self.report(
+                    key_path,
+                    "invalid-column-name",
+                    f"'{column_name}' is not a valid column name",
+                    "letters, digits and _, starting with a letter or _; "
+                    "BigQuery reserves the prefixes _TABLE_, _FILE_ and _PARTITION",
+                    at_key=True,
+                )
+                continue
+            if column_name.lower() in seen:
+                self.report(
+                    key_path,
+                    "duplicate-column",
+                    f"column '{column_name}' is declared twice ('{seen[column_name.lower()]}' differs only in case)",
+                    "BigQuery column names ignore case: rename one",
+                    at_key=True,
+                )
+                continue
+            seen[column_name.lower()] = column_name
+            if isinstance(spec, str):
+                spec = {"type": spec}
+            spec = self.mapping(key_path, spec, "{type: STRING, description: …}")
+            if spec is None:
+                continue
+            self.unknown_keys(spec, COLUMN_KEYS, key_path, "column key")
+            if "type" not in spec:
+                self.report(
+                    key_path,
+                    "missing-type",
+                    f"column '{column_name}' has no type",
+                    "add `type: STRING` (or INT64, …)",
+                    at_key=True,
+                )
+                continue
+            column_type = self.bq_type((*key_path, "type"), spec["type"], BqType)
+            if column_type is None:
+                continue
+            result.append(
+                Column(
+                    column_name,
+                    column_type,
+                    self.text((*key_path, "description"), spec.get("description", "")) or "",
+                    self.choice((*key_path, "zero_dates"), spec["zero_dates"], Policy)
+                    if "zero_dates" in spec
+                    else None,
+                    self.choice((*key_path, "invalid_utf8"), spec["invalid_utf8"], Policy)
+                    if "invalid_utf8" in spec
+                    else None,
+                )
+            )
+        return tuple(result)
+
+    def params(self, value: Any) -> tuple[Param, ...]:
+        mapping = self.mapping(("params",), value, "name → {type, default}")
+        result = []
+        for name, spec in (mapping or {}).items():
+            key_path: KeyPath = ("params", str(name))
+            self.declared["params"].append(str(name))
+            if str(name) in RESERVED_PARAMS or not PARAM_NAME.match(str(name)):
+                reason = "is set by the interval" if name in RESERVED_PARAMS else "is not a valid parameter name"
+                self.report(
+                    key_path,
+                    "invalid-param",
+                    f"parameter '{name}' {reason}",
+                    "use lower-case letters, digits and _ (not start or end)",
+                    at_key=True,
+                )
+                continue
+            spec = self.mapping(key_path, spec, "{type: STRING, default: …}")
+            if spec is None:
+                continue
+            self.unknown_keys(spec, PARAM_KEYS, key_path, "parameter key")
+            param_type = self.bq_type((*key_path, "type"), spec.get("type", "STRING"), sorted(PARAM_TYPES))
+            if param_type is None:
+                continue
+            default = spec.get("default")
+            if default is not None:
+                try:
+                    default = coerce_param(param_type, default)
+                except ValueError as error:
+                    self.report(
+                        (*key_path, "default"),
+                        "invalid-value",
+                        f"default of parameter '{name}': {error}",
+                        f"write a {param_type.value} value, or remove `default` so that every run must pass one",
+                    )
+                    continue
+            result.append(
+                Param(
+                    str(name),
+                    param_type,
+                    default,
+                    self.text((*key_path, "description"), spec.get("description", "")) or "",
+                )
+            )
+        return tuple(result)
+
+    def checks(self, value: Any, columns: tuple[Column, ...]) -> Checks:
+        mapping = self.mapping(("checks",), value, "min_rows, not_null, unique")
+        if not mapping:
+            return Checks()
+        self.unknown_keys(mapping, CHECK_KEYS, ("checks",), "check")
+        min_rows = self.integer(("checks", "min_rows"), mapping.get("min_rows", 0), minimum=0) or 0
+        not_null = self.known_columns(("checks", "not_null"), mapping.get("not_null", []), columns)
+        unique = self.known_columns(("checks", "unique"), mapping.get("unique", []), columns)
+        return Checks(min_rows, not_null, unique)
+
+    def known_columns(self, key_path: KeyPath, value: Any, columns: tuple[Column, ...]) -> tuple[str, ...]:
+        names = self.names(key_path, value, "column")
+        declared = [c.name for c in columns]
+        for index, name in enumerate(names):
+            if declared and name not in declared:
+                item_path = (*key_path, index) if isinstance(value, list) else key_path
+                self.report(
+                    item_path,
+                    "unknown-column",
+                    f"'{name}' in {_dotted(key_path)} is not a declared column{suggest(name, declared)}",
+                    f"declared columns: {', '.join(declared)}",
+                )
+        return names
+
+    def freshness(self, value: Any) -> Freshness:
+        mapping = self.mapping(("freshness",), value, "warn_after: 26h, error_after: 2d")
+        if not mapping:
+            return Freshness()
+        self.unknown_keys(mapping, FRESHNESS_KEYS, ("freshness",), "freshness key")
+        warn = self.duration(("freshness", "warn_after"), mapping["warn_after"]) if "warn_after" in mapping else None
+        error = (
+            self.duration(("freshness", "error_after"), mapping["error_after"]) if "error_after" in mapping else None
+        )
+        if warn and error and warn > error:
+            self.report(
+                ("freshness", "warn_after"),
+                "out-of-range",
+                "warn_after is longer than error_after",
+                "warn before the error: make warn_after shorter",
+            )
+        return Freshness(warn, error)
+
+    def cluster_by(self, value: Any, columns: tuple[Column, ...]) -> tuple[str, ...]:
+        names = self.known_columns(("cluster_by",), value, columns)
+        if len(names) > MAX_CLUSTER_COLUMNS:
+            self.report(
+                ("cluster_by",),
+                "out-of-range",
+                f"BigQuery clusters on at most 4 columns, found {len(names)}",
+                "keep the 4 most filtered columns",
+            )
+        by_name = {c.name: c for c in columns}
+        for index, name in enumerate(names):
+            column = by_name.get(name)
+            if column and column.type not in CLUSTER_TYPES:
+                self.report(
+                    ("cluster_by", index) if isinstance(value, list) else ("cluster_by",),
+                    "invalid-type",
+                    f"BigQuery cannot cluster on {column.type.value} column '{name}'",
+                    f"cluster on a column of type {', '.join(sorted(t.value for t in CLUSTER_TYPES))}",
+                )
+        return names
+
+    def time_column(self, data: Mapping[str, Any], grain: Grain | None, columns: tuple[Column, ...]) -> str | None:
+        value = data.get("time_column")
+        if grain is Grain.NONE:
+            if value is not None:
+                self.report(
+                    ("time_column",),
+                    "time-column-snapshot",
+                    "a snapshot (grain: none) has no time_column",
+                    "remove time_column, or choose a grain",
+                    at_key=True,
+                )
+            return None
+        if value is None:
+            if grain is not None:
+                self.report(
+                    ("grain",) if "grain" in data else (),
+                    "missing-time-column",
+                    f"grain '{grain.value}' needs a `time_column`",
+                    "name the output column that carries the partition, e.g. `time_column: sales_date`",
+                    at_key=True,
+                )
+            return None
+        name = self.text(("time_column",), value)
+        if not name or not columns:
+            return name
+        declared = {c.name: c for c in columns}
+        column = declared.get(name)
+        if column is None:
+            self.report(
+                ("time_column",),
+                "unknown-column",
+                f"time_column '{name}' is not a declared column{suggest(name, declared)}",
+                f"declared columns: {', '.join(declared)}",
+            )
+        elif grain is not None and column.type not in PARTITION_TYPES[grain.value]:
+            allowed = ", ".join(sorted(t.value for t in PARTITION_TYPES[grain.value]))
+            self.report(
+                ("time_column",),
+                "invalid-type",
+                f"time_column '{name}' is {column.type.value}, which cannot carry partitions of grain '{grain.value}'",
+                f"declare it as {allowed}",
+            )
+        return name
+
+
+def _dotted(key_path: KeyPath) -> str:
+    return ".".join(str(k) for k in key_path)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    kind = {dict: "a mapping", list: "a list", bool: "true/false", int: "a number", float: "a number", str: "a text"}
+    return (
+        f"{kind.get(type(value), type(value).__name__)} ({value!r})"
+        if not isinstance(value, dict | list)
+        else kind[type(value)]
+    )
+
+
+def _snake(text: str) -> str:
+    snake = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    return snake if snake and snake[0].isalpha() else f"kpi_{snake}"
+
+
+def name_hint(value: str) -> str:
+    return (
+        f"use lower-case letters, digits and _, starting with a letter (e.g. {_snake(value)}): it becomes a table name"
+    )

@@ -1,0 +1,105 @@
+"""Render a KPI for one interval into what a driver executes: SQL text plus bound values, never spliced values.
+
+* MySQL (pymysql, ``paramstyle = "pyformat"``): each ``:name`` becomes ``%(name)s`` and every other ``%`` is
+  doubled, so ``LIKE 'A%'`` reaches the server unchanged. The analyst's SQL is otherwise kept as written.
+* DuckDB (the embedded default): sqlglot transpiles the MySQL query and writes ``$name`` placeholders, which
+  DuckDB binds from a dict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlglot import exp
+
+from pipeline.core.intervals import Interval
+from pipeline.core.spec import Kpi
+from pipeline.core.sqlgate import Query
+from pipeline.core.types import coerce_param
+from pipeline.errors import RenderError
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """SQL for one driver and the values to bind, keyed by placeholder name."""
+
+    sql: str
+    values: dict[str, Any]
+    dialect: str
+
+
+def bind_values(kpi: Kpi, interval: Interval | None, overrides: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The value of every placeholder the query uses: ``:start``/``:end`` from the interval, params from
+    ``overrides`` (text from the command line or an event) or their declared defaults."""
+    overrides = dict(overrides or {})
+    declared = {p.name for p in kpi.params}
+    unknown = sorted(set(overrides) - declared)
+    if unknown:
+        raise RenderError(
+            f"unknown parameter {', '.join(unknown)}",
+            where=kpi.name,
+            hint=f"declared parameters: {', '.join(sorted(declared)) or 'none'}",
+        )
+    values: dict[str, Any] = {}
+    if kpi.incremental:
+        if interval is None:
+            raise RenderError("an incremental KPI needs an interval", where=kpi.name, hint="pass --date")
+        values["start"], values["end"] = interval.bounds_in(kpi.source_zone)
+    for param in kpi.params:
+        if param.name in overrides:
+            try:
+                values[param.name] = coerce_param(param.type, overrides[param.name])
+            except ValueError as error:
+                raise RenderError(f"parameter {param.name}: {error}", where=kpi.name) from None
+        elif param.default is not None:
+            values[param.name] = param.default
+        else:
+            raise RenderError(
+                f"parameter '{param.name}' has no default and was not given",
+                where=kpi.name,
+                hint=f"pass --param {param.name}=VALUE, or give it a default in the header",
+            )
+    return values
+
+
+def render_mysql(query: Query, values: Mapping[str, Any]) -> Rendered:
+    """The query in pymysql's pyformat, placeholders as ``%(name)s``, literal ``%`` doubled."""
+    pieces: list[str] = []
+    cursor = 0
+    for placeholder in query.placeholders:
+        pieces.append(query.sql[cursor : placeholder.start].replace("%", "%%"))
+        pieces.append(f"%({placeholder.name})s")
+        cursor = placeholder.end
+    pieces.append(query.sql[cursor:].replace("%", "%%"))
+    return Rendered("".join(pieces), _used(query, values), "mysql")
+
+
+def render_duckdb(query: Query, values: Mapping[str, Any]) -> Rendered:
+    """The query transpiled from MySQL to DuckDB by sqlglot, placeholders as ``$name``."""
+    return Rendered(query.tree.sql(dialect="duckdb", pretty=True), _used(query, values), "duckdb")
+
+
+def inline_mysql(query: Query, values: Mapping[str, Any]) -> str:
+    """The query with values written in as MySQL literals, for pasting into a SQL client.
+
+    For display only: execution always binds (``render_mysql``). Literals come from sqlglot's generator, which
+    quotes and escapes strings for MySQL.
+    """
+    pieces: list[str] = []
+    cursor = 0
+    for placeholder in query.placeholders:
+        pieces.append(query.sql[cursor : placeholder.start])
+        pieces.append(exp.convert(values[placeholder.name]).sql(dialect="mysql"))
+        cursor = placeholder.end
+    pieces.append(query.sql[cursor:])
+    return "".join(pieces)
+
+
+def _used(query: Query, values: Mapping[str, Any]) -> dict[str, Any]:
+    names = query.parameter_names
+    missing = sorted(names - set(values))
+    if missing:
+        raise RenderError(f"no value for placeholder {', '.join(':' + m for m in missing)}")
+    return {name: value for name, value in values.items() if name in names}

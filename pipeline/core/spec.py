@@ -1,0 +1,123 @@
+"""The KPI spec: what one ``queries/*.sql`` file declares, as typed, immutable values.
+
+Everything downstream (export, load, schedules, backfills, reports) reads a :class:`Kpi`, never the raw file.
+``pipeline.core.parse`` builds it and reports every problem of a file at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+from pipeline.core.intervals import Grain
+from pipeline.core.sqlgate import Query
+from pipeline.core.types import BqType
+
+
+class Policy(StrEnum):
+    """What to do with a value MySQL can hold but the warehouse cannot (zero dates, invalid UTF-8)."""
+
+    ERROR = "error"  # stop the export, naming column and row: nothing is committed
+    NULL = "null"  # load NULL instead, and count the replacements in the manifest
+
+
+class FileFormat(StrEnum):
+    PARQUET = "parquet"
+    CSV = "csv"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: BqType
+    description: str = ""
+    zero_dates: Policy | None = None  # None: the KPI-wide policy applies
+    invalid_utf8: Policy | None = None
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query parameter ``:name`` beside ``:start`` and ``:end``; ``default`` None means it must be given."""
+
+    name: str
+    type: BqType
+    default: object | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Checks:
+    """Data checks evaluated on the exported rows before a partition is committed."""
+
+    min_rows: int = 0
+    not_null: tuple[str, ...] = ()
+    unique: tuple[str, ...] = ()  # the combination of these columns is unique within a partition
+
+
+@dataclass(frozen=True)
+class Freshness:
+    warn_after: timedelta | None = None
+    error_after: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """One KPI, as declared by its file. Field defaults here are the documented header defaults."""
+
+    name: str
+    path: str
+    query: Query
+    columns: tuple[Column, ...]
+    sql_line: int = 1  # file line where the SQL starts (positions of SQL problems)
+    name_line: int = 1  # file line of the `name:` key, or 1 when the name comes from the file name
+    description: str = ""
+    owner: str = ""
+    tags: tuple[str, ...] = ()
+    enabled: bool = True
+    grain: Grain = Grain.DAY
+    time_column: str | None = None
+    timezone: str = "Asia/Tokyo"
+    source_timezone: str | None = None  # None: same as `timezone`
+    start: date | datetime | None = None
+    lookback: int = 0
+    schedule: str | None = None
+    source: str = "default"
+    format: FileFormat = FileFormat.PARQUET
+    timeout: timedelta = timedelta(minutes=10)
+    params: tuple[Param, ...] = ()
+    checks: Checks = field(default_factory=Checks)
+    freshness: Freshness = field(default_factory=Freshness)
+    cluster_by: tuple[str, ...] = ()
+    zero_dates: Policy = Policy.ERROR
+    invalid_utf8: Policy = Policy.ERROR
+
+    @property
+    def sql(self) -> str:
+        return self.query.sql
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def source_zone(self) -> ZoneInfo:
+        return ZoneInfo(self.source_timezone or self.timezone)
+
+    @property
+    def incremental(self) -> bool:
+        return self.grain is not Grain.NONE
+
+    @cached_property
+    def sql_hash(self) -> str:
+        """Identifies the query text: a backfill skips partitions already loaded from the same hash."""
+        return hashlib.sha256(self.query.sql.strip().encode()).hexdigest()[:16]
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    def param(self, name: str) -> Param:
+        return next(p for p in self.params if p.name == name)

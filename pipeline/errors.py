@@ -1,0 +1,114 @@
+"""One family of errors for user mistakes and environment problems.
+
+Every error a user can cause carries *where* (file:line:col, KPI, partition), *what* was expected and a
+*hint* on how to fix it. The CLI prints them without a traceback and exits non-zero (in one place: the CLI's
+``main``); the Lambda handlers log them as JSON and re-raise so Step Functions retries or catches them.
+``retryable`` tells callers whether trying again can help, so nobody parses message text to decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = [
+    "KpiError",
+    "Location",
+    "Problem",
+    "RenderError",
+    "SpecError",
+    "UsageError",
+]
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A place in a KPI file; ``line`` and ``col`` are 1-based, 0 when unknown."""
+
+    path: str
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return self.path
+        if self.col <= 0:
+            return f"{self.path}:{self.line}"
+        return f"{self.path}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of ``kpi check``: a rule broken at a location, with a hint on how to fix it.
+
+    ``rule`` is a stable, greppable identifier (``unknown-key``, ``sql-forbidden-function``…) that tests and
+    ``--json`` consumers match on; ``message`` is for people and may be reworded.
+    """
+
+    location: Location
+    rule: str
+    message: str
+    hint: str = ""
+    kpi: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "path": self.location.path,
+            "line": self.location.line,
+            "col": self.location.col,
+            "rule": self.rule,
+            "message": self.message,
+            "hint": self.hint,
+            "kpi": self.kpi,
+        }
+
+
+class KpiError(Exception):
+    """Base of every error that a user or the environment can cause (never a bug of ours).
+
+    ``where`` names the file, KPI or partition; ``hint`` says what to do about it; ``retryable`` is true
+    when trying again later can succeed (a timeout, a throttled API), false when a person must act.
+    """
+
+    retryable: bool = False
+
+    def __init__(self, message: str, *, where: str = "", hint: str = "", retryable: bool | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where = where
+        self.hint = hint
+        if retryable is not None:
+            self.retryable = retryable
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.message}" if self.where else self.message
+        return f"{text}\n  hint: {self.hint}" if self.hint else text
+
+
+class UsageError(KpiError):
+    """A command was called with arguments that cannot work (unknown KPI, bad date…)."""
+
+
+class RenderError(KpiError):
+    """A KPI cannot be rendered for the requested interval or parameters."""
+
+
+class SpecError(KpiError):
+    """A KPI file (header or SQL) breaks the rules of the format; carries every problem found, not just one."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        count = len(self.problems)
+        where = str(self.problems[0].location) if self.problems else ""
+        super().__init__(
+            f"{count} problem{'s' if count != 1 else ''} in KPI files",
+            where=where,
+            hint="run `kpi check` to see them all",
+        )
+
+    def __str__(self) -> str:
+        lines = [f"{p}" + (f"\n  hint: {p.hint}" if p.hint else "") for p in self.problems]
+        return "\n".join(lines)

@@ -1,0 +1,126 @@
+"""Shared fixtures: the CLI runner, the real MariaDB/MySQL server, the demo schema.
+
+MySQL-backed tests talk to the server on 127.0.0.1:3306 (``KPI_TEST_MYSQL_URL`` overrides it). Where none
+answers and a Docker engine exists, a throwaway MariaDB is started with testcontainers; otherwise the tests
+fail with a message that says what to start — they are never skipped to go green.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pymysql
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = Path(__file__).resolve().parent / "corpus"
+DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/test"
+
+
+@dataclass(frozen=True)
+class MySqlServer:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    def connect(self, **options: Any) -> pymysql.connections.Connection[Any]:
+        return pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=self.database,
+            connect_timeout=3,
+            **options,
+        )
+
+
+def _from_url(url: str) -> MySqlServer:
+    parts = urlparse(url)
+    return MySqlServer(
+        parts.hostname or "127.0.0.1",
+        parts.port or 3306,
+        parts.username or "root",
+        parts.password or "",
+        parts.path.lstrip("/") or "test",
+    )
+
+
+def _docker_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=10).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def mysql_server() -> Iterator[MySqlServer]:
+    url = os.environ.get("KPI_TEST_MYSQL_URL", DEFAULT_MYSQL_URL)
+    server = _from_url(url)
+    try:
+        server.connect().close()
+        yield server
+        return
+    except pymysql.err.OperationalError as error:
+        reason = str(error)
+    if _docker_available():
+        from testcontainers.mysql import MySqlContainer
+
+        with MySqlContainer("mariadb:10.11", username="root", password="test", dbname="test") as container:
+            yield replace(
+                server,
+                host=container.get_container_host_ip(),
+                port=int(container.get_exposed_port(3306)),
+                password="test",
+            )
+        return
+    pytest.fail(
+        f"No MySQL/MariaDB answers at {url} ({reason}) and no Docker engine is available for testcontainers.\n"
+        "Start MariaDB (Debian: `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd`), "
+        "or point KPI_TEST_MYSQL_URL at a server where the tests may create databases.",
+        pytrace=False,
+    )
+
+
+@pytest.fixture
+def mysql_db(mysql_server: MySqlServer) -> Iterator[MySqlServer]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = f"kpi_test_{uuid.uuid4().hex[:12]}"
+    with mysql_server.connect() as admin, admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    try:
+        yield replace(mysql_server, database=name)
+    finally:
+        with mysql_server.connect() as admin, admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def demo_schema_statements() -> list[str]:
+    """The demo shop's CREATE TABLE statements (MySQL syntax), as the example KPIs expect them."""
+    text = resources.files("pipeline.demo").joinpath("schema.sql").read_text(encoding="utf-8")
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
+    return [statement.strip() for statement in body.split(";") if statement.strip()]
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def in_project(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run from the repository root, as a user would, without a KPI_QUERIES leaking in."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("KPI_QUERIES", raising=False)
+    return ROOT

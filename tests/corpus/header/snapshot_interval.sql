@@ -1,0 +1,6 @@
+/*---
+grain: none
+columns:
+  orders: {type: INT64}
+---*/
+SELECT COUNT(*) AS orders FROM orders WHERE created_at < :end

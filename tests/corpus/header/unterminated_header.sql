@@ -1,0 +1,5 @@
+/*---
+grain: none
+columns:
+  n: {type: INT64}
+SELECT 1 AS n

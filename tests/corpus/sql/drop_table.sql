@@ -1,0 +1,6 @@
+/*---
+grain: none
+columns:
+  n: {type: INT64}
+---*/
+DROP TABLE t

@@ -1,0 +1,6 @@
+/*---
+grain: none
+columns:
+  n: {type: INT64}
+---*/
+SELECT id AS n FROM orders INTO OUTFILE '/tmp/orders.csv'

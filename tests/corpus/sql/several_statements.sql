@@ -1,0 +1,7 @@
+/*---
+grain: none
+columns:
+  n: {type: INT64}
+---*/
+SELECT 1 AS n;
+DROP TABLE orders;
