@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pipeline import catalog
 from pipeline.cli import cli
 from pipeline.core.intervals import Grain
 from tests.conftest import ROOT
@@ -37,7 +38,7 @@ def test_check_shows_source_line_caret_and_hint(runner: CliRunner, in_project: P
         "    3 | grian: day",
         "      | ^",
         "  hint: the README lists every header key; `kpi new NAME` writes them all",
-        "1 problem in 1 of 1 files",
+        "1 problem in 1 of 1 file",
     ]
 
 
@@ -152,3 +153,14 @@ def test_every_command_has_help_with_an_example(runner: CliRunner) -> None:
         result = runner.invoke(cli, [command, "--help"])
         assert result.exit_code == 0
         assert "kpi " + command in result.output
+
+
+def test_quirk_policies_accept_yaml_null(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "lenient.sql").write_text(
+        "/*---\ngrain: none\nzero_dates: null\ninvalid_utf8: error\n"
+        "columns:\n  d: {type: DATE, zero_dates: error}\n---*/\nSELECT created_at AS d FROM orders\n"
+    )
+    result = runner.invoke(cli, ["check", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    kpi = catalog.load([tmp_path]).get("lenient")
+    assert (kpi.zero_dates.value, kpi.invalid_utf8.value, kpi.columns[0].zero_dates) == ("null", "error", "error")

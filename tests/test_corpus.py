@@ -205,7 +205,7 @@ def test_human_output_is_path_line_col_message_without_traceback(
     lines = result.output.splitlines()
     for line, col, _, message in expected:
         assert f"tests/corpus/{folder}/{name}:{line}:{col}: {message}" in lines
-    assert lines[-1].endswith("in 1 of 1 files")
+    assert lines[-1].endswith("in 1 of 1 file")
 
 
 def test_every_rule_of_the_format_has_a_corpus_file() -> None:

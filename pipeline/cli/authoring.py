@@ -49,10 +49,11 @@ def check(queries: Path, paths: tuple[Path, ...], as_json: bool) -> None:
         print_problems(console, found.problems)
         broken = len({p.location.path for p in found.problems})
         if found.ok:
-            console.print(f"[green]ok:[/] {len(found.kpis)} KPIs in {len(found.files)} files, no problems")
+            kpis, files = _count(len(found.kpis), "KPI"), _count(len(found.files), "file")
+            console.print(f"[green]ok:[/] {kpis} in {files}, no problems")
         else:
-            count = len(found.problems)
-            console.print(f"[red]{count} problem{'s' if count != 1 else ''}[/] in {broken} of {len(found.files)} files")
+            problems, files = _count(len(found.problems), "problem"), _count(len(found.files), "file")
+            console.print(f"[red]{problems}[/] in {broken} of {files}")
     if not found.ok:
         raise SystemExit(EXIT_FAILED)
 
@@ -151,6 +152,10 @@ def new(queries: Path, name: str, grain: str) -> None:
     stdout().print(
         f"[green]created[/] {catalog.display_path(path)}; edit it, then run `kpi check {catalog.display_path(path)}`"
     )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _moment(text: str) -> datetime:

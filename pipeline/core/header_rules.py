@@ -210,9 +210,9 @@ class HeaderChecker:
 
     def choice(self, key_path: KeyPath, value: Any, kind: type[_E]) -> _E | None:
         allowed = [member.value for member in kind]
-        text = str(value).lower() if isinstance(value, str | bool) or value is None else None
-        if value is None:
-            text = "none" if "none" in allowed else None
+        text = value.strip().lower() if isinstance(value, str) else None
+        if value is None and "null" in allowed:
+            text = "null"  # YAML reads an unquoted `null` as nothing; `zero_dates: null` means the policy
         if text in allowed:
             return kind(text)
         shown = value if isinstance(value, str) else _describe(value)
