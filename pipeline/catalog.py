@@ -52,7 +52,7 @@ def discover(paths: Sequence[Path]) -> list[Path]:
             found.extend(
                 p
                 for p in sorted(path.rglob("*.sql"))
-                if not any(part.startswith(".") for part in p.relative_to(path).parts)
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
         elif path.is_file():
             found.append(path)
@@ -71,7 +71,16 @@ def load(paths: Iterable[Path]) -> Catalog:
     for path in discover(list(paths)):
         shown = display_path(path)
         catalog.files.append(shown)
-        kpi, problems = parse_kpi(shown, path.read_bytes(), default_name=path.stem)
+        try:
+            raw = path.read_bytes()
+        except OSError as error:
+            catalog.problems.append(
+                Problem(
+                    Location(shown), "unreadable", f"cannot read the file: {error.strerror}", "check its permissions"
+                )
+            )
+            continue
+        kpi, problems = parse_kpi(shown, raw, default_name=path.stem)
         catalog.problems.extend(problems)
         if kpi is None:
             continue

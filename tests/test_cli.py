@@ -164,3 +164,14 @@ def test_quirk_policies_accept_yaml_null(runner: CliRunner, tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     kpi = catalog.load([tmp_path]).get("lenient")
     assert (kpi.zero_dates.value, kpi.invalid_utf8.value, kpi.columns[0].zero_dates) == ("null", "error", "error")
+
+
+def test_folders_named_like_sql_files_and_hidden_files_are_not_kpis(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "archive.sql").mkdir()
+    (tmp_path / ".drafts").mkdir()
+    (tmp_path / ".drafts" / "half_done.sql").write_text("not a KPI")
+    (tmp_path / "team").mkdir()
+    (tmp_path / "team" / "snap.sql").write_text((ROOT / "queries" / "users_by_plan.sql").read_text())
+    result = runner.invoke(cli, ["check", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["kpis"] == ["snap"]

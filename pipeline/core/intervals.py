@@ -24,6 +24,14 @@ class Grain(StrEnum):
     NONE = "none"
 
 
+# grain → (partition name, BigQuery partition decorator), as strftime formats of the interval's local start
+_FORMATS = {
+    Grain.DAY: ("%Y-%m-%d", "%Y%m%d"),
+    Grain.HOUR: ("%Y-%m-%dT%H", "%Y%m%d%H"),
+    Grain.MONTH: ("%Y-%m", "%Y%m"),
+}
+
+
 @dataclass(frozen=True)
 class Interval:
     """One partition: ``[start, end)`` as aware datetimes in the KPI's timezone.
@@ -50,20 +58,12 @@ class Interval:
     @property
     def partition(self) -> str:
         """The partition's name in the lake path and in reports: ``2024-01-31``, ``2024-01-31T05``, ``2024-01``."""
-        if self.grain is Grain.HOUR:
-            return self.start.strftime("%Y-%m-%dT%H")
-        if self.grain is Grain.MONTH:
-            return self.start.strftime("%Y-%m")
-        return self.start.strftime("%Y-%m-%d")
+        return self.start.strftime(_FORMATS[self.grain][0])
 
     @property
     def decorator(self) -> str:
         """BigQuery's partition decorator suffix: ``20240131``, ``2024013105``, ``202401``."""
-        if self.grain is Grain.HOUR:
-            return self.start.strftime("%Y%m%d%H")
-        if self.grain is Grain.MONTH:
-            return self.start.strftime("%Y%m")
-        return self.start.strftime("%Y%m%d")
+        return self.start.strftime(_FORMATS[self.grain][1])
 
     def bounds_in(self, zone: ZoneInfo) -> tuple[datetime, datetime]:
         """The boundaries as naive wall-clock datetimes in ``zone`` (what `:start` and `:end` are bound to)."""
