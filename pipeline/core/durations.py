@@ -20,14 +20,3 @@ def parse_duration(text: str) -> timedelta:
     if total <= timedelta():
         raise ValueError(f"'{text}' is zero; a duration must be longer than that")
     return total
-
-
-def format_duration(value: timedelta) -> str:
-    """The shortest header spelling of a duration (``timedelta(hours=26)`` → ``26h``)."""
-    seconds = int(value.total_seconds())
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts) or "0s"

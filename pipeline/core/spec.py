@@ -96,10 +96,6 @@ class Kpi:
     invalid_utf8: Policy = Policy.ERROR
 
     @property
-    def sql(self) -> str:
-        return self.query.sql
-
-    @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
@@ -115,9 +111,3 @@ class Kpi:
     def sql_hash(self) -> str:
         """Identifies the query text: a backfill skips partitions already loaded from the same hash."""
         return hashlib.sha256(self.query.sql.strip().encode()).hexdigest()[:16]
-
-    def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
-
-    def param(self, name: str) -> Param:
-        return next(p for p in self.params if p.name == name)

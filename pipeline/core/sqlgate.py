@@ -133,9 +133,7 @@ def gate(path: str, sql: str, first_line: int) -> tuple[Query | None, list[Probl
             )
         ]
     if not tokens:
-        return None, [
-            Problem(where.at(0), "sql-empty", "no SQL after the header", "write one SELECT query below `---*/`")
-        ]
+        return None, [_empty(where)]
 
     # Token-level refusals come first: they name constructs (INTO OUTFILE, LOCK IN SHARE MODE) that sqlglot
     # may not parse at all. The parse still runs, so that placeholders and columns are checked too.
@@ -161,15 +159,17 @@ def gate(path: str, sql: str, first_line: int) -> tuple[Query | None, list[Probl
             )
         ]
     if not statements:
-        return None, [
-            Problem(where.at(0), "sql-empty", "no SQL after the header", "write one SELECT query below `---*/`")
-        ]
+        return None, [_empty(where)]
 
     tree = statements[0]
     problems.extend(_statement_refusals(tree, where))
     columns, column_problems = _output_columns(tree, where)
     problems.extend(column_problems)
     return Query(body, tuple(_placeholders(tokens, len(body))), columns, tree), problems
+
+
+def _empty(where: SqlPositions) -> Problem:
+    return Problem(where.at(0), "sql-empty", "no SQL after the header", "write one SELECT query below `---*/`")
 
 
 def _token_refusals(tokens: list[Token], sql: str, where: SqlPositions) -> Iterator[Problem]:
