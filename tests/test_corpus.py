@@ -93,6 +93,13 @@ HEADER = {
             "column 'sales' is declared but the query does not return it (did you mean 'sales_date'?)",
         )
     ],
+    "lookback_snapshot.sql": [(3, 11, "lookback-snapshot", "`lookback` has no meaning for a snapshot (grain: none)")],
+    "time_column_snapshot.sql": [(3, 1, "time-column-snapshot", "a snapshot (grain: none) has no time_column")],
+    "missing_type.sql": [(4, 3, "missing-type", "column 'n' has no type")],
+    "duplicate_column.sql": [
+        (5, 3, "duplicate-column", "column 'Orders' is declared twice: 'orders' differs only in case")
+    ],
+    "cluster_by_type.sql": [(3, 14, "invalid-type", "BigQuery cannot cluster on FLOAT64 column 'ratio'")],
 }
 
 _NOT_SELECT = "only a SELECT query is allowed, found {}"

@@ -135,7 +135,7 @@ class HeaderChecker:
                 ("lookback",),
                 "lookback-snapshot",
                 "`lookback` has no meaning for a snapshot (grain: none)",
-                "remove it",
+                "remove it: each run of a snapshot replaces the whole table",
             )
         return out
 
@@ -346,7 +346,8 @@ class HeaderChecker:
         for name, spec in mapping.items():
             key_path: KeyPath = ("columns", str(name))
             column_name = str(name)
-            self.declared["columns"].append(column_name)
+            if column_name.lower() not in seen:  # a case-only duplicate is reported once, below
+                self.declared["columns"].append(column_name)
             if not COLUMN_NAME.match(column_name) or column_name.upper().startswith(RESERVED_COLUMN_PREFIXES):
                 self.report(
                     key_path,
@@ -361,7 +362,7 @@ class HeaderChecker:
                 self.report(
                     key_path,
                     "duplicate-column",
-                    f"column '{column_name}' is declared twice ('{seen[column_name.lower()]}' differs only in case)",
+                    f"column '{column_name}' is declared twice: '{seen[column_name.lower()]}' differs only in case",
                     "BigQuery column names ignore case: rename one",
                     at_key=True,
                 )

@@ -1,0 +1,6 @@
+/*---
+grain: none
+columns:
+  n: {description: Number of orders}
+---*/
+SELECT COUNT(*) AS n FROM orders
