@@ -112,3 +112,20 @@ class SpecError(KpiError):
     def __str__(self) -> str:
         lines = [f"{p}" + (f"\n  hint: {p.hint}" if p.hint else "") for p in self.problems]
         return "\n".join(lines)
+
+
+class SourceError(KpiError):
+    """The source database refused, failed or timed out (connection, credentials, read-only, timeout)."""
+
+
+class StoreError(KpiError):
+    """The lake (S3 or a folder) refused or failed a read or a write."""
+
+
+class ExportError(KpiError):
+    """Rows could not be exported as declared: a type that cannot honour its declaration, a quirk met under
+    the `error` policy, a row outside its partition. Nothing was committed."""
+
+
+class CheckFailed(ExportError):
+    """A header check (`min_rows`, `not_null`, `unique`) failed on the exported rows; nothing was committed."""
