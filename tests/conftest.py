@@ -18,9 +18,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import boto3
 import pymysql
 import pytest
 from click.testing import CliRunner
+
+from tests.aws import MotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -124,3 +127,30 @@ def in_project(monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("KPI_QUERIES", raising=False)
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    """One moto S3 server on loopback for the whole session (starting one takes about half a second)."""
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
+    """Point boto3 at the moto server with dummy credentials, whatever profile the developer has set."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-northeast-1")
+    monkeypatch.setenv("AWS_REGION", "ap-northeast-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_server
+
+
+@pytest.fixture
+def s3_bucket(aws_env: MotoServer) -> str:
+    """A fresh, empty bucket per test, so tests never see each other's objects."""
+    name = f"kpi-test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "ap-northeast-1"})
+    return name
