@@ -1,0 +1,123 @@
+"""One partition's rows as immutable Parquet or CSV files in the lake, split by size.
+
+Parquet row groups hold :data:`ROW_GROUP_ROWS` rows (DuckDB's own row-group size, the unit both DuckDB and
+BigQuery parallelise on) or are cut earlier at :data:`ROW_GROUP_BYTES`, so memory stays bounded however wide
+the rows are. CSV follows RFC 4180 (header row, UTF-8, quotes where needed). A file is only visible once it is
+complete; :meth:`PartitionFiles.abort` removes everything this writer produced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.core.lake import part_name
+from pipeline.core.manifest import DataFile
+from pipeline.core.spec import FileFormat
+from pipeline.stores import Store, StoreWriter
+
+ROW_GROUP_ROWS = 122_880
+ROW_GROUP_BYTES = 64 << 20
+MAX_FILE_BYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    format: FileFormat = FileFormat.PARQUET
+    max_file_bytes: int = MAX_FILE_BYTES
+    row_group_rows: int = ROW_GROUP_ROWS
+    row_group_bytes: int = ROW_GROUP_BYTES
+
+
+class PartitionFiles:
+    """Writes the batches of one partition into ``<prefix>/part-NNNNN.<ext>`` files."""
+
+    def __init__(self, store: Store, prefix: str, schema: pa.Schema, options: FileOptions) -> None:
+        self.store = store
+        self.prefix = prefix
+        self.schema = schema
+        self.options = options
+        self.files: list[DataFile] = []
+        self._sink: StoreWriter | None = None
+        self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+        self._file_rows = 0
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._pending_bytes = 0
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files) + self._file_rows + self._pending_rows
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows == 0:
+            return
+        if self.options.format is FileFormat.CSV:
+            self._open().write_batch(batch)
+            self._file_rows += batch.num_rows
+            self._roll_if_full()
+            return
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        self._pending_bytes += batch.nbytes
+        if self._pending_rows >= self.options.row_group_rows or self._pending_bytes >= self.options.row_group_bytes:
+            self._flush_row_group()
+
+    def close(self) -> list[DataFile]:
+        """Finish the last file and return every file written. A partition without rows still gets one (empty)
+        file, so that the loader replaces the partition with zero rows instead of finding nothing to load."""
+        self._flush_row_group()
+        if self._writer is None and not self.files:
+            self._open()
+        self._finish_file()
+        return self.files
+
+    def abort(self) -> None:
+        """Discard the open file and delete the finished ones."""
+        if self._sink is not None:
+            self._sink.abort()
+        self._sink = self._writer = None
+        self.store.delete(f.path for f in self.files)
+        self.files.clear()
+
+    def _flush_row_group(self) -> None:
+        if not self._pending:
+            return
+        table = pa.Table.from_batches(self._pending, schema=self.schema)
+        writer = self._open()
+        assert isinstance(writer, pq.ParquetWriter)
+        writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        self._file_rows += table.num_rows
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
+        self._roll_if_full()
+
+    def _open(self) -> pq.ParquetWriter | pacsv.CSVWriter:
+        if self._writer is None:
+            extension = self.options.format.value
+            key = f"{self.prefix}/{part_name(len(self.files), extension)}"
+            self._sink = self.store.open_write(key)
+            if self.options.format is FileFormat.CSV:
+                self._writer = pacsv.CSVWriter(
+                    self._sink, self.schema, write_options=pacsv.WriteOptions(quoting_style="needed")
+                )
+            else:
+                self._writer = pq.ParquetWriter(
+                    self._sink, self.schema, compression="zstd", compression_level=1, write_statistics=True
+                )
+        return self._writer
+
+    def _roll_if_full(self) -> None:
+        if self._sink is not None and self._sink.size >= self.options.max_file_bytes:
+            self._finish_file()
+
+    def _finish_file(self) -> None:
+        if self._writer is None or self._sink is None:
+            return
+        self._writer.close()
+        self._sink.commit()
+        self.files.append(DataFile(self._sink.key, self._file_rows, self._sink.size, self._sink.sha256))
+        self._writer = self._sink = None
+        self._file_rows = 0

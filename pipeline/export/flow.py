@@ -1,0 +1,198 @@
+"""Export: one query, one pass over its rows, one committed run folder per partition — or nothing at all.
+
+The order of events is the commit protocol the loader relies on:
+
+1. every partition's files are written under ``run=<run-id>/`` (invisible to the loader: no manifest yet);
+2. the header's checks are evaluated on the same stream;
+3. only when the stream ended cleanly and every check passed is each partition's ``_manifest.json`` written.
+
+Any failure before step 3 removes the files of the run (S3 multipart uploads are aborted, not left behind).
+A retry with the same ``run_id`` returns the manifests already committed instead of writing twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime
+from itertools import pairwise
+
+import pyarrow as pa
+
+from pipeline import __version__
+from pipeline.core.checks import PartitionChecks
+from pipeline.core.convert import Conversion
+from pipeline.core.intervals import Interval
+from pipeline.core.lake import manifest_key, new_run_id, partition_name, run_prefix
+from pipeline.core.manifest import Manifest, SchemaField
+from pipeline.core.render import bind_values
+from pipeline.core.spec import Kpi
+from pipeline.core.typeplan import ColumnPlan, plan_columns
+from pipeline.errors import CheckFailed, UsageError
+from pipeline.export.files import FileOptions, PartitionFiles
+from pipeline.export.split import Splitter
+from pipeline.sources import Source
+from pipeline.stores import Store
+
+
+def export(
+    kpi: Kpi,
+    intervals: Sequence[Interval],
+    *,
+    source: Source,
+    store: Store,
+    run_id: str | None = None,
+    params: Mapping[str, str] | None = None,
+    files: FileOptions | None = None,
+) -> list[Manifest]:
+    """Export ``intervals`` (contiguous, in order; empty for a snapshot KPI) with one query; return the manifests.
+
+    Partitions of the range that return no rows are committed empty, so that dashboards show a zero, not a gap.
+    """
+    started, clock = datetime.now(UTC), time.monotonic()
+    run_id = run_id or new_run_id(started)
+    parts = _partitions(kpi, intervals)
+    done = _committed(kpi, parts, run_id, store)
+    if done:
+        return done
+    for part in parts:  # leftovers of an earlier attempt with this run id that never committed
+        store.delete(o.key for o in store.list(run_prefix(kpi, part, run_id) + "/"))
+    first, last = parts[0], parts[-1]
+    whole = Interval(first.start, last.end, kpi.grain) if first is not None and last is not None else None
+    values = bind_values(kpi, whole, params)
+    rendered = source.render(kpi.query, values)
+    options = files or FileOptions(format=kpi.format)
+    writers: list[PartitionFiles] = []
+    uncommitted: list[PartitionFiles] = []
+    try:
+        with source.stream(rendered, timeout=kpi.timeout, zone=kpi.source_zone, where=kpi.name) as result:
+            plans = plan_columns(kpi, result.columns)
+            conversion = Conversion(kpi.name, plans, kpi.source_zone)
+            writers = [PartitionFiles(store, run_prefix(kpi, p, run_id), conversion.schema, options) for p in parts]
+            uncommitted = list(writers)
+            checks = [PartitionChecks(kpi.checks) for _ in parts]
+            splitter = _splitter(kpi, parts, plans)
+            row = 1
+            with BackgroundWrites() as background:
+                for arrays in result.batches:
+                    batch = conversion.batch(arrays, row, text=result.text)
+                    routed = splitter.split(batch, row) if splitter else [(0, batch, None)]
+                    for index, rows, numbers in routed:
+                        checks[index].observe(rows, numbers, row)
+                        background.submit(writers[index].write, rows)
+                    row += batch.num_rows
+        _raise_failed_checks(kpi, parts, checks)
+        written = [writer.close() for writer in writers]
+        finished = datetime.now(UTC)
+        manifests = []
+        for part, part_files in zip(parts, written, strict=True):
+            manifest = Manifest(
+                kpi=kpi.name,
+                partition=partition_name(part),
+                grain=kpi.grain.value,
+                time_column=kpi.time_column,
+                timezone=kpi.timezone,
+                interval_start=part.start.isoformat() if part else None,
+                interval_end=part.end.isoformat() if part else None,
+                decorator=part.decorator if part else None,
+                run_id=run_id,
+                sql_hash=kpi.sql_hash,
+                format=options.format.value,
+                rows=sum(f.rows for f in part_files),
+                bytes=sum(f.bytes for f in part_files),
+                files=tuple(part_files),
+                schema=tuple(SchemaField(p.name, p.type.value, p.description) for p in plans),
+                description=kpi.description,
+                cluster_by=kpi.cluster_by,
+                params={name: str(value) for name, value in values.items()},
+                replaced=dict(conversion.replaced),
+                exporter_version=__version__,
+                started_at=started.isoformat(),
+                finished_at=finished.isoformat(),
+                seconds=round(time.monotonic() - clock, 3),
+            )
+            store.put_bytes(manifest_key(kpi, part, run_id), manifest.to_json().encode())
+            uncommitted.pop(0)  # this partition is committed: the cleanup below must not touch it
+            manifests.append(manifest)
+        return manifests
+    except BaseException:
+        for writer in uncommitted:
+            writer.abort()
+        raise
+
+
+class BackgroundWrites:
+    """Encodes and uploads files on a second thread while the main thread reads and converts the next batch.
+
+    Parquet encoding, compression and uploads release the GIL, so the two overlap on a second core. At most
+    :attr:`depth` batches wait, which keeps memory flat. Leaving the block waits for every write — also after
+    an error, so that cleanup never races a write in flight — and re-raises the first write error.
+    """
+
+    depth = 2
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kpi-writer")
+        self._pending: deque[Future[None]] = deque()
+
+    def submit(self, write: Callable[[pa.RecordBatch], None], batch: pa.RecordBatch) -> None:
+        self._pending.append(self._pool.submit(write, batch))
+        while len(self._pending) > self.depth:
+            self._pending.popleft().result()
+
+    def __enter__(self) -> BackgroundWrites:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        try:
+            while self._pending:
+                future = self._pending.popleft()
+                if kind is None:
+                    future.result()
+                else:
+                    wait([future])
+        finally:
+            self._pool.shutdown(wait=True)
+
+
+def _partitions(kpi: Kpi, intervals: Sequence[Interval]) -> list[Interval | None]:
+    if not kpi.incremental:
+        if intervals:
+            raise UsageError(f"{kpi.name} is a snapshot (grain: none): it takes no date", where=kpi.path)
+        return [None]
+    if not intervals:
+        raise UsageError(f"{kpi.name} is partitioned by {kpi.grain.value}: which partition?", hint="pass --date")
+    ordered = sorted(intervals)
+    for before, after in pairwise(ordered):
+        if before.end != after.start:
+            raise UsageError(f"partitions {before.partition} and {after.partition} are not adjacent", where=kpi.name)
+    return list(ordered)
+
+
+def _committed(kpi: Kpi, parts: list[Interval | None], run_id: str, store: Store) -> list[Manifest]:
+    """The manifests of this run id if it already committed every partition (a retried Lambda invocation)."""
+    keys = [manifest_key(kpi, part, run_id) for part in parts]
+    if not all(store.exists(key) for key in keys):
+        return []
+    return [Manifest.from_json(store.get_bytes(key)) for key in keys]
+
+
+def _splitter(kpi: Kpi, parts: list[Interval | None], plans: list[ColumnPlan]) -> Splitter | None:
+    intervals = [p for p in parts if p is not None]
+    if not intervals:
+        return None
+    column_type = next(p.type for p in plans if p.name == kpi.time_column)
+    return Splitter(kpi, intervals, column_type)
+
+
+def _raise_failed_checks(kpi: Kpi, parts: list[Interval | None], checks: list[PartitionChecks]) -> None:
+    failed = [(partition_name(part), found) for part, c in zip(parts, checks, strict=True) if (found := c.failures())]
+    if failed:
+        lines = [f"{name}: {problem}" for name, problems in failed for problem in problems]
+        raise CheckFailed(
+            "checks failed, nothing was committed:\n  - " + "\n  - ".join(lines),
+            where=f"{kpi.path} ({kpi.name})",
+            hint="fix the query or the data, or change `checks:` in the header if the rule is wrong",
+        )

@@ -1,0 +1,77 @@
+"""An export as callers describe it — a KPI name and dates — turned into a call of :func:`export`.
+
+The CLI and the Lambda handler both go through :func:`run_export`, so that ``kpi export`` on a laptop and the
+exporter Lambda behave the same for the same request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline import catalog
+from pipeline.core.intervals import parse_moment
+from pipeline.core.manifest import Manifest
+from pipeline.core.selection import requested_intervals
+from pipeline.errors import UsageError
+from pipeline.export.flow import export
+from pipeline.sources import open_source
+from pipeline.stores import open_store
+
+_EVENT_KEYS = {"kpi", "date", "start", "end", "run_id", "params"}
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    kpi: str
+    date: datetime | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    run_id: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_event(cls, event: Mapping[str, Any]) -> ExportRequest:
+        """``{"kpi": NAME, "date": D | "start": S, "end": E, "run_id"?: ID, "params"?: {…}}`` (Step Functions)."""
+        unknown = sorted(set(event) - _EVENT_KEYS)
+        if unknown or not isinstance(event.get("kpi"), str):
+            raise UsageError(
+                f"the export event {'has unknown keys ' + ', '.join(unknown) if unknown else 'names no kpi'}",
+                hint='send {"kpi": "daily_sales", "date": "2024-03-01"} (or "start"/"end", "run_id", "params")',
+            )
+        params = event.get("params") or {}
+        return cls(
+            kpi=event["kpi"],
+            date=moment(event.get("date")),
+            start=moment(event.get("start")),
+            end=moment(event.get("end")),
+            run_id=event.get("run_id"),
+            params={str(k): str(v) for k, v in params.items()},
+        )
+
+
+def moment(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_moment(str(text))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def run_export(request: ExportRequest, *, queries: Path, source_url: str, lake_url: str) -> list[Manifest]:
+    kpi = catalog.load_one((queries,), request.kpi)
+    intervals = requested_intervals(
+        kpi, now=datetime.now(kpi.zone), date=request.date, start=request.start, end=request.end
+    )
+    return export(
+        kpi,
+        intervals,
+        source=open_source(source_url),
+        store=open_store(lake_url),
+        run_id=request.run_id,
+        params=request.params,
+    )

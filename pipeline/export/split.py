@@ -1,0 +1,75 @@
+"""Which partition each exported row belongs to, by the KPI's ``time_column``.
+
+A backfill batches many partitions into one query; :class:`Splitter` routes its rows to their partitions in the
+same pass. For a single partition it is the guard that every row lies inside the interval: BigQuery refuses
+a partition load whose rows fall outside the decorator's partition, and a query that ignores ``:start`` and
+``:end`` should fail here, naming the row, not in the warehouse.
+
+Comparisons are made in the column's own terms: DATE against the local calendar day, DATETIME against the
+naive wall-clock bounds in ``source_timezone``, TIMESTAMP against UTC instants.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.core.arrays import arange
+from pipeline.core.intervals import Interval
+from pipeline.core.spec import Kpi
+from pipeline.core.types import BqType
+from pipeline.errors import ExportError
+
+
+class Splitter:
+    def __init__(self, kpi: Kpi, intervals: list[Interval], column_type: BqType) -> None:
+        self.kpi = kpi
+        self.intervals = intervals
+        self.column = kpi.time_column or ""
+        self.bounds = [self._bound(i, column_type, start=True) for i in intervals]
+        self.end = self._bound(intervals[-1], column_type, start=False)
+
+    def _bound(self, interval: Interval, column_type: BqType, *, start: bool) -> pa.Scalar:
+        moment = interval.start if start else interval.end
+        if column_type is BqType.DATE:
+            return pa.scalar(moment.date(), pa.date32())
+        if column_type is BqType.TIMESTAMP:
+            return pa.scalar(moment.astimezone(UTC), pa.timestamp("us", tz="UTC"))
+        naive = moment.astimezone(self.kpi.source_zone).replace(tzinfo=None)
+        return pa.scalar(naive, pa.timestamp("us"))
+
+    def split(self, batch: pa.RecordBatch, first_row: int) -> Iterator[tuple[int, pa.RecordBatch, pa.Array | None]]:
+        """``(interval index, rows, their 1-based result row numbers or None when consecutive)`` per partition
+        present in the batch; raises when a row's time column is NULL or outside every interval."""
+        values = batch.column(self.column)
+        outside = pc.or_kleene(pc.less(values, self.bounds[0]), pc.greater_equal(values, self.end))
+        bad = pc.fill_null(outside, True)  # NULL in the time column belongs to no partition
+        if pc.any(bad).as_py():
+            index = int(pc.index(bad, True).as_py())
+            value = values[index].as_py()
+            first, last = self.intervals[0], self.intervals[-1]
+            raise ExportError(
+                f"row {first_row + index}: {self.column} = {value!r} lies outside the exported range "
+                f"[{first.start.isoformat()}, {last.end.isoformat()})",
+                where=self.kpi.name,
+                hint=f"filter the query with `{self.column} >= :start AND {self.column} < :end` "
+                "(on the column the time column is computed from)",
+            )
+        if len(self.intervals) == 1:
+            yield 0, batch, None
+            return
+        slot = pc.subtract(_count_true([pc.greater_equal(values, b) for b in self.bounds]), 1)
+        numbers = pc.add(arange(batch.num_rows), first_row)
+        for index in pc.unique(slot).to_pylist():
+            mask = pc.equal(slot, index)
+            yield int(index), batch.filter(mask), numbers.filter(mask)
+
+
+def _count_true(masks: list[pa.Array]) -> pa.Array:
+    total = masks[0].cast(pa.int32())
+    for mask in masks[1:]:
+        total = pc.add(total, mask.cast(pa.int32()))
+    return total

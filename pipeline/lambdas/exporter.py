@@ -1,0 +1,41 @@
+"""The exporter Lambda (inside the VPC). Event: ``{"kpi", "date" | "start"+"end", "run_id"?, "params"?}``.
+
+Configured only by environment variables: ``KPI_SOURCE``, ``KPI_LAKE``, ``KPI_QUERIES``. Errors are logged as
+one JSON line and re-raised, so that Step Functions retries (``retryable``) or catches them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pipeline import settings
+from pipeline.errors import KpiError
+from pipeline.export.request import ExportRequest, run_export
+
+
+def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    try:
+        request = ExportRequest.from_event(event)
+        manifests = run_export(
+            request,
+            queries=Path(os.environ.get("KPI_QUERIES", "queries")),
+            source_url=settings.source_url(),
+            lake_url=settings.lake_url(),
+        )
+    except KpiError as error:
+        print(
+            json.dumps(
+                {
+                    "level": "error",
+                    "error": type(error).__name__,
+                    "message": str(error),
+                    "retryable": error.retryable,
+                    "event": event,
+                }
+            )
+        )
+        raise
+    return {"kpi": request.kpi, "partitions": [m.summary() for m in manifests]}

@@ -1,0 +1,121 @@
+"""A DuckDB file as a source: the embedded default, so the whole flow runs without a MySQL server.
+
+The KPI's MySQL SQL is transpiled by sqlglot (``render_duckdb``); the file is opened read-only, and the KPI's
+``timeout`` interrupts the query from a timer thread (DuckDB has no statement timeout of its own).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pyarrow as pa
+
+from pipeline.core.render import Rendered, render_duckdb
+from pipeline.core.sqlgate import Query
+from pipeline.core.typeplan import SourceColumn, SourceKind
+from pipeline.errors import SourceError
+from pipeline.sources.base import BATCH_ROWS, ResultStream
+
+
+def duckdb_path(url: str) -> Path:
+    """``duckdb:///abs/path.duckdb``, ``duckdb://relative/path.duckdb`` or ``duckdb:path`` as a Path."""
+    parts = urlsplit(url)
+    return Path(unquote(parts.netloc + parts.path))
+
+
+class DuckDbSource:
+    dialect = "duckdb"
+
+    def __init__(self, url: str, *, batch_rows: int = BATCH_ROWS) -> None:
+        self.path = duckdb_path(url)
+        self.url = f"duckdb:///{self.path}" if self.path.is_absolute() else f"duckdb://{self.path}"
+        self.batch_rows = batch_rows
+
+    def render(self, query: Query, values: Mapping[str, Any]) -> Rendered:
+        return render_duckdb(query, values)
+
+    @contextmanager
+    def stream(self, rendered: Rendered, *, timeout: timedelta, zone: ZoneInfo, where: str) -> Iterator[ResultStream]:
+        if not self.path.exists():
+            raise SourceError(
+                f"the DuckDB source {self.path} does not exist",
+                where=where,
+                hint="create it (`make demo` builds the demo shop) or point KPI_SOURCE at your database",
+            )
+        connection = duckdb.connect(str(self.path), read_only=True)
+        timer = threading.Timer(timeout.total_seconds(), connection.interrupt)
+        timer.start()
+        try:
+            connection.execute("SET TimeZone = ?", [zone.key])
+            reader = connection.execute(rendered.sql, rendered.values).to_arrow_reader(self.batch_rows)
+            columns = [_source_column(f) for f in reader.schema]
+            yield ResultStream(columns, self._batches(reader, where, timeout, timer), text=False)
+        except duckdb.Error as error:
+            raise self._error(error, where, timeout, timer) from None
+        finally:
+            timer.cancel()
+            connection.close()
+
+    def _batches(
+        self, reader: pa.RecordBatchReader, where: str, timeout: timedelta, timer: threading.Timer
+    ) -> Iterator[list[pa.Array]]:
+        try:
+            for batch in reader:
+                yield list(batch.columns)
+        except (duckdb.Error, pa.ArrowException) as error:
+            raise self._error(error, where, timeout, timer) from None
+
+    def _error(self, error: Exception, where: str, timeout: timedelta, timer: threading.Timer) -> SourceError:
+        if timer.finished.is_set() and "interrupt" in str(error).lower():
+            return SourceError(
+                f"the query ran longer than the KPI's timeout ({timeout}) on {self.url}",
+                where=where,
+                hint="make the query cheaper or raise `timeout` (at most 15m)",
+            )
+        return SourceError(
+            f"{self.url}: {str(error).splitlines()[0]}",
+            where=where,
+            hint="run `kpi render NAME --dialect duckdb` and try the SQL in DuckDB",
+        )
+
+
+def _source_column(field: pa.Field) -> SourceColumn:
+    kind, label = _kind(field.type)
+    precision = getattr(field.type, "precision", 0)
+    scale = getattr(field.type, "scale", 0)
+    return SourceColumn(field.name, kind, label, precision, scale)
+
+
+def _kind(arrow: pa.DataType) -> tuple[SourceKind, str]:
+    types = pa.types
+    if types.is_boolean(arrow):
+        return SourceKind.BOOL, "BOOLEAN"
+    if types.is_uint64(arrow):
+        return SourceKind.UNSIGNED_BIGINT, "UBIGINT"
+    if types.is_integer(arrow):
+        return SourceKind.INTEGER, str(arrow).upper()
+    if types.is_decimal(arrow):
+        return SourceKind.DECIMAL, f"DECIMAL({arrow.precision},{arrow.scale})"
+    if types.is_floating(arrow):
+        return SourceKind.FLOAT, "DOUBLE"
+    if types.is_date(arrow):
+        return SourceKind.DATE, "DATE"
+    if types.is_timestamp(arrow):
+        return (SourceKind.TIMESTAMP, "TIMESTAMPTZ") if arrow.tz else (SourceKind.DATETIME, "TIMESTAMP")
+    if types.is_time(arrow):
+        return SourceKind.TIME, "TIME"
+    if types.is_string(arrow) or types.is_large_string(arrow):
+        return SourceKind.TEXT, "VARCHAR"
+    if types.is_binary(arrow) or types.is_large_binary(arrow):
+        return SourceKind.BINARY, "BLOB"
+    if types.is_null(arrow):
+        return SourceKind.NULL, "NULL"
+    return SourceKind.UNSUPPORTED, str(arrow)

@@ -1,0 +1,274 @@
+"""MySQL / Aurora MySQL as a source: one connection per run, read-only, time-boxed, rows streamed.
+
+Guards, in the order they act: the SQL gate (``kpi check``) refuses anything but one SELECT; the session runs
+``START TRANSACTION READ ONLY`` so that the server itself refuses writes; ``MAX_EXECUTION_TIME`` (MySQL) or
+``max_statement_time`` (MariaDB) stops the query on the server at the KPI's ``timeout``, and the client stops
+reading at the same deadline; connect and read timeouts bound every network wait. The session ``time_zone``
+is pinned to the source's zone, so MySQL TIMESTAMP values and ``:start``/``:end`` mean the same instants.
+
+URL: ``mysql://user:password@host:3306/db?ssl=true&ssl_ca=/path/ca.pem&secret=<arn>&iam=true&region=…``.
+``secret`` reads user, password (and host, port, dbname when the URL leaves them out) from AWS Secrets
+Manager (the RDS secret format); ``iam=true`` signs an RDS IAM auth token instead of a password (TLS forced).
+Passwords never appear in ``url``, logs or errors.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+import pymysql
+import pymysql.converters
+import pymysql.cursors
+from pymysql.constants import ER
+
+from pipeline.core.render import Rendered, render_mysql
+from pipeline.core.sqlgate import Query
+from pipeline.errors import SourceError
+from pipeline.sources.base import BATCH_ROWS, ResultStream
+from pipeline.sources.mysql_types import source_column
+from pipeline.sources.mysql_wire import DeadlineExceeded, read_batches
+
+CONNECT_TIMEOUT = 10  # seconds
+# pymysql's converters keyed by Python type encode bound values; those keyed by MySQL type (decoders) are left out.
+_ENCODERS = {key: value for key, value in pymysql.converters.conversions.items() if not isinstance(key, int)}
+_TIMEOUT_ERRORS = {3024, 1969, ER.QUERY_INTERRUPTED}  # MySQL MAX_EXECUTION_TIME, MariaDB max_statement_time
+_LOST = {2006, 2013, 2055, 1927, 1053}  # gone away, lost during query, killed, shutdown
+_TRANSIENT = {2003, 1040, 1205, 1213}  # cannot connect, too many connections, lock wait, deadlock
+_HINTS = {
+    ER.ACCESS_DENIED_ERROR: "check the user and password (or the secret / IAM setup) of KPI_SOURCE",
+    1698: "check the user and password (or the secret / IAM setup) of KPI_SOURCE",
+    ER.BAD_DB_ERROR: "check the database name at the end of KPI_SOURCE",
+    ER.NO_SUCH_TABLE: "run `kpi render NAME` and try the SQL in a MySQL client against the same database",
+    ER.BAD_FIELD_ERROR: "run `kpi render NAME` and try the SQL in a MySQL client against the same database",
+    ER.PARSE_ERROR: "run `kpi render NAME` and try the SQL in a MySQL client against the same database",
+    1792: "the exporter only reads: the statement tried to write inside START TRANSACTION READ ONLY",
+    1298: "the server has no time zone tables: load them (mysql_tzinfo_to_sql) or use a zone without DST",
+}
+
+
+@dataclass(frozen=True)
+class MySqlSettings:
+    """A parsed source URL. ``password`` is excluded from ``repr`` so that it cannot leak into a log line."""
+
+    host: str
+    port: int = 3306
+    user: str = ""
+    password: str = field(default="", repr=False)
+    database: str = ""
+    ssl: bool = False
+    ssl_ca: str | None = None
+    secret: str | None = None
+    iam: bool = False
+    region: str | None = None
+
+    @property
+    def display(self) -> str:
+        who = f"{self.user}@" if self.user else ""
+        return f"mysql://{who}{self.host}:{self.port}/{self.database}"
+
+
+def parse_mysql_url(url: str) -> MySqlSettings:
+    parts = urlsplit(url)
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    unknown = set(query) - {"ssl", "ssl_ca", "secret", "iam", "region"}
+    if parts.scheme not in ("mysql", "mariadb", "aurora") or unknown:
+        raise SourceError(
+            f"cannot read the source URL (scheme {parts.scheme!r}"
+            + (f", unknown options {', '.join(sorted(unknown))})" if unknown else ")"),
+            hint="use mysql://user:password@host:3306/db[?ssl=true&ssl_ca=PATH&secret=ARN&iam=true&region=R]",
+        )
+    return MySqlSettings(
+        host=parts.hostname or "",
+        port=parts.port or 3306,
+        user=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+        database=unquote(parts.path.lstrip("/")),
+        ssl=query.get("ssl", "").lower() in ("1", "true", "required", "verify_identity") or "ssl_ca" in query,
+        ssl_ca=query.get("ssl_ca"),
+        secret=query.get("secret"),
+        iam=query.get("iam", "").lower() in ("1", "true"),
+        region=query.get("region"),
+    )
+
+
+class MySqlSource:
+    dialect = "mysql"
+
+    def __init__(self, url: str, *, batch_rows: int = BATCH_ROWS) -> None:
+        self.settings = parse_mysql_url(url)
+        self.url = self.settings.display
+        self.batch_rows = batch_rows
+
+    def render(self, query: Query, values: Mapping[str, Any]) -> Rendered:
+        return render_mysql(query, values)
+
+    @contextmanager
+    def stream(self, rendered: Rendered, *, timeout: timedelta, zone: ZoneInfo, where: str) -> Iterator[ResultStream]:
+        deadline = time.monotonic() + timeout.total_seconds()
+        connection = self._connect(timeout, where)
+        try:
+            with self._errors(where, timeout):
+                cursor = self._start(connection, rendered, timeout, zone)
+            result = cursor._result  # the cursor stays referenced: closing it would drain the rows
+            columns = [source_column(f) for f in result.fields]
+            batches = read_batches(connection, result, len(columns), deadline=deadline, batch_rows=self.batch_rows)
+            yield ResultStream(columns, self._guarded(batches, where, timeout), text=True)
+            with self._errors(where, timeout):
+                connection.rollback()  # ends the read-only transaction; nothing to undo
+        finally:
+            _release(connection)
+
+    def _guarded(self, batches: Iterator[Any], where: str, timeout: timedelta) -> Iterator[Any]:
+        with self._errors(where, timeout):
+            yield from batches
+
+    def _connect(self, timeout: timedelta, where: str) -> Any:
+        settings = self._credentials(where)
+        options: dict[str, Any] = {}
+        if settings.ssl or settings.iam:
+            options.update(ssl_ca=settings.ssl_ca, ssl_verify_cert=bool(settings.ssl_ca))
+            if not settings.ssl_ca:
+                options["ssl"] = {"check_hostname": False}
+        with self._errors(where, timeout):
+            return pymysql.connect(
+                host=settings.host,
+                port=settings.port,
+                user=settings.user,
+                password=settings.password,
+                database=settings.database or None,
+                charset="utf8mb4",
+                connect_timeout=CONNECT_TIMEOUT,
+                read_timeout=timeout.total_seconds() + 30,
+                write_timeout=60,
+                autocommit=True,
+                conv=_ENCODERS,  # values are decoded by the exporter, never by pymysql
+                **options,
+            )
+
+    def _credentials(self, where: str) -> MySqlSettings:
+        settings = self.settings
+        if settings.secret:
+            settings = _from_secret(settings, where)
+        if settings.iam:
+            settings = replace(settings, password=_iam_token(settings, where), ssl=True)
+        if not settings.host:
+            raise SourceError("the source URL names no host", where=where, hint="mysql://user@host:3306/db")
+        return settings
+
+    def _start(self, connection: Any, rendered: Rendered, timeout: timedelta, zone: ZoneInfo) -> Any:
+        """Pin the session, open the read-only transaction, send the query; return the cursor of the result."""
+        cursor = connection.cursor(pymysql.cursors.SSCursor)
+        millis = max(1, int(timeout.total_seconds() * 1000))
+        if "mariadb" in connection.get_server_info().lower():
+            cursor.execute(f"SET SESSION max_statement_time = {millis / 1000:.3f}")
+        else:
+            cursor.execute(f"SET SESSION max_execution_time = {millis}")
+        cursor.execute("SET SESSION time_zone = %s", (_session_zone(zone),))
+        cursor.execute("SET SESSION net_write_timeout = %s", (int(timeout.total_seconds()) + 60,))
+        cursor.execute("START TRANSACTION READ ONLY")
+        cursor.execute(rendered.sql, rendered.values or None)
+        if cursor._result is None or not cursor._result.unbuffered_active:
+            raise SourceError("the statement returned no result set", hint="a KPI is one SELECT")
+        return cursor
+
+    @contextmanager
+    def _errors(self, where: str, timeout: timedelta) -> Iterator[None]:
+        """pymysql's exceptions as SourceError: what happened, at which source, and whether to retry."""
+        try:
+            yield
+        except DeadlineExceeded:
+            raise SourceError(
+                f"the query ran longer than the KPI's timeout ({timeout}); stopped reading from {self.url}",
+                where=where,
+                hint="make the query cheaper (an index on the time column?) or raise `timeout` (at most 15m)",
+            ) from None
+        except pymysql.err.MySQLError as error:
+            code = error.args[0] if error.args and isinstance(error.args[0], int) else 0
+            text = error.args[1] if len(error.args) > 1 else str(error)
+            if code in _TIMEOUT_ERRORS:
+                raise SourceError(
+                    f"{self.url} stopped the query at the KPI's timeout ({timeout}): {text}",
+                    where=where,
+                    hint="make the query cheaper (an index on the time column?) or raise `timeout` (at most 15m)",
+                ) from None
+            raise SourceError(
+                f"{self.url}: MySQL error {code}: {text}",
+                where=where,
+                hint=_HINTS.get(code, "check that the source is reachable and the SQL runs in a MySQL client"),
+                retryable=code in _LOST or code in _TRANSIENT,
+            ) from None
+        except OSError as error:  # socket timeouts and resets that pymysql lets through
+            raise SourceError(f"{self.url}: {error}", where=where, retryable=True) from None
+
+
+def _release(connection: Any) -> None:
+    """Close the connection; mid-result, drop the socket instead of draining the remaining rows (pymysql's way)."""
+    result = connection._result
+    if result is not None and result.unbuffered_active:
+        result.unbuffered_active = False
+        connection._force_close()
+    elif connection.open:
+        with suppress(pymysql.err.Error, OSError):
+            connection.close()
+
+
+def _session_zone(zone: ZoneInfo) -> str:
+    """A fixed offset (``+09:00``) when the zone has kept one for the last and next years, which needs no time
+    zone tables on the server; the zone's name otherwise (DST zones need the server's tables)."""
+    now = datetime.now(UTC)
+    offsets = {(now + timedelta(days=day)).astimezone(zone).utcoffset() for day in range(-400, 400, 15)}
+    if len(offsets) != 1:
+        return zone.key
+    offset = offsets.pop() or timedelta(0)
+    minutes = int(offset.total_seconds()) // 60
+    sign = "-" if minutes < 0 else "+"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _from_secret(settings: MySqlSettings, where: str) -> MySqlSettings:
+    """Fill user, password (and host, port, database when missing) from an RDS-format Secrets Manager secret."""
+    import boto3
+    import botocore.exceptions
+
+    try:
+        client = boto3.client("secretsmanager", region_name=settings.region)
+        value = json.loads(client.get_secret_value(SecretId=settings.secret)["SecretString"])
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, ValueError, KeyError) as error:
+        raise SourceError(
+            f"cannot read the database secret {settings.secret}: {type(error).__name__}",
+            where=where,
+            hint="check the ARN and that the role may secretsmanager:GetSecretValue on it",
+            retryable=isinstance(error, botocore.exceptions.BotoCoreError),
+        ) from None
+    return replace(
+        settings,
+        user=settings.user or str(value.get("username", "")),
+        password=str(value.get("password", "")),
+        host=settings.host or str(value.get("host", "")),
+        port=settings.port if settings.host else int(value.get("port", settings.port)),
+        database=settings.database or str(value.get("dbname", "")),
+    )
+
+
+def _iam_token(settings: MySqlSettings, where: str) -> str:
+    import boto3
+    import botocore.exceptions
+
+    try:
+        client = boto3.client("rds", region_name=settings.region)
+        token: str = client.generate_db_auth_token(settings.host, settings.port, settings.user, settings.region)
+    except botocore.exceptions.BotoCoreError as error:
+        raise SourceError(
+            f"cannot sign an RDS IAM auth token: {type(error).__name__}",
+            where=where,
+            hint="the role needs rds-db:connect on this database user; set region= in the URL",
+        ) from None
+    return token

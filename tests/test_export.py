@@ -1,0 +1,172 @@
+"""The exporter with the embedded DuckDB source, S3 on moto's server, CSV files, the CLI and the Lambda handler."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import boto3
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from pipeline.errors import StoreError, UsageError
+from pipeline.export import FileOptions, export
+from pipeline.lambdas.exporter import handler
+from pipeline.sources import open_source
+from pipeline.stores import LocalStore, S3Store, open_store
+from tests.aws import refuse_upload_part
+from tests.exporting import days, keys, make_kpi, read_partition
+
+SALES_HEADER = """
+grain: day
+time_column: day
+timezone: Asia/Tokyo
+format: {format}
+columns:
+  day:     {{type: DATE, description: JST day}}
+  status:  {{type: STRING, description: Status}}
+  orders:  {{type: INT64, description: Orders}}
+  sales:   {{type: NUMERIC, description: Sales}}
+  last_at: {{type: DATETIME, description: Last order}}
+"""
+SALES_SQL = """
+SELECT DATE(created_at) AS day, status, COUNT(*) AS orders, SUM(amount) AS sales, MAX(created_at) AS last_at
+FROM orders WHERE created_at >= :start AND created_at < :end GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> str:
+    """A DuckDB source with a few orders, some with text that CSV must quote."""
+    path = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(path)) as db:
+        db.execute("CREATE TABLE orders (created_at TIMESTAMP, status VARCHAR, amount DECIMAL(12,2))")
+        db.execute(
+            "INSERT INTO orders VALUES ('2024-03-01 10:00:00', 'paid', 1000.10), ('2024-03-01 11:30:00', 'paid', 0.05),"
+            " ('2024-03-02 09:00:00', 'said \"no\", then\nleft', 12.00)"
+        )
+        db.execute(
+            "CREATE TABLE big AS SELECT range AS id, md5(range::VARCHAR) || sha256(range::VARCHAR) AS pad"
+            " FROM range(400000)"
+        )
+    return f"duckdb:///{path}"
+
+
+def test_the_embedded_duckdb_source_exports_exact_values(shop: str, tmp_path: Path) -> None:
+    kpi = make_kpi(tmp_path / "q", "sales", SALES_HEADER.format(format="parquet"), SALES_SQL)
+    store = LocalStore(tmp_path / "lake")
+    (march1,) = export(kpi, days("2024-03-01", 1), source=open_source(shop), store=store)
+    assert read_partition(store, march1).to_pylist() == [
+        {
+            "day": date(2024, 3, 1),
+            "status": "paid",
+            "orders": 2,
+            "sales": Decimal("1000.150000000"),
+            "last_at": datetime(2024, 3, 1, 11, 30),
+        }
+    ]
+
+
+def test_csv_files_follow_rfc_4180_with_a_header_row(shop: str, tmp_path: Path) -> None:
+    kpi = make_kpi(tmp_path / "q", "sales", SALES_HEADER.format(format="csv"), SALES_SQL)
+    store = LocalStore(tmp_path / "lake")
+    (march2,) = export(kpi, days("2024-03-02", 1), source=open_source(shop), store=store, run_id="r")
+    assert march2.files[0].path == "sales/day=2024-03-02/run=r/part-00000.csv"
+    text = store.get_bytes(march2.files[0].path).decode("utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["day", "status", "orders", "sales", "last_at"]
+    assert rows[1][:3] == ["2024-03-02", 'said "no", then\nleft', "1"]
+    assert Decimal(rows[1][3]) == Decimal("12")
+    assert march2.format == "csv"
+
+
+def test_files_are_split_by_size_and_each_is_listed_in_the_manifest(shop: str, tmp_path: Path) -> None:
+    header = "grain: none\ncolumns:\n  id: {type: INT64}\n  pad: {type: STRING}"
+    kpi = make_kpi(tmp_path / "q", "big", header, "SELECT id, pad FROM big")
+    store = LocalStore(tmp_path / "lake")
+    options = FileOptions(max_file_bytes=4 << 20, row_group_rows=50_000)
+    (manifest,) = export(kpi, [], source=open_source(shop), store=store, files=options)
+    assert len(manifest.files) >= 3
+    assert sum(f.rows for f in manifest.files) == manifest.rows == 400_000
+    assert [f.path.rsplit("/", 1)[1] for f in manifest.files][:2] == ["part-00000.parquet", "part-00001.parquet"]
+    table = read_partition(store, manifest)
+    assert table.column("id").to_pylist()[:3] == [0, 1, 2]
+    assert table.num_rows == 400_000
+
+
+def test_an_export_to_s3_commits_the_manifest_after_the_parts(shop: str, tmp_path: Path, s3_bucket: str) -> None:
+    header = "grain: none\ncolumns:\n  id: {type: INT64}\n  pad: {type: STRING}"
+    kpi = make_kpi(tmp_path / "q", "big", header, "SELECT id, pad FROM big")
+    store = open_store(f"s3://{s3_bucket}/lake")
+    (manifest,) = export(kpi, [], source=open_source(shop), store=store, run_id="r1")
+    assert keys(store) == ["big/snapshot/run=r1/_manifest.json", "big/snapshot/run=r1/part-00000.parquet"]
+    assert read_partition(store, manifest).num_rows == 400_000
+    stored = json.loads(store.get_bytes("big/snapshot/run=r1/_manifest.json"))
+    assert stored["rows"] == 400_000
+    assert stored["schema"][1] == {
+        "name": "pad",
+        "type": "STRING",
+        "description": "",
+        "mode": "NULLABLE",
+    }
+
+
+def test_an_s3_error_mid_upload_leaves_no_manifest_parts_or_uploads(shop: str, tmp_path: Path, s3_bucket: str) -> None:
+    header = "grain: none\ncolumns:\n  id: {type: INT64}\n  pad: {type: STRING}"
+    kpi = make_kpi(tmp_path / "q", "big", header, "SELECT id, pad FROM big")
+    store = S3Store(s3_bucket, "lake", part_size=5 << 20)
+    refuse_upload_part(store.client, nth=2)
+    with pytest.raises(StoreError, match="access denied") as caught:
+        export(kpi, [], source=open_source(shop), store=store)
+    assert "big/snapshot/run=" in caught.value.where
+    assert keys(store) == []
+    assert boto3.client("s3").list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+
+
+def test_kpi_export_on_the_command_line(shop: str, tmp_path: Path) -> None:
+    make_kpi(tmp_path / "q", "sales", SALES_HEADER.format(format="parquet"), SALES_SQL)
+    lake = tmp_path / "lake"
+    base = ["--queries", str(tmp_path / "q"), "export", "sales", "--source", shop, "--lake", str(lake)]
+    result = CliRunner().invoke(cli, [*base, "--start", "2024-03-01", "--end", "2024-03-03", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert [(p["partition"], p["rows"]) for p in summary] == [("2024-03-01", 1), ("2024-03-02", 1), ("2024-03-03", 0)]
+
+    table = CliRunner().invoke(cli, [*base, "--date", "2024-03-01"])
+    assert table.exit_code == 0
+    assert "2024-03-01" in table.output
+    assert "committed 1 partition" in table.output
+
+    wrong = CliRunner().invoke(cli, [*base, "--date", "yesterday-ish"])
+    assert wrong.exit_code == 2
+    assert "Traceback" not in wrong.output
+
+    missing = CliRunner().invoke(cli, [*base[:-4], "--source", "duckdb:///nowhere.duckdb", "--lake", str(lake)])
+    assert missing.exit_code == 1
+    assert "does not exist" in missing.output
+    assert "Traceback" not in missing.output
+
+
+def test_the_lambda_handler_parses_the_event_and_returns_json(
+    shop: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_kpi(tmp_path / "q", "sales", SALES_HEADER.format(format="parquet"), SALES_SQL)
+    monkeypatch.setenv("KPI_QUERIES", str(tmp_path / "q"))
+    monkeypatch.setenv("KPI_SOURCE", shop)
+    monkeypatch.setenv("KPI_LAKE", str(tmp_path / "lake"))
+    result = handler({"kpi": "sales", "date": "2024-03-01", "run_id": "step-1"})
+    assert result["kpi"] == "sales"
+    assert [(p["partition"], p["rows"], p["run_id"]) for p in result["partitions"]] == [("2024-03-01", 1, "step-1")]
+    json.dumps(result)  # serialisable for Step Functions
+
+    with pytest.raises(UsageError):
+        handler({"kpi": "sales", "day": "2024-03-01"})
+    logged = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert logged["error"] == "UsageError"
+    assert "unknown keys day" in logged["message"]
