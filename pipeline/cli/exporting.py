@@ -11,8 +11,6 @@ from pipeline import settings
 from pipeline.cli.app import cli
 from pipeline.cli.authoring import _pairs
 from pipeline.cli.output import print_json, stdout
-from pipeline.core.lake import MANIFEST_NAME
-from pipeline.export.request import ExportRequest, moment, run_export
 
 
 @cli.command()
@@ -50,6 +48,9 @@ def export(
       kpi export daily_sales --start 2024-03-01 --end 2024-03-31
       KPI_SOURCE=mysql://kpi@db:3306/shop KPI_LAKE=s3://lake/kpi kpi export users_by_plan
     """
+    from pipeline.core.lake import MANIFEST_NAME  # the exporter's imports (pyarrow…) only for this command
+    from pipeline.export.request import ExportRequest, moment, run_export
+
     request = ExportRequest(name, moment(date_text), moment(start_text), moment(end_text), run_id, _pairs(params))
     lake_url = lake or settings.lake_url()
     manifests = run_export(request, queries=queries, source_url=source or settings.source_url(), lake_url=lake_url)

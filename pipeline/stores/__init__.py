@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from pipeline.errors import StoreError
 from pipeline.stores.base import ObjectInfo, Store, StoreWriter
 from pipeline.stores.local import LocalStore
-from pipeline.stores.s3 import S3Store
+
+if TYPE_CHECKING:
+    from pipeline.stores.s3 import S3Store
 
 __all__ = ["LocalStore", "ObjectInfo", "S3Store", "Store", "StoreWriter", "open_store"]
 
@@ -36,9 +39,20 @@ def open_store(url: str) -> Store:
     if name == "s3" and url[3:5] == "//":
         if not _BUCKET.match(parts.netloc) or parts.query or parts.fragment:
             raise StoreError(f"'{url}' does not name an S3 bucket", hint=f"use {_FORMS}")
+        from pipeline.stores.s3 import S3Store
+
         return S3Store(parts.netloc, unquote(parts.path))
     if name == "file" and url[5:7] == "//":
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
             raise StoreError(f"'{url}' is not a local file URL", hint="use file:///absolute/path (three slashes)")
         return LocalStore(Path(unquote(parts.path)))
     raise StoreError(f"'{url}' is not a lake URL this pipeline understands", hint=f"use {_FORMS}")
+
+
+def __getattr__(name: str) -> Any:
+    """``S3Store`` on first use: boto3 takes a sixth of a second to import, and a local lake never needs it."""
+    if name == "S3Store":
+        from pipeline.stores.s3 import S3Store
+
+        return S3Store
+    raise AttributeError(name)
