@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo check lint test clean
+.PHONY: help install demo check lint test bench clean
 
 help: ## Show the targets and what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,12 +31,15 @@ check: $(STAMP) ## Check every KPI file in queries/ (what CI runs for analysts' 
 	$(BIN)/kpi check
 
 lint: $(STAMP) ## ruff (lint and format) and mypy --strict
-	$(BIN)/ruff check pipeline tests
-	$(BIN)/ruff format --check pipeline tests
+	$(BIN)/ruff check pipeline tests bench
+	$(BIN)/ruff format --check pipeline tests bench
 	$(BIN)/mypy
 
 test: lint ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306)
 	$(BIN)/pytest
+
+bench: $(STAMP) ## Export speed and memory against pandas, plain pymysql and the mysql client (MariaDB on 127.0.0.1:3306)
+	$(BIN)/python -m bench.export_bench
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

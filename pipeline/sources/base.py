@@ -15,7 +15,7 @@ from pipeline.core.render import Rendered
 from pipeline.core.sqlgate import Query
 from pipeline.core.typeplan import SourceColumn
 
-BATCH_ROWS = 65_536  # rows per Arrow batch: large enough for vectorised work, small enough for flat memory
+BATCH_ROWS = 16_384  # rows per Arrow batch: large enough for vectorised work, small enough for flat memory
 
 
 @dataclass

@@ -29,7 +29,7 @@ from pymysql.protocol import MysqlPacket
 from pipeline.core.arrays import arange
 
 MAX_PACKET = 0xFFFFFF
-_READ_SIZE = 1 << 20
+_READ_SIZE = 1 << 16
 _NULL, _TWO_BYTES, _THREE_BYTES = 0xFB, 0xFC, 0xFD
 _ZERO = pa.Array.from_buffers(pa.int32(), 1, [None, pa.py_buffer(array("i", [0]))])
 
