@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.errors import StoreError, UsageError
+from pipeline.errors import ExportError, StoreError, UsageError
 from pipeline.export import FileOptions, export
 from pipeline.lambdas.exporter import handler
 from pipeline.sources import open_source
@@ -170,3 +170,12 @@ def test_the_lambda_handler_parses_the_event_and_returns_json(
     logged = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert logged["error"] == "UsageError"
     assert "unknown keys day" in logged["message"]
+
+
+def test_csv_refuses_bytes_columns_before_writing(shop: str, tmp_path: Path) -> None:
+    header = "grain: none\nformat: csv\ncolumns:\n  raw: {type: BYTES}"
+    kpi = make_kpi(tmp_path / "q", "blobs", header, "SELECT CAST('ab' AS BINARY) AS raw")
+    store = LocalStore(tmp_path / "lake")
+    with pytest.raises(ExportError, match=r"CSV cannot carry BYTES columns \(raw\)"):
+        export(kpi, [], source=open_source(shop), store=store)
+    assert keys(store) == []

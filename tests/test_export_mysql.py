@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from datetime import UTC, date, datetime
@@ -15,7 +16,7 @@ from pipeline.core.render import Rendered
 from pipeline.errors import CheckFailed, ExportError, SourceError
 from pipeline.export import export
 from pipeline.sources import open_source
-from pipeline.sources.mysql import MySqlSource
+from pipeline.sources.mysql import MySqlSource, parse_mysql_url
 from pipeline.stores import LocalStore
 from tests.conftest import MySqlServer
 from tests.exporting import days, keys, make_kpi, manifests, read_partition
@@ -348,3 +349,57 @@ def test_wrong_credentials_are_reported_without_the_password(mysql_db: MySqlServ
     assert "user and password" in caught.value.hint
     assert not caught.value.retryable
     assert manifests(LocalStore(tmp_path / "lake")) == []
+
+
+def test_credentials_from_secrets_manager(
+    mysql_db: MySqlServer, tmp_path: Path, aws_env: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    secret = {"username": mysql_db.user, "password": mysql_db.password, "host": mysql_db.host}
+    arn = boto3.client("secretsmanager").create_secret(Name="kpi/source", SecretString=json.dumps(secret))["ARN"]
+    kpi = make_kpi(tmp_path / "q", "one", "grain: none\ncolumns:\n  n: {type: INT64}", "SELECT 41 + 1 AS n")
+    source = open_source(f"mysql://:{mysql_db.port}/{mysql_db.database}?secret={arn}")
+    store = LocalStore(tmp_path / "lake")
+    (manifest,) = export(kpi, [], source=source, store=store)
+    assert read_partition(store, manifest).column("n").to_pylist() == [42]
+    missing = open_source(f"mysql://:{mysql_db.port}/{mysql_db.database}?secret={arn}-gone")
+    with pytest.raises(SourceError, match="cannot read the database secret") as caught:
+        export(kpi, [], source=missing, store=store)
+    assert "GetSecretValue" in caught.value.hint
+
+
+def test_source_urls_keep_passwords_out_of_their_display_form() -> None:
+    settings = parse_mysql_url("mysql://kpi:p%40ss@db.internal:3307/shop?ssl=true&ssl_ca=/ca.pem&region=ap-northeast-1")
+    assert (settings.user, settings.password, settings.host, settings.port) == ("kpi", "p@ss", "db.internal", 3307)
+    assert (settings.ssl, settings.ssl_ca, settings.region) == (True, "/ca.pem", "ap-northeast-1")
+    assert settings.display == "mysql://kpi@db.internal:3307/shop"
+    assert "p@ss" not in repr(settings)
+    with pytest.raises(SourceError, match="unknown options sslmode"):
+        parse_mysql_url("mysql://db/shop?sslmode=require")
+
+
+def test_the_client_stops_reading_at_the_deadline(mysql_db: MySqlServer) -> None:
+    source = MySqlSource(url(mysql_db))
+    rendered = Rendered("SELECT seq FROM seq_1_to_1000000", {}, "mysql")
+
+    def read_all() -> None:
+        with source.stream(rendered, **stream_args(seconds=0.000001)) as result:
+            list(result.batches)
+
+    with pytest.raises(SourceError, match="ran longer than the KPI's timeout") as caught:
+        read_all()
+    assert "raise `timeout`" in caught.value.hint
+
+
+def test_min_rows_and_not_null_are_checked_per_partition(mysql_db: MySqlServer, tmp_path: Path) -> None:
+    orders(mysql_db, "('2024-03-01 10:00:00', NULL, 1)")
+    header = ORDERS_HEADER.replace("min_rows: 0", "min_rows: 1").replace("not_null: [day]", "not_null: [status]")
+    kpi = make_kpi(tmp_path / "q", "sparse", header, ORDERS_SQL)
+    store = LocalStore(tmp_path / "lake")
+    with pytest.raises(CheckFailed) as caught:
+        export(kpi, days("2024-03-01", 2), source=open_source(url(mysql_db)), store=store)
+    message = str(caught.value)
+    assert "2024-03-01: not_null: column 'status' is NULL in 1 row(s) (rows 1…)" in message
+    assert "2024-03-02: min_rows: 0 row(s), at least 1 expected" in message
+    assert keys(store) == []

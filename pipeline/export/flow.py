@@ -29,9 +29,10 @@ from pipeline.core.intervals import Interval
 from pipeline.core.lake import manifest_key, new_run_id, partition_name, run_prefix
 from pipeline.core.manifest import Manifest, SchemaField
 from pipeline.core.render import bind_values
-from pipeline.core.spec import Kpi
+from pipeline.core.spec import FileFormat, Kpi
 from pipeline.core.typeplan import ColumnPlan, plan_columns
-from pipeline.errors import CheckFailed, UsageError
+from pipeline.core.types import BqType
+from pipeline.errors import CheckFailed, ExportError, UsageError
 from pipeline.export.files import FileOptions, PartitionFiles
 from pipeline.export.split import Splitter
 from pipeline.sources import Source
@@ -54,13 +55,15 @@ def export(
     """
     started, clock = datetime.now(UTC), time.monotonic()
     _prefer_jemalloc()
-    run_id = run_id or new_run_id(started)
     parts = _partitions(kpi, intervals)
-    done = _committed(kpi, parts, run_id, store)
-    if done:
-        return done
-    for part in parts:  # leftovers of an earlier attempt with this run id that never committed
-        store.delete(o.key for o in store.list(run_prefix(kpi, part, run_id) + "/"))
+    if run_id is None:
+        run_id = new_run_id(started)
+    else:  # a retry: return what it committed, or clear what an attempt that never committed left behind
+        done = _committed(kpi, parts, run_id, store)
+        if done:
+            return done
+        for part in parts:
+            store.delete(o.key for o in store.list(run_prefix(kpi, part, run_id) + "/"))
     first, last = parts[0], parts[-1]
     whole = Interval(first.start, last.end, kpi.grain) if first is not None and last is not None else None
     values = bind_values(kpi, whole, params)
@@ -71,6 +74,7 @@ def export(
     try:
         with source.stream(rendered, timeout=kpi.timeout, zone=kpi.source_zone, where=kpi.name) as result:
             plans = plan_columns(kpi, result.columns)
+            _refuse_bytes_in_csv(kpi, plans, options)
             conversion = Conversion(kpi.name, plans, kpi.source_zone)
             writers = [PartitionFiles(store, run_prefix(kpi, p, run_id), conversion.schema, options) for p in parts]
             uncommitted = list(writers)
@@ -187,6 +191,16 @@ def _committed(kpi: Kpi, parts: list[Interval | None], run_id: str, store: Store
     if not all(store.exists(key) for key in keys):
         return []
     return [Manifest.from_json(store.get_bytes(key)) for key in keys]
+
+
+def _refuse_bytes_in_csv(kpi: Kpi, plans: list[ColumnPlan], options: FileOptions) -> None:
+    binary = [p.name for p in plans if p.type is BqType.BYTES]
+    if options.format is FileFormat.CSV and binary:
+        raise ExportError(
+            f"CSV cannot carry BYTES columns ({', '.join(binary)})",
+            where=kpi.path,
+            hint="use `format: parquet`, or select the bytes as HEX()/TO_BASE64() declared STRING",
+        )
 
 
 def _splitter(kpi: Kpi, parts: list[Interval | None], plans: list[ColumnPlan]) -> Splitter | None:
