@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The exporter as the Lambda package holds it: runtime dependencies only (no pandas, so no NumPy), for `make bench`.
+LAMBDA_VENV  := .venv-lambda
+LAMBDA_STAMP := $(LAMBDA_VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo check lint test bench clean
@@ -18,6 +21,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@touch $(STAMP)
+
+$(LAMBDA_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LAMBDA_VENV)/bin/python -m pip install --quiet -e .
+	@touch $(LAMBDA_STAMP)
 
 install: $(STAMP) ## Create .venv and install the project with its development tools
 
@@ -38,8 +47,8 @@ lint: $(STAMP) ## ruff (lint and format) and mypy --strict
 test: lint ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306)
 	$(BIN)/pytest
 
-bench: $(STAMP) ## Export speed and memory against pandas, plain pymysql and the mysql client (MariaDB on 127.0.0.1:3306)
-	$(BIN)/python -m bench.export_bench
+bench: $(STAMP) $(LAMBDA_STAMP) ## Export speed and memory against pandas, plain pymysql and the mysql client (MariaDB on 127.0.0.1:3306)
+	$(BIN)/python -m bench.export_bench --kpi $(LAMBDA_VENV)/bin/kpi
 
 clean: ## Remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LAMBDA_VENV) .pytest_cache .mypy_cache .ruff_cache

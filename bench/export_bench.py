@@ -161,6 +161,7 @@ class Config:
     repeat: int
     keep: bool
     regenerate: bool
+    kpi: str | None = None  # the `kpi` executable measured; None: the one beside this Python
 
     @property
     def sizes(self) -> list[int]:
@@ -195,6 +196,12 @@ def parse_args(argv: list[str]) -> Config:
     parser.add_argument("--repeat", type=int, default=3, help="aggregate KPI runs per contestant, best kept (3)")
     parser.add_argument("--keep", action="store_true", help="keep the Parquet files, KPI files and logs")
     parser.add_argument("--regenerate", action="store_true", help="drop and rebuild the benchmark tables")
+    parser.add_argument(
+        "--kpi",
+        default=None,
+        help="the kpi executable to measure (default: this venv's); `make bench` passes the one of .venv-lambda, "
+        "which holds only the runtime dependencies, as the exporter Lambda does (no pandas, no NumPy)",
+    )
     args = parser.parse_args(argv)
     defaults = (200_000, 50_000, 400_000) if args.quick else (2_000_000, 500_000, 20_000_000)
     return Config(
@@ -205,10 +212,22 @@ def parse_args(argv: list[str]) -> Config:
         repeat=max(1, args.repeat),
         keep=args.keep,
         regenerate=args.regenerate,
+        kpi=args.kpi,
     )
 
 
 # ------------------------------------------------------------------------------------------------------- data
+
+
+def exporter_environment(config: Config) -> str:
+    """Which installation of the exporter was measured: NumPy alone adds about 50 MB of peak RSS, because
+    pyarrow imports it whenever it is installed, although the exporter never uses it."""
+    if not config.kpi:
+        return "this virtual environment"
+    python = Path(config.kpi).resolve().parent / "python"
+    probe = subprocess.run([str(python), "-c", "import numpy"], capture_output=True, check=False)
+    numpy = "with NumPy" if probe.returncode == 0 else "without NumPy, as in the Lambda package"
+    return f"`{Path(config.kpi).parent.parent.name}` ({numpy})"
 
 
 def table_for(rows: int) -> str:
@@ -316,7 +335,8 @@ class Bench:
         self.scratch = scratch
         self.queries = scratch / "queries"
         self.queries.mkdir()
-        self.kpi_command = shutil.which("kpi", path=str(Path(sys.executable).parent)) or "kpi"
+        default = shutil.which("kpi", path=str(Path(sys.executable).parent)) or "kpi"
+        self.kpi_command = str(Path(config.kpi).resolve()) if config.kpi else default
         self.client_command = shutil.which("mariadb") or shutil.which("mysql") or "mariadb"
         self.runs = 0
 
@@ -746,7 +766,8 @@ def report(config: Config, version: str, outcome: Outcome, has_exporter: bool) -
             "",
             f"## {os.cpu_count()} cores, MariaDB {version} on {config.source.host}, {time.strftime('%Y-%m-%d')}",
             "",
-            f"`SELECT` of {config.speed_rows:,} rows × 7 columns → Parquet (the client: → /dev/null):",
+            f"`SELECT` of {config.speed_rows:,} rows × 7 columns → Parquet (the client: → /dev/null); "
+            f"kpi export from {exporter_environment(config)}:",
             "",
             *speed_table(outcome.speed),
             "",
