@@ -12,11 +12,12 @@ from rich.table import Table
 
 from pipeline import catalog
 from pipeline.cli.app import EXIT_FAILED, cli
+from pipeline.cli.arguments import param_pairs
 from pipeline.cli.output import print_json, print_problems, stderr, stdout
-from pipeline.core.intervals import Grain, interval_containing, latest_complete, parse_moment
+from pipeline.core.intervals import Grain
 from pipeline.core.render import bind_values, inline_mysql, render_duckdb, render_mysql
+from pipeline.core.selection import moment, requested_intervals
 from pipeline.core.spec import Kpi
-from pipeline.errors import UsageError
 from pipeline.scaffold import new_kpi_file
 
 
@@ -103,16 +104,9 @@ def render(
       kpi render large_orders --param min_amount=50000
     """
     kpi = catalog.load_one((queries,), name)
-    interval = None
-    if kpi.incremental:
-        now = datetime.now(kpi.zone)
-        moment = _moment(date_text) if date_text else None
-        interval = (
-            interval_containing(kpi.grain, kpi.zone, moment) if moment else latest_complete(kpi.grain, kpi.zone, now)
-        )
-    elif date_text:
-        raise UsageError(f"{kpi.name} is a snapshot (grain: none): it has no partitions", hint="drop --date")
-    values = bind_values(kpi, interval, _pairs(params))
+    intervals = requested_intervals(kpi, now=datetime.now(kpi.zone), date=moment(date_text))
+    interval = intervals[0] if intervals else None
+    values = bind_values(kpi, interval, param_pairs(params))
     rendered = render_duckdb(kpi.query, values) if dialect == "duckdb" else render_mysql(kpi.query, values)
     if as_json:
         print_json(
@@ -156,23 +150,6 @@ def new(queries: Path, name: str, grain: str) -> None:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
-def _moment(text: str) -> datetime:
-    try:
-        return parse_moment(text)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
-
-
-def _pairs(items: tuple[str, ...]) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--param '{item}' is not NAME=VALUE", hint="e.g. --param country=JP")
-        pairs[key.strip()] = value
-    return pairs
 
 
 def _summary(kpi: Kpi) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from pipeline import settings
 from pipeline.cli.app import cli
-from pipeline.cli.authoring import _pairs
+from pipeline.cli.arguments import param_pairs
 from pipeline.cli.output import print_json, stdout
 
 
@@ -49,9 +49,10 @@ def export(
       KPI_SOURCE=mysql://kpi@db:3306/shop KPI_LAKE=s3://lake/kpi kpi export users_by_plan
     """
     from pipeline.core.lake import MANIFEST_NAME  # the exporter's imports (pyarrow…) only for this command
-    from pipeline.export.request import ExportRequest, moment, run_export
+    from pipeline.core.selection import moment
+    from pipeline.export.request import ExportRequest, run_export
 
-    request = ExportRequest(name, moment(date_text), moment(start_text), moment(end_text), run_id, _pairs(params))
+    request = ExportRequest(name, moment(date_text), moment(start_text), moment(end_text), run_id, param_pairs(params))
     lake_url = lake or settings.lake_url()
     manifests = run_export(request, queries=queries, source_url=source or settings.source_url(), lake_url=lake_url)
     if as_json:

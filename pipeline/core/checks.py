@@ -31,8 +31,10 @@ class PartitionChecks:
     def observe(self, batch: pa.RecordBatch, row_numbers: pa.Array | None, first_row: int) -> None:
         """Account for one batch; ``row_numbers`` maps its rows to result rows (None: consecutive from first_row)."""
 
+        numbers = row_numbers.to_pylist() if row_numbers is not None else None
+
         def number(index: int) -> int:
-            return int(row_numbers[index].as_py()) if row_numbers is not None else first_row + index
+            return int(numbers[index]) if numbers is not None else first_row + index
 
         self.rows += batch.num_rows
         for name in self.checks.not_null:

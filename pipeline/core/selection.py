@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pipeline.core.intervals import Interval, interval_containing, intervals_between, latest_complete
+from pipeline.core.intervals import Interval, interval_containing, intervals_between, latest_complete, parse_moment
 from pipeline.core.spec import Kpi
 from pipeline.errors import UsageError
+
+
+def moment(text: str | None) -> datetime | None:
+    """A ``--date``/``--start``/``--end`` value (or an event's) as a naive moment; a UsageError saying the forms."""
+    if text is None:
+        return None
+    try:
+        return parse_moment(str(text))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def requested_intervals(

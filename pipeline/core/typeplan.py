@@ -150,7 +150,7 @@ def plan_columns(kpi: Kpi, columns: list[SourceColumn]) -> list[ColumnPlan]:
         if column is None:
             problems.append(
                 f"result column '{source.name}' ({source.label}) is not declared in the header; "
-                f"declare it, e.g. `{source.name}: {{type: {_SUGGESTED[source.kind].split()[0]}, description: …}}`"
+                f"declare it: `{source.name}: {{type: …, description: …}}` with type {_SUGGESTED[source.kind]}"
             )
             continue
         reason = _refusal(source, column.type)

@@ -51,10 +51,6 @@ class PartitionFiles:
         self._pending_rows = 0
         self._pending_bytes = 0
 
-    @property
-    def rows(self) -> int:
-        return sum(f.rows for f in self.files) + self._file_rows + self._pending_rows
-
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows == 0:
             return

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import catalog
-from pipeline.core.intervals import parse_moment
 from pipeline.core.manifest import Manifest
-from pipeline.core.selection import requested_intervals
+from pipeline.core.selection import moment, requested_intervals
 from pipeline.errors import UsageError
 from pipeline.export.flow import export
 from pipeline.sources import open_source
@@ -51,15 +50,6 @@ class ExportRequest:
             run_id=event.get("run_id"),
             params={str(k): str(v) for k, v in params.items()},
         )
-
-
-def moment(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        return parse_moment(str(text))
-    except ValueError as error:
-        raise UsageError(str(error)) from None
 
 
 def run_export(request: ExportRequest, *, queries: Path, source_url: str, lake_url: str) -> list[Manifest]:
