@@ -179,3 +179,15 @@ def test_csv_refuses_bytes_columns_before_writing(shop: str, tmp_path: Path) -> 
     with pytest.raises(ExportError, match=r"CSV cannot carry BYTES columns \(raw\)"):
         export(kpi, [], source=open_source(shop), store=store)
     assert keys(store) == []
+
+
+def test_a_retry_of_a_run_whose_manifest_was_damaged_says_so(shop: str, tmp_path: Path) -> None:
+    kpi = make_kpi(tmp_path / "q", "sales", SALES_HEADER.format(format="parquet"), SALES_SQL)
+    store = LocalStore(tmp_path / "lake")
+    (manifest,) = export(kpi, days("2024-03-01", 1), source=open_source(shop), store=store, run_id="r")
+    key = "sales/day=2024-03-01/run=r/_manifest.json"
+    store.put_bytes(key, b'{"manifest_version": 99}')
+    with pytest.raises(StoreError, match="cannot be read") as caught:
+        export(kpi, days("2024-03-01", 1), source=open_source(shop), store=store, run_id="r")
+    assert caught.value.where.endswith(key)
+    assert manifest.rows == 1

@@ -50,7 +50,14 @@ class DuckDbSource:
                 where=where,
                 hint="create it (`make demo` builds the demo shop) or point KPI_SOURCE at your database",
             )
-        connection = duckdb.connect(str(self.path), read_only=True)
+        try:
+            connection = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.Error as error:
+            raise SourceError(
+                f"cannot open {self.path}: {str(error).splitlines()[0]}",
+                where=where,
+                hint="is another process writing to it? DuckDB allows one writer or many readers",
+            ) from None
         timer = threading.Timer(timeout.total_seconds(), connection.interrupt)
         timer.start()
         try:
