@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.errors import ExportError, StoreError, UsageError
+from pipeline.errors import ExportError, SourceError, StoreError, UsageError
 from pipeline.export import FileOptions, export
 from pipeline.lambdas.exporter import handler
 from pipeline.sources import open_source
@@ -191,3 +191,13 @@ def test_a_retry_of_a_run_whose_manifest_was_damaged_says_so(shop: str, tmp_path
         export(kpi, days("2024-03-01", 1), source=open_source(shop), store=store, run_id="r")
     assert caught.value.where.endswith(key)
     assert manifest.rows == 1
+
+
+def test_a_duckdb_query_is_interrupted_at_the_kpi_timeout(shop: str, tmp_path: Path) -> None:
+    header = "grain: none\ntimeout: 1s\ncolumns:\n  n: {type: INT64}"
+    sql = "SELECT COUNT(*) AS n FROM big AS a, big AS b WHERE a.id + b.id < 0"
+    kpi = make_kpi(tmp_path / "q", "slow", header, sql)
+    store = LocalStore(tmp_path / "lake")
+    with pytest.raises(SourceError, match="longer than the KPI's timeout"):
+        export(kpi, [], source=open_source(shop), store=store)
+    assert keys(store) == []

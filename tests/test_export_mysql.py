@@ -403,3 +403,19 @@ def test_min_rows_and_not_null_are_checked_per_partition(mysql_db: MySqlServer, 
     assert "2024-03-01: not_null: column 'status' is NULL in 1 row(s) (rows 1…)" in message
     assert "2024-03-02: min_rows: 0 row(s), at least 1 expected" in message
     assert keys(store) == []
+
+
+def test_rds_iam_auth_signs_a_token_forces_tls_and_never_shows_it(
+    mysql_db: MySqlServer, tmp_path: Path, aws_env: object
+) -> None:
+    kpi = make_kpi(tmp_path / "q", "one", "grain: none\ncolumns:\n  n: {type: INT64}", "SELECT 1 AS n")
+    source = open_source(
+        f"mysql://kpi_iam@{mysql_db.host}:{mysql_db.port}/{mysql_db.database}?iam=true&region=ap-northeast-1"
+    )
+    with pytest.raises(SourceError) as caught:  # this MariaDB has no TLS and no IAM: the connection is refused
+        export(kpi, [], source=source, store=LocalStore(tmp_path / "lake"))
+    message = str(caught.value)
+    assert "X-Amz-Signature" not in message
+    assert "Action=connect" not in message
+    assert "SSL is required" in message  # iam=true forces TLS, which this server does not offer
+    assert "does not offer it" in caught.value.hint

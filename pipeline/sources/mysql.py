@@ -49,6 +49,7 @@ _HINTS = {
     ER.NO_SUCH_TABLE: "run `kpi render NAME` and try the SQL in a MySQL client against the same database",
     ER.BAD_FIELD_ERROR: "run `kpi render NAME` and try the SQL in a MySQL client against the same database",
     ER.PARSE_ERROR: "run `kpi render NAME` and try the SQL in a MySQL client against the same database",
+    2026: "the URL asks for TLS (ssl=true, ssl_ca or iam=true) but the server does not offer it",
     1792: "the exporter only reads: the statement tried to write inside START TRANSACTION READ ONLY",
     1298: "the server has no time zone tables: load them (mysql_tzinfo_to_sql) or use a zone without DST",
 }
