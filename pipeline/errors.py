@@ -129,3 +129,7 @@ class ExportError(KpiError):
 
 class CheckFailed(ExportError):
     """A header check (`min_rows`, `not_null`, `unique`) failed on the exported rows; nothing was committed."""
+
+
+class LoadError(KpiError):
+    """A committed partition could not be loaded into the warehouse; the warehouse is unchanged."""

@@ -53,6 +53,7 @@ class Manifest:
     files: tuple[DataFile, ...]
     schema: tuple[SchemaField, ...]
     description: str = ""
+    source_timezone: str = ""  # how DATETIME time columns are read: the partition's bounds for a naive column
     cluster_by: tuple[str, ...] = ()
     params: dict[str, str] = field(default_factory=dict)
     replaced: dict[str, int] = field(default_factory=dict)  # "column: zero dates" → rows loaded as NULL

@@ -111,6 +111,7 @@ def export(
                 files=tuple(part_files),
                 schema=tuple(SchemaField(p.name, p.type.value, p.description) for p in plans),
                 description=kpi.description,
+                source_timezone=kpi.source_zone.key,
                 cluster_by=kpi.cluster_by,
                 params={name: str(value) for name, value in values.items()},
                 replaced=dict(conversion.replaced),

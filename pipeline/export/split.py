@@ -5,21 +5,21 @@ same pass. For a single partition it is the guard that every row lies inside the
 a partition load whose rows fall outside the decorator's partition, and a query that ignores ``:start`` and
 ``:end`` should fail here, naming the row, not in the warehouse.
 
-Comparisons are made in the column's own terms: DATE against the local calendar day, DATETIME against the
-naive wall-clock bounds in ``source_timezone``, TIMESTAMP against UTC instants.
+Comparisons are made in the column's own terms (:mod:`pipeline.core.bounds`), as the loader's are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.core.arrays import arange
+from pipeline.core.bounds import column_bound
 from pipeline.core.intervals import Interval
 from pipeline.core.spec import Kpi
+from pipeline.core.typeplan import ARROW_TYPES
 from pipeline.core.types import BqType
 from pipeline.errors import ExportError
 
@@ -33,13 +33,8 @@ class Splitter:
         self.end = self._bound(intervals[-1], column_type, start=False)
 
     def _bound(self, interval: Interval, column_type: BqType, *, start: bool) -> pa.Scalar:
-        moment = interval.start if start else interval.end
-        if column_type is BqType.DATE:
-            return pa.scalar(moment.date(), pa.date32())
-        if column_type is BqType.TIMESTAMP:
-            return pa.scalar(moment.astimezone(UTC), pa.timestamp("us", tz="UTC"))
-        naive = moment.astimezone(self.kpi.source_zone).replace(tzinfo=None)
-        return pa.scalar(naive, pa.timestamp("us"))
+        value = column_bound(interval.start if start else interval.end, column_type, self.kpi.source_zone)
+        return pa.scalar(value, ARROW_TYPES[column_type])
 
     def split(self, batch: pa.RecordBatch, first_row: int) -> Iterator[tuple[int, pa.RecordBatch, pa.Array | None]]:
         """``(interval index, rows, their 1-based result row numbers or None when consecutive)`` per partition

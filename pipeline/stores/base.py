@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Literal, Protocol
+from typing import BinaryIO, Literal, Protocol
 
 from pipeline.errors import StoreError
 
@@ -182,6 +182,11 @@ class Store(Protocol):
 
     def get_bytes(self, key: str) -> bytes:
         """The whole object; StoreError naming the key when it is missing."""
+        ...
+
+    def open_read(self, key: str) -> BinaryIO:
+        """A seekable binary file of the object, never held whole in memory (a local file, or an S3 object
+        streamed into a temporary file); close it when done. StoreError naming the key when it is missing."""
         ...
 
     def exists(self, key: str) -> bool: ...

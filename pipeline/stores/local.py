@@ -8,6 +8,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from pipeline.errors import StoreError
 from pipeline.stores.base import ObjectInfo, StoreWriter, check_key, check_prefix
@@ -144,6 +145,17 @@ class LocalStore:
         path = self._path(key)
         try:
             return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise StoreError(
+                "no object at this key", where=str(path), hint=f"is the lake {self.url} the right one?"
+            ) from None
+        except OSError as error:
+            raise _error(error, "read", str(path)) from None
+
+    def open_read(self, key: str) -> BinaryIO:
+        path = self._path(key)
+        try:
+            return path.open("rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise StoreError(
                 "no object at this key", where=str(path), hint=f"is the lake {self.url} the right one?"

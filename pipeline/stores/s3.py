@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import tempfile
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, BinaryIO
 
 import boto3
 import botocore.config
@@ -191,6 +192,17 @@ class S3Store:
         except (botocore.exceptions.BotoCoreError, OSError) as error:
             raise _error(error, "GetObject", self.uri(key), self.bucket) from None
         return body
+
+    def open_read(self, key: str) -> BinaryIO:
+        """The object streamed (multipart, in parallel ranges) into an anonymous temporary file."""
+        spool = tempfile.TemporaryFile()  # noqa: SIM115  (handed to the caller, who closes it)
+        try:
+            self.client.download_fileobj(self.bucket, self.object_key(key), spool)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError) as error:
+            spool.close()
+            raise _error(error, "GetObject", self.uri(key), self.bucket) from None
+        spool.seek(0)
+        return spool
 
     def exists(self, key: str) -> bool:
         try:

@@ -1,0 +1,72 @@
+"""``kpi load``: a committed partition into the warehouse, exactly once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline import settings
+from pipeline.cli.app import cli
+from pipeline.cli.output import print_json, stdout
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--date", "date_text", help="With a KPI name: the partition containing this moment.")
+@click.option(
+    "--lake", envvar="KPI_LAKE", help=f"With a KPI name: the lake (env: KPI_LAKE; default {settings.EMBEDDED_LAKE})."
+)
+@click.option(
+    "--warehouse",
+    envvar="KPI_WAREHOUSE",
+    help=f"Warehouse URL (env: KPI_WAREHOUSE; default {settings.EMBEDDED_WAREHOUSE}).",
+)
+@click.option("--force", is_flag=True, help="Load again even when this run is already loaded.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.pass_obj
+def load(
+    queries: Path,
+    target: str,
+    date_text: str | None,
+    lake: str | None,
+    warehouse: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Load a committed partition into the warehouse: TARGET is a manifest URL or a KPI name.
+
+    \b
+    Examples:
+      kpi load daily_sales --date 2024-03-01
+      kpi load s3://lake/v1/daily_sales/sales_date=2024-03-01/run=20240302T060001123Z-1a2b3c/_manifest.json
+    """
+    from pipeline.load.request import run_load  # pyarrow and DuckDB only for this command
+
+    manifest, result = run_load(
+        target,
+        date=date_text,
+        queries=queries,
+        lake_url=lake or settings.lake_url(),
+        warehouse_url=warehouse or settings.warehouse_url(),
+        force=force,
+    )
+    if as_json:
+        print_json(
+            {
+                "kpi": manifest.kpi,
+                "partition": manifest.partition,
+                "run_id": manifest.run_id,
+                "loaded": result.loaded,
+                "reason": result.reason,
+                "rows": manifest.rows,
+                "added_columns": list(result.added_columns),
+                "job_id": result.record.job_id if result.record else None,
+            }
+        )
+        return
+    console = stdout()
+    mark = "[green]loaded[/]" if result.loaded else "[yellow]skipped[/]"
+    console.print(f"{mark} {manifest.kpi} {manifest.partition} (run {manifest.run_id}): {result.reason}")
+    for name in result.added_columns:
+        console.print(f"[yellow]note:[/] new column '{name}' added to {manifest.kpi}")

@@ -1,0 +1,36 @@
+"""A load as callers name it — a manifest URL, or a KPI and a date — turned into :func:`load_manifest`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from pipeline import catalog
+from pipeline.core.lake import MANIFEST_NAME
+from pipeline.core.manifest import Manifest
+from pipeline.core.selection import moment, requested_intervals
+from pipeline.load.flow import load_manifest, newest_manifest, split_manifest_url
+from pipeline.stores import open_store
+from pipeline.warehouses import LoadResult, open_warehouse
+
+
+def run_load(
+    target: str,
+    *,
+    date: str | None,
+    queries: Path,
+    lake_url: str,
+    warehouse_url: str,
+    force: bool = False,
+) -> tuple[Manifest, LoadResult]:
+    """``target`` is a manifest URL (its lake is the URL's prefix) or a KPI name (the newest committed run of
+    the partition ``date`` names, default the latest complete one, in ``lake_url``)."""
+    if target.endswith(MANIFEST_NAME):
+        lake_url, key = split_manifest_url(target)
+        store = open_store(lake_url)
+    else:
+        kpi = catalog.load_one((queries,), target)
+        intervals = requested_intervals(kpi, now=datetime.now(kpi.zone), date=moment(date))
+        store = open_store(lake_url)
+        key = newest_manifest(store, kpi, intervals[0] if intervals else None)
+    return load_manifest(store, key, open_warehouse(warehouse_url), force=force)

@@ -1,0 +1,260 @@
+"""The embedded default warehouse: a DuckDB file with BigQuery's load semantics.
+
+One transaction per load: create the table if missing, add new columns, replace the partition's rows, check the
+row count against the manifest, append the audit row — committed together or not at all. DuckDB allows one
+writer per file, so concurrent loaders queue on the file lock instead of interleaving.
+
+Types follow the manifest's BigQuery names. DuckDB's DECIMAL stops at 38 digits, so BIGNUMERIC columns hold the
+exact decimal text (VARCHAR); JSON is kept as text. The exact BigQuery type of every column is kept in
+``_kpi_columns`` so that schema drift is judged on BigQuery types, as it will be in BigQuery.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.core.bounds import column_bound
+from pipeline.core.drift import DRIFT_HINT, schema_drift
+from pipeline.core.manifest import DataFile, Manifest, SchemaField
+from pipeline.core.typeplan import ARROW_TYPES
+from pipeline.core.types import BqType
+from pipeline.errors import LoadError
+from pipeline.warehouses.base import AUDIT_TABLE, LoadRecord, LoadResult, OpenFile
+
+COLUMNS_TABLE = "_kpi_columns"
+DUCKDB_TYPES = {
+    BqType.STRING: "VARCHAR",
+    BqType.INT64: "BIGINT",
+    BqType.NUMERIC: "DECIMAL(38,9)",
+    BqType.BIGNUMERIC: "VARCHAR",  # exact decimal text: DuckDB's DECIMAL holds 38 digits, BIGNUMERIC 76
+    BqType.FLOAT64: "DOUBLE",
+    BqType.BOOL: "BOOLEAN",
+    BqType.DATE: "DATE",
+    BqType.DATETIME: "TIMESTAMP",
+    BqType.TIMESTAMP: "TIMESTAMPTZ",
+    BqType.TIME: "TIME",
+    BqType.JSON: "VARCHAR",
+    BqType.BYTES: "BLOB",
+}
+_META = (
+    f"CREATE TABLE IF NOT EXISTS {AUDIT_TABLE} (kpi VARCHAR, partition VARCHAR, run_id VARCHAR, sql_hash VARCHAR, "
+    "rows BIGINT, bytes BIGINT, job_id VARCHAR, loaded_at TIMESTAMPTZ)",
+    f"CREATE TABLE IF NOT EXISTS {COLUMNS_TABLE} (kpi VARCHAR, position INTEGER, name VARCHAR, type VARCHAR, "
+    "description VARCHAR)",
+)
+
+
+def warehouse_path(url: str) -> Path:
+    """``duckdb:///abs/file.duckdb``, ``duckdb://relative.duckdb`` or a plain path."""
+    if "://" not in url:
+        return Path(url)
+    parts = urlsplit(url)
+    return Path(unquote(parts.netloc + parts.path))
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class DuckDbWarehouse:
+    def __init__(self, url: str) -> None:
+        self.path = warehouse_path(url)
+        self.url = str(self.path)
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = duckdb.connect(str(self.path))
+        except duckdb.Error as error:
+            raise LoadError(
+                f"cannot open the DuckDB warehouse {self.path}: {str(error).splitlines()[0]}",
+                hint="is another process writing to it? DuckDB allows one writer at a time",
+                retryable=True,
+            ) from None
+        connection.execute("SET TimeZone = 'UTC'")
+        for statement in _META:
+            connection.execute(statement)
+        return connection
+
+    def last_load(self, kpi: str, partition: str) -> LoadRecord | None:
+        with self._connect() as connection:
+            return _last_load(connection, kpi, partition)
+
+    def table_schema(self, kpi: str) -> list[SchemaField]:
+        with self._connect() as connection:
+            return _table_schema(connection, kpi)
+
+    def load(self, manifest: Manifest, open_file: OpenFile, *, force: bool = False) -> LoadResult:
+        where = f"{manifest.kpi} {manifest.partition} (run {manifest.run_id})"
+        with self._connect() as connection:
+            connection.begin()
+            try:
+                result = self._load(connection, manifest, open_file, force, where)
+            except BaseException:
+                connection.rollback()
+                raise
+            if result.loaded:
+                connection.commit()
+            else:
+                connection.rollback()
+            return result
+
+    def _load(
+        self, connection: duckdb.DuckDBPyConnection, manifest: Manifest, open_file: OpenFile, force: bool, where: str
+    ) -> LoadResult:
+        last = _last_load(connection, manifest.kpi, manifest.partition)
+        if last is not None and (manifest.run_id < last.run_id or (manifest.run_id == last.run_id and not force)):
+            why = "is already loaded" if manifest.run_id == last.run_id else f"is older than run {last.run_id}"
+            return LoadResult(False, f"run {manifest.run_id} {why}, loaded {last.loaded_at:%Y-%m-%d %H:%M} UTC")
+        current = _table_schema(connection, manifest.kpi)
+        drift = schema_drift(current, manifest.schema) if current else None
+        if drift and drift.blocking:
+            raise LoadError(
+                "the table's columns changed in a way the warehouse cannot follow:\n  - "
+                + "\n  - ".join(drift.problems()),
+                where=where,
+                hint=DRIFT_HINT,
+            )
+        table = quote(manifest.kpi)
+        if not current:
+            columns = ", ".join(f"{quote(f.name)} {DUCKDB_TYPES[BqType(f.type)]}" for f in manifest.schema)
+            connection.execute(f"CREATE TABLE {table} ({columns})")
+            _remember_columns(connection, manifest.kpi, manifest.schema, start=0)
+        elif drift and drift.added:
+            for field in drift.added:
+                connection.execute(
+                    f"ALTER TABLE {table} ADD COLUMN {quote(field.name)} {DUCKDB_TYPES[BqType(field.type)]}"
+                )
+            _remember_columns(connection, manifest.kpi, drift.added, start=len(current))
+        _describe(connection, manifest)
+        predicate, bounds = _partition_predicate(manifest)
+        connection.execute(f"DELETE FROM {table} WHERE {predicate}", bounds)
+        for entry in manifest.files:
+            _insert_file(connection, manifest, entry, open_file, where)
+        (count,) = connection.execute(f"SELECT COUNT(*) FROM {table} WHERE {predicate}", bounds).fetchone() or (0,)
+        if count != manifest.rows:
+            raise LoadError(
+                f"the partition holds {count} rows after the load, the manifest says {manifest.rows}",
+                where=where,
+                hint="the files and the manifest disagree: export the partition again",
+            )
+        record = LoadRecord(
+            manifest.kpi,
+            manifest.partition,
+            manifest.run_id,
+            manifest.sql_hash,
+            manifest.rows,
+            manifest.bytes,
+            f"duckdb-{uuid.uuid4().hex[:12]}",
+            datetime.now(UTC),
+        )
+        connection.execute(f"INSERT INTO {AUDIT_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(record.__dict__.values()))
+        added = tuple(f.name for f in drift.added) if drift else ()
+        return LoadResult(True, f"replaced {manifest.partition} with {manifest.rows:,} rows", record, added)
+
+
+def _last_load(connection: duckdb.DuckDBPyConnection, kpi: str, partition: str) -> LoadRecord | None:
+    row = connection.execute(
+        # loaded_at as naive UTC: DuckDB needs pytz to hand out TIMESTAMPTZ values, and we have no other use for it
+        "SELECT kpi, partition, run_id, sql_hash, rows, bytes, job_id, timezone('UTC', loaded_at) "
+        f"FROM {AUDIT_TABLE} WHERE kpi = ? AND partition = ? ORDER BY run_id DESC, loaded_at DESC LIMIT 1",
+        [kpi, partition],
+    ).fetchone()
+    if row is None:
+        return None
+    kpi_, partition_, run_id, sql_hash, count, size, job_id, loaded_at = row
+    return LoadRecord(kpi_, partition_, run_id, sql_hash, count, size, job_id, loaded_at.replace(tzinfo=UTC))
+
+
+def _table_schema(connection: duckdb.DuckDBPyConnection, kpi: str) -> list[SchemaField]:
+    rows = connection.execute(
+        f"SELECT name, type, description FROM {COLUMNS_TABLE} WHERE kpi = ? ORDER BY position", [kpi]
+    ).fetchall()
+    return [SchemaField(name, type_, description or "") for name, type_, description in rows]
+
+
+def _remember_columns(
+    connection: duckdb.DuckDBPyConnection, kpi: str, fields: Sequence[SchemaField], *, start: int
+) -> None:
+    for position, field in enumerate(fields, start):
+        connection.execute(
+            f"INSERT INTO {COLUMNS_TABLE} VALUES (?, ?, ?, ?, ?)", [kpi, position, field.name, field.type, ""]
+        )
+
+
+def _describe(connection: duckdb.DuckDBPyConnection, manifest: Manifest) -> None:
+    """Table and column descriptions follow the header of the newest load."""
+    table = quote(manifest.kpi)
+    connection.execute(f"COMMENT ON TABLE {table} IS {_literal(manifest.description)}")
+    for field in manifest.schema:
+        connection.execute(f"COMMENT ON COLUMN {table}.{quote(field.name)} IS {_literal(field.description)}")
+        connection.execute(
+            f"UPDATE {COLUMNS_TABLE} SET description = ? WHERE kpi = ? AND name = ?",
+            [field.description, manifest.kpi, field.name],
+        )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _partition_predicate(manifest: Manifest) -> tuple[str, list[Any]]:
+    """The rows of the manifest's partition: all rows for a snapshot."""
+    if manifest.interval_start is None or manifest.interval_end is None or not manifest.time_column:
+        return "TRUE", []
+    column_type = BqType(next(f.type for f in manifest.schema if f.name == manifest.time_column))
+    zone = ZoneInfo(manifest.source_timezone or manifest.timezone)
+    start, end = (
+        column_bound(datetime.fromisoformat(text), column_type, zone)
+        for text in (manifest.interval_start, manifest.interval_end)
+    )
+    column = quote(manifest.time_column)
+    return f"{column} >= ? AND {column} < ?", [start, end]
+
+
+def _insert_file(
+    connection: duckdb.DuckDBPyConnection, manifest: Manifest, entry: DataFile, open_file: OpenFile, where: str
+) -> None:
+    table = quote(manifest.kpi)
+    names = ", ".join(quote(f.name) for f in manifest.schema)
+    rows = 0
+    with open_file(entry) as handle:
+        for batch in _batches(manifest, handle):
+            rows += batch.num_rows
+            connection.register("_kpi_incoming", batch)
+            connection.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _kpi_incoming")
+            connection.unregister("_kpi_incoming")
+    if rows != entry.rows:
+        raise LoadError(
+            f"{entry.path} holds {rows} rows, the manifest says {entry.rows}",
+            where=where,
+            hint="the file was changed after it was exported: export the partition again",
+        )
+
+
+def _batches(manifest: Manifest, handle: Any) -> Iterator[pa.RecordBatch]:
+    """The file's rows in batches, BIGNUMERIC as exact text (DuckDB's DECIMAL holds 38 digits)."""
+    schema = pa.schema([pa.field(f.name, ARROW_TYPES[BqType(f.type)]) for f in manifest.schema])
+    if manifest.format == "csv":
+        options = pacsv.ConvertOptions(column_types=schema)
+        reader: Iterator[pa.RecordBatch] = iter(pacsv.open_csv(handle, convert_options=options))
+    else:
+        reader = pq.ParquetFile(handle).iter_batches(batch_size=65_536)
+    wide = [f.name for f in manifest.schema if f.type == BqType.BIGNUMERIC]
+    for batch in reader:
+        if wide:
+            names = batch.schema.names
+            arrays = [batch.column(n).cast(pa.string()) if n in wide else batch.column(n) for n in names]
+            batch = pa.RecordBatch.from_arrays(arrays, names=names)
+        yield batch
