@@ -15,7 +15,9 @@ from pipeline.cli import cli
 from pipeline.core.manifest import Manifest
 from pipeline.errors import LoadError
 from pipeline.export import export
+from pipeline.lambdas.loader import handler as loader_handler
 from pipeline.load import load_manifest, newest_manifest, split_manifest_url
+from pipeline.load.events import announced_manifests
 from pipeline.sources import open_source
 from pipeline.stores import LocalStore, open_store
 from pipeline.warehouses import open_warehouse
@@ -220,3 +222,63 @@ def test_a_manifest_from_s3_loads_through_a_temporary_file(shop: str, tmp_path: 
     _, result = load_manifest(open_store(lake), key_of(manifest), open_warehouse(str(tmp_path / "wh.duckdb")))
     assert result.loaded
     assert rows(str(tmp_path / "wh.duckdb"), "SELECT SUM(orders) FROM daily") == [(3,)]
+
+
+def test_s3_notifications_through_sqs_load_each_manifest_once(
+    shop: str, tmp_path: Path, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName=f"manifests-{s3_bucket}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("s3").put_bucket_notification_configuration(
+        Bucket=s3_bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": "_manifest.json"}]}},
+                }
+            ]
+        },
+    )
+    kpi = make_kpi(tmp_path / "q", "daily", HEADER, SQL)
+    lake = f"s3://{s3_bucket}/kpi lake"  # a space: S3 events URL-encode keys
+    export(kpi, days("2024-03-01", 2), source=open_source(shop), store=open_store(lake), run_id="r1")
+
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+    bodies = [m["Body"] for m in messages]
+    event = {"Records": [{"eventSource": "aws:sqs", "body": body} for body in bodies]}
+    assert sorted(announced_manifests(event)) == [
+        f"s3://{s3_bucket}/kpi lake/daily/day=2024-03-01/run=r1/_manifest.json",
+        f"s3://{s3_bucket}/kpi lake/daily/day=2024-03-02/run=r1/_manifest.json",
+    ]
+    monkeypatch.setenv("KPI_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    outcomes = [loader_handler(event) for _ in range(3)]  # at-least-once delivery: the same event three times
+    assert [[m["loaded"] for m in o["manifests"]] for o in outcomes] == [[True, True], [False, False], [False, False]]
+    assert rows(str(tmp_path / "wh.duckdb"), "SELECT COUNT(*), SUM(orders) FROM daily") == [(3, 4)]
+    assert rows(str(tmp_path / "wh.duckdb"), "SELECT COUNT(*) FROM _kpi_loads") == [(2,)]
+
+
+def test_events_other_than_new_manifests_are_ignored() -> None:
+    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"}
+    part = {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "b"}, "object": {"key": "k/day%3D1/run%3Dr/part-00000.parquet"}},
+    }
+    removed = {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectRemoved:Delete",
+        "s3": {"bucket": {"name": "b"}, "object": {"key": "k/d/run=r/_manifest.json"}},
+    }
+    created = {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:CompleteMultipartUpload",
+        "s3": {"bucket": {"name": "b"}, "object": {"key": "lake/k/day%3D2024-03-01/run%3Dr/_manifest.json"}},
+    }
+    event = {"Records": [part, removed, created, created, {"eventSource": "aws:sqs", "body": json.dumps(test_event)}]}
+    assert announced_manifests(event) == ["s3://b/lake/k/day=2024-03-01/run=r/_manifest.json"]
+    assert announced_manifests(test_event) == []
