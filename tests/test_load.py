@@ -6,6 +6,7 @@ import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import duckdb
 import pytest
@@ -282,3 +283,19 @@ def test_events_other_than_new_manifests_are_ignored() -> None:
     event = {"Records": [part, removed, created, created, {"eventSource": "aws:sqs", "body": json.dumps(test_event)}]}
     assert announced_manifests(event) == ["s3://b/lake/k/day=2024-03-01/run=r/_manifest.json"]
     assert announced_manifests(test_event) == []
+
+
+def test_kpi_dashboard_prints_a_looker_studio_linking_api_url(in_project: Path) -> None:
+    result = CliRunner().invoke(cli, ["dashboard", "daily_sales", "--warehouse", "bigquery://acme-analytics/kpi"])
+    assert result.exit_code == 0, result.output
+    url = urlsplit(result.output.strip())
+    assert (url.scheme, url.netloc, url.path) == ("https", "lookerstudio.google.com", "/reporting/create")
+    query = parse_qs(url.query)
+    assert query["ds.ds0.connector"] == ["bigQuery"]
+    assert query["ds.ds0.type"] == ["TABLE"]
+    assert (query["ds.ds0.projectId"], query["ds.ds0.datasetId"]) == (["acme-analytics"], ["kpi"])
+    assert query["ds.ds0.tableId"] == ["daily_sales"]
+    assert query["c.reportName"] == ["Orders and sales per JST day and status"]
+    local = CliRunner().invoke(cli, ["dashboard", "daily_sales", "--warehouse", "duckdb:///tmp/w.duckdb"])
+    assert local.exit_code == 2
+    assert "Looker Studio reads BigQuery" in local.output

@@ -70,3 +70,20 @@ def load(
     console.print(f"{mark} {manifest.kpi} {manifest.partition} (run {manifest.run_id}): {result.reason}")
     for name in result.added_columns:
         console.print(f"[yellow]note:[/] new column '{name}' added to {manifest.kpi}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--warehouse", envvar="KPI_WAREHOUSE", help="bigquery://PROJECT/DATASET (env: KPI_WAREHOUSE).")
+@click.pass_obj
+def dashboard(queries: Path, name: str, warehouse: str | None) -> None:
+    """Print a Looker Studio link that opens a new report on the KPI's BigQuery table.
+
+    \b
+    Example:
+      KPI_WAREHOUSE=bigquery://acme-analytics/kpi kpi dashboard daily_sales
+    """
+    from pipeline import catalog
+    from pipeline.dashboard import report_url
+
+    click.echo(report_url(catalog.load_one((queries,), name), warehouse or settings.warehouse_url()))
