@@ -52,3 +52,13 @@ def days(first: str, count: int, zone: str = "Asia/Tokyo") -> list[Interval]:
     """``count`` consecutive day partitions from ``first`` (a date), in ``zone``."""
     start = datetime.fromisoformat(first)
     return [interval_containing(Grain.DAY, ZoneInfo(zone), start + timedelta(days=n)) for n in range(count)]
+
+
+def duckdb_orders(path: Path, *rows: str) -> str:
+    """A DuckDB source file with the table ``orders (created_at, status, amount)`` and ``rows`` (SQL tuples)."""
+    import duckdb
+
+    with duckdb.connect(str(path)) as db:
+        db.execute("CREATE TABLE orders (created_at TIMESTAMP, status VARCHAR, amount DECIMAL(12,2))")
+        db.execute("INSERT INTO orders VALUES " + ", ".join(rows))
+    return f"duckdb:///{path}"

@@ -21,7 +21,7 @@ from pipeline.lambdas.exporter import handler
 from pipeline.sources import open_source
 from pipeline.stores import LocalStore, S3Store, open_store
 from tests.aws import refuse_upload_part
-from tests.exporting import days, keys, make_kpi, read_partition
+from tests.exporting import days, duckdb_orders, keys, make_kpi, read_partition
 
 SALES_HEADER = """
 grain: day
@@ -44,18 +44,18 @@ FROM orders WHERE created_at >= :start AND created_at < :end GROUP BY 1, 2 ORDER
 @pytest.fixture
 def shop(tmp_path: Path) -> str:
     """A DuckDB source with a few orders, some with text that CSV must quote."""
-    path = tmp_path / "shop.duckdb"
-    with duckdb.connect(str(path)) as db:
-        db.execute("CREATE TABLE orders (created_at TIMESTAMP, status VARCHAR, amount DECIMAL(12,2))")
-        db.execute(
-            "INSERT INTO orders VALUES ('2024-03-01 10:00:00', 'paid', 1000.10), ('2024-03-01 11:30:00', 'paid', 0.05),"
-            " ('2024-03-02 09:00:00', 'said \"no\", then\nleft', 12.00)"
-        )
+    url = duckdb_orders(
+        tmp_path / "shop.duckdb",
+        "('2024-03-01 10:00:00', 'paid', 1000.10)",
+        "('2024-03-01 11:30:00', 'paid', 0.05)",
+        "('2024-03-02 09:00:00', 'said \"no\", then\nleft', 12.00)",
+    )
+    with duckdb.connect(url.removeprefix("duckdb:///")) as db:
         db.execute(
             "CREATE TABLE big AS SELECT range AS id, md5(range::VARCHAR) || sha256(range::VARCHAR) AS pad"
             " FROM range(400000)"
         )
-    return f"duckdb:///{path}"
+    return url
 
 
 def test_the_embedded_duckdb_source_exports_exact_values(shop: str, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from pipeline.load.events import announced_manifests
 from pipeline.sources import open_source
 from pipeline.stores import LocalStore, open_store
 from pipeline.warehouses import open_warehouse
-from tests.exporting import days, make_kpi
+from tests.exporting import days, duckdb_orders, make_kpi
 
 HEADER = """
 grain: day
@@ -43,14 +43,13 @@ FROM orders WHERE created_at >= :start AND created_at < :end GROUP BY 1, 2
 
 @pytest.fixture
 def shop(tmp_path: Path) -> str:
-    path = tmp_path / "shop.duckdb"
-    with duckdb.connect(str(path)) as db:
-        db.execute("CREATE TABLE orders (created_at TIMESTAMP, status VARCHAR, amount DECIMAL(12,2))")
-        db.execute(
-            "INSERT INTO orders VALUES ('2024-03-01 10:00', 'paid', 10.50), ('2024-03-01 11:00', 'paid', 1.25),"
-            " ('2024-03-01 12:00', 'refunded', 3.00), ('2024-03-02 09:00', 'paid', 7.00)"
-        )
-    return f"duckdb:///{path}"
+    return duckdb_orders(
+        tmp_path / "shop.duckdb",
+        "('2024-03-01 10:00', 'paid', 10.50)",
+        "('2024-03-01 11:00', 'paid', 1.25)",
+        "('2024-03-01 12:00', 'refunded', 3.00)",
+        "('2024-03-02 09:00', 'paid', 7.00)",
+    )
 
 
 def rows(warehouse: str, sql: str) -> list[tuple[object, ...]]:

@@ -142,15 +142,11 @@ class LocalStore:
             raise _error(error, "write", str(target)) from None
 
     def get_bytes(self, key: str) -> bytes:
-        path = self._path(key)
-        try:
-            return path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            raise StoreError(
-                "no object at this key", where=str(path), hint=f"is the lake {self.url} the right one?"
-            ) from None
-        except OSError as error:
-            raise _error(error, "read", str(path)) from None
+        with self.open_read(key) as handle:
+            try:
+                return handle.read()
+            except OSError as error:
+                raise _error(error, "read", str(self._path(key))) from None
 
     def open_read(self, key: str) -> BinaryIO:
         path = self._path(key)
