@@ -298,3 +298,19 @@ def test_kpi_dashboard_prints_a_looker_studio_linking_api_url(in_project: Path) 
     local = CliRunner().invoke(cli, ["dashboard", "daily_sales", "--warehouse", "duckdb:///tmp/w.duckdb"])
     assert local.exit_code == 2
     assert "Looker Studio reads BigQuery" in local.output
+
+
+def test_bignumeric_is_kept_exact_as_decimal_text_in_duckdb(tmp_path: Path) -> None:
+    source = tmp_path / "wide.duckdb"
+    with duckdb.connect(str(source)) as db:
+        db.execute(
+            "CREATE TABLE w AS SELECT 1 AS id, CAST('1234567890123456789012345678.0123456789' AS DECIMAL(38,10)) AS v"
+        )
+    header = "grain: none\ncolumns:\n  id: {type: INT64}\n  v: {type: BIGNUMERIC}"
+    kpi = make_kpi(tmp_path / "q", "wide", header, "SELECT id, v FROM w")
+    store = LocalStore(tmp_path / "lake")
+    (manifest,) = export(kpi, [], source=open_source(f"duckdb:///{source}"), store=store)
+    key = f"wide/snapshot/run={manifest.run_id}/_manifest.json"
+    assert load_manifest(store, key, open_warehouse(str(tmp_path / "wh.duckdb")))[1].loaded
+    ((text,),) = rows(str(tmp_path / "wh.duckdb"), "SELECT v FROM wide")
+    assert Decimal(str(text)) == Decimal("1234567890123456789012345678.0123456789")

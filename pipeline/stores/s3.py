@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import tempfile
 from collections.abc import Iterable
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import boto3
 import botocore.config
@@ -194,15 +194,16 @@ class S3Store:
         return body
 
     def open_read(self, key: str) -> BinaryIO:
-        """The object streamed (multipart, in parallel ranges) into an anonymous temporary file."""
-        spool = tempfile.TemporaryFile()  # noqa: SIM115  (handed to the caller, who closes it)
+        """The object streamed (multipart, in parallel ranges) into a temporary file, deleted when closed; it has a
+        path (``.name``) so that readers such as DuckDB's Parquet scan can open it themselves."""
+        spool = tempfile.NamedTemporaryFile(prefix="kpi-", suffix="-" + key.rsplit("/", 1)[-1])  # noqa: SIM115
         try:
             self.client.download_fileobj(self.bucket, self.object_key(key), spool)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError) as error:
             spool.close()
             raise _error(error, "GetObject", self.uri(key), self.bucket) from None
         spool.seek(0)
-        return spool
+        return cast(BinaryIO, spool)  # the wrapper delegates every file method to the real file
 
     def exists(self, key: str) -> bool:
         try:
