@@ -14,6 +14,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pipeline.errors import StoreError
+
 MANIFEST_VERSION = 1
 
 
@@ -76,6 +78,15 @@ class Manifest:
         data["schema"] = tuple(SchemaField(**f) for f in data["schema"])
         data["cluster_by"] = tuple(data.get("cluster_by", ()))
         return cls(**data)
+
+    @classmethod
+    def parse(cls, data: builtins.bytes, *, where: str, hint: str) -> Manifest:
+        """:meth:`from_json` for a manifest read from the lake: a damaged or unknown one is a StoreError naming
+        it, not a traceback."""
+        try:
+            return cls.from_json(data)
+        except (ValueError, KeyError, TypeError) as error:
+            raise StoreError(f"the manifest cannot be read: {error}", where=where, hint=hint) from None
 
     def summary(self) -> dict[str, Any]:
         """What a CLI or a Lambda reports about the commit (no file list, no schema)."""

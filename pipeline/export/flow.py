@@ -32,7 +32,7 @@ from pipeline.core.render import bind_values
 from pipeline.core.spec import FileFormat, Kpi
 from pipeline.core.typeplan import ColumnPlan, plan_columns
 from pipeline.core.types import BqType
-from pipeline.errors import CheckFailed, ExportError, StoreError, UsageError
+from pipeline.errors import CheckFailed, ExportError, UsageError
 from pipeline.export.files import FileOptions, PartitionFiles
 from pipeline.export.split import Splitter
 from pipeline.sources import Source
@@ -191,14 +191,8 @@ def _committed(kpi: Kpi, parts: list[Interval | None], run_id: str, store: Store
     keys = [manifest_key(kpi, part, run_id) for part in parts]
     if not all(store.exists(key) for key in keys):
         return []
-    try:
-        return [Manifest.from_json(store.get_bytes(key)) for key in keys]
-    except (ValueError, KeyError, TypeError) as error:
-        raise StoreError(
-            f"the committed manifest of run {run_id} cannot be read: {error}",
-            where=store.uri(keys[0]),
-            hint="start a new run (without --run-id); do not edit manifests by hand",
-        ) from None
+    hint = f"run {run_id} is damaged: start a new run (without --run-id); do not edit manifests by hand"
+    return [Manifest.parse(store.get_bytes(key), where=store.uri(key), hint=hint) for key in keys]
 
 
 def _refuse_bytes_in_csv(kpi: Kpi, plans: list[ColumnPlan], options: FileOptions) -> None:

@@ -32,19 +32,9 @@ def split_manifest_url(url: str) -> tuple[str, str]:
     return "/".join(parts[:-4]) or "/", "/".join(parts[-4:])
 
 
-def read_manifest(store: Store, key: str) -> Manifest:
-    try:
-        return Manifest.from_json(store.get_bytes(key))
-    except (ValueError, KeyError, TypeError) as error:
-        raise LoadError(
-            f"the manifest cannot be read: {error}",
-            where=store.uri(key),
-            hint="export the partition again; do not edit manifests by hand",
-        ) from None
-
-
 def load_manifest(store: Store, key: str, warehouse: Warehouse, *, force: bool = False) -> tuple[Manifest, LoadResult]:
-    manifest = read_manifest(store, key)
+    hint = "export the partition again; do not edit manifests by hand"
+    manifest = Manifest.parse(store.get_bytes(key), where=store.uri(key), hint=hint)
     return manifest, warehouse.load(manifest, _checked_opener(store, manifest), force=force)
 
 

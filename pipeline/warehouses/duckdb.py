@@ -95,10 +95,6 @@ class DuckDbWarehouse:
         with self._connect() as connection:
             return _last_load(connection, kpi, partition)
 
-    def table_schema(self, kpi: str) -> list[SchemaField]:
-        with self._connect() as connection:
-            return _table_schema(connection, kpi)
-
     def load(self, manifest: Manifest, open_file: OpenFile, *, force: bool = False) -> LoadResult:
         where = f"{manifest.kpi} {manifest.partition} (run {manifest.run_id})"
         with self._connect() as connection:
