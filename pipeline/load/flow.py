@@ -12,11 +12,12 @@ from typing import BinaryIO
 from pipeline.core.intervals import Interval
 from pipeline.core.lake import MANIFEST_NAME, partition_prefix
 from pipeline.core.manifest import DataFile, Manifest
+from pipeline.core.rowcount import PARQUET_TAIL_BYTES, CsvRecordCounter, parquet_footer_length, parquet_rows
 from pipeline.core.spec import Kpi
 from pipeline.errors import LoadError
 from pipeline.stores import Store
 from pipeline.warehouses import LoadResult, Warehouse
-from pipeline.warehouses.base import OpenFile
+from pipeline.warehouses.base import OpenFile, where
 
 _CHUNK = 1 << 20
 
@@ -51,21 +52,55 @@ def newest_manifest(store: Store, kpi: Kpi, interval: Interval | None) -> str:
 
 
 def _checked_opener(store: Store, manifest: Manifest) -> OpenFile:
+    """Each file as the warehouse will read it, refused unless its size, SHA-256 and row count are the manifest's:
+    a file changed after its commit never reaches a table, whichever warehouse it is."""
+
     def open_file(entry: DataFile) -> BinaryIO:
         handle = store.open_read(entry.path)
-        digest, size = hashlib.sha256(), 0
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-        if size != entry.bytes or digest.hexdigest() != entry.sha256:
+        try:
+            _check(handle, entry, manifest)
+        except BaseException:
             handle.close()
-            raise LoadError(
-                f"{entry.path} does not match its manifest ({size} bytes, sha256 {digest.hexdigest()[:12]}…; "
-                f"expected {entry.bytes} bytes, {entry.sha256[:12]}…)",
-                where=f"{manifest.kpi} {manifest.partition} (run {manifest.run_id})",
-                hint="the file changed after the export committed it: export the partition again",
-            )
+            raise
         handle.seek(0)
         return handle
 
     return open_file
+
+
+def _check(handle: BinaryIO, entry: DataFile, manifest: Manifest) -> None:
+    """Bytes and SHA-256 in one pass, CSV records counted as the bytes go by; a Parquet file's rows are read from
+    its footer afterwards (no pyarrow: the BigQuery loader's package has none)."""
+    digest, size, records = hashlib.sha256(), 0, CsvRecordCounter()
+    while chunk := handle.read(_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+        if manifest.format == "csv":
+            records.feed(chunk)
+    hint = "the file or the manifest changed after the export committed them: export the partition again"
+    if size != entry.bytes or digest.hexdigest() != entry.sha256:
+        raise LoadError(
+            f"{entry.path} does not match its manifest ({size} bytes, sha256 {digest.hexdigest()[:12]}…; "
+            f"expected {entry.bytes} bytes, {entry.sha256[:12]}…)",
+            where=where(manifest),
+            hint=hint,
+        )
+    rows = records.records if manifest.format == "csv" else _parquet_rows(handle, size, entry, manifest)
+    if rows != entry.rows:
+        raise LoadError(
+            f"{entry.path} holds {rows} rows, the manifest says {entry.rows}", where=where(manifest), hint=hint
+        )
+
+
+def _parquet_rows(handle: BinaryIO, size: int, entry: DataFile, manifest: Manifest) -> int:
+    try:
+        handle.seek(max(size - PARQUET_TAIL_BYTES, 0))
+        length = parquet_footer_length(handle.read(PARQUET_TAIL_BYTES))
+        handle.seek(max(size - PARQUET_TAIL_BYTES - length, 0))
+        return parquet_rows(handle.read(length))
+    except ValueError as error:
+        raise LoadError(
+            f"{entry.path} is not a readable Parquet file: {error}",
+            where=where(manifest),
+            hint="export the partition again",
+        ) from None
