@@ -8,6 +8,9 @@ STAMP  := $(VENV)/.installed
 # The exporter as the Lambda package holds it: runtime dependencies only (no pandas, so no NumPy), for `make bench`.
 LAMBDA_VENV  := .venv-lambda
 LAMBDA_STAMP := $(LAMBDA_VENV)/.installed
+# The BigQuery emulator the loader's tests use, in its own environment (it pins an older sqlglot).
+BQ_VENV  := .venv-bq
+BQ_STAMP := $(BQ_VENV)/.installed
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo check lint test bench clean
@@ -28,6 +31,12 @@ $(LAMBDA_STAMP): pyproject.toml
 	$(LAMBDA_VENV)/bin/python -m pip install --quiet -e .
 	@touch $(LAMBDA_STAMP)
 
+$(BQ_STAMP): tests/bigquery-emulator.txt
+	$(PYTHON) -m venv $(BQ_VENV)
+	$(BQ_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BQ_VENV)/bin/python -m pip install --quiet -r tests/bigquery-emulator.txt
+	@touch $(BQ_STAMP)
+
 install: $(STAMP) ## Create .venv and install the project with its development tools
 
 demo: $(STAMP) ## Run the main job on the embedded default (today: check the examples and show their SQL)
@@ -44,11 +53,11 @@ lint: $(STAMP) ## ruff (lint and format) and mypy --strict
 	$(BIN)/ruff format --check pipeline tests bench
 	$(BIN)/mypy
 
-test: lint ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306)
+test: lint $(BQ_STAMP) ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306; a BigQuery emulator)
 	$(BIN)/pytest
 
 bench: $(STAMP) $(LAMBDA_STAMP) ## Export speed and memory against pandas, plain pymysql and the mysql client (MariaDB on 127.0.0.1:3306)
 	$(BIN)/python -m bench.export_bench --kpi $(LAMBDA_VENV)/bin/kpi
 
 clean: ## Remove the virtual environment and caches
-	rm -rf $(VENV) $(LAMBDA_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LAMBDA_VENV) $(BQ_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""Shared fixtures: the CLI runner, the real MariaDB/MySQL server, the demo schema.
+"""Shared fixtures: the CLI runner, the real MariaDB/MySQL server, the demo schema, moto, the BigQuery emulator.
 
 MySQL-backed tests talk to the server on 127.0.0.1:3306 (``KPI_TEST_MYSQL_URL`` overrides it). Where none
 answers and a Docker engine exists, a throwaway MariaDB is started with testcontainers; otherwise the tests
@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.aws import MotoServer
+from tests.bigquery import PROJECT, BigQueryEmulator, DecoratorBridge
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -154,3 +155,28 @@ def s3_bucket(aws_env: MotoServer) -> str:
     name = f"kpi-test-{uuid.uuid4().hex[:12]}"
     boto3.client("s3").create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "ap-northeast-1"})
     return name
+
+
+@pytest.fixture(scope="session")
+def bigquery_emulator() -> Iterator[BigQueryEmulator]:
+    """One BigQuery emulator on loopback for the whole session (it takes a few seconds to start)."""
+    with BigQueryEmulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def bq_dataset(bigquery_emulator: BigQueryEmulator) -> str:
+    """A fresh dataset name per test (the warehouse creates it), so tests never see each other's tables."""
+    return f"kpis_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def bq_client(bigquery_emulator: BigQueryEmulator) -> DecoratorBridge:
+    """A real BigQuery client on the emulator that bridges decorator loads (see tests/bigquery.py)."""
+    client: DecoratorBridge = bigquery_emulator.client(DecoratorBridge)
+    return client
+
+
+@pytest.fixture
+def bq_url(bigquery_emulator: BigQueryEmulator, bq_dataset: str) -> str:
+    return f"bigquery://{PROJECT}/{bq_dataset}?endpoint={bigquery_emulator.endpoint}"

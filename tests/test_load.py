@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.core.manifest import Manifest
 from pipeline.errors import LoadError
 from pipeline.export import export
 from pipeline.lambdas.loader import handler as loader_handler
@@ -22,34 +21,21 @@ from pipeline.load.events import announced_manifests
 from pipeline.sources import open_source
 from pipeline.stores import LocalStore, open_store
 from pipeline.warehouses import open_warehouse
-from tests.exporting import days, duckdb_orders, make_kpi
-
-HEADER = """
-grain: day
-time_column: day
-timezone: Asia/Tokyo
-description: Orders per JST day
-columns:
-  day:    {type: DATE, description: JST day}
-  status: {type: STRING, description: Status}
-  orders: {type: INT64, description: Orders}
-  sales:  {type: NUMERIC, description: Sales}
-"""
-SQL = """
-SELECT DATE(created_at) AS day, status, COUNT(*) AS orders, SUM(amount) AS sales
-FROM orders WHERE created_at >= :start AND created_at < :end GROUP BY 1, 2
-"""
+from tests.exporting import days, make_kpi
+from tests.loading import HEADER, SQL, Target, bigquery_target, duckdb_target, key_of, run, shop_source
 
 
 @pytest.fixture
 def shop(tmp_path: Path) -> str:
-    return duckdb_orders(
-        tmp_path / "shop.duckdb",
-        "('2024-03-01 10:00', 'paid', 10.50)",
-        "('2024-03-01 11:00', 'paid', 1.25)",
-        "('2024-03-01 12:00', 'refunded', 3.00)",
-        "('2024-03-02 09:00', 'paid', 7.00)",
-    )
+    return shop_source(tmp_path)
+
+
+@pytest.fixture(params=["duckdb", "bigquery"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    """Each loader rule on both warehouses: the DuckDB file and BigQuery (the emulator, bridged for decorators)."""
+    if request.param == "duckdb":
+        return duckdb_target(tmp_path / "wh.duckdb")
+    return bigquery_target(request.getfixturevalue("bq_url"), request.getfixturevalue("bq_client"))
 
 
 def rows(warehouse: str, sql: str) -> list[tuple[object, ...]]:
@@ -57,103 +43,109 @@ def rows(warehouse: str, sql: str) -> list[tuple[object, ...]]:
         return db.execute(sql).fetchall()
 
 
-def run(
-    shop: str,
-    tmp_path: Path,
-    header: str = HEADER,
-    sql: str = SQL,
-    first: str = "2024-03-01",
-    count: int = 1,
-    run_id: str | None = None,
-) -> list[Manifest]:
-    kpi = make_kpi(tmp_path / "q", "daily", header, sql)
-    store = LocalStore(tmp_path / "lake")
-    return export(kpi, days(first, count), source=open_source(shop), store=store, run_id=run_id)
-
-
-def key_of(manifest: Manifest) -> str:
-    return f"daily/day={manifest.partition}/run={manifest.run_id}/_manifest.json"
-
-
-def test_partitions_load_with_exact_values_descriptions_and_an_audit_row(shop: str, tmp_path: Path) -> None:
+def test_partitions_load_with_exact_values_descriptions_and_an_audit_row(
+    shop: str, tmp_path: Path, target: Target
+) -> None:
     committed = run(shop, tmp_path, count=2, run_id="20240302T000000000Z-aaaaaa")
-    store, warehouse_file = LocalStore(tmp_path / "lake"), str(tmp_path / "wh.duckdb")
-    warehouse = open_warehouse(warehouse_file)
+    store, warehouse = LocalStore(tmp_path / "lake"), target.open()
     for manifest in committed:
         _, result = load_manifest(store, key_of(manifest), warehouse)
         assert result.loaded
-    assert rows(warehouse_file, "SELECT * FROM daily ORDER BY day, status") == [
-        (date(2024, 3, 1), "paid", 2, Decimal("11.750000000")),
-        (date(2024, 3, 1), "refunded", 1, Decimal("3.000000000")),
-        (date(2024, 3, 2), "paid", 1, Decimal("7.000000000")),
+    assert target.rows("SELECT * FROM {daily} ORDER BY day, status") == [
+        (date(2024, 3, 1), "paid", 2, Decimal("11.75")),
+        (date(2024, 3, 1), "refunded", 1, Decimal("3")),
+        (date(2024, 3, 2), "paid", 1, Decimal("7")),
     ]
-    audit = rows(warehouse_file, "SELECT kpi, partition, run_id, rows FROM _kpi_loads ORDER BY partition")
+    audit = target.rows('SELECT kpi, "partition", run_id, "rows" FROM {audit} ORDER BY "partition"')
     assert audit == [
         ("daily", "2024-03-01", "20240302T000000000Z-aaaaaa", 2),
         ("daily", "2024-03-02", "20240302T000000000Z-aaaaaa", 1),
     ]
-    comments = rows(warehouse_file, "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'daily'")
-    assert ("orders", "Orders") in comments
-    assert rows(warehouse_file, "SELECT comment FROM duckdb_tables() WHERE table_name = 'daily'") == [
-        ("Orders per JST day",)
-    ]
+    description, columns = target.describe("daily")
+    assert description == "Orders per JST day"
+    assert columns == {"day": "JST day", "status": "Status", "orders": "Orders", "sales": "Sales"}
 
 
-def test_the_same_manifest_three_times_gives_the_same_rows(shop: str, tmp_path: Path) -> None:
+def test_the_same_manifest_three_times_gives_the_same_rows(shop: str, tmp_path: Path, target: Target) -> None:
     (manifest,) = run(shop, tmp_path)
-    store, warehouse_file = LocalStore(tmp_path / "lake"), str(tmp_path / "wh.duckdb")
-    outcomes = [load_manifest(store, key_of(manifest), open_warehouse(warehouse_file))[1] for _ in range(3)]
+    store = LocalStore(tmp_path / "lake")
+    outcomes = [load_manifest(store, key_of(manifest), target.open())[1] for _ in range(3)]
     assert [o.loaded for o in outcomes] == [True, False, False]
     assert "is already loaded" in outcomes[1].reason
-    forced = load_manifest(store, key_of(manifest), open_warehouse(warehouse_file), force=True)[1]
+    forced = load_manifest(store, key_of(manifest), target.open(), force=True)[1]
     assert forced.loaded
-    assert rows(warehouse_file, "SELECT COUNT(*), SUM(orders) FROM daily") == [(2, 3)]
-    assert rows(warehouse_file, "SELECT COUNT(*) FROM _kpi_loads") == [(2,)]
+    assert target.rows("SELECT COUNT(*), SUM(orders) FROM {daily}") == [(2, 3)]
+    assert target.rows("SELECT COUNT(*) FROM {audit}") == [(2,)]
 
 
-def test_an_older_run_after_a_newer_one_changes_nothing_and_says_so(shop: str, tmp_path: Path) -> None:
+def test_an_older_run_after_a_newer_one_changes_nothing_and_says_so(shop: str, tmp_path: Path, target: Target) -> None:
     (old,) = run(shop, tmp_path, run_id="20240302T000000000Z-old000")
     (new,) = run(shop, tmp_path, sql=SQL.replace("COUNT(*)", "COUNT(*) * 10"), run_id="20240303T000000000Z-new000")
-    store, warehouse_file = LocalStore(tmp_path / "lake"), str(tmp_path / "wh.duckdb")
-    assert load_manifest(store, key_of(new), open_warehouse(warehouse_file))[1].loaded
-    result = load_manifest(store, key_of(old), open_warehouse(warehouse_file))[1]
+    store = LocalStore(tmp_path / "lake")
+    assert load_manifest(store, key_of(new), target.open())[1].loaded
+    result = load_manifest(store, key_of(old), target.open())[1]
     assert not result.loaded
     assert "is older than run 20240303T000000000Z-new000" in result.reason
-    assert rows(warehouse_file, "SELECT SUM(orders) FROM daily") == [(30,)]
+    assert target.rows("SELECT SUM(orders) FROM {daily}") == [(30,)]
 
 
-def test_a_file_that_does_not_match_its_manifest_is_refused_and_the_partition_kept(shop: str, tmp_path: Path) -> None:
+def test_a_file_that_does_not_match_its_manifest_is_refused_and_the_partition_kept(
+    shop: str, tmp_path: Path, target: Target
+) -> None:
     (good,) = run(shop, tmp_path, run_id="20240302T000000000Z-good00")
     (bad,) = run(shop, tmp_path, run_id="20240303T000000000Z-bad000")
-    store, warehouse_file = LocalStore(tmp_path / "lake"), str(tmp_path / "wh.duckdb")
-    load_manifest(store, key_of(good), open_warehouse(warehouse_file))
+    store = LocalStore(tmp_path / "lake")
+    load_manifest(store, key_of(good), target.open())
     part = tmp_path / "lake" / bad.files[0].path
     part.write_bytes(part.read_bytes()[:-8] + b"PAR1PAR1")
     with pytest.raises(LoadError, match="does not match its manifest") as caught:
-        load_manifest(store, key_of(bad), open_warehouse(warehouse_file))
+        load_manifest(store, key_of(bad), target.open())
     assert "export the partition again" in caught.value.hint
-    assert rows(warehouse_file, "SELECT SUM(orders) FROM daily") == [(3,)]
-    assert rows(warehouse_file, "SELECT run_id FROM _kpi_loads") == [("20240302T000000000Z-good00",)]
+    assert target.rows("SELECT SUM(orders) FROM {daily}") == [(3,)]
+    assert target.rows("SELECT run_id FROM {audit}") == [("20240302T000000000Z-good00",)]
 
 
-def test_a_row_count_that_differs_from_the_manifest_is_refused(shop: str, tmp_path: Path) -> None:
-    (manifest,) = run(shop, tmp_path)
-    store, warehouse_file = LocalStore(tmp_path / "lake"), str(tmp_path / "wh.duckdb")
+def test_a_row_count_that_differs_from_the_manifest_is_refused(shop: str, tmp_path: Path, target: Target) -> None:
+    (good,) = run(shop, tmp_path, run_id="20240302T000000000Z-good00")
+    (manifest,) = run(shop, tmp_path, sql=SQL.replace("COUNT(*)", "COUNT(*) * 10"))
+    store = LocalStore(tmp_path / "lake")
+    load_manifest(store, key_of(good), target.open())
     data = json.loads(store.get_bytes(key_of(manifest)))
     data["files"][0]["rows"] = 5
     data["rows"] = 5
     store.put_bytes(key_of(manifest), json.dumps(data).encode())
     with pytest.raises(LoadError, match="holds 2 rows, the manifest says 5"):
-        load_manifest(store, key_of(manifest), open_warehouse(warehouse_file))
-    assert rows(warehouse_file, "SELECT COUNT(*) FROM _kpi_loads") == [(0,)]
+        load_manifest(store, key_of(manifest), target.open())
+    assert target.rows("SELECT SUM(orders) FROM {daily}") == [(3,)]
+    assert target.rows("SELECT COUNT(*) FROM {audit}") == [(1,)]
     retried = run(shop, tmp_path)[0]  # a new export loads cleanly after the failure
-    assert load_manifest(store, key_of(retried), open_warehouse(warehouse_file))[1].loaded
+    assert load_manifest(store, key_of(retried), target.open())[1].loaded
 
 
-def test_a_new_column_is_added_and_reported_a_removed_or_retyped_one_stops_the_load(shop: str, tmp_path: Path) -> None:
-    store, warehouse_file = LocalStore(tmp_path / "lake"), str(tmp_path / "wh.duckdb")
+def test_a_load_that_fails_half_way_leaves_the_partition_as_it_was(shop: str, tmp_path: Path, target: Target) -> None:
+    """Two files, the second damaged after the commit: the first must not reach the table either."""
+    (good,) = run(shop, tmp_path, run_id="20240302T000000000Z-good00")
+    (split,) = run(shop, tmp_path, sql=SQL.replace("COUNT(*)", "COUNT(*) * 10"), files_per_row=True)
+    assert len(split.files) == 2
+    store = LocalStore(tmp_path / "lake")
+    load_manifest(store, key_of(good), target.open())
+    last = tmp_path / "lake" / split.files[-1].path
+    intact = last.read_bytes()
+    last.write_bytes(intact[:-1] + b"?")
+    with pytest.raises(LoadError, match="does not match its manifest"):
+        load_manifest(store, key_of(split), target.open())
+    assert target.rows("SELECT SUM(orders) FROM {daily}") == [(3,)]
+    last.write_bytes(intact)
+    assert load_manifest(store, key_of(split), target.open())[1].loaded
+    assert target.rows("SELECT SUM(orders) FROM {daily}") == [(30,)]
+
+
+def test_a_new_column_is_added_and_reported_a_removed_or_retyped_one_stops_the_load(
+    shop: str, tmp_path: Path, target: Target
+) -> None:
+    store = LocalStore(tmp_path / "lake")
     (v1,) = run(shop, tmp_path, run_id="20240302T000000000Z-v10000")
-    load_manifest(store, key_of(v1), open_warehouse(warehouse_file))
+    load_manifest(store, key_of(v1), target.open())
 
     wider = HEADER + "  avg_sale: {type: NUMERIC, description: Average}\n"
     (v2,) = run(
@@ -163,17 +155,18 @@ def test_a_new_column_is_added_and_reported_a_removed_or_retyped_one_stops_the_l
         SQL.replace("SUM(amount) AS sales", "SUM(amount) AS sales, MAX(amount) AS avg_sale"),
         run_id="20240303T000000000Z-v20000",
     )
-    _, added = load_manifest(store, key_of(v2), open_warehouse(warehouse_file))
+    _, added = load_manifest(store, key_of(v2), target.open())
     assert added.loaded
     assert added.added_columns == ("avg_sale",)
-    assert rows(warehouse_file, "SELECT avg_sale FROM daily WHERE status = 'refunded'") == [(Decimal("3.000000000"),)]
+    assert target.rows("SELECT avg_sale FROM {daily} WHERE status = 'refunded'") == [(Decimal("3"),)]
+    assert target.describe("daily")[1]["avg_sale"] == "Average"
 
     narrower = HEADER.replace("  sales:  {type: NUMERIC, description: Sales}\n", "")
     (v3,) = run(
         shop, tmp_path, narrower, SQL.replace(", SUM(amount) AS sales", ""), run_id="20240304T000000000Z-v30000"
     )
     with pytest.raises(LoadError) as removed:
-        load_manifest(store, key_of(v3), open_warehouse(warehouse_file))
+        load_manifest(store, key_of(v3), target.open())
     assert "column 'sales' is in the table but no longer exported" in str(removed.value)
     assert "column 'avg_sale' is in the table but no longer exported" in str(removed.value)
 
@@ -186,10 +179,8 @@ def test_a_new_column_is_added_and_reported_a_removed_or_retyped_one_stops_the_l
         run_id="20240305T000000000Z-v40000",
     )
     with pytest.raises(LoadError, match="column 'orders' is INT64 in the table but FLOAT64 in the export"):
-        load_manifest(store, key_of(v4), open_warehouse(warehouse_file))
-    assert rows(warehouse_file, "SELECT run_id FROM _kpi_loads ORDER BY run_id DESC LIMIT 1") == [
-        ("20240303T000000000Z-v20000",)
-    ]
+        load_manifest(store, key_of(v4), target.open())
+    assert target.rows("SELECT run_id FROM {audit} ORDER BY run_id DESC LIMIT 1") == [("20240303T000000000Z-v20000",)]
 
 
 def test_kpi_load_by_name_and_by_manifest_url(shop: str, tmp_path: Path) -> None:

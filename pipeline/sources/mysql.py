@@ -14,7 +14,6 @@ Passwords never appear in ``url``, logs or errors.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -32,6 +31,7 @@ from pymysql.constants import ER
 from pipeline.core.render import Rendered, render_mysql
 from pipeline.core.sqlgate import Query
 from pipeline.errors import SourceError
+from pipeline.secrets import json_secret
 from pipeline.sources.base import BATCH_ROWS, ResultStream
 from pipeline.sources.mysql_types import source_column
 from pipeline.sources.mysql_wire import DeadlineExceeded, read_batches
@@ -157,7 +157,7 @@ class MySqlSource:
     def _credentials(self, where: str) -> MySqlSettings:
         settings = self.settings
         if settings.secret:
-            settings = _from_secret(settings, where)
+            settings = _from_secret(settings, settings.secret, where)
         if settings.iam:
             settings = replace(settings, password=_iam_token(settings, where), ssl=True)
         if not settings.host:
@@ -234,21 +234,9 @@ def _session_zone(zone: ZoneInfo) -> str:
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
-def _from_secret(settings: MySqlSettings, where: str) -> MySqlSettings:
+def _from_secret(settings: MySqlSettings, secret: str, where: str) -> MySqlSettings:
     """Fill user, password (and host, port, database when missing) from an RDS-format Secrets Manager secret."""
-    import boto3
-    import botocore.exceptions
-
-    try:
-        client = boto3.client("secretsmanager", region_name=settings.region)
-        value = json.loads(client.get_secret_value(SecretId=settings.secret)["SecretString"])
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, ValueError, KeyError) as error:
-        raise SourceError(
-            f"cannot read the database secret {settings.secret}: {type(error).__name__}",
-            where=where,
-            hint="check the ARN and that the role may secretsmanager:GetSecretValue on it",
-            retryable=isinstance(error, botocore.exceptions.BotoCoreError),
-        ) from None
+    value = json_secret(secret, region=settings.region, what="database", where=where, error=SourceError)
     return replace(
         settings,
         user=settings.user or str(value.get("username", "")),

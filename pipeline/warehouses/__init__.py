@@ -11,13 +11,19 @@ __all__ = ["LoadRecord", "LoadResult", "Warehouse", "open_warehouse"]
 
 
 def open_warehouse(url: str) -> Warehouse:
-    """A DuckDB file (``duckdb:///path/file.duckdb`` or a path ending in ``.duckdb``)."""
+    """``bigquery://project/dataset[?…]``, or a DuckDB file (``duckdb:///path/file.duckdb`` or a path ending in
+    ``.duckdb``). Each warehouse imports its client library only when chosen: the BigQuery loader Lambda has no
+    DuckDB, and a local run never needs Google's libraries."""
     scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    if scheme == "bigquery":
+        from pipeline.warehouses.bigquery import BigQueryWarehouse
+
+        return BigQueryWarehouse(url)
     if scheme == "duckdb" or (not scheme and url.endswith((".duckdb", ".db"))):
         from pipeline.warehouses.duckdb import DuckDbWarehouse
 
         return DuckDbWarehouse(url)
     raise LoadError(
         f"unknown warehouse URL {url!r}",
-        hint="use duckdb:///path/warehouse.duckdb (bigquery://project/dataset is not implemented yet)",
+        hint="use bigquery://PROJECT/DATASET or duckdb:///path/warehouse.duckdb",
     )

@@ -1,17 +1,27 @@
-"""What the loader needs from a warehouse: replace one partition from a manifest's files, atomically, audited."""
+"""What the loader needs from a warehouse: replace one partition from a manifest's files, atomically, audited.
+
+The rules both warehouses share live here, so that the embedded DuckDB warehouse and BigQuery decide alike:
+which run wins (:func:`superseded`), which rows a partition is (:func:`partition_bounds`), and which schema
+changes stop a load (:func:`refuse_drift`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import BinaryIO, Protocol
+from zoneinfo import ZoneInfo
 
+from pipeline.core.bounds import column_bound
+from pipeline.core.drift import DRIFT_HINT, Drift
 from pipeline.core.manifest import DataFile, Manifest
+from pipeline.core.types import BqType
+from pipeline.errors import LoadError
 
 AUDIT_TABLE = "_kpi_loads"
 
-OpenFile = Callable[[DataFile], BinaryIO]  # the lake's file, seekable, checked against its size and checksum
+OpenFile = Callable[[DataFile], BinaryIO]  # the lake's file, seekable, checked against its size, checksum and rows
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,19 @@ class LoadRecord:
     job_id: str
     loaded_at: datetime
 
+    @classmethod
+    def of(cls, manifest: Manifest, job_id: str) -> LoadRecord:
+        return cls(
+            manifest.kpi,
+            manifest.partition,
+            manifest.run_id,
+            manifest.sql_hash,
+            manifest.rows,
+            manifest.bytes,
+            job_id,
+            datetime.now(UTC),
+        )
+
 
 @dataclass(frozen=True)
 class LoadResult:
@@ -34,6 +57,11 @@ class LoadResult:
     reason: str  # what happened, for people: "replaced …", "older than run … already loaded"
     record: LoadRecord | None = None
     added_columns: tuple[str, ...] = ()
+
+    @classmethod
+    def replaced(cls, manifest: Manifest, record: LoadRecord, drift: Drift | None) -> LoadResult:
+        added = tuple(f.name for f in drift.added) if drift else ()
+        return cls(True, f"replaced {manifest.partition} with {manifest.rows:,} rows", record, added)
 
 
 class Warehouse(Protocol):
@@ -48,3 +76,40 @@ class Warehouse(Protocol):
     def last_load(self, kpi: str, partition: str) -> LoadRecord | None:
         """The newest run loaded for the partition, from the audit table."""
         ...
+
+
+def where(manifest: Manifest) -> str:
+    """How messages name a load: KPI, partition and run."""
+    return f"{manifest.kpi} {manifest.partition} (run {manifest.run_id})"
+
+
+def superseded(manifest: Manifest, last: LoadRecord | None, *, force: bool) -> LoadResult | None:
+    """The skip, when the partition already holds this run or a newer one. Run ids sort by their start time, so
+    an S3 event delivered twice or late never puts older numbers back on a dashboard."""
+    if last is None or manifest.run_id > last.run_id or (manifest.run_id == last.run_id and force):
+        return None
+    why = "is already loaded" if manifest.run_id == last.run_id else f"is older than run {last.run_id}"
+    return LoadResult(False, f"run {manifest.run_id} {why}, loaded {last.loaded_at:%Y-%m-%d %H:%M} UTC")
+
+
+def refuse_drift(drift: Drift | None, manifest: Manifest) -> None:
+    if drift and drift.blocking:
+        raise LoadError(
+            "the table's columns changed in a way the warehouse cannot follow:\n  - " + "\n  - ".join(drift.problems()),
+            where=where(manifest),
+            hint=DRIFT_HINT,
+        )
+
+
+def partition_bounds(manifest: Manifest) -> tuple[str, BqType, date | datetime, date | datetime] | None:
+    """(time column, its type, first value, end value exclusive) of the manifest's partition; None for a snapshot,
+    whose partition is the whole table."""
+    if manifest.interval_start is None or manifest.interval_end is None or not manifest.time_column:
+        return None
+    column_type = BqType(next(f.type for f in manifest.schema if f.name == manifest.time_column))
+    zone = ZoneInfo(manifest.source_timezone or manifest.timezone)
+    start, end = (
+        column_bound(datetime.fromisoformat(text), column_type, zone)
+        for text in (manifest.interval_start, manifest.interval_end)
+    )
+    return manifest.time_column, column_type, start, end

@@ -13,24 +13,31 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
-from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.core.bounds import column_bound
-from pipeline.core.drift import DRIFT_HINT, schema_drift
+from pipeline.core.drift import schema_drift
 from pipeline.core.manifest import DataFile, Manifest, SchemaField
 from pipeline.core.typeplan import ARROW_TYPES
 from pipeline.core.types import BqType
 from pipeline.errors import LoadError
-from pipeline.warehouses.base import AUDIT_TABLE, LoadRecord, LoadResult, OpenFile
+from pipeline.warehouses.base import (
+    AUDIT_TABLE,
+    LoadRecord,
+    LoadResult,
+    OpenFile,
+    partition_bounds,
+    refuse_drift,
+    superseded,
+    where,
+)
 
 COLUMNS_TABLE = "_kpi_columns"
 # DuckDB would take 80% of RAM for its buffers; bounded, it spills and a load's memory stays flat (measured on a
@@ -96,11 +103,10 @@ class DuckDbWarehouse:
             return _last_load(connection, kpi, partition)
 
     def load(self, manifest: Manifest, open_file: OpenFile, *, force: bool = False) -> LoadResult:
-        where = f"{manifest.kpi} {manifest.partition} (run {manifest.run_id})"
         with self._connect() as connection:
             connection.begin()
             try:
-                result = self._load(connection, manifest, open_file, force, where)
+                result = self._load(connection, manifest, open_file, force)
             except BaseException:
                 connection.rollback()
                 raise
@@ -111,21 +117,14 @@ class DuckDbWarehouse:
             return result
 
     def _load(
-        self, connection: duckdb.DuckDBPyConnection, manifest: Manifest, open_file: OpenFile, force: bool, where: str
+        self, connection: duckdb.DuckDBPyConnection, manifest: Manifest, open_file: OpenFile, force: bool
     ) -> LoadResult:
-        last = _last_load(connection, manifest.kpi, manifest.partition)
-        if last is not None and (manifest.run_id < last.run_id or (manifest.run_id == last.run_id and not force)):
-            why = "is already loaded" if manifest.run_id == last.run_id else f"is older than run {last.run_id}"
-            return LoadResult(False, f"run {manifest.run_id} {why}, loaded {last.loaded_at:%Y-%m-%d %H:%M} UTC")
+        skip = superseded(manifest, _last_load(connection, manifest.kpi, manifest.partition), force=force)
+        if skip:
+            return skip
         current = _table_schema(connection, manifest.kpi)
         drift = schema_drift(current, manifest.schema) if current else None
-        if drift and drift.blocking:
-            raise LoadError(
-                "the table's columns changed in a way the warehouse cannot follow:\n  - "
-                + "\n  - ".join(drift.problems()),
-                where=where,
-                hint=DRIFT_HINT,
-            )
+        refuse_drift(drift, manifest)
         table = quote(manifest.kpi)
         if not current:
             columns = ", ".join(f"{quote(f.name)} {DUCKDB_TYPES[BqType(f.type)]}" for f in manifest.schema)
@@ -141,27 +140,17 @@ class DuckDbWarehouse:
         predicate, bounds = _partition_predicate(manifest)
         connection.execute(f"DELETE FROM {table} WHERE {predicate}", bounds)
         for entry in manifest.files:
-            _insert_file(connection, manifest, entry, open_file, where)
+            _insert_file(connection, manifest, entry, open_file)
         (count,) = connection.execute(f"SELECT COUNT(*) FROM {table} WHERE {predicate}", bounds).fetchone() or (0,)
         if count != manifest.rows:
             raise LoadError(
                 f"the partition holds {count} rows after the load, the manifest says {manifest.rows}",
-                where=where,
+                where=where(manifest),
                 hint="the files and the manifest disagree: export the partition again",
             )
-        record = LoadRecord(
-            manifest.kpi,
-            manifest.partition,
-            manifest.run_id,
-            manifest.sql_hash,
-            manifest.rows,
-            manifest.bytes,
-            f"duckdb-{uuid.uuid4().hex[:12]}",
-            datetime.now(UTC),
-        )
+        record = LoadRecord.of(manifest, f"duckdb-{uuid.uuid4().hex[:12]}")
         connection.execute(f"INSERT INTO {AUDIT_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(record.__dict__.values()))
-        added = tuple(f.name for f in drift.added) if drift else ()
-        return LoadResult(True, f"replaced {manifest.partition} with {manifest.rows:,} rows", record, added)
+        return LoadResult.replaced(manifest, record, drift)
 
 
 def _last_load(connection: duckdb.DuckDBPyConnection, kpi: str, partition: str) -> LoadRecord | None:
@@ -211,20 +200,15 @@ def _literal(text: str) -> str:
 
 def _partition_predicate(manifest: Manifest) -> tuple[str, list[Any]]:
     """The rows of the manifest's partition: all rows for a snapshot."""
-    if manifest.interval_start is None or manifest.interval_end is None or not manifest.time_column:
+    bounds = partition_bounds(manifest)
+    if bounds is None:
         return "TRUE", []
-    column_type = BqType(next(f.type for f in manifest.schema if f.name == manifest.time_column))
-    zone = ZoneInfo(manifest.source_timezone or manifest.timezone)
-    start, end = (
-        column_bound(datetime.fromisoformat(text), column_type, zone)
-        for text in (manifest.interval_start, manifest.interval_end)
-    )
-    column = quote(manifest.time_column)
-    return f"{column} >= ? AND {column} < ?", [start, end]
+    column, _, start, end = bounds
+    return f"{quote(column)} >= ? AND {quote(column)} < ?", [start, end]
 
 
 def _insert_file(
-    connection: duckdb.DuckDBPyConnection, manifest: Manifest, entry: DataFile, open_file: OpenFile, where: str
+    connection: duckdb.DuckDBPyConnection, manifest: Manifest, entry: DataFile, open_file: OpenFile
 ) -> None:
     table = quote(manifest.kpi)
     names = ", ".join(quote(f.name) for f in manifest.schema)
@@ -245,7 +229,7 @@ def _insert_file(
     if rows != entry.rows:
         raise LoadError(
             f"{entry.path} holds {rows} rows, the manifest says {entry.rows}",
-            where=where,
+            where=where(manifest),
             hint="the file was changed after it was exported: export the partition again",
         )
 

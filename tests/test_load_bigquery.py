@@ -1,0 +1,309 @@
+"""What only BigQuery has: the job configuration it receives, its partitioning, its failures, its credentials.
+
+The rules both warehouses share (exactly once, ordering, refusals, drift) run on the emulator in test_load.py.
+Here the decorator jobs go through :class:`tests.bigquery.DecoratorBridge`, which records them as sent.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from pipeline.cli import cli
+from pipeline.core.intervals import interval_containing
+from pipeline.errors import LoadError
+from pipeline.export import export
+from pipeline.lambdas.loader import handler as loader_handler
+from pipeline.load import load_manifest
+from pipeline.sources import open_source
+from pipeline.stores import LocalStore, open_store
+from pipeline.warehouses import open_warehouse
+from pipeline.warehouses.bigquery import BigQueryWarehouse, make_client, parse_bigquery_url
+from tests.bigquery import PROJECT, DecoratorBridge
+from tests.exporting import make_kpi
+from tests.loading import HEADER, SQL, bigquery_target, key_of, run, shop_source
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> str:
+    return shop_source(tmp_path)
+
+
+def test_a_partition_is_one_load_job_into_its_decorator_with_an_explicit_schema(
+    shop: str, tmp_path: Path, bq_url: str, bq_client: DecoratorBridge, bq_dataset: str
+) -> None:
+    (manifest,) = run(shop, tmp_path, run_id="20240302T000000000Z-aaaaaa")
+    load_manifest(LocalStore(tmp_path / "lake"), key_of(manifest), BigQueryWarehouse(bq_url, client=bq_client))
+
+    (job,) = bq_client.decorator_jobs
+    assert job["destination"] == f"{PROJECT}.{bq_dataset}.daily$20240301"
+    load = job["configuration"]["load"]
+    assert load["writeDisposition"] == "WRITE_TRUNCATE"
+    assert load["createDisposition"] == "CREATE_NEVER"
+    assert load["sourceFormat"] == "PARQUET"
+    assert load["maxBadRecords"] == 0
+    assert "autodetect" not in load
+    assert load["timePartitioning"] == {"type": "DAY", "field": "day"}
+    assert load["clustering"] == {"fields": ["status"]}
+    assert [(f["name"], f["type"], f["mode"], f["description"]) for f in load["schema"]["fields"]] == [
+        ("day", "DATE", "NULLABLE", "JST day"),
+        ("status", "STRING", "NULLABLE", "Status"),
+        ("orders", "INT64", "NULLABLE", "Orders"),
+        ("sales", "NUMERIC", "NULLABLE", "Sales"),
+    ]
+    assert job["configuration"]["labels"] == {"kpi": "daily", "run": "20240302t000000000z-aaaaaa"}
+
+    table = bq_client.get_table(f"{PROJECT}.{bq_dataset}.daily")
+    assert (table.time_partitioning.type_, table.time_partitioning.field) == ("DAY", "day")
+    assert table.clustering_fields == ["status"]
+    assert table.description == "Orders per JST day"
+
+
+def test_a_partition_of_several_files_is_staged_then_copied_into_its_decorator_in_one_job(
+    shop: str, tmp_path: Path, bq_url: str, bq_client: DecoratorBridge, bq_dataset: str
+) -> None:
+    (manifest,) = run(shop, tmp_path, files_per_row=True)
+    assert len(manifest.files) == 2
+    load_manifest(LocalStore(tmp_path / "lake"), key_of(manifest), BigQueryWarehouse(bq_url, client=bq_client))
+    (copy,) = bq_client.decorator_jobs
+    assert copy["destination"] == f"{PROJECT}.{bq_dataset}.daily$20240301"
+    assert copy["configuration"]["copy"]["writeDisposition"] == "WRITE_TRUNCATE"
+    target = bigquery_target(bq_url, bq_client)
+    assert target.rows("SELECT status, orders FROM {daily} ORDER BY status") == [("paid", 2), ("refunded", 1)]
+    tables = [t.table_id for t in bq_client.list_tables(f"{PROJECT}.{bq_dataset}")]
+    assert not [name for name in tables if name.startswith("_kpi_staging")]
+
+
+def test_a_failed_load_job_leaves_the_partition_and_the_audit_unchanged_and_a_retry_succeeds(
+    shop: str, tmp_path: Path, bq_url: str, bq_client: DecoratorBridge
+) -> None:
+    (old,) = run(shop, tmp_path, run_id="20240302T000000000Z-old000")
+    (new,) = run(shop, tmp_path, sql=SQL.replace("COUNT(*)", "COUNT(*) * 10"), run_id="20240303T000000000Z-new000")
+    store, warehouse = LocalStore(tmp_path / "lake"), BigQueryWarehouse(bq_url, client=bq_client)
+    load_manifest(store, key_of(old), warehouse)
+    bq_client.fail_next = True
+    with pytest.raises(LoadError, match="BigQuery refused the load: Backend error") as failed:
+        load_manifest(store, key_of(new), warehouse)
+    assert failed.value.retryable
+    assert "the partition is unchanged" in failed.value.hint
+    target = bigquery_target(bq_url, bq_client)
+    assert target.rows("SELECT SUM(orders) FROM {daily}") == [(3,)]
+    assert target.rows("SELECT run_id FROM {audit}") == [("20240302T000000000Z-old000",)]
+    assert load_manifest(store, key_of(new), warehouse)[1].loaded
+    assert target.rows("SELECT SUM(orders) FROM {daily}") == [(30,)]
+
+
+HOURLY = """
+grain: hour
+time_column: hour
+timezone: Asia/Tokyo
+columns:
+  hour:   {type: DATETIME, description: JST hour}
+  orders: {type: INT64}
+"""
+HOURLY_SQL = """
+SELECT date_trunc('hour', created_at) AS hour, COUNT(*) AS orders
+FROM orders WHERE created_at >= :start AND created_at < :end GROUP BY 1
+"""
+MONTHLY = """
+grain: month
+time_column: month
+timezone: Asia/Tokyo
+columns:
+  month:  {type: DATE, description: First day of the JST month}
+  orders: {type: INT64}
+"""
+MONTHLY_SQL = """
+SELECT CAST(date_trunc('month', created_at) AS DATE) AS month, COUNT(*) AS orders
+FROM orders WHERE created_at >= :start AND created_at < :end GROUP BY 1
+"""
+
+
+def export_and_load(
+    tmp_path: Path, shop: str, name: str, header: str, sql: str, moment: str, url: str, client: Any
+) -> str:
+    """Export the partition of ``name`` containing ``moment`` and load it; its partition name."""
+    kpi = make_kpi(tmp_path / "q", name, header, sql)
+    interval = interval_containing(kpi.grain, kpi.zone, datetime.fromisoformat(moment))
+    store = LocalStore(tmp_path / "lake")
+    (manifest,) = export(kpi, [interval], source=open_source(shop), store=store)
+    key = f"{name}/{manifest.time_column}={manifest.partition}/run={manifest.run_id}/_manifest.json"
+    load_manifest(store, key, BigQueryWarehouse(url, client=client))
+    return manifest.partition
+
+
+def test_hour_and_month_grains_partition_the_table_at_their_grain(
+    shop: str, tmp_path: Path, bq_url: str, bq_client: DecoratorBridge, bq_dataset: str
+) -> None:
+    hour = export_and_load(tmp_path, shop, "hourly", HOURLY, HOURLY_SQL, "2024-03-01T11:30", bq_url, bq_client)
+    month = export_and_load(tmp_path, shop, "monthly", MONTHLY, MONTHLY_SQL, "2024-03-15T00:00", bq_url, bq_client)
+    assert (hour, month) == ("2024-03-01T11", "2024-03")
+    hourly, monthly = bq_client.decorator_jobs
+    assert hourly["destination"] == f"{PROJECT}.{bq_dataset}.hourly$2024030111"
+    assert hourly["configuration"]["load"]["timePartitioning"] == {"type": "HOUR", "field": "hour"}
+    assert monthly["destination"] == f"{PROJECT}.{bq_dataset}.monthly$202403"
+    assert monthly["configuration"]["load"]["timePartitioning"] == {"type": "MONTH", "field": "month"}
+    partitioning = bq_client.get_table(f"{PROJECT}.{bq_dataset}.hourly").time_partitioning
+    assert (partitioning.type_, partitioning.field) == ("HOUR", "hour")
+    target = bigquery_target(bq_url, bq_client)
+    assert target.rows(f"SELECT orders FROM `{PROJECT}.{bq_dataset}.hourly`") == [(1,)]
+    assert target.rows(f"SELECT month, orders FROM `{PROJECT}.{bq_dataset}.monthly`") == [(date(2024, 3, 1), 4)]
+
+
+def test_a_japan_day_of_a_timestamp_column_is_refused_before_anything_loads(
+    shop: str, tmp_path: Path, bq_url: str, bq_client: DecoratorBridge
+) -> None:
+    header = HEADER.replace("day:    {type: DATE, description: JST day}", "day:    {type: TIMESTAMP}")
+    sql = SQL.replace("DATE(created_at) AS day", "MIN(created_at) AS day").replace("GROUP BY 1, 2", "GROUP BY 2")
+    (manifest,) = run(shop, tmp_path, header, sql)
+    with pytest.raises(LoadError) as refused:
+        load_manifest(LocalStore(tmp_path / "lake"), key_of(manifest), BigQueryWarehouse(bq_url, client=bq_client))
+    assert "which BigQuery keeps in partitions 20240229 and 20240301" in str(refused.value)
+    assert "declare the time column as DATE" in refused.value.hint
+    assert bq_client.decorator_jobs == []
+
+
+def test_s3_events_load_a_snapshot_into_bigquery_through_the_loader_lambda(
+    tmp_path: Path, s3_bucket: str, bq_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end without the bridge: a snapshot replaces the whole table, which the emulator does itself."""
+    shop = shop_source(tmp_path)
+    header = "grain: none\ndescription: Orders by status\ncolumns:\n  status: {type: STRING}\n  orders: {type: INT64}"
+    kpi = make_kpi(tmp_path / "q", "by_status", header, "SELECT status, COUNT(*) AS orders FROM orders GROUP BY 1")
+    lake = f"s3://{s3_bucket}/lake"
+    export(kpi, [], source=open_source(shop), store=open_store(lake), run_id="20240302T000000000Z-first0")
+    export(kpi, [], source=open_source(shop), store=open_store(lake), run_id="20240303T000000000Z-again0")
+    keys = sorted(o.key for o in open_store(lake).list("") if o.key.endswith("_manifest.json"))
+    records = [
+        {
+            "eventSource": "aws:s3",
+            "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": s3_bucket}, "object": {"key": f"lake/{key}"}},
+        }
+        for key in reversed(keys)  # out of order: the newer run first
+    ]
+    monkeypatch.setenv("KPI_WAREHOUSE", bq_url)
+    outcome = loader_handler({"Records": records})
+    assert [(m["run_id"], m["loaded"]) for m in outcome["manifests"]] == [
+        ("20240303T000000000Z-again0", True),
+        ("20240302T000000000Z-first0", False),
+    ]
+    where = parse_bigquery_url(bq_url)
+    client = make_client(where)
+    table = client.get_table(where.table("by_status"))
+    assert (table.description, table.time_partitioning) == ("Orders by status", None)
+    found = client.query(f"SELECT status, orders FROM `{where.table('by_status')}` ORDER BY status").result()
+    assert [tuple(row.values()) for row in found] == [("paid", 3), ("refunded", 1)]
+
+
+def test_kpi_load_into_bigquery_from_the_command_line(shop: str, tmp_path: Path, bq_url: str) -> None:
+    header = "grain: none\ncolumns:\n  status: {type: STRING}\n  sales: {type: NUMERIC}"
+    make_kpi(tmp_path / "q", "sales", header, "SELECT status, SUM(amount) AS sales FROM orders GROUP BY 1")
+    options = ["--queries", str(tmp_path / "q")]
+    lake = ["--lake", str(tmp_path / "lake")]
+    env = {"KPI_SOURCE": shop, "KPI_WAREHOUSE": bq_url}
+    exported = CliRunner().invoke(cli, [*options, "export", "sales", *lake], env=env)
+    assert exported.exit_code == 0, exported.output
+    loaded = CliRunner().invoke(cli, [*options, "load", "sales", *lake, "--json"], env=env)
+    assert loaded.exit_code == 0, loaded.output
+    outcome = json.loads(loaded.output)
+    assert (outcome["loaded"], outcome["rows"]) == (True, 2)
+    where = parse_bigquery_url(bq_url)
+    client = make_client(where)
+    found = client.query(f"SELECT status, sales FROM `{where.table('sales')}` ORDER BY 1").result()
+    assert [tuple(row.values()) for row in found] == [("paid", Decimal("18.75")), ("refunded", Decimal("3"))]
+    audit = client.query(f"SELECT job_id, `rows` FROM `{where.table('_kpi_loads')}`").result()
+    assert [tuple(row.values()) for row in audit] == [(outcome["job_id"], 2)]
+
+
+def service_account_key() -> dict[str, str]:
+    """A well-formed service-account key (a fresh RSA key; it signs nothing here, so no Google server is asked)."""
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return {
+        "type": "service_account",
+        "project_id": "acme-analytics",
+        "private_key_id": "0123456789abcdef",
+        "private_key": pem.decode(),
+        "client_email": "kpi-loader@acme-analytics.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+
+
+def test_a_service_account_key_from_secrets_manager_authenticates_the_client(aws_env: object) -> None:
+    secrets = boto3.client("secretsmanager")
+    arn = secrets.create_secret(Name="bq-key", SecretString=json.dumps(service_account_key()))["ARN"]
+    client = make_client(parse_bigquery_url(f"bigquery://acme-analytics/kpi?secret={arn}&location=asia-northeast1"))
+    assert client.project == "acme-analytics"
+    assert client.location == "asia-northeast1"
+    assert client._credentials.service_account_email == "kpi-loader@acme-analytics.iam.gserviceaccount.com"
+
+    not_a_key = secrets.create_secret(Name="not-a-key", SecretString=json.dumps({"user": "x"}))["ARN"]
+    with pytest.raises(LoadError, match="is not a service-account key") as wrong:
+        make_client(parse_bigquery_url(f"bigquery://acme-analytics/kpi?secret={not_a_key}"))
+    assert "JSON key file" in wrong.value.hint
+    with pytest.raises(LoadError, match="cannot read the BigQuery key secret"):
+        make_client(parse_bigquery_url("bigquery://acme-analytics/kpi?secret=arn:aws:secretsmanager:x:1:secret:gone"))
+
+
+def test_without_credentials_the_loader_says_how_to_provide_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-config.json"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")  # never ask a metadata server: nothing leaves loopback
+    with pytest.raises(LoadError, match="no Google credentials found") as missing:
+        make_client(parse_bigquery_url("bigquery://acme-analytics/kpi"))
+    assert "Workload Identity Federation" in missing.value.hint
+    assert "?secret=ARN" in missing.value.hint
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("bigquery://acme-analytics", "it names no project and dataset"),
+        ("bigquery://acme-analytics/kpi/extra", "it names no project and dataset"),
+        ("bigquery://acme-analytics/kpi?locaton=US", "unknown parameter locaton"),
+    ],
+)
+def test_a_wrong_bigquery_url_is_refused_with_its_form(url: str, problem: str) -> None:
+    with pytest.raises(LoadError, match=problem) as refused:
+        open_warehouse(url)
+    assert "bigquery://PROJECT/DATASET" in refused.value.hint
+
+
+def test_the_bigquery_loader_runs_without_pyarrow_pandas_or_duckdb(shop: str, tmp_path: Path, bq_url: str) -> None:
+    """The loader Lambda's package holds none of them (its size budget): a whole load, with them made
+    unimportable, must still work."""
+    header = "grain: none\ncolumns:\n  status: {type: STRING}\n  orders: {type: INT64}"
+    kpi = make_kpi(tmp_path / "q", "light", header, "SELECT status, COUNT(*) AS orders FROM orders GROUP BY 1")
+    (manifest,) = export(kpi, [], source=open_source(shop), store=LocalStore(tmp_path / "lake"))
+    script = f"""
+import sys
+for name in ("pyarrow", "pandas", "duckdb", "numpy"):
+    sys.modules[name] = None  # import raises ImportError, as in a package without them
+from pipeline.load import load_manifest
+from pipeline.stores import LocalStore
+from pipeline.warehouses import open_warehouse
+lake, key = LocalStore({str(tmp_path / "lake")!r}), {f"light/snapshot/run={manifest.run_id}/_manifest.json"!r}
+_, result = load_manifest(lake, key, open_warehouse({bq_url!r}))
+print(result.loaded, result.record.rows)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "2"]
