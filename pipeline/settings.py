@@ -1,29 +1,160 @@
-"""Where things are when nobody says otherwise: the environment variables and the embedded defaults.
+"""Where things are: an environment of ``kpi.toml`` (``--env NAME``, default ``local``), overridden by variables.
 
-``KPI_SOURCE`` (a database URL), ``KPI_LAKE`` (``s3://bucket/prefix`` or a folder) and ``KPI_WAREHOUSE``
-configure scripts and the Lambdas alike. Without them everything is local under ``.kpi/`` (git-ignored): a
-DuckDB demo source, a lake folder and a DuckDB warehouse, so that a newcomer's first command needs no server
-and no cloud account.
+An environment names its sources (as KPI headers' ``source:`` refers to them), its lake and its warehouse, as
+URLs. ``KPI_SOURCE`` (the ``default`` source), ``KPI_SOURCE_<NAME>``, ``KPI_LAKE`` and ``KPI_WAREHOUSE``
+override the file — the Lambdas are configured that way, with no file at all. Without a file, ``local`` is the
+embedded default under ``.kpi/`` (git-ignored): a DuckDB demo source, a lake folder and a DuckDB warehouse, so
+that a newcomer's first command needs no server and no cloud account.
+
+Secrets never live in the file: a URL with a password is refused; use ``?secret=ARN`` (Secrets Manager) or
+``iam=true`` instead.
 """
 
 from __future__ import annotations
 
 import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+from pipeline.errors import UsageError
+
+CONFIG_FILE = "kpi.toml"
+DEFAULT_ENV = "local"
 EMBEDDED_SOURCE = "duckdb://.kpi/demo.duckdb"
 EMBEDDED_LAKE = ".kpi/lake"
-
-
-def source_url() -> str:
-    return os.environ.get("KPI_SOURCE") or EMBEDDED_SOURCE
-
-
-def lake_url() -> str:
-    return os.environ.get("KPI_LAKE") or EMBEDDED_LAKE
-
-
 EMBEDDED_WAREHOUSE = "duckdb://.kpi/warehouse.duckdb"
+DEFAULT_PARALLEL = 2  # queries at once per source: a backfill must not hammer an OLTP database
+_ENV_KEYS = {"sources", "lake", "warehouse"}
+_SOURCE_KEYS = {"url", "parallel"}
 
 
-def warehouse_url() -> str:
-    return os.environ.get("KPI_WAREHOUSE") or EMBEDDED_WAREHOUSE
+@dataclass(frozen=True)
+class SourceSetting:
+    url: str
+    parallel: int = DEFAULT_PARALLEL
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    sources: Mapping[str, SourceSetting] = field(default_factory=dict)
+    lake: str = EMBEDDED_LAKE
+    warehouse: str = EMBEDDED_WAREHOUSE
+    origin: str = "the embedded default"  # where it was read from, for messages
+
+    def source(self, name: str, *, kpi: str = "") -> SourceSetting:
+        """The source a KPI's header names; a UsageError listing the known ones."""
+        found = self.sources.get(name)
+        if found is None:
+            known = ", ".join(sorted(self.sources)) or "none"
+            raise UsageError(
+                f"the environment '{self.name}' ({self.origin}) has no source '{name}' (known: {known})",
+                where=kpi,
+                hint=f"add it under [environments.{self.name}.sources] in {CONFIG_FILE}, "
+                f"or set KPI_SOURCE_{name.upper()}",
+            )
+        return found
+
+    def overridden(
+        self, *, source: str | None = None, lake: str | None = None, warehouse: str | None = None
+    ) -> Environment:
+        """This environment with command-line choices on top (``--source`` replaces the ``default`` source)."""
+        sources = dict(self.sources)
+        if source:
+            sources["default"] = replace(sources.get("default", SourceSetting(source)), url=source)
+        return replace(self, sources=sources, lake=lake or self.lake, warehouse=warehouse or self.warehouse)
+
+
+def load_environment(
+    name: str | None = None, *, config: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Environment:
+    """The environment ``name`` (default ``KPI_ENV`` or ``local``) of ``config`` (default ``KPI_CONFIG`` or
+    ``./kpi.toml``), with the ``KPI_*`` variables applied on top."""
+    environ = os.environ if environ is None else environ
+    name = name or environ.get("KPI_ENV") or DEFAULT_ENV
+    path = config or Path(environ.get("KPI_CONFIG") or CONFIG_FILE)
+    if path.is_file():
+        environment = _from_file(path, name)
+    elif name == DEFAULT_ENV:
+        environment = Environment(DEFAULT_ENV, {"default": SourceSetting(EMBEDDED_SOURCE)})
+    else:
+        raise UsageError(
+            f"no {path} to read the environment '{name}' from",
+            hint=f"create {CONFIG_FILE} at the repository root (see the README), or leave out --env",
+        )
+    return _with_variables(environment, environ)
+
+
+def _from_file(path: Path, name: str) -> Environment:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise UsageError(f"cannot read {path}: {error}", hint="fix the TOML syntax") from None
+    environments = data.get("environments", {})
+    unknown = sorted(set(data) - {"environments"})
+    if unknown or not isinstance(environments, dict):
+        raise UsageError(
+            f"{path}: unknown top-level key {', '.join(unknown)}"
+            if unknown
+            else f"{path}: [environments] is not a table",
+            hint="the file holds only [environments.NAME] tables",
+        )
+    if name not in environments:
+        if name == DEFAULT_ENV:
+            return Environment(DEFAULT_ENV, {"default": SourceSetting(EMBEDDED_SOURCE)})
+        raise UsageError(
+            f"{path} has no environment '{name}'",
+            hint=f"environments there: {', '.join(sorted(environments)) or 'none'}",
+        )
+    return _environment(path, name, environments[name])
+
+
+def _environment(path: Path, name: str, table: Any) -> Environment:
+    where = f"{path} [environments.{name}]"
+    if not isinstance(table, dict):
+        raise UsageError(f"{where} is not a table", hint="write lake = …, warehouse = … and a sources table")
+    unknown = sorted(set(table) - _ENV_KEYS)
+    if unknown:
+        raise UsageError(f"{where}: unknown key {', '.join(unknown)}", hint=f"keys: {', '.join(sorted(_ENV_KEYS))}")
+    sources = {}
+    for source_name, value in (table.get("sources") or {}).items():
+        setting = value if isinstance(value, dict) else {"url": value}
+        bad = sorted(set(setting) - _SOURCE_KEYS)
+        url, parallel = setting.get("url"), setting.get("parallel", DEFAULT_PARALLEL)
+        if bad or not isinstance(url, str) or not isinstance(parallel, int) or parallel < 1:
+            raise UsageError(
+                f"{where}: source '{source_name}' must be a URL or {{url = …, parallel = N ≥ 1}}",
+                hint='e.g. default = { url = "mysql://kpi_reader@host:3306/shop?secret=ARN", parallel = 2 }',
+            )
+        sources[str(source_name)] = SourceSetting(_no_password(url, where), parallel)
+    lake, warehouse = table.get("lake", EMBEDDED_LAKE), table.get("warehouse", EMBEDDED_WAREHOUSE)
+    if not isinstance(lake, str) or not isinstance(warehouse, str):
+        raise UsageError(f"{where}: lake and warehouse are URLs (text)", hint='e.g. lake = "s3://bucket/kpi"')
+    return Environment(name, sources, lake, _no_password(warehouse, where), origin=str(path))
+
+
+def _no_password(url: str, where: str) -> str:
+    if "://" in url and urlsplit(url).password:
+        raise UsageError(
+            f"{where}: a URL holds a password; secrets never go into the configuration file",
+            hint="keep the password in AWS Secrets Manager and write ?secret=ARN (or iam=true) in the URL",
+        )
+    return url
+
+
+def _with_variables(environment: Environment, environ: Mapping[str, str]) -> Environment:
+    sources = dict(environment.sources)
+    for key, value in environ.items():
+        if value and (key == "KPI_SOURCE" or key.startswith("KPI_SOURCE_")):
+            name = "default" if key == "KPI_SOURCE" else key.removeprefix("KPI_SOURCE_").lower()
+            sources[name] = replace(sources.get(name, SourceSetting(value)), url=value)
+    return replace(
+        environment,
+        sources=sources,
+        lake=environ.get("KPI_LAKE") or environment.lake,
+        warehouse=environ.get("KPI_WAREHOUSE") or environment.warehouse,
+    )

@@ -61,6 +61,12 @@ def test_partitions_load_with_exact_values_descriptions_and_an_audit_row(
         ("daily", "2024-03-01", "20240302T000000000Z-aaaaaa", 2),
         ("daily", "2024-03-02", "20240302T000000000Z-aaaaaa", 1),
     ]
+    newest = target.open().loads("daily")
+    assert {p: (r.run_id, r.rows) for p, r in newest.items()} == {
+        "2024-03-01": ("20240302T000000000Z-aaaaaa", 2),
+        "2024-03-02": ("20240302T000000000Z-aaaaaa", 1),
+    }
+    assert target.open().loads("nothing_loaded") == {}
     description, columns = target.describe("daily")
     assert description == "Orders per JST day"
     assert columns == {"day": "JST day", "status": "Status", "orders": "Orders", "sales": "Sales"}

@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
 from pipeline.errors import UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def env_option(command: F) -> F:
+    """``--env NAME``: the environment of kpi.toml the command works in."""
+    option = click.option(
+        "--env",
+        "env_name",
+        envvar="KPI_ENV",
+        metavar="NAME",
+        help="Environment of kpi.toml: its sources, lake and warehouse (env: KPI_ENV; default local).",
+    )
+    return option(command)
 
 
 def param_pairs(items: tuple[str, ...]) -> dict[str, str]:

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from pipeline import settings
 from pipeline.cli.app import cli
-from pipeline.cli.arguments import param_pairs
+from pipeline.cli.arguments import env_option, param_pairs
 from pipeline.cli.output import print_json, stdout
 
 
@@ -20,12 +20,9 @@ from pipeline.cli.output import print_json, stdout
 @click.option("--end", "end_text", help="Last partition of the range, included.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Value of a declared parameter.")
 @click.option("--run-id", help="Reuse a run id: a retry returns the committed run instead of writing again.")
-@click.option(
-    "--source", envvar="KPI_SOURCE", help=f"Source URL (env: KPI_SOURCE; default {settings.EMBEDDED_SOURCE})."
-)
-@click.option(
-    "--lake", envvar="KPI_LAKE", help=f"Lake URL or folder (env: KPI_LAKE; default {settings.EMBEDDED_LAKE})."
-)
+@env_option
+@click.option("--source", help="Source URL instead of the environment's (env: KPI_SOURCE).")
+@click.option("--lake", help="Lake URL or folder instead of the environment's (env: KPI_LAKE).")
 @click.option("--json", "as_json", is_flag=True, help="Print the committed partitions as JSON.")
 @click.pass_obj
 def export(
@@ -36,6 +33,7 @@ def export(
     end_text: str | None,
     params: tuple[str, ...],
     run_id: str | None,
+    env_name: str | None,
     source: str | None,
     lake: str | None,
     as_json: bool,
@@ -53,12 +51,12 @@ def export(
     from pipeline.export.request import ExportRequest, run_export
 
     request = ExportRequest(name, moment(date_text), moment(start_text), moment(end_text), run_id, param_pairs(params))
-    lake_url = lake or settings.lake_url()
-    manifests = run_export(request, queries=queries, source_url=source or settings.source_url(), lake_url=lake_url)
+    environment = settings.load_environment(env_name).overridden(source=source, lake=lake)
+    manifests = run_export(request, queries=queries, environment=environment)
     if as_json:
         print_json([m.summary() for m in manifests])
         return
-    table = Table("partition", "rows", "bytes", "files", "seconds", "run", title=f"{name} → {lake_url}")
+    table = Table("partition", "rows", "bytes", "files", "seconds", "run", title=f"{name} → {environment.lake}")
     for m in manifests:
         table.add_row(m.partition, f"{m.rows:,}", f"{m.bytes:,}", str(len(m.files)), f"{m.seconds:.2f}", m.run_id)
     console = stdout()

@@ -8,20 +8,16 @@ import click
 
 from pipeline import settings
 from pipeline.cli.app import cli
+from pipeline.cli.arguments import env_option
 from pipeline.cli.output import print_json, stdout
 
 
 @cli.command()
 @click.argument("target")
 @click.option("--date", "date_text", help="With a KPI name: the partition containing this moment.")
-@click.option(
-    "--lake", envvar="KPI_LAKE", help=f"With a KPI name: the lake (env: KPI_LAKE; default {settings.EMBEDDED_LAKE})."
-)
-@click.option(
-    "--warehouse",
-    envvar="KPI_WAREHOUSE",
-    help=f"Warehouse URL (env: KPI_WAREHOUSE; default {settings.EMBEDDED_WAREHOUSE}).",
-)
+@env_option
+@click.option("--lake", help="With a KPI name: the lake instead of the environment's (env: KPI_LAKE).")
+@click.option("--warehouse", help="Warehouse URL instead of the environment's (env: KPI_WAREHOUSE).")
 @click.option("--force", is_flag=True, help="Load again even when this run is already loaded.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @click.pass_obj
@@ -29,6 +25,7 @@ def load(
     queries: Path,
     target: str,
     date_text: str | None,
+    env_name: str | None,
     lake: str | None,
     warehouse: str | None,
     force: bool,
@@ -47,8 +44,7 @@ def load(
         target,
         date=date_text,
         queries=queries,
-        lake_url=lake or settings.lake_url(),
-        warehouse_url=warehouse or settings.warehouse_url(),
+        environment=settings.load_environment(env_name).overridden(lake=lake, warehouse=warehouse),
         force=force,
     )
     if as_json:
@@ -74,9 +70,10 @@ def load(
 
 @cli.command()
 @click.argument("name")
-@click.option("--warehouse", envvar="KPI_WAREHOUSE", help="bigquery://PROJECT/DATASET (env: KPI_WAREHOUSE).")
+@env_option
+@click.option("--warehouse", help="bigquery://PROJECT/DATASET instead of the environment's (env: KPI_WAREHOUSE).")
 @click.pass_obj
-def dashboard(queries: Path, name: str, warehouse: str | None) -> None:
+def dashboard(queries: Path, name: str, env_name: str | None, warehouse: str | None) -> None:
     """Print a Looker Studio link that opens a new report on the KPI's BigQuery table.
 
     \b
@@ -86,4 +83,5 @@ def dashboard(queries: Path, name: str, warehouse: str | None) -> None:
     from pipeline import catalog
     from pipeline.dashboard import report_url
 
-    click.echo(report_url(catalog.load_one((queries,), name), warehouse or settings.warehouse_url()))
+    environment = settings.load_environment(env_name).overridden(warehouse=warehouse)
+    click.echo(report_url(catalog.load_one((queries,), name), environment.warehouse))

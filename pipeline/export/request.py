@@ -17,6 +17,7 @@ from pipeline.core.manifest import Manifest
 from pipeline.core.selection import moment, requested_intervals
 from pipeline.errors import UsageError
 from pipeline.export.flow import export
+from pipeline.settings import Environment
 from pipeline.sources import open_source
 from pipeline.stores import open_store
 
@@ -52,7 +53,8 @@ class ExportRequest:
         )
 
 
-def run_export(request: ExportRequest, *, queries: Path, source_url: str, lake_url: str) -> list[Manifest]:
+def run_export(request: ExportRequest, *, queries: Path, environment: Environment) -> list[Manifest]:
+    """The KPI's source is the one its header names (``source:``), in ``environment``."""
     kpi = catalog.load_one((queries,), request.kpi)
     intervals = requested_intervals(
         kpi, now=datetime.now(kpi.zone), date=request.date, start=request.start, end=request.end
@@ -60,8 +62,8 @@ def run_export(request: ExportRequest, *, queries: Path, source_url: str, lake_u
     return export(
         kpi,
         intervals,
-        source=open_source(source_url),
-        store=open_store(lake_url),
+        source=open_source(environment.source(kpi.source, kpi=kpi.name).url),
+        store=open_store(environment.lake),
         run_id=request.run_id,
         params=request.params,
     )

@@ -1,7 +1,7 @@
 """The exporter Lambda (inside the VPC). Event: ``{"kpi", "date" | "start"+"end", "run_id"?, "params"?}``.
 
-Configured only by environment variables: ``KPI_SOURCE``, ``KPI_LAKE``, ``KPI_QUERIES``. Errors are logged as
-one JSON line and re-raised, so that Step Functions retries (``retryable``) or catches them.
+Configured by environment variables: ``KPI_SOURCE`` (``KPI_SOURCE_<NAME>``), ``KPI_LAKE``, ``KPI_QUERIES``.
+Errors are logged as one JSON line and re-raised, so that Step Functions retries (``retryable``) or catches them.
 """
 
 from __future__ import annotations
@@ -19,12 +19,8 @@ from pipeline.export.request import ExportRequest, run_export
 def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     try:
         request = ExportRequest.from_event(event)
-        manifests = run_export(
-            request,
-            queries=Path(os.environ.get("KPI_QUERIES", "queries")),
-            source_url=settings.source_url(),
-            lake_url=settings.lake_url(),
-        )
+        queries = Path(os.environ.get("KPI_QUERIES", "queries"))
+        manifests = run_export(request, queries=queries, environment=settings.load_environment())
     except KpiError as error:
         print(
             json.dumps(

@@ -23,7 +23,8 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     for url in announced_manifests(event):
         try:
             lake, key = split_manifest_url(url)
-            manifest, result = load_manifest(open_store(lake), key, open_warehouse(settings.warehouse_url()))
+            warehouse = open_warehouse(settings.load_environment().warehouse)
+            manifest, result = load_manifest(open_store(lake), key, warehouse)
         except KpiError as error:
             print(
                 json.dumps(

@@ -10,6 +10,7 @@ from pipeline.core.lake import MANIFEST_NAME
 from pipeline.core.manifest import Manifest
 from pipeline.core.selection import moment, requested_intervals
 from pipeline.load.flow import load_manifest, newest_manifest, split_manifest_url
+from pipeline.settings import Environment
 from pipeline.stores import open_store
 from pipeline.warehouses import LoadResult, open_warehouse
 
@@ -19,18 +20,17 @@ def run_load(
     *,
     date: str | None,
     queries: Path,
-    lake_url: str,
-    warehouse_url: str,
+    environment: Environment,
     force: bool = False,
 ) -> tuple[Manifest, LoadResult]:
     """``target`` is a manifest URL (its lake is the URL's prefix) or a KPI name (the newest committed run of
-    the partition ``date`` names, default the latest complete one, in ``lake_url``)."""
+    the partition ``date`` names, default the latest complete one, in the environment's lake)."""
     if target.endswith(MANIFEST_NAME):
         lake_url, key = split_manifest_url(target)
         store = open_store(lake_url)
     else:
         kpi = catalog.load_one((queries,), target)
         intervals = requested_intervals(kpi, now=datetime.now(kpi.zone), date=moment(date))
-        store = open_store(lake_url)
+        store = open_store(environment.lake)
         key = newest_manifest(store, kpi, intervals[0] if intervals else None)
-    return load_manifest(store, key, open_warehouse(warehouse_url), force=force)
+    return load_manifest(store, key, open_warehouse(environment.warehouse), force=force)

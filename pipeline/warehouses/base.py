@@ -77,6 +77,11 @@ class Warehouse(Protocol):
         """The newest run loaded for the partition, from the audit table."""
         ...
 
+    def loads(self, kpi: str) -> dict[str, LoadRecord]:
+        """The newest run loaded for each partition of the KPI (one query: backfills plan with it, ``kpi status``
+        reports from it); empty when nothing was ever loaded."""
+        ...
+
 
 def where(manifest: Manifest) -> str:
     """How messages name a load: KPI, partition and run."""

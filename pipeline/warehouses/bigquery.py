@@ -68,6 +68,7 @@ AUDIT_SCHEMA = (
     bigquery.SchemaField("job_id", "STRING"),
     bigquery.SchemaField("loaded_at", "TIMESTAMP", "REQUIRED"),
 )
+_RECORD_COLUMNS = "kpi, `partition`, run_id, sql_hash, `rows`, bytes, job_id, loaded_at"
 _AUTH_HINT = (
     "give the loader Google credentials: Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS naming a "
     "Workload Identity Federation config), or a service-account key in Secrets Manager (?secret=ARN in the URL)"
@@ -155,7 +156,7 @@ class BigQueryWarehouse:
 
     def last_load(self, kpi: str, partition: str) -> LoadRecord | None:
         sql = (
-            f"SELECT kpi, `partition`, run_id, sql_hash, `rows`, bytes, job_id, loaded_at FROM `{self._audit}` "
+            f"SELECT {_RECORD_COLUMNS} FROM `{self._audit}` "
             "WHERE kpi = @kpi AND `partition` = @partition ORDER BY run_id DESC, loaded_at DESC LIMIT 1"
         )
         try:
@@ -163,6 +164,18 @@ class BigQueryWarehouse:
         except google_errors.NotFound:
             return None
         return LoadRecord(*rows[0].values()) if rows else None
+
+    def loads(self, kpi: str) -> dict[str, LoadRecord]:
+        sql = (
+            f"SELECT {_RECORD_COLUMNS} FROM `{self._audit}` WHERE kpi = @kpi "
+            "QUALIFY ROW_NUMBER() OVER (PARTITION BY `partition` ORDER BY run_id DESC, loaded_at DESC) = 1"
+        )
+        try:
+            rows = self._query(sql, {"kpi": ("STRING", kpi)}, kpi)
+        except google_errors.NotFound:
+            return {}
+        records = [LoadRecord(*row.values()) for row in rows]
+        return {record.partition: record for record in records}
 
     def load(self, manifest: Manifest, open_file: OpenFile, *, force: bool = False) -> LoadResult:
         with _google_errors(manifest):

@@ -11,6 +11,7 @@ exact decimal text (VARCHAR); JSON is kept as text. The exact BigQuery type of e
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC
@@ -65,6 +66,17 @@ _META = (
 )
 
 
+_WRITERS: dict[Path, threading.Lock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer(path: Path) -> threading.Lock:
+    """One load at a time per file within a process (parallel runs load from several threads); across
+    processes, DuckDB's own file lock makes the second writer wait for, or fail on, the first."""
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(path.resolve(), threading.Lock())
+
+
 def warehouse_path(url: str) -> Path:
     """``duckdb:///abs/file.duckdb``, ``duckdb://relative.duckdb`` or a plain path."""
     if "://" not in url:
@@ -102,8 +114,19 @@ class DuckDbWarehouse:
         with self._connect() as connection:
             return _last_load(connection, kpi, partition)
 
-    def load(self, manifest: Manifest, open_file: OpenFile, *, force: bool = False) -> LoadResult:
+    def loads(self, kpi: str) -> dict[str, LoadRecord]:
+        if not self.path.exists():  # nothing loaded yet; a dry run must not create the file
+            return {}
         with self._connect() as connection:
+            rows = connection.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM {AUDIT_TABLE} WHERE kpi = ? "
+                "QUALIFY row_number() OVER (PARTITION BY partition ORDER BY run_id DESC, loaded_at DESC) = 1",
+                [kpi],
+            ).fetchall()
+        return {record.partition: record for record in map(_record, rows)}
+
+    def load(self, manifest: Manifest, open_file: OpenFile, *, force: bool = False) -> LoadResult:
+        with _writer(self.path), self._connect() as connection:
             connection.begin()
             try:
                 result = self._load(connection, manifest, open_file, force)
@@ -153,17 +176,22 @@ class DuckDbWarehouse:
         return LoadResult.replaced(manifest, record, drift)
 
 
+# loaded_at as naive UTC: DuckDB needs pytz to hand out TIMESTAMPTZ values, and we have no other use for it
+_RECORD_COLUMNS = "kpi, partition, run_id, sql_hash, rows, bytes, job_id, timezone('UTC', loaded_at)"
+
+
 def _last_load(connection: duckdb.DuckDBPyConnection, kpi: str, partition: str) -> LoadRecord | None:
     row = connection.execute(
-        # loaded_at as naive UTC: DuckDB needs pytz to hand out TIMESTAMPTZ values, and we have no other use for it
-        "SELECT kpi, partition, run_id, sql_hash, rows, bytes, job_id, timezone('UTC', loaded_at) "
-        f"FROM {AUDIT_TABLE} WHERE kpi = ? AND partition = ? ORDER BY run_id DESC, loaded_at DESC LIMIT 1",
+        f"SELECT {_RECORD_COLUMNS} FROM {AUDIT_TABLE} WHERE kpi = ? AND partition = ? "
+        "ORDER BY run_id DESC, loaded_at DESC LIMIT 1",
         [kpi, partition],
     ).fetchone()
-    if row is None:
-        return None
-    kpi_, partition_, run_id, sql_hash, count, size, job_id, loaded_at = row
-    return LoadRecord(kpi_, partition_, run_id, sql_hash, count, size, job_id, loaded_at.replace(tzinfo=UTC))
+    return None if row is None else _record(row)
+
+
+def _record(row: tuple[Any, ...]) -> LoadRecord:
+    kpi, partition, run_id, sql_hash, count, size, job_id, loaded_at = row
+    return LoadRecord(kpi, partition, run_id, sql_hash, count, size, job_id, loaded_at.replace(tzinfo=UTC))
 
 
 def _table_schema(connection: duckdb.DuckDBPyConnection, kpi: str) -> list[SchemaField]:

@@ -1,0 +1,290 @@
+"""``kpi run``, ``kpi backfill``, ``kpi status``: the operators' commands, over one environment of kpi.toml."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline import catalog, settings
+from pipeline.cli.app import EXIT_FAILED, cli
+from pipeline.cli.arguments import env_option
+from pipeline.cli.output import print_json, print_problems, stderr, stdout
+from pipeline.core.spec import Kpi
+
+if TYPE_CHECKING:
+    from pipeline.core.plan import BackfillPlan
+    from pipeline.runner import Job, KpiSummary, Outcome, Runner
+
+_PARALLEL_HELP = "Queries at once per source (default: the source's `parallel` in kpi.toml, else 2)."
+
+
+def run_with_progress(runner: Runner, jobs: Sequence[Job], *, quiet: bool) -> list[Outcome]:
+    """The jobs with a progress bar on stderr (none with --json or when stderr is not a terminal)."""
+    total = sum(len(job.partitions) for job in jobs)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=stderr(), transient=True, disable=quiet) as progress:
+        task = progress.add_task("partitions", total=total)
+
+        def advance(outcome: Outcome) -> None:
+            progress.update(task, advance=1, description=f"{outcome.kpi} {outcome.partition}")
+
+        return runner.run(jobs, advance)
+
+
+def report(summaries: Sequence[KpiSummary], *, title: str, as_json: bool) -> None:
+    """The summary table (KPI, partitions, rows, bytes, seconds, status) or the same as JSON; exit 1 on a failure."""
+    failed = any(s.failed for s in summaries)
+    if as_json:
+        print_json({"ok": not failed, "kpis": [s.as_dict() for s in summaries]})
+    else:
+        table = Table("KPI", "partitions", "rows", "bytes", "seconds", "status", title=title)
+        for s in summaries:
+            status = "[green]ok[/]" if not s.failed else f"[red]{s.status}[/]"
+            table.add_row(s.kpi, str(s.partitions), f"{s.rows:,}", f"{s.bytes:,}", f"{s.seconds:.1f}", status)
+        console = stdout()
+        console.print(table)
+        for s in summaries:
+            for failure in s.failed:
+                console.print(f"[red]failed:[/] {s.kpi} {failure}", markup=True, highlight=False)
+    if failed:
+        sys.exit(EXIT_FAILED)
+
+
+def chosen_kpis(queries: Path, names: Sequence[str]) -> list[Kpi]:
+    """The named KPIs, or every enabled one; files with problems are reported and left out."""
+    found = catalog.load((queries,))
+    if names:
+        return [found.get(name) for name in names]
+    if found.problems:
+        print_problems(stderr(), found.problems)
+        stderr().print(f"[yellow]warning:[/] {len(found.problems)} problem(s): those KPIs are left out; see kpi check")
+    return [kpi for kpi in found.kpis.values() if kpi.enabled]
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@click.option("--date", "date_text", help="The partition containing this moment, instead of the due ones.")
+@click.option("--start", "start_text", help="First partition of a range (with --end).")
+@click.option("--end", "end_text", help="Last partition of the range, included.")
+@env_option
+@click.option("--parallel", type=click.IntRange(1, 64), help=_PARALLEL_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_obj
+def run(
+    queries: Path,
+    names: tuple[str, ...],
+    date_text: str | None,
+    start_text: str | None,
+    end_text: str | None,
+    env_name: str | None,
+    parallel: int | None,
+    as_json: bool,
+) -> None:
+    """Export and load every partition due: the latest complete one and the header's `lookback` before it.
+
+    NAMES are KPIs (default: every enabled one). One failing partition does not stop the others; the exit
+    code is 1 when any failed.
+
+    \b
+    Examples:
+      kpi run                                   # everything due, on the embedded default
+      kpi run daily_sales --date 2024-03-01
+      kpi run --env production --parallel 1
+    """
+    from pipeline.core.plan import batches, due_intervals
+    from pipeline.core.selection import moment, requested_intervals
+    from pipeline.runner import Job, Runner, summarize
+
+    environment = settings.load_environment(env_name)
+    explicit = date_text or start_text or end_text
+    jobs = []
+    for kpi in chosen_kpis(queries, names):
+        now = datetime.now(kpi.zone)
+        if explicit:
+            chosen = requested_intervals(
+                kpi, now=now, date=moment(date_text), start=moment(start_text), end=moment(end_text)
+            )
+        else:
+            chosen = due_intervals(kpi, now)
+        if kpi.incremental and not chosen:
+            continue  # nothing due yet: the header's start is in the future
+        jobs += [Job(kpi, batch) for batch in batches(chosen)] if kpi.incremental else [Job(kpi)]
+    runner = Runner(environment, parallel=parallel)
+    outcomes = run_with_progress(runner, jobs, quiet=as_json)
+    report(summarize(outcomes), title=f"kpi run ({environment.name})", as_json=as_json)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--start", "start_text", required=True, help="First partition (clamped to the header's `start`).")
+@click.option("--end", "end_text", required=True, help="Last partition, included.")
+@env_option
+@click.option("--parallel", type=click.IntRange(1, 64), help=_PARALLEL_HELP)
+@click.option("--force", is_flag=True, help="Run partitions already loaded from the same SQL too.")
+@click.option("--dry-run", is_flag=True, help="Print the plan (partitions, batches, queries); touch nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan or the summary as JSON.")
+@click.pass_obj
+def backfill(
+    queries: Path,
+    name: str,
+    start_text: str,
+    end_text: str,
+    env_name: str | None,
+    parallel: int | None,
+    force: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Export and load a range of partitions, one source query per month of days (day of hours, year of months).
+
+    Resumable: partitions already loaded from the same SQL are skipped unless --force, so a backfill that was
+    stopped half-way, run again, does only what is missing. Partitions without rows are committed empty.
+
+    \b
+    Examples:
+      kpi backfill daily_sales --start 2024-01-01 --end 2024-12-31 --dry-run
+      kpi backfill daily_sales --start 2024-01-01 --end 2024-12-31 --parallel 2
+      kpi backfill hourly_orders --start 2024-03-01 --end 2024-03-07 --force
+    """
+    from pipeline.core.plan import plan_backfill
+    from pipeline.core.selection import moment, requested_intervals
+    from pipeline.runner import Job, Runner, summarize
+    from pipeline.warehouses import open_warehouse
+
+    environment = settings.load_environment(env_name)
+    kpi = catalog.load_one((queries,), name)
+    requested = requested_intervals(kpi, now=datetime.now(kpi.zone), start=moment(start_text), end=moment(end_text))
+    loaded = {p: r.sql_hash for p, r in open_warehouse(environment.warehouse).loads(kpi.name).items()}
+    plan = plan_backfill(kpi, requested, loaded, force=force)
+    if dry_run:
+        print_plan(kpi, plan, environment, as_json=as_json)
+        return
+    runner = Runner(environment, parallel=parallel, force=force)
+    outcomes = run_with_progress(runner, [Job(kpi, batch) for batch in plan.batches], quiet=as_json)
+    if plan.done and not as_json:
+        stdout().print(f"skipped {len(plan.done)} partition(s) already loaded from this SQL (--force runs them)")
+    report(summarize(outcomes), title=f"kpi backfill {name} ({environment.name})", as_json=as_json)
+
+
+def print_plan(kpi: Kpi, plan: BackfillPlan, environment: settings.Environment, *, as_json: bool) -> None:
+    """The batches, their partitions and each query as the source would receive it."""
+    from pipeline.core.intervals import Interval
+    from pipeline.core.render import bind_values
+    from pipeline.sources import open_source
+
+    source = open_source(environment.source(kpi.source, kpi=kpi.name).url)
+    queries: list[dict[str, object]] = []
+    for group in plan.batches:
+        rendered = source.render(kpi.query, bind_values(kpi, Interval(group[0].start, group[-1].end, kpi.grain)))
+        queries.append(
+            {
+                "first": group[0].partition,
+                "last": group[-1].partition,
+                "partitions": len(group),
+                "sql": rendered.sql,
+                "values": {k: str(v) for k, v in rendered.values.items()},
+            }
+        )
+    if as_json:
+        print_json(
+            {
+                "kpi": kpi.name,
+                "partitions": plan.partitions,
+                "queries": len(queries),
+                "already_loaded": list(plan.done),
+                "before_start": list(plan.before_start),
+                "batches": queries,
+            }
+        )
+        return
+    console = stdout()
+    early = f"; {len(plan.before_start)} before the header's start, left out" if plan.before_start else ""
+    console.print(
+        f"[bold]{kpi.name}[/]: {plan.partitions} partition(s) in {len(queries)} source quer"
+        f"{'y' if len(queries) == 1 else 'ies'} on source '{kpi.source}'; "
+        f"{len(plan.done)} already loaded from this SQL{early}"
+    )
+    table = Table("#", "first", "last", "partitions", title="batches (one source query each)")
+    for number, query in enumerate(queries, 1):
+        table.add_row(str(number), str(query["first"]), str(query["last"]), str(query["partitions"]))
+    console.print(table)
+    if queries:
+        console.print("[bold]first query:[/]")
+        console.print(str(queries[0]["sql"]), markup=False, highlight=False)
+        console.print(f"values: {queries[0]['values']}", markup=False, highlight=False)
+    console.print("[yellow]dry run:[/] nothing was exported or loaded")
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@env_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.pass_obj
+def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json: bool) -> None:
+    """Per KPI: the newest loaded partition, its rows, when it was loaded, and its freshness.
+
+    Exit code 1 when any KPI is stale (past the header's freshness.error_after) or was never loaded, for
+    alerting from cron or CI.
+
+    \b
+    Examples:
+      kpi status
+      kpi status daily_sales hourly_orders --env production --json
+    """
+    from pipeline.core.freshness import freshness
+    from pipeline.warehouses import open_warehouse
+
+    environment = settings.load_environment(env_name)
+    warehouse = open_warehouse(environment.warehouse)
+    lines = []
+    for kpi in sorted(chosen_kpis(queries, names), key=lambda k: k.name):
+        loads = warehouse.loads(kpi.name)
+        newest = loads[max(loads)] if loads else None
+        state = freshness(
+            kpi, newest.partition if newest else None, newest.loaded_at if newest else None, datetime.now(UTC)
+        )
+        lines.append(
+            {
+                "kpi": kpi.name,
+                "partition": newest.partition if newest else None,
+                "rows": newest.rows if newest else None,
+                "loaded_at": newest.loaded_at.isoformat() if newest else None,
+                "partitions_loaded": len(loads),
+                "age_hours": round(state.age.total_seconds() / 3600, 1) if state.age is not None else None,
+                "freshness": state.level,
+                "failing": state.failing,
+            }
+        )
+    if as_json:
+        print_json({"ok": not any(line["failing"] for line in lines), "kpis": lines})
+    else:
+        table = Table(
+            "KPI",
+            "last partition",
+            "rows",
+            "loaded (UTC)",
+            "age",
+            "freshness",
+            title=f"kpi status ({environment.name})",
+        )
+        colours = {"fresh": "green", "warn": "yellow", "stale": "red", "never loaded": "red"}
+        for line in lines:
+            level = str(line["freshness"])
+            table.add_row(
+                str(line["kpi"]),
+                str(line["partition"] or "—"),
+                f"{line['rows']:,}" if line["rows"] is not None else "—",
+                str(line["loaded_at"] or "—")[:16].replace("T", " "),
+                f"{line['age_hours']}h" if line["age_hours"] is not None else "—",
+                f"[{colours.get(level, 'white')}]{level}[/]",
+            )
+        stdout().print(table)
+    if any(line["failing"] for line in lines):
+        sys.exit(EXIT_FAILED)

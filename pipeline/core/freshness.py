@@ -1,0 +1,48 @@
+"""Whether a KPI's newest data is recent enough, by its header's ``freshness`` — what ``kpi status`` alerts on.
+
+Age is measured from the end of the newest loaded partition (the data's own time), not from when it was loaded:
+re-loading an old day must not make a stalled KPI look fresh. A snapshot has no partitions, so its age is the
+time since its last load. ``warn_after`` marks a KPI as aging; past ``error_after`` (or never loaded) it is stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pipeline.core.intervals import interval_containing, parse_moment
+from pipeline.core.spec import Kpi
+
+FRESH, WARN, STALE, NEVER, UNCHECKED = "fresh", "warn", "stale", "never loaded", "no freshness set"
+
+
+@dataclass(frozen=True)
+class FreshnessState:
+    level: str  # fresh | warn | stale | never loaded | no freshness set
+    age: timedelta | None  # None when nothing was loaded
+
+    @property
+    def failing(self) -> bool:
+        """What makes ``kpi status`` exit non-zero."""
+        return self.level in (STALE, NEVER)
+
+
+def data_end(kpi: Kpi, partition: str, loaded_at: datetime) -> datetime:
+    """When the newest loaded data ends: the partition's end, or the load time of a snapshot."""
+    if not kpi.incremental:
+        return loaded_at
+    return interval_containing(kpi.grain, kpi.zone, parse_moment(partition)).end
+
+
+def freshness(kpi: Kpi, newest_partition: str | None, loaded_at: datetime | None, now: datetime) -> FreshnessState:
+    if newest_partition is None or loaded_at is None:
+        return FreshnessState(NEVER, None)
+    age = now - data_end(kpi, newest_partition, loaded_at)
+    rules = kpi.freshness
+    if rules.error_after is not None and age > rules.error_after:
+        return FreshnessState(STALE, age)
+    if rules.warn_after is not None and age > rules.warn_after:
+        return FreshnessState(WARN, age)
+    if rules.warn_after is None and rules.error_after is None:
+        return FreshnessState(UNCHECKED, age)
+    return FreshnessState(FRESH, age)

@@ -1,0 +1,165 @@
+"""Export and load many partitions: what ``kpi run``, ``kpi backfill`` and ``kpi demo`` have in common.
+
+Work arrives as jobs — one KPI and one batch of contiguous partitions, exported by one source query — and runs
+on a thread pool. Each source has its own limit of queries at once (``parallel`` in kpi.toml), so a backfill
+cannot hammer the OLTP database whatever the pool size; loads run outside that limit. A job that fails marks
+its partitions failed and the others go on: the caller sees every partition's outcome and decides the exit code.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from pipeline.core.intervals import Interval
+from pipeline.core.lake import manifest_key, partition_name
+from pipeline.core.spec import Kpi
+from pipeline.errors import KpiError
+from pipeline.export import export
+from pipeline.load import load_manifest
+from pipeline.settings import Environment
+from pipeline.sources import open_source
+from pipeline.stores import Store, open_store
+from pipeline.warehouses import Warehouse, open_warehouse
+
+LOADED, SKIPPED, FAILED = "loaded", "skipped", "failed"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One source query: a KPI and a batch of contiguous partitions (none for a snapshot)."""
+
+    kpi: Kpi
+    intervals: tuple[Interval, ...] = ()
+
+    @property
+    def partitions(self) -> list[str]:
+        return [i.partition for i in self.intervals] or [partition_name(None)]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kpi: str
+    partition: str
+    status: str  # loaded | skipped (already loaded, or an older run) | failed
+    rows: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    message: str = ""
+
+
+@dataclass
+class KpiSummary:
+    """One line of the summary table."""
+
+    kpi: str
+    partitions: int = 0
+    rows: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return "ok" if not self.failed else f"{len(self.failed)} failed"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "kpi": self.kpi,
+            "partitions": self.partitions,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 2),
+            "status": self.status,
+            "failed": self.failed,
+        }
+
+
+def summarize(outcomes: Iterable[Outcome]) -> list[KpiSummary]:
+    summaries: dict[str, KpiSummary] = {}
+    for outcome in outcomes:
+        line = summaries.setdefault(outcome.kpi, KpiSummary(outcome.kpi))
+        line.partitions += 1
+        line.rows += outcome.rows
+        line.bytes += outcome.bytes
+        line.seconds += outcome.seconds
+        if outcome.status == FAILED:
+            line.failed.append(f"{outcome.partition}: {outcome.message}")
+    return sorted(summaries.values(), key=lambda s: s.kpi)
+
+
+class Runner:
+    """Runs jobs in one environment: its sources (with their limits), its lake and its warehouse."""
+
+    def __init__(self, environment: Environment, *, parallel: int | None = None, force: bool = False) -> None:
+        self.environment = environment
+        self.force = force
+        self.store: Store = open_store(environment.lake)
+        self.warehouse: Warehouse = open_warehouse(environment.warehouse)
+        self._parallel = parallel
+        self._limits: dict[str, threading.Semaphore] = {}
+        self._sizes: dict[str, int] = {}
+
+    def run(self, jobs: Sequence[Job], on_outcome: Callable[[Outcome], None] = lambda _: None) -> list[Outcome]:
+        """Every job, each source at most at its limit at once; outcomes in completion order."""
+        for job in jobs:  # unknown sources fail here, before any query runs
+            name = job.kpi.source
+            limit = self._parallel or self.environment.source(name, kpi=job.kpi.name).parallel
+            self._sizes.setdefault(name, limit)
+            self._limits.setdefault(name, threading.Semaphore(limit))
+        outcomes: list[Outcome] = []
+        lock = threading.Lock()
+
+        def work(job: Job) -> None:
+            for outcome in self._run_job(job):
+                with lock:
+                    outcomes.append(outcome)
+                    on_outcome(outcome)
+
+        workers = max(1, min(len(jobs), sum(self._sizes.values())))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kpi") as pool:
+            for future in [pool.submit(work, job) for job in jobs]:
+                future.result()
+        return outcomes
+
+    def _run_job(self, job: Job) -> list[Outcome]:
+        kpi, started = job.kpi, time.monotonic()
+        try:
+            with self._limits[kpi.source]:
+                source = open_source(self.environment.source(kpi.source, kpi=kpi.name).url)
+                manifests = export(kpi, job.intervals, source=source, store=self.store)
+        except KpiError as error:
+            seconds = time.monotonic() - started
+            return [Outcome(kpi.name, p, FAILED, seconds=seconds, message=_one_line(error)) for p in job.partitions]
+        exported = (time.monotonic() - started) / max(len(manifests), 1)
+        outcomes = []
+        for interval, manifest in zip(job.intervals or (None,), manifests, strict=True):
+            loading = time.monotonic()
+            key = manifest_key(kpi, interval, manifest.run_id)
+            try:
+                _, result = load_manifest(self.store, key, self.warehouse, force=self.force)
+            except KpiError as error:
+                seconds = exported + time.monotonic() - loading
+                outcomes.append(
+                    Outcome(kpi.name, manifest.partition, FAILED, seconds=seconds, message=_one_line(error))
+                )
+                continue
+            outcomes.append(
+                Outcome(
+                    kpi.name,
+                    manifest.partition,
+                    LOADED if result.loaded else SKIPPED,
+                    manifest.rows,
+                    manifest.bytes,
+                    exported + time.monotonic() - loading,
+                    result.reason,
+                )
+            )
+        return outcomes
+
+
+def _one_line(error: KpiError) -> str:
+    return str(error).splitlines()[0]

@@ -1,0 +1,204 @@
+"""kpi run, kpi backfill, kpi status on the embedded warehouse: batching, resuming, failures, freshness."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from pipeline.core.intervals import Grain, intervals_between
+from pipeline.core.plan import batches, due_intervals, plan_backfill
+from tests.exporting import make_kpi
+
+DAILY = """
+grain: day
+time_column: day
+start: 2024-01-01
+lookback: 2
+freshness: {warn_after: 30h, error_after: 54h}
+columns:
+  day:    {type: DATE}
+  orders: {type: INT64}
+"""
+DAILY_SQL = """
+SELECT CAST(created_at AS DATE) AS day, COUNT(*) AS orders
+FROM orders WHERE created_at >= :start AND created_at < :end GROUP BY 1
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A shop with one order every 7 hours through 2024, and the KPI `daily` over it."""
+    shop = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(shop)) as db:
+        db.execute(
+            "CREATE TABLE orders AS SELECT i AS id, TIMESTAMP '2024-01-01 00:30' + INTERVAL (7 * i) HOUR AS created_at "
+            "FROM range(0, 1252) t(i)"
+        )
+    make_kpi(tmp_path / "queries", "daily", DAILY, DAILY_SQL)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KPI_SOURCE", f"duckdb:///{shop}")
+    monkeypatch.setenv("KPI_LAKE", str(tmp_path / "lake"))
+    monkeypatch.setenv("KPI_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    monkeypatch.delenv("KPI_QUERIES", raising=False)
+    monkeypatch.delenv("KPI_ENV", raising=False)
+    return tmp_path
+
+
+def warehouse(project: Path, sql: str) -> list[tuple[object, ...]]:
+    with duckdb.connect(str(project / "wh.duckdb"), read_only=True) as db:
+        return db.execute(sql).fetchall()
+
+
+def expected_orders(first: str, last: str) -> list[tuple[date, int]]:
+    """What the source holds per day, computed here independently of the pipeline."""
+    start = datetime(2024, 1, 1, 0, 30)
+    counts: dict[date, int] = {}
+    for i in range(1252):
+        day = (start + timedelta(hours=7 * i)).date()
+        if date.fromisoformat(first) <= day <= date.fromisoformat(last):
+            counts[day] = counts.get(day, 0) + 1
+    return sorted(counts.items())
+
+
+def test_a_year_of_days_is_planned_as_one_query_per_month(project: Path) -> None:
+    from pipeline import catalog
+
+    kpi = catalog.load_one((project / "queries",), "daily")
+    year = list(intervals_between(Grain.DAY, kpi.zone, datetime(2024, 1, 1), datetime(2024, 12, 31)))
+    plan = plan_backfill(kpi, year, {})
+    assert (plan.partitions, len(plan.batches)) == (366, 12)
+    assert [len(b) for b in plan.batches][:3] == [31, 29, 31]
+    shifted = list(intervals_between(Grain.DAY, kpi.zone, datetime(2023, 12, 20), datetime(2024, 12, 19)))
+    late = plan_backfill(kpi, shifted, {"2024-01-05": kpi.sql_hash, "2024-01-06": "another-sql"})
+    assert late.before_start == tuple(f"2023-12-{d}" for d in range(20, 32))
+    assert late.done == ("2024-01-05",)
+    assert [(b[0].partition, b[-1].partition) for b in late.batches[:2]] == [
+        ("2024-01-01", "2024-01-04"),
+        ("2024-01-06", "2024-01-31"),
+    ]
+    hours = list(intervals_between(Grain.HOUR, kpi.zone, datetime(2024, 3, 1), datetime(2024, 3, 3, 23)))
+    assert [len(b) for b in batches(hours)] == [24, 24, 24]
+    now = datetime(2024, 3, 10, 5, tzinfo=kpi.zone)
+    assert [i.partition for i in due_intervals(kpi, now)] == ["2024-03-07", "2024-03-08", "2024-03-09"]
+
+
+def test_backfill_dry_run_prints_the_plan_and_touches_nothing(project: Path) -> None:
+    result = CliRunner().invoke(cli, ["backfill", "daily", "--start", "2023-12-30", "--end", "2024-12-31", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "daily: 366 partition(s) in 12 source queries on source 'default'" in result.output
+    assert "2 before the header's start, left out" in result.output
+    assert "created_at >= $start AND created_at < $end" in result.output
+    assert "dry run: nothing was exported or loaded" in result.output
+    as_json = CliRunner().invoke(
+        cli, ["backfill", "daily", "--start", "2024-01-01", "--end", "2024-03-31", "--dry-run", "--json"]
+    )
+    plan = json.loads(as_json.output)
+    assert (plan["partitions"], plan["queries"]) == (91, 3)
+    assert plan["batches"][1]["values"] == {"start": "2024-02-01 00:00:00", "end": "2024-03-01 00:00:00"}
+    assert not (project / "lake").exists()
+    assert not (project / "wh.duckdb").exists()
+
+
+def test_backfill_loads_every_day_including_empty_ones_and_resumes(project: Path) -> None:
+    first = CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-12-20", "--end", "2025-01-10", "--json"])
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.output)["kpis"][0]
+    assert (summary["partitions"], summary["status"]) == (22, "ok")
+    loaded = warehouse(project, 'SELECT "partition", "rows" FROM _kpi_loads ORDER BY 1')
+    assert len(loaded) == 22
+    assert loaded[-1] == ("2025-01-10", 0)  # after the last order: committed empty, a zero on the dashboard
+    assert warehouse(project, "SELECT day, orders FROM daily ORDER BY day") == expected_orders(
+        "2024-12-20", "2024-12-31"
+    )
+    again = CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-12-01", "--end", "2025-01-10", "--json"])
+    assert json.loads(again.output)["kpis"][0]["partitions"] == 19  # only December 1-19 was missing
+    assert warehouse(project, 'SELECT COUNT(*), COUNT(DISTINCT "partition") FROM _kpi_loads') == [(41, 41)]
+    forced = CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-12-30", "--end", "2024-12-31", "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert warehouse(project, "SELECT COUNT(*) FROM _kpi_loads") == [(43,)]
+
+
+def test_a_backfill_killed_half_way_and_run_again_loads_only_the_missing_partitions(project: Path) -> None:
+    command = [
+        str(Path(sys.executable).parent / "kpi"),
+        "backfill",
+        "daily",
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-04-30",
+        "--parallel",
+        "1",
+        "--json",
+    ]
+    process = subprocess.Popen(command, cwd=project, env=os.environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    march = project / "lake" / "daily" / "day=2024-03-01"
+    deadline = time.monotonic() + 60
+    while not march.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)  # February's batch is exported once January's partitions are all loaded
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the backfill finished before it could be killed"
+    before = warehouse(project, 'SELECT "partition" FROM _kpi_loads')
+    assert 31 <= len(before) < 121
+
+    rerun = subprocess.run(command, cwd=project, env=os.environ, capture_output=True, text=True, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["kpis"][0]["partitions"] == 121 - len(before)
+    after = warehouse(project, 'SELECT "partition", COUNT(*) FROM _kpi_loads GROUP BY 1')
+    assert len(after) == 121
+    assert {count for _, count in after} == {1}  # no partition loaded twice
+    assert warehouse(project, "SELECT day, orders FROM daily ORDER BY day") == expected_orders(
+        "2024-01-01", "2024-04-30"
+    )
+
+
+def test_run_loads_what_is_due_and_a_failure_does_not_stop_the_others(project: Path) -> None:
+    make_kpi(
+        project / "queries",
+        "broken",
+        DAILY.replace("lookback: 2", "lookback: 0"),
+        DAILY_SQL.replace("FROM orders", "FROM no_such_table"),
+    )
+    result = CliRunner().invoke(cli, ["run", "--date", "2024-03-01", "--json"])
+    assert result.exit_code == 1
+    outcome = json.loads(result.output)
+    lines = {k["kpi"]: k for k in outcome["kpis"]}
+    assert lines["daily"]["status"] == "ok"
+    assert lines["broken"]["status"] == "1 failed"
+    assert "no_such_table" in lines["broken"]["failed"][0]
+    assert warehouse(project, "SELECT day, orders FROM daily") == expected_orders("2024-03-01", "2024-03-01")
+    due = CliRunner().invoke(cli, ["run", "daily", "--json"])  # today's due partitions: after the data, empty
+    assert due.exit_code == 0, due.output
+    assert json.loads(due.output)["kpis"][0]["partitions"] == 3  # the latest complete day and lookback 2
+
+
+def test_status_reports_freshness_and_fails_when_stale(project: Path) -> None:
+    never = CliRunner().invoke(cli, ["status", "--json"])
+    assert never.exit_code == 1
+    assert json.loads(never.output)["kpis"][0]["freshness"] == "never loaded"
+    CliRunner().invoke(cli, ["run", "daily"])
+    fresh = CliRunner().invoke(cli, ["status", "daily", "--json"])
+    assert fresh.exit_code == 0, fresh.output
+    line = json.loads(fresh.output)["kpis"][0]
+    yesterday = (datetime.now(ZoneInfo("Asia/Tokyo")) - timedelta(days=1)).date()
+    assert (line["partition"], line["freshness"]) == (yesterday.isoformat(), "fresh")
+    CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-03-01", "--end", "2024-03-02"])
+    with duckdb.connect(str(project / "wh.duckdb")) as db:  # as if nothing had run for three days
+        db.execute("DELETE FROM _kpi_loads WHERE \"partition\" > '2024-03-02'")
+    stale = CliRunner().invoke(cli, ["status"])
+    assert stale.exit_code == 1
+    assert "2024-03-02" in stale.output
+    assert "stale" in stale.output
