@@ -120,9 +120,12 @@ class Runner:
                     on_outcome(outcome)
 
         workers = max(1, min(len(jobs), sum(self._sizes.values())))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kpi") as pool:
-            for future in [pool.submit(work, job) for job in jobs]:
-                future.result()
+        try:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kpi") as pool:
+                for future in [pool.submit(work, job) for job in jobs]:
+                    future.result()
+        finally:
+            self.warehouse.close()
         return outcomes
 
     def _run_job(self, job: Job) -> list[Outcome]:

@@ -88,7 +88,7 @@ class Target:
 
 def duckdb_target(path: Path) -> Target:
     def query(sql: str) -> list[tuple[Any, ...]]:
-        with duckdb.connect(str(path), read_only=True) as db:
+        with duckdb.connect(str(path)) as db:  # the warehouse's own configuration: it may still be open here
             return db.execute(sql).fetchall()
 
     def describe(table: str) -> tuple[str, dict[str, str]]:

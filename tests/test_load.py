@@ -39,7 +39,7 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
 
 
 def rows(warehouse: str, sql: str) -> list[tuple[object, ...]]:
-    with duckdb.connect(warehouse, read_only=True) as db:
+    with duckdb.connect(warehouse) as db:  # the warehouse's own configuration: it may still be open here
         return db.execute(sql).fetchall()
 
 

@@ -156,17 +156,17 @@ def backfill(
     from pipeline.core.plan import plan_backfill
     from pipeline.core.selection import moment, requested_intervals
     from pipeline.runner import Job, Runner, summarize
-    from pipeline.warehouses import open_warehouse
 
     environment = settings.load_environment(env_name)
     kpi = catalog.load_one((queries,), name)
     requested = requested_intervals(kpi, now=datetime.now(kpi.zone), start=moment(start_text), end=moment(end_text))
-    loaded = {p: r.sql_hash for p, r in open_warehouse(environment.warehouse).loads(kpi.name).items()}
+    runner = Runner(environment, parallel=parallel, force=force)
+    loaded = {p: r.sql_hash for p, r in runner.warehouse.loads(kpi.name).items()}
+    runner.warehouse.close()
     plan = plan_backfill(kpi, requested, loaded, force=force)
     if dry_run:
         print_plan(kpi, plan, environment, as_json=as_json)
         return
-    runner = Runner(environment, parallel=parallel, force=force)
     outcomes = run_with_progress(runner, [Job(kpi, batch) for batch in plan.batches], quiet=as_json)
     if plan.done and not as_json:
         stdout().print(f"skipped {len(plan.done)} partition(s) already loaded from this SQL (--force runs them)")
@@ -243,9 +243,14 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
 
     environment = settings.load_environment(env_name)
     warehouse = open_warehouse(environment.warehouse)
+    kpis = sorted(chosen_kpis(queries, names), key=lambda k: k.name)
+    try:
+        loaded = {kpi.name: warehouse.loads(kpi.name) for kpi in kpis}
+    finally:
+        warehouse.close()
     lines = []
-    for kpi in sorted(chosen_kpis(queries, names), key=lambda k: k.name):
-        loads = warehouse.loads(kpi.name)
+    for kpi in kpis:
+        loads = loaded[kpi.name]
         newest = loads[max(loads)] if loads else None
         state = freshness(
             kpi, newest.partition if newest else None, newest.loaded_at if newest else None, datetime.now(UTC)

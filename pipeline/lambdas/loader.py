@@ -24,7 +24,10 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
         try:
             lake, key = split_manifest_url(url)
             warehouse = open_warehouse(settings.load_environment().warehouse)
-            manifest, result = load_manifest(open_store(lake), key, warehouse)
+            try:
+                manifest, result = load_manifest(open_store(lake), key, warehouse)
+            finally:
+                warehouse.close()
         except KpiError as error:
             print(
                 json.dumps(

@@ -33,4 +33,8 @@ def run_load(
         intervals = requested_intervals(kpi, now=datetime.now(kpi.zone), date=moment(date))
         store = open_store(environment.lake)
         key = newest_manifest(store, kpi, intervals[0] if intervals else None)
-    return load_manifest(store, key, open_warehouse(environment.warehouse), force=force)
+    warehouse = open_warehouse(environment.warehouse)
+    try:
+        return load_manifest(store, key, warehouse, force=force)
+    finally:
+        warehouse.close()

@@ -77,6 +77,10 @@ class Warehouse(Protocol):
         """The newest run loaded for the partition, from the audit table."""
         ...
 
+    def close(self) -> None:
+        """Release connections (the DuckDB file lock); the warehouse reopens on next use."""
+        ...
+
     def loads(self, kpi: str) -> dict[str, LoadRecord]:
         """The newest run loaded for each partition of the KPI (one query: backfills plan with it, ``kpi status``
         reports from it); empty when nothing was ever loaded."""

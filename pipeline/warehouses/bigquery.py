@@ -147,12 +147,19 @@ class BigQueryWarehouse:
         self.url = url
         self.target = parse_bigquery_url(url)
         self._client = client
+        self._owns_client = client is None
 
     @property
     def client(self) -> bigquery.Client:
         if self._client is None:
             self._client = make_client(self.target)
         return self._client
+
+    def close(self) -> None:
+        """Close the client this warehouse made (one handed in belongs to the caller)."""
+        if self._client is not None and self._owns_client:
+            self._client.close()  # type: ignore[no-untyped-call]
+            self._client = None
 
     def last_load(self, kpi: str, partition: str) -> LoadRecord | None:
         sql = (

@@ -66,15 +66,15 @@ _META = (
 )
 
 
-_WRITERS: dict[Path, threading.Lock] = {}
+_WRITERS: dict[Path, threading.RLock] = {}
 _WRITERS_LOCK = threading.Lock()
 
 
-def _writer(path: Path) -> threading.Lock:
+def _writer(path: Path) -> threading.RLock:
     """One load at a time per file within a process (parallel runs load from several threads); across
     processes, DuckDB's own file lock makes the second writer wait for, or fail on, the first."""
     with _WRITERS_LOCK:
-        return _WRITERS.setdefault(path.resolve(), threading.Lock())
+        return _WRITERS.setdefault(path.resolve(), threading.RLock())
 
 
 def warehouse_path(url: str) -> Path:
@@ -93,8 +93,14 @@ class DuckDbWarehouse:
     def __init__(self, url: str) -> None:
         self.path = warehouse_path(url)
         self.url = str(self.path)
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._lock = _writer(self.path)  # one statement at a time on the connection, one load at a time per file
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
+        """The warehouse's one connection, opened on first use and kept until :meth:`close`: opening a DuckDB
+        file and closing it (a checkpoint) cost more than a small partition's whole load."""
+        if self._connection is not None:
+            return self._connection
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             connection = duckdb.connect(str(self.path))
@@ -108,25 +114,37 @@ class DuckDbWarehouse:
         connection.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         for statement in _META:
             connection.execute(statement)
+        self._connection = connection
         return connection
 
+    def close(self) -> None:
+        with self._lock:
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                connection.close()
+
     def last_load(self, kpi: str, partition: str) -> LoadRecord | None:
-        with self._connect() as connection:
-            return _last_load(connection, kpi, partition)
+        with self._lock:
+            return _last_load(self._connect(), kpi, partition)
 
     def loads(self, kpi: str) -> dict[str, LoadRecord]:
         if not self.path.exists():  # nothing loaded yet; a dry run must not create the file
             return {}
-        with self._connect() as connection:
-            rows = connection.execute(
-                f"SELECT {_RECORD_COLUMNS} FROM {AUDIT_TABLE} WHERE kpi = ? "
-                "QUALIFY row_number() OVER (PARTITION BY partition ORDER BY run_id DESC, loaded_at DESC) = 1",
-                [kpi],
-            ).fetchall()
+        with self._lock:
+            rows = (
+                self._connect()
+                .execute(
+                    f"SELECT {_RECORD_COLUMNS} FROM {AUDIT_TABLE} WHERE kpi = ? "
+                    "QUALIFY row_number() OVER (PARTITION BY partition ORDER BY run_id DESC, loaded_at DESC) = 1",
+                    [kpi],
+                )
+                .fetchall()
+            )
         return {record.partition: record for record in map(_record, rows)}
 
     def load(self, manifest: Manifest, open_file: OpenFile, *, force: bool = False) -> LoadResult:
-        with _writer(self.path), self._connect() as connection:
+        with self._lock:
+            connection = self._connect()
             connection.begin()
             try:
                 result = self._load(connection, manifest, open_file, force)
