@@ -13,7 +13,7 @@ BQ_VENV  := .venv-bq
 BQ_STAMP := $(BQ_VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo check lint test bench clean
+.PHONY: help browser install demo run backfill status check lint test bench clean
 
 help: ## Show the targets and what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,13 +37,23 @@ $(BQ_STAMP): tests/bigquery-emulator.txt
 	$(BQ_VENV)/bin/python -m pip install --quiet -r tests/bigquery-emulator.txt
 	@touch $(BQ_STAMP)
 
+browser: ## Headless Chromium (Debian's package) for the test that opens the demo report
+	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
 install: $(STAMP) ## Create .venv and install the project with its development tools
 
-demo: $(STAMP) ## Run the main job on the embedded default (today: check the examples and show their SQL)
-	$(BIN)/kpi check
-	$(BIN)/kpi list
-	$(BIN)/kpi render daily_sales --date 2024-03-01
-	$(BIN)/kpi render hourly_orders --date 2024-03-01T09 --dialect duckdb
+demo: $(STAMP) ## The main job on the embedded default: demo shop → lake → warehouse → .kpi/report.html
+	$(BIN)/kpi demo
+
+run: $(STAMP) ## Export and load what is due: make run [KPI="daily_sales …"] [DATE=2024-03-01] [ENV=production]
+	$(BIN)/kpi run $(KPI) $(if $(DATE),--date $(DATE)) $(if $(ENV),--env $(ENV))
+
+backfill: $(STAMP) ## A range, one query per month: make backfill KPI=daily_sales FROM=2024-01-01 TO=2024-12-31 [ENV=…]
+	@test -n "$(KPI)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill KPI=name FROM=2024-01-01 TO=2024-12-31"; exit 2; }
+	$(BIN)/kpi backfill $(KPI) --start $(FROM) --end $(TO) $(if $(ENV),--env $(ENV))
+
+status: $(STAMP) ## Newest partition and freshness per KPI; exits 1 when one is stale: make status [ENV=production]
+	$(BIN)/kpi status $(if $(ENV),--env $(ENV))
 
 check: $(STAMP) ## Check every KPI file in queries/ (what CI runs for analysts' pull requests)
 	$(BIN)/kpi check
@@ -53,7 +63,7 @@ lint: $(STAMP) ## ruff (lint and format) and mypy --strict
 	$(BIN)/ruff format --check pipeline tests bench
 	$(BIN)/mypy
 
-test: lint $(BQ_STAMP) ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306; a BigQuery emulator)
+test: lint $(BQ_STAMP) browser ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306; a BigQuery emulator)
 	$(BIN)/pytest
 
 bench: $(STAMP) $(LAMBDA_STAMP) ## Export speed and memory against pandas, plain pymysql and the mysql client (MariaDB on 127.0.0.1:3306)

@@ -1,0 +1,47 @@
+"""``kpi demo``: the README's first command — the whole flow on the embedded default, and a report to open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline import settings
+from pipeline.cli.app import cli
+from pipeline.cli.arguments import env_option
+from pipeline.cli.output import stdout
+from pipeline.cli.running import chosen_kpis, report, run_with_progress
+
+
+@cli.command()
+@env_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_obj
+def demo(queries: Path, env_name: str | None, as_json: bool) -> None:
+    """Generate the demo shop, export and load every example KPI over the last 60 days, write a report.
+
+    Everything stays under .kpi/ (git-ignored): the shop (a DuckDB file, 90 days of users and orders), the
+    lake folder, the DuckDB warehouse and report.html. Run again, it loads only what is missing.
+
+    \b
+    Example:
+      kpi demo && open .kpi/report.html
+    """
+    from pipeline.demo.flow import DAYS, run_demo
+    from pipeline.runner import summarize
+
+    environment = settings.load_environment(env_name)
+    result = run_demo(
+        chosen_kpis(queries, ()),
+        environment,
+        run=lambda runner, jobs: run_with_progress(runner, jobs, quiet=as_json),
+    )
+    if not as_json:
+        console = stdout()
+        shop = "generated" if result.generated else "up to date"
+        console.print(f"demo shop {environment.source('default').url}: {shop}; last {DAYS} days exported and loaded")
+    try:
+        report(summarize(result.outcomes), title=f"kpi demo ({environment.name})", as_json=as_json)
+    finally:
+        if not as_json:
+            stdout().print(f"report: [bold]{result.report}[/] (open it in a browser; it needs no server)")

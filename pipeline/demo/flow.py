@@ -1,0 +1,81 @@
+"""``kpi demo``: the whole pipeline on the embedded default, from nothing to a report, in one command.
+
+Generates the demo shop (a DuckDB file, regenerated only when its day has passed), exports and loads every
+enabled example KPI over the last :data:`DAYS` days through the same runner as ``kpi backfill`` — partitions
+already loaded from the same SQL are skipped, so a second ``make demo`` is quick — and writes a static HTML
+report of what the warehouse holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pipeline.core.intervals import intervals_between
+from pipeline.core.plan import plan_backfill
+from pipeline.core.spec import Kpi
+from pipeline.demo.generate import demo_is_current, generate_demo_source
+from pipeline.demo.report_data import build_report
+from pipeline.errors import UsageError
+from pipeline.runner import Job, Outcome, Runner
+from pipeline.settings import Environment
+from pipeline.sources.duckdb import duckdb_path
+from pipeline.warehouses.duckdb import warehouse_path
+
+DAYS = 60  # of the demo shop's 90, loaded into the warehouse
+DEMO_ZONE = ZoneInfo("Asia/Tokyo")  # the demo shop's clock: its DATETIMEs are JST wall-clock times
+REPORT_NAME = "report.html"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    outcomes: list[Outcome]
+    report: Path
+    generated: bool  # False: the demo shop of today existed already
+
+
+def demo_jobs(kpis: Sequence[Kpi], runner: Runner, today: date) -> list[Job]:
+    """Every KPI's partitions over the last DAYS days that are not loaded yet from the same SQL."""
+    jobs = []
+    first = datetime.combine(today - timedelta(days=DAYS), time())
+    last = datetime.combine(today - timedelta(days=1), time(23))
+    for kpi in kpis:
+        if not kpi.incremental:
+            jobs.append(Job(kpi))
+            continue
+        complete = datetime.now(kpi.zone)  # the current month is not complete yet
+        requested = [i for i in intervals_between(kpi.grain, kpi.zone, first, last) if i.end <= complete]
+        loaded = {p: r.sql_hash for p, r in runner.warehouse.loads(kpi.name).items()}
+        jobs += [Job(kpi, batch) for batch in plan_backfill(kpi, requested, loaded).batches]
+    runner.warehouse.close()
+    return jobs
+
+
+def run_demo(
+    kpis: Sequence[Kpi],
+    environment: Environment,
+    *,
+    run: Callable[[Runner, list[Job]], list[Outcome]],
+    today: date | None = None,
+) -> DemoResult:
+    """``run`` executes the jobs (the CLI passes its progress bar)."""
+    source = environment.source("default").url
+    if not source.startswith("duckdb://"):
+        raise UsageError(
+            f"the demo writes its own DuckDB shop, but the '{environment.name}' environment's source is {source}",
+            hint="run `kpi demo` without KPI_SOURCE, or with --env pointing at an embedded environment",
+        )
+    today = today or datetime.now(DEMO_ZONE).date()
+    shop = duckdb_path(source)
+    generated = not demo_is_current(shop, today=today)
+    if generated:
+        generate_demo_source(shop, today=today)
+    runner = Runner(environment)
+    outcomes = run(runner, demo_jobs(kpis, runner, today))
+    report = warehouse_path(environment.warehouse).parent / REPORT_NAME
+    html = build_report(kpis, warehouse_path(environment.warehouse), now=datetime.now(UTC))
+    report.write_text(html, encoding="utf-8")
+    return DemoResult(outcomes, report, generated)
