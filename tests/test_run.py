@@ -77,17 +77,20 @@ def test_a_year_of_days_is_planned_as_one_query_per_month(project: Path) -> None
 
     kpi = catalog.load_one((project / "queries",), "daily")
     year = list(intervals_between(Grain.DAY, kpi.zone, datetime(2024, 1, 1), datetime(2024, 12, 31)))
-    plan = plan_backfill(kpi, year, {})
+    now = datetime(2025, 6, 1, tzinfo=kpi.zone)
+    plan = plan_backfill(kpi, year, {}, now=now)
     assert (plan.partitions, len(plan.batches)) == (366, 12)
     assert [len(b) for b in plan.batches][:3] == [31, 29, 31]
     shifted = list(intervals_between(Grain.DAY, kpi.zone, datetime(2023, 12, 20), datetime(2024, 12, 19)))
-    late = plan_backfill(kpi, shifted, {"2024-01-05": kpi.sql_hash, "2024-01-06": "another-sql"})
+    late = plan_backfill(kpi, shifted, {"2024-01-05": kpi.sql_hash, "2024-01-06": "another-sql"}, now=now)
     assert late.before_start == tuple(f"2023-12-{d}" for d in range(20, 32))
     assert late.done == ("2024-01-05",)
     assert [(b[0].partition, b[-1].partition) for b in late.batches[:2]] == [
         ("2024-01-01", "2024-01-04"),
         ("2024-01-06", "2024-01-31"),
     ]
+    mid_march = plan_backfill(kpi, year, {}, now=datetime(2024, 3, 15, 12, tzinfo=kpi.zone))
+    assert (mid_march.partitions, mid_march.incomplete[0], len(mid_march.incomplete)) == (74, "2024-03-15", 292)
     hours = list(intervals_between(Grain.HOUR, kpi.zone, datetime(2024, 3, 1), datetime(2024, 3, 3, 23)))
     assert [len(b) for b in batches(hours)] == [24, 24, 24]
     now = datetime(2024, 3, 10, 5, tzinfo=kpi.zone)

@@ -163,7 +163,7 @@ def backfill(
     runner = Runner(environment, parallel=parallel, force=force)
     loaded = {p: r.sql_hash for p, r in runner.warehouse.loads(kpi.name).items()}
     runner.warehouse.close()
-    plan = plan_backfill(kpi, requested, loaded, force=force)
+    plan = plan_backfill(kpi, requested, loaded, now=datetime.now(kpi.zone), force=force)
     if dry_run:
         print_plan(kpi, plan, environment, as_json=as_json)
         return
@@ -200,12 +200,14 @@ def print_plan(kpi: Kpi, plan: BackfillPlan, environment: settings.Environment, 
                 "queries": len(queries),
                 "already_loaded": list(plan.done),
                 "before_start": list(plan.before_start),
+                "incomplete": list(plan.incomplete),
                 "batches": queries,
             }
         )
         return
     console = stdout()
     early = f"; {len(plan.before_start)} before the header's start, left out" if plan.before_start else ""
+    early += f"; {len(plan.incomplete)} not complete yet, left out" if plan.incomplete else ""
     console.print(
         f"[bold]{kpi.name}[/]: {plan.partitions} partition(s) in {len(queries)} source quer"
         f"{'y' if len(queries) == 1 else 'ies'} on source '{kpi.source}'; "
@@ -220,6 +222,12 @@ def print_plan(kpi: Kpi, plan: BackfillPlan, environment: settings.Environment, 
         console.print(str(queries[0]["sql"]), markup=False, highlight=False)
         console.print(f"values: {queries[0]['values']}", markup=False, highlight=False)
     console.print("[yellow]dry run:[/] nothing was exported or loaded")
+
+
+def _age(hours: object) -> str:
+    if not isinstance(hours, float | int):
+        return "—"
+    return f"{hours:.1f}h" if hours < 48 else f"{int(hours // 24)}d {int(hours % 24)}h"
 
 
 @cli.command()
@@ -287,7 +295,7 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
                 str(line["partition"] or "—"),
                 f"{line['rows']:,}" if line["rows"] is not None else "—",
                 str(line["loaded_at"] or "—")[:16].replace("T", " "),
-                f"{line['age_hours']}h" if line["age_hours"] is not None else "—",
+                _age(line["age_hours"]),
                 f"[{colours.get(level, 'white')}]{level}[/]",
             )
         stdout().print(table)

@@ -67,6 +67,7 @@ class BackfillPlan:
     batches: tuple[Batch, ...]  # what to export and load, one source query each
     done: tuple[str, ...]  # partitions already loaded from the same SQL: skipped
     before_start: tuple[str, ...]  # partitions before the header's `start`: never run
+    incomplete: tuple[str, ...] = ()  # partitions not over yet: left for `kpi run` (a backfill would mark them done)
 
     @property
     def partitions(self) -> int:
@@ -74,11 +75,13 @@ class BackfillPlan:
 
 
 def plan_backfill(
-    kpi: Kpi, requested: Sequence[Interval], loaded: Mapping[str, str], *, force: bool = False
+    kpi: Kpi, requested: Sequence[Interval], loaded: Mapping[str, str], *, now: datetime, force: bool = False
 ) -> BackfillPlan:
-    """``loaded`` maps each partition already in the warehouse to the ``sql_hash`` it was loaded from."""
+    """``loaded`` maps each partition already in the warehouse to the ``sql_hash`` it was loaded from. Partitions
+    that have not ended at ``now`` are left out: loaded half-full, they would count as done on the next resume."""
     early = [i for i in requested if before_start(kpi, i)]
-    wanted = [i for i in requested if not before_start(kpi, i)]
+    open_ = [i for i in requested if i.end > now]
+    wanted = [i for i in requested if not before_start(kpi, i) and i.end <= now]
     done = [] if force else [i for i in wanted if loaded.get(i.partition) == kpi.sql_hash]
     todo = [i for i in wanted if i not in done]
     return BackfillPlan(
@@ -86,4 +89,5 @@ def plan_backfill(
         tuple(batches(todo)),
         tuple(i.partition for i in done),
         tuple(i.partition for i in early),
+        tuple(i.partition for i in open_),
     )

@@ -46,10 +46,10 @@ def demo_jobs(kpis: Sequence[Kpi], runner: Runner, today: date) -> list[Job]:
         if not kpi.incremental:
             jobs.append(Job(kpi))
             continue
-        complete = datetime.now(kpi.zone)  # the current month is not complete yet
-        requested = [i for i in intervals_between(kpi.grain, kpi.zone, first, last) if i.end <= complete]
+        requested = list(intervals_between(kpi.grain, kpi.zone, first, last))
         loaded = {p: r.sql_hash for p, r in runner.warehouse.loads(kpi.name).items()}
-        jobs += [Job(kpi, batch) for batch in plan_backfill(kpi, requested, loaded).batches]
+        plan = plan_backfill(kpi, requested, loaded, now=datetime.now(kpi.zone))  # the current month is left out
+        jobs += [Job(kpi, batch) for batch in plan.batches]
     runner.warehouse.close()
     return jobs
 
