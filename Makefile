@@ -66,8 +66,9 @@ lint: $(STAMP) ## ruff (lint and format) and mypy --strict
 test: lint $(BQ_STAMP) browser ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306; a BigQuery emulator)
 	$(BIN)/pytest
 
-bench: $(STAMP) $(LAMBDA_STAMP) ## Export speed and memory against pandas, plain pymysql and the mysql client (MariaDB on 127.0.0.1:3306)
+bench: $(STAMP) $(LAMBDA_STAMP) ## Export speed and memory against pandas, pymysql and the mysql client; a year's backfill against a query per day (MariaDB on 127.0.0.1:3306)
 	$(BIN)/python -m bench.export_bench --kpi $(LAMBDA_VENV)/bin/kpi
+	$(BIN)/python -m bench.backfill_bench --kpi $(LAMBDA_VENV)/bin/kpi
 
 clean: ## Remove the virtual environment and caches
 	rm -rf $(VENV) $(LAMBDA_VENV) $(BQ_VENV) .pytest_cache .mypy_cache .ruff_cache
