@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -91,6 +92,13 @@ def test_a_year_of_days_is_planned_as_one_query_per_month(project: Path) -> None
     ]
     mid_march = plan_backfill(kpi, year, {}, now=datetime(2024, 3, 15, 12, tzinfo=kpi.zone))
     assert (mid_march.partitions, mid_march.incomplete[0], len(mid_march.incomplete)) == (74, "2024-03-15", 292)
+    new_york = replace(kpi, timezone="America/New_York")  # DST starts on 2024-03-10: a day of 23 hours
+    march = list(intervals_between(Grain.DAY, new_york.zone, datetime(2024, 3, 1), datetime(2024, 3, 31)))
+    (one_batch,) = plan_backfill(new_york, march, {}, now=now).batches
+    assert len(one_batch) == 31
+    assert one_batch[9].partition == "2024-03-10"
+    assert one_batch[9].duration == timedelta(hours=23)
+    assert one_batch[0].start.utcoffset() != one_batch[-1].end.utcoffset()
     hours = list(intervals_between(Grain.HOUR, kpi.zone, datetime(2024, 3, 1), datetime(2024, 3, 3, 23)))
     assert [len(b) for b in batches(hours)] == [24, 24, 24]
     now = datetime(2024, 3, 10, 5, tzinfo=kpi.zone)
