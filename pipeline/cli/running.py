@@ -153,17 +153,14 @@ def backfill(
       kpi backfill daily_sales --start 2024-01-01 --end 2024-12-31 --parallel 2
       kpi backfill hourly_orders --start 2024-03-01 --end 2024-03-07 --force
     """
-    from pipeline.core.plan import plan_backfill
-    from pipeline.core.selection import moment, requested_intervals
+    from pipeline.backfill import plan_kpi
     from pipeline.runner import Job, Runner, summarize
 
     environment = settings.load_environment(env_name)
     kpi = catalog.load_one((queries,), name)
-    requested = requested_intervals(kpi, now=datetime.now(kpi.zone), start=moment(start_text), end=moment(end_text))
     runner = Runner(environment, parallel=parallel, force=force)
-    loaded = {p: r.sql_hash for p, r in runner.warehouse.loads(kpi.name).items()}
+    plan = plan_kpi(kpi, start_text, end_text, runner.warehouse, force=force)
     runner.warehouse.close()
-    plan = plan_backfill(kpi, requested, loaded, now=datetime.now(kpi.zone), force=force)
     if dry_run:
         print_plan(kpi, plan, environment, as_json=as_json)
         return

@@ -7,6 +7,7 @@ started (UTC), so "newer run" is a string comparison for the loader and for peop
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import UTC, datetime
 
@@ -21,6 +22,14 @@ def new_run_id(now: datetime | None = None) -> str:
     """``20240301T060000123Z-1a2b3c``: UTC start time to the millisecond, then randomness against collisions."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     return f"{moment:%Y%m%dT%H%M%S}{moment.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
+
+
+def execution_run_id(started_at: datetime, execution: str) -> str:
+    """The run id of a Step Functions execution: its start time (so runs still sort by time, which decides which
+    run a partition keeps) and a digest of its name (so a retried state exports under the same id, and finds
+    what an earlier attempt committed)."""
+    digest = hashlib.sha256(execution.encode()).hexdigest()[:6]
+    return new_run_id(started_at).rsplit("-", 1)[0] + "-" + digest
 
 
 def partition_name(interval: Interval | None) -> str:

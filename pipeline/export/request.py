@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import catalog
+from pipeline.core.lake import execution_run_id
 from pipeline.core.manifest import Manifest
+from pipeline.core.plan import due_intervals
 from pipeline.core.selection import moment, requested_intervals
 from pipeline.errors import UsageError
 from pipeline.export.flow import export
@@ -21,7 +23,7 @@ from pipeline.settings import Environment
 from pipeline.sources import open_source
 from pipeline.stores import open_store
 
-_EVENT_KEYS = {"kpi", "date", "start", "end", "run_id", "params"}
+_EVENT_KEYS = {"kpi", "date", "start", "end", "run_id", "params", "execution", "started_at"}
 
 
 @dataclass(frozen=True)
@@ -32,10 +34,14 @@ class ExportRequest:
     end: datetime | None = None
     run_id: str | None = None
     params: dict[str, str] = field(default_factory=dict)
+    due: bool = False  # without dates: the latest complete partition and its lookback, not only the latest
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> ExportRequest:
-        """``{"kpi": NAME, "date": D | "start": S, "end": E, "run_id"?: ID, "params"?: {…}}`` (Step Functions)."""
+        """``{"kpi": NAME, "date": D | "start": S, "end": E, "run_id"?: ID, "params"?: {…}}`` (Step Functions).
+
+        Without dates, what is due (as ``kpi run``). A state machine passes ``execution`` and ``started_at`` (its
+        execution's name and start time) instead of a run id: retries of a state then reuse one run id."""
         unknown = sorted(set(event) - _EVENT_KEYS)
         if unknown or not isinstance(event.get("kpi"), str):
             raise UsageError(
@@ -43,22 +49,32 @@ class ExportRequest:
                 hint='send {"kpi": "daily_sales", "date": "2024-03-01"} (or "start"/"end", "run_id", "params")',
             )
         params = event.get("params") or {}
+        run_id = event.get("run_id")
+        if run_id is None and event.get("execution") and event.get("started_at"):
+            started = datetime.fromisoformat(str(event["started_at"]).replace("Z", "+00:00"))
+            run_id = execution_run_id(started, f"{event['execution']}/{event['kpi']}/{event.get('start', '')}")
+        dated = any(event.get(key) for key in ("date", "start", "end"))
         return cls(
             kpi=event["kpi"],
             date=moment(event.get("date")),
             start=moment(event.get("start")),
             end=moment(event.get("end")),
-            run_id=event.get("run_id"),
+            run_id=run_id,
             params={str(k): str(v) for k, v in params.items()},
+            due=not dated,
         )
 
 
 def run_export(request: ExportRequest, *, queries: Path, environment: Environment) -> list[Manifest]:
     """The KPI's source is the one its header names (``source:``), in ``environment``."""
     kpi = catalog.load_one((queries,), request.kpi)
-    intervals = requested_intervals(
-        kpi, now=datetime.now(kpi.zone), date=request.date, start=request.start, end=request.end
-    )
+    now = datetime.now(kpi.zone)
+    if request.due and not (request.date or request.start or request.end):
+        intervals = due_intervals(kpi, now)
+    else:
+        intervals = requested_intervals(kpi, now=now, date=request.date, start=request.start, end=request.end)
+    if kpi.incremental and not intervals:
+        return []  # nothing due yet: the header's start is in the future
     return export(
         kpi,
         intervals,

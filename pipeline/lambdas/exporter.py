@@ -6,7 +6,6 @@ Errors are logged as one JSON line and re-raised, so that Step Functions retries
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from pipeline import settings
 from pipeline.errors import KpiError
 from pipeline.export.request import ExportRequest, run_export
+from pipeline.lambdas.errorlog import log_error
 
 
 def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
@@ -22,16 +22,6 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
         queries = Path(os.environ.get("KPI_QUERIES", "queries"))
         manifests = run_export(request, queries=queries, environment=settings.load_environment())
     except KpiError as error:
-        print(
-            json.dumps(
-                {
-                    "level": "error",
-                    "error": type(error).__name__,
-                    "message": str(error),
-                    "retryable": error.retryable,
-                    "event": event,
-                }
-            )
-        )
+        log_error(error, event=event)
         raise
     return {"kpi": request.kpi, "partitions": [m.summary() for m in manifests]}

@@ -7,11 +7,11 @@ a retried manifest that did load is skipped by the audit table).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from pipeline import settings
 from pipeline.errors import KpiError
+from pipeline.lambdas.errorlog import log_error
 from pipeline.load.events import announced_manifests
 from pipeline.load.flow import load_manifest, split_manifest_url
 from pipeline.stores import open_store
@@ -29,17 +29,7 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
             finally:
                 warehouse.close()
         except KpiError as error:
-            print(
-                json.dumps(
-                    {
-                        "level": "error",
-                        "manifest": url,
-                        "error": type(error).__name__,
-                        "message": str(error),
-                        "retryable": error.retryable,
-                    }
-                )
-            )
+            log_error(error, manifest=url)
             raise
         outcomes.append(
             {
