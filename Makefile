@@ -48,9 +48,9 @@ demo: $(STAMP) ## The main job on the embedded default: demo shop → lake → w
 run: $(STAMP) ## Export and load what is due: make run [KPI="daily_sales …"] [DATE=2024-03-01] [ENV=production]
 	$(BIN)/kpi run $(KPI) $(if $(DATE),--date $(DATE)) $(if $(ENV),--env $(ENV))
 
-backfill: $(STAMP) ## A range, one query per month: make backfill KPI=daily_sales FROM=2024-01-01 TO=2024-12-31 [ENV=…]
-	@test -n "$(KPI)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill KPI=name FROM=2024-01-01 TO=2024-12-31"; exit 2; }
-	$(BIN)/kpi backfill $(KPI) --start $(FROM) --end $(TO) $(if $(ENV),--env $(ENV))
+backfill: $(STAMP) ## A range, one query per month: make backfill KPI=daily_sales FROM=2024-01-01 TO=2024-12-31 [ENV=…] [VIA=sfn]
+	@test -n "$(KPI)" -a -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill KPI=name FROM=2024-01-01 TO=2024-12-31 [VIA=local|sfn]"; exit 2; }
+	$(BIN)/kpi backfill $(KPI) --start $(FROM) --end $(TO) $(if $(ENV),--env $(ENV)) $(if $(VIA),--via $(VIA))
 
 status: $(STAMP) ## Newest partition and freshness per KPI; exits 1 when one is stale: make status [ENV=production]
 	$(BIN)/kpi status $(if $(ENV),--env $(ENV))

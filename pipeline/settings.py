@@ -28,7 +28,7 @@ EMBEDDED_SOURCE = "duckdb://.kpi/demo.duckdb"
 EMBEDDED_LAKE = ".kpi/lake"
 EMBEDDED_WAREHOUSE = "duckdb://.kpi/warehouse.duckdb"
 DEFAULT_PARALLEL = 2  # queries at once per source: a backfill must not hammer an OLTP database
-_ENV_KEYS = {"sources", "lake", "warehouse"}
+_ENV_KEYS = {"sources", "lake", "warehouse", "backfill_state_machine"}
 _SOURCE_KEYS = {"url", "parallel"}
 
 
@@ -45,6 +45,7 @@ class Environment:
     lake: str = EMBEDDED_LAKE
     warehouse: str = EMBEDDED_WAREHOUSE
     origin: str = "the embedded default"  # where it was read from, for messages
+    backfill_state_machine: str = ""  # ARN of the deployed backfill state machine (`kpi backfill --via sfn`)
 
     def source(self, name: str, *, kpi: str = "") -> SourceSetting:
         """The source a KPI's header names; a UsageError listing the known ones."""
@@ -132,9 +133,10 @@ def _environment(path: Path, name: str, table: Any) -> Environment:
             )
         sources[str(source_name)] = SourceSetting(_no_password(url, where), parallel)
     lake, warehouse = table.get("lake", EMBEDDED_LAKE), table.get("warehouse", EMBEDDED_WAREHOUSE)
-    if not isinstance(lake, str) or not isinstance(warehouse, str):
-        raise UsageError(f"{where}: lake and warehouse are URLs (text)", hint='e.g. lake = "s3://bucket/kpi"')
-    return Environment(name, sources, lake, _no_password(warehouse, where), origin=str(path))
+    machine = table.get("backfill_state_machine", "")
+    if not all(isinstance(value, str) for value in (lake, warehouse, machine)):
+        raise UsageError(f"{where}: lake, warehouse and backfill_state_machine are text", hint='e.g. lake = "s3://b/k"')
+    return Environment(name, sources, lake, _no_password(warehouse, where), str(path), machine)
 
 
 def _no_password(url: str, where: str) -> str:
@@ -157,4 +159,5 @@ def _with_variables(environment: Environment, environ: Mapping[str, str]) -> Env
         sources=sources,
         lake=environ.get("KPI_LAKE") or environment.lake,
         warehouse=environ.get("KPI_WAREHOUSE") or environment.warehouse,
+        backfill_state_machine=environ.get("KPI_BACKFILL_STATE_MACHINE") or environment.backfill_state_machine,
     )

@@ -213,3 +213,31 @@ def test_status_reports_freshness_and_fails_when_stale(project: Path) -> None:
     assert stale.exit_code == 1
     assert "2024-03-02" in stale.output
     assert "stale" in stale.output
+
+
+def test_backfill_via_sfn_starts_the_state_machine_with_the_planners_input(
+    project: Path, aws_env: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    role = "arn:aws:iam::123456789012:role/kpi-backfill"
+    definition = json.dumps({"StartAt": "Plan", "States": {"Plan": {"Type": "Pass", "End": True}}})
+    machine = boto3.client("stepfunctions").create_state_machine(name="backfill", definition=definition, roleArn=role)
+    range_ = ["--start", "2024-01-01", "--end", "2024-12-31"]
+    missing = CliRunner().invoke(cli, ["backfill", "daily", *range_, "--via", "sfn"])
+    assert missing.exit_code == 2
+    assert "names no backfill state machine" in missing.output
+
+    monkeypatch.setenv("KPI_BACKFILL_STATE_MACHINE", machine["stateMachineArn"])
+    started = CliRunner().invoke(cli, ["backfill", "daily", *range_, "--via", "sfn", "--force", "--json"])
+    assert started.exit_code == 0, started.output
+    execution = json.loads(started.output)["execution"]
+    described = boto3.client("stepfunctions").describe_execution(executionArn=execution)
+    assert json.loads(described["input"]) == {
+        "kpis": ["daily"],
+        "start": "2024-01-01",
+        "end": "2024-12-31",
+        "force": True,
+    }
+    assert described["name"].startswith("backfill-daily-2024-01-01-2024-12-31-")
+    assert not (project / "lake").exists()  # nothing ran here

@@ -129,6 +129,13 @@ def run(
 @click.option("--parallel", type=click.IntRange(1, 64), help=_PARALLEL_HELP)
 @click.option("--force", is_flag=True, help="Run partitions already loaded from the same SQL too.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (partitions, batches, queries); touch nothing.")
+@click.option(
+    "--via",
+    type=click.Choice(["local", "sfn"]),
+    default="local",
+    show_default=True,
+    help="local: run here; sfn: start the deployed backfill state machine (kpi.toml backfill_state_machine).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plan or the summary as JSON.")
 @click.pass_obj
 def backfill(
@@ -140,6 +147,7 @@ def backfill(
     parallel: int | None,
     force: bool,
     dry_run: bool,
+    via: str,
     as_json: bool,
 ) -> None:
     """Export and load a range of partitions, one source query per month of days (day of hours, year of months).
@@ -152,12 +160,24 @@ def backfill(
       kpi backfill daily_sales --start 2024-01-01 --end 2024-12-31 --dry-run
       kpi backfill daily_sales --start 2024-01-01 --end 2024-12-31 --parallel 2
       kpi backfill hourly_orders --start 2024-03-01 --end 2024-03-07 --force
+      kpi backfill daily_sales --start 2024-01-01 --end 2024-12-31 --env production --via sfn
     """
-    from pipeline.backfill import plan_kpi
+    from pipeline.backfill import plan_kpi, start_state_machine
     from pipeline.runner import Job, Runner, summarize
 
     environment = settings.load_environment(env_name)
     kpi = catalog.load_one((queries,), name)
+    if via == "sfn" and not dry_run:
+        execution = start_state_machine(environment, kpi.name, start_text, end_text, force=force)
+        region = execution.split(":")[3]
+        console = (
+            f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution}"
+        )
+        if as_json:
+            print_json({"execution": execution, "console": console})
+        else:
+            stdout().print(f"started {execution}\nwatch it: {console}", markup=False, highlight=False)
+        return
     runner = Runner(environment, parallel=parallel, force=force)
     plan = plan_kpi(kpi, start_text, end_text, runner.warehouse, force=force)
     runner.warehouse.close()
