@@ -20,13 +20,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import duckdb
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
 from pipeline.core.drift import schema_drift
 from pipeline.core.manifest import DataFile, Manifest, SchemaField
-from pipeline.core.typeplan import ARROW_TYPES
 from pipeline.core.types import BqType
 from pipeline.errors import LoadError
 from pipeline.warehouses.base import (
@@ -41,9 +37,11 @@ from pipeline.warehouses.base import (
 )
 
 COLUMNS_TABLE = "_kpi_columns"
-# DuckDB would take 80% of RAM for its buffers; bounded, it spills and a load's memory stays flat (measured on a
-# 500 MB, 17.9M-row partition: 760 MB peak RSS unbounded, 271 MB at 64 MB).
-MEMORY_LIMIT = "64MB"
+# DuckDB would take 80% of RAM for its buffers and a thread's worth per core; bounded, it spills and a load's
+# memory stays flat. Measured loading a 1 GB, 50M-row partition (bench/load_bench.py): 271 MB peak RSS with 64 MB
+# and every core, about 150 MB with these, for 10-25 % more time. The external file cache would keep Parquet
+# pages read once.
+SETTINGS = {"memory_limit": "16MB", "threads": "1", "enable_external_file_cache": "false", "TimeZone": "UTC"}
 DUCKDB_TYPES = {
     BqType.STRING: "VARCHAR",
     BqType.INT64: "BIGINT",
@@ -110,8 +108,8 @@ class DuckDbWarehouse:
                 hint="is another process writing to it? DuckDB allows one writer at a time",
                 retryable=True,
             ) from None
-        connection.execute("SET TimeZone = 'UTC'")
-        connection.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        for name, value in SETTINGS.items():
+            connection.execute(f"SET {name} = '{value}'")
         for statement in _META:
             connection.execute(statement)
         self._connection = connection
@@ -284,12 +282,19 @@ def _types_of(manifest: Manifest) -> set[BqType]:
     return {BqType(f.type) for f in manifest.schema}
 
 
-def _batches(manifest: Manifest, handle: Any) -> Iterator[pa.RecordBatch]:
-    """The file's rows in batches, BIGNUMERIC as exact text (DuckDB's DECIMAL holds 38 digits)."""
+def _batches(manifest: Manifest, handle: Any) -> Iterator[Any]:
+    """The file's rows in Arrow batches, BIGNUMERIC as exact text (DuckDB's DECIMAL holds 38 digits). pyarrow is
+    imported here only: the usual Parquet load never needs it (about 30 MB of the loader's memory)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from pipeline.core.typeplan import ARROW_TYPES
+
     schema = pa.schema([pa.field(f.name, ARROW_TYPES[BqType(f.type)]) for f in manifest.schema])
     if manifest.format == "csv":
         options = pacsv.ConvertOptions(column_types=schema)
-        reader: Iterator[pa.RecordBatch] = iter(pacsv.open_csv(handle, convert_options=options))
+        reader: Iterator[Any] = iter(pacsv.open_csv(handle, convert_options=options))
     else:
         reader = pq.ParquetFile(handle).iter_batches(batch_size=65_536)
     wide = [f.name for f in manifest.schema if f.type == BqType.BIGNUMERIC]
