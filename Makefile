@@ -12,8 +12,20 @@ LAMBDA_STAMP := $(LAMBDA_VENV)/.installed
 BQ_VENV  := .venv-bq
 BQ_STAMP := $(BQ_VENV)/.installed
 
+# Deployment (README: Deploying on AWS). The Lambda architecture, the stage and its parameters file.
+SAM    ?= sam
+ARCH   ?= x86_64
+STACK   = kpi-pipeline-$(STAGE)
+PARAMS  = infra/params/$(STAGE).env
+WIF     = infra/params/$(STAGE).gcp-wif.json
+ifneq ($(filter deploy destroy,$(MAKECMDGOALS)),)
+ifeq ($(STAGE),)
+$(error usage: make $(MAKECMDGOALS) STAGE=prod [ARCH=arm64])
+endif
+endif
+
 .DEFAULT_GOAL := help
-.PHONY: help browser install demo run backfill status check lint test bench clean
+.PHONY: help browser install demo run backfill status check lint test bench package deploy destroy clean
 
 help: ## Show the targets and what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,16 +71,32 @@ check: $(STAMP) ## Check every KPI file in queries/ (what CI runs for analysts' 
 	$(BIN)/kpi check
 
 lint: $(STAMP) ## ruff (lint and format) and mypy --strict
-	$(BIN)/ruff check pipeline tests bench
-	$(BIN)/ruff format --check pipeline tests bench
+	$(BIN)/ruff check pipeline tests bench infra
+	$(BIN)/ruff format --check pipeline tests bench infra
 	$(BIN)/mypy
 
 test: lint $(BQ_STAMP) browser ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306; a BigQuery emulator)
 	$(BIN)/pytest
 
-bench: $(STAMP) $(LAMBDA_STAMP) ## Export speed and memory against pandas, pymysql and the mysql client; a year's backfill against a query per day (MariaDB on 127.0.0.1:3306)
+bench: $(STAMP) $(LAMBDA_STAMP) ## Exporter speed and memory, a year's backfill, the loader's memory at 1 GB, handlers' cold imports (MariaDB on 127.0.0.1:3306)
 	$(BIN)/python -m bench.export_bench --kpi $(LAMBDA_VENV)/bin/kpi
 	$(BIN)/python -m bench.backfill_bench --kpi $(LAMBDA_VENV)/bin/kpi
+	$(BIN)/python -m bench.load_bench --kpi $(LAMBDA_VENV)/bin/kpi
+	$(BIN)/python -m bench.cold_import
+
+package: $(STAMP) ## Lambda zips for ARCH (x86_64|arm64) in build/lambda, checked against their size budgets: make package [ARCH=arm64]
+	$(BIN)/python -m infra.package --arch $(ARCH) --compile
+
+deploy: $(STAMP) package ## Build the template from queries/ and deploy a stage: make deploy STAGE=prod [ARCH=arm64]
+	@test -f $(PARAMS) || { echo "no $(PARAMS): copy infra/params/example.env and fill it in"; exit 2; }
+	@command -v $(SAM) >/dev/null || { echo "deploying needs the AWS SAM CLI (README: Deploying on AWS)"; exit 2; }
+	$(BIN)/python -m infra.build --arch $(ARCH) $(if $(wildcard $(WIF)),--gcp-wif-config $(WIF))
+	$(SAM) deploy --template-file build/template.yaml --stack-name $(STACK) --resolve-s3 \
+	    --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM --no-fail-on-empty-changeset \
+	    --parameter-overrides Stage=$(STAGE) Architecture=$(ARCH) $$(sed -e 's/#.*//' -e '/^[[:space:]]*$$/d' $(PARAMS))
+
+destroy: ## Delete a stage's stack (asks first; the lake bucket is kept): make destroy STAGE=prod
+	$(SAM) delete --stack-name $(STACK)
 
 clean: ## Remove the virtual environment and caches
-	rm -rf $(VENV) $(LAMBDA_VENV) $(BQ_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LAMBDA_VENV) $(BQ_VENV) build/lambda build/template.yaml .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,330 @@
+"""The Lambda packages of ``python -m infra.package``: within budget, holding what each handler needs and nothing
+it must not, and working — every handler (the loader's zip also serves the backfill planner) imports from its
+unzipped package alone, and the exporter and the loader run from theirs, MySQL → S3 → BigQuery.
+
+How "working" is checked, and why so: the zips hold CPython 3.12 manylinux wheels for Lambda (pyarrow's
+``lib.cpython-312-x86_64-linux-gnu.so``, cryptography, grpc, PyYAML's C loader), which this project's Python 3.11
+venv cannot load, and borrowing the venv's own binaries would test the venv's wheels, not the packaged ones.
+So these tests run a real CPython 3.12 of this machine (``KPI_LAMBDA_PYTHON``, ``python3.12`` on PATH, pyenv or
+uv; they fail saying so when there is none) in isolated mode (``-I -S``: no site-packages, no user site, no
+``PYTHON*`` variables) with ``sys.path`` = the unzipped package first, as in Lambda, then a stand-in for Lambda's
+runtime (boto3 and botocore, pip-installed for 3.12, since the packages leave them to the runtime), then the
+standard library, and ``-B``, as /var/task is read-only; every module loaded must come from one of the three.
+Binary wheels for Lambda's Amazon Linux 2023 (glibc 2.34) load on this Debian (glibc 2.36) when the architecture
+matches, so the packages are built for this machine's architecture (x86_64 here); arm64 is the same build with
+other wheels (``--arch arm64``).
+
+The packages are built with ``.pyc`` files (``--compile``, by that same 3.12), the variant a deploy should use
+and the bigger one for the budgets, into ``build/lambda/test`` so that a developer's own ``build/lambda`` is
+left alone. The first run downloads about 100 MB from PyPI (pip's cache makes later ones local) and takes
+about half a minute; after that the packages are up to date in about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import zipfile
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+import infra.package as package
+from infra.package import FUNCTIONS, Built, Options
+from tests.bigquery import PROJECT, BigQueryEmulator
+from tests.conftest import ROOT, MySqlServer, demo_schema_statements
+
+ARCH = package.machine_arch() or "x86_64"
+OUT = ROOT / "build" / "lambda" / "test"
+# What Lambda's Python runtime provides beside the standard library: the only modules that may come from it.
+RUNTIME_PROVIDES = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3"}
+
+
+@pytest.fixture(scope="module")
+def lambda_python() -> str:
+    python = package.find_python("3.12")
+    if python is None:
+        pytest.fail(
+            "No CPython 3.12 on this machine to run the Lambda packages' cp312 wheels: install one "
+            "(`uv python install 3.12`, `pyenv install 3.12`, Debian's python3.12) or set KPI_LAMBDA_PYTHON.",
+            pytrace=False,
+        )
+    return python
+
+
+@pytest.fixture(scope="module")
+def options(lambda_python: str) -> Options:
+    version = package.python_version(lambda_python)
+    return Options(arch=ARCH, out=OUT, quiet=True, compiler=lambda_python, compiler_version=version)
+
+
+@pytest.fixture(scope="module")
+def built(options: Options) -> dict[str, Built]:
+    return {b.function.name: b for b in package.build_all(options)}
+
+
+@pytest.fixture(scope="module")
+def runtime(options: Options) -> Path:
+    return package.lambda_runtime(options)
+
+
+@pytest.fixture(scope="module")
+def unpacked(built: dict[str, Built], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each zip unpacked, as Lambda unpacks it into /var/task."""
+    found = {}
+    for name, b in built.items():
+        folder = tmp_path_factory.mktemp(f"task-{name}")
+        with zipfile.ZipFile(b.path) as archive:
+            archive.extractall(folder)
+        found[name] = folder
+    return found
+
+
+def names(b: Built) -> list[str]:
+    with zipfile.ZipFile(b.path) as archive:
+        return archive.namelist()
+
+
+def top_levels(b: Built) -> set[str]:
+    return {name.split("/", 1)[0].removesuffix(".py") for name in names(b)}
+
+
+def run_in_lambda(
+    python: str, task: Path, runtime: Path, code: str, *, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``code`` in a CPython 3.12 that sees the package, the runtime's boto3 and the standard library only."""
+    prelude = f"import sys; sys.path[:0] = [{str(task)!r}, {str(runtime)!r}]\n"
+    return subprocess.run(
+        [python, "-I", "-S", "-B", "-c", prelude + code],
+        cwd=task,  # Lambda's working directory is /var/task: KPI_QUERIES=queries is relative to it
+        env=dict(os.environ if env is None else env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- what they hold
+
+
+def test_every_package_is_within_its_budget(built: dict[str, Built]) -> None:
+    for b in built.values():
+        assert not b.over_budget, package.over_budget_message(b)
+        assert b.unzipped < package.LAMBDA_LIMIT_MIB * package.MIB
+    assert built["exporter"].function.budget_mib == 200
+    assert built["loader"].function.budget_mib == 80
+
+
+def test_the_packages_hold_their_handlers_and_the_kpi_files(built: dict[str, Built]) -> None:
+    kpi_files = sorted(
+        f"queries/{p.relative_to(ROOT / 'queries').as_posix()}" for p in (ROOT / "queries").rglob("*.sql")
+    )
+    assert kpi_files
+    assert FUNCTIONS["loader"].modules == ("pipeline.lambdas.loader", "pipeline.lambdas.planner")
+    for b in built.values():
+        listing = names(b)
+        for module in b.function.modules:  # the loader's zip serves the backfill planner as well
+            folder, _, name = module.replace(".", "/").rpartition("/")
+            assert f"{folder}/{name}.py" in listing
+            assert f"{folder}/__pycache__/{name}.cpython-312.pyc" in listing
+        assert not [n for n in listing if n.startswith("pipeline/") and "/tests/" in n]
+        # KPI_QUERIES=queries: the exporter renders them; the planner (not the loader itself) reads their headers
+        assert sorted(n for n in listing if n.startswith("queries/")) == kpi_files
+
+
+def test_the_packages_leave_out_what_lambda_provides_and_what_they_must_not_hold(built: dict[str, Built]) -> None:
+    exporter, loader = top_levels(built["exporter"]), top_levels(built["loader"])
+    for tops in (exporter, loader):
+        assert not tops & {"boto3", "botocore", "pandas", "duckdb", "click", "rich"}
+    assert not loader & {"pyarrow", "numpy", "pymysql"}
+    assert not exporter & {"numpy", "google"}  # pyarrow without NumPy; BigQuery is the loader's
+    assert {"pyarrow", "pymysql", "sqlglot", "yaml", "cronsim", "tzdata", "pipeline", "queries"} <= exporter
+    assert {"google", "sqlglot", "tzdata", "yaml", "cronsim", "pipeline", "queries"} <= loader
+    for b in built.values():
+        assert package.absent_violations(b) == []
+        assert not [n for n in names(b) if n.endswith((".pyx", ".pxd", ".h", "/RECORD")) or "/tests/" in n]
+        assert not [n for n in names(b) if n.startswith("pyarrow/include/")]
+
+
+def test_the_zips_are_reproducible_sorted_dated_1980_and_readable_by_lambdas_user(built: dict[str, Built]) -> None:
+    for b in built.values():
+        with zipfile.ZipFile(b.path) as archive:
+            infos = archive.infolist()
+        ours = [i.filename for i in infos if i.filename.startswith(("pipeline/", "queries/"))]
+        theirs = [i.filename for i in infos if not i.filename.startswith(("pipeline/", "queries/"))]
+        assert [i.filename for i in infos] == theirs + ours  # the cached dependencies, then our files appended
+        assert theirs == sorted(theirs)
+        assert ours == sorted(ours)
+        assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+        assert {(i.external_attr >> 16) & 0o777 for i in infos} <= {0o644, 0o755}
+        # compiled for /var/task: tracebacks in Lambda name its paths, and no path of this machine is in the zip
+        with zipfile.ZipFile(b.path) as archive:
+            pyc = archive.read(f"pipeline/lambdas/__pycache__/{b.function.name}.cpython-312.pyc")
+        assert f"/var/task/pipeline/lambdas/{b.function.name}.py".encode() in pyc
+        assert str(ROOT).encode() not in pyc
+
+
+def test_a_second_build_changes_nothing_and_takes_no_time(built: dict[str, Built], options: Options) -> None:
+    before = {name: b.sha256 for name, b in built.items()}
+    again = {b.function.name: b for b in package.build_all(options)}
+    assert {name: b.sha256 for name, b in again.items()} == before
+    assert {b.cached for b in again.values()} == {"everything"}
+    assert all(b.seconds < 5 for b in again.values())
+
+
+# ---------------------------------------------------------------------------------- how the lists are decided
+
+
+def test_every_dependency_of_pyproject_is_in_or_out_of_each_function_with_its_version() -> None:
+    dependencies = package.project_dependencies()
+    assert package.requirements(FUNCTIONS["exporter"], dependencies) == [
+        f"cronsim{dependencies['cronsim']}",
+        f"pyarrow{dependencies['pyarrow']}",
+        "pymysql[rsa]==1.2.4",
+        f"pyyaml{dependencies['pyyaml']}",
+        f"sqlglot{dependencies['sqlglot']}",
+        f"tzdata{dependencies['tzdata']}",
+    ]
+    assert package.requirements(FUNCTIONS["loader"], dependencies) == [
+        f"cronsim{dependencies['cronsim']}",
+        f"google-cloud-bigquery{dependencies['google-cloud-bigquery']}",
+        f"pyyaml{dependencies['pyyaml']}",
+        f"sqlglot{dependencies['sqlglot']}",
+        f"tzdata{dependencies['tzdata']}",
+    ]
+    loader = FUNCTIONS["loader"]
+    undecided = replace(loader, exclude={name: why for name, why in loader.exclude.items() if name != "rich"})
+    with pytest.raises(SystemExit, match=r"rich \(pyproject\.toml\) is neither in nor out"):
+        package.requirements(undecided, dependencies)
+    with pytest.raises(SystemExit, match="pandas is not a dependency"):
+        package.requirements(replace(loader, include={"pandas": "no"}), dependencies)
+
+
+def test_a_package_over_its_budget_fails_the_build_naming_it_and_its_biggest_packages(
+    built: dict[str, Built], options: Options, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(package.FUNCTIONS, "loader", replace(FUNCTIONS["loader"], budget_mib=10))
+    monkeypatch.setenv("KPI_LAMBDA_PYTHON", str(options.compiler))
+    assert package.main(["loader", "--arch", ARCH, "--out", str(OUT), "--compile"]) == 1
+    printed = capsys.readouterr()
+    assert "| loader | " in printed.out
+    assert "**over**" in printed.out
+    assert "error: the loader package" in printed.err
+    assert "over its budget of 10 MB" in printed.err
+    assert "Biggest: grpc" in printed.err  # the biggest packages, named with their sizes
+
+
+# ------------------------------------------------------------------------------------------ running them, 3.12
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_each_handler_and_what_its_first_call_imports_load_from_its_package_alone(
+    function: str, unpacked: dict[str, Path], runtime: Path, lambda_python: str
+) -> None:
+    f = FUNCTIONS[function]
+    code = f"""
+import importlib, json, sys
+for name in {[*f.modules, *f.runtime_modules]!r}:
+    importlib.import_module(name)
+print(json.dumps({{n: getattr(m, "__file__", None) for n, m in sys.modules.items() if m is not None}}))
+"""
+    done = run_in_lambda(lambda_python, unpacked[function], runtime, code)
+    assert done.returncode == 0, done.stderr
+    files: dict[str, str | None] = json.loads(done.stdout)
+    task, stdlib = str(unpacked[function]), stdlib_of(lambda_python)
+    origins: dict[str, set[str]] = {"task": set(), "runtime": set(), "stdlib": set()}
+    for name, file in files.items():
+        if file is None:
+            continue  # built-in modules and namespace packages
+        roots = {"task": task, "runtime": str(runtime), "stdlib": stdlib}
+        where = next((kind for kind, root in roots.items() if file.startswith(root + "/")), None)
+        assert where, f"{name} came from {file}, outside the package, the runtime and the standard library"
+        origins[where].add(name.split(".", 1)[0])
+    assert origins["runtime"] <= RUNTIME_PROVIDES
+    for module in f.modules:
+        assert files[module] == f"{task}/{module.replace('.', '/')}.py"
+    expected = {
+        "exporter": {"pyarrow", "pymysql", "sqlglot", "yaml", "cronsim"},
+        "loader": {"google", "sqlglot", "yaml", "cronsim"},  # the last two for the planner
+    }
+    assert expected[function] <= origins["task"]
+    forbidden = {"pandas", "numpy", "duckdb"} | (set() if function == "exporter" else {"pyarrow"})
+    assert not origins["task"] & forbidden
+
+
+def stdlib_of(python: str) -> str:
+    """Where the interpreter's standard library is (``lib-dynload``, its C modules, is inside)."""
+    probe = "import sysconfig; print(sysconfig.get_paths()['stdlib'])"
+    return subprocess.run([python, "-I", "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.mysql
+def test_the_packaged_handlers_export_from_mysql_to_s3_and_load_into_bigquery(
+    unpacked: dict[str, Path],
+    runtime: Path,
+    lambda_python: str,
+    mysql_db: MySqlServer,
+    s3_bucket: str,
+    bq_url: str,
+    bq_dataset: str,
+    bigquery_emulator: BigQueryEmulator,
+) -> None:
+    """The whole flow through the packages as Lambda would run them: the exporter's event (a snapshot KPI of the
+    bundled queries/, users_by_plan), then the S3 notification of its manifest to the loader."""
+    with mysql_db.connect(autocommit=True) as connection, connection.cursor() as cursor:
+        for statement in demo_schema_statements():
+            cursor.execute(statement)
+        cursor.execute(
+            "INSERT INTO users (id, email, country, plan, created_at) VALUES"
+            " (1, 'a@example.com', 'JP', 'free', '2024-03-01 10:00:00'),"
+            " (2, 'b@example.com', 'JP', 'free', '2024-03-01 11:00:00'),"
+            " (3, 'c@example.com', 'JP', 'pro', '2024-03-02 09:00:00'),"
+            " (4, 'd@example.com', 'US', 'pro', '2024-03-02 12:00:00')"
+        )
+    credentials = mysql_db.user + (f":{mysql_db.password}" if mysql_db.password else "")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}  # aws_env points boto3 at moto
+    env |= {"KPI_SOURCE": f"mysql://{credentials}@{mysql_db.host}:{mysql_db.port}/{mysql_db.database}"}
+    env |= {"KPI_LAKE": f"s3://{s3_bucket}", "KPI_WAREHOUSE": bq_url}
+
+    run_id = "20240302T000000000Z-abcdef"
+    request = {"kpi": "users_by_plan", "run_id": run_id}
+    exported = invoke(lambda_python, unpacked["exporter"], runtime, "exporter", request, env)
+    (partition,) = exported["partitions"]
+    assert (partition["kpi"], partition["rows"], partition["run_id"]) == ("users_by_plan", 3, run_id)
+
+    listed = boto3.client("s3").list_objects_v2(Bucket=s3_bucket)["Contents"]
+    (manifest_key,) = [o["Key"] for o in listed if o["Key"].endswith("/_manifest.json")]
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": s3_bucket}, "object": {"key": manifest_key}},
+            }
+        ]
+    }
+    loaded = invoke(lambda_python, unpacked["loader"], runtime, "loader", event, env)
+    (outcome,) = loaded["manifests"]
+    assert (outcome["kpi"], outcome["run_id"], outcome["loaded"]) == ("users_by_plan", run_id, True)
+
+    client = bigquery_emulator.client()
+    rows = client.query(f"SELECT country, plan, users FROM `{PROJECT}.{bq_dataset}.users_by_plan` ORDER BY 1, 2")
+    assert [tuple(row.values()) for row in rows.result()] == [("JP", "free", 2), ("JP", "pro", 1), ("US", "pro", 1)]
+
+
+def invoke(python: str, task: Path, runtime: Path, function: str, event: dict[str, Any], env: Mapping[str, str]) -> Any:
+    """What Lambda does with the handler, less the sandbox: import it, call it with the event, JSON back."""
+    code = f"""
+import json
+from {FUNCTIONS[function].module} import handler
+print(json.dumps(handler(json.loads({json.dumps(event)!r}))))
+"""
+    done = run_in_lambda(python, task, runtime, code, env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])

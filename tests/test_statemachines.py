@@ -1,0 +1,419 @@
+"""The Step Functions state machines in infra/statemachines: valid ASL (statelint and our own structural check),
+and run end to end on moto's interpreter with our real handlers — exports, the loader on the S3 events they
+cause, retries under one run id, and the alert topic when a KPI or a batch fails for good.
+
+Where moto differs from AWS, the test says so: moto's ASL grammar refuses an integer
+``ToleratedFailurePercentage`` (``0``; it parses ``0.0``), and its Distributed Map ignores the tolerance (a child
+execution that fails becomes a null result and the Map Run succeeds). The shipped definitions keep AWS's form;
+only the copy a test deploys is adjusted, by :func:`moto_compatible`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import duckdb
+import pytest
+from moto import mock_aws
+
+from pipeline import catalog
+from pipeline.core.lake import SNAPSHOT, execution_run_id
+from pipeline.core.plan import due_intervals
+from pipeline.errors import StoreError
+from pipeline.lambdas.loader import handler as loader
+from tests import stepfunctions as sfn_tools
+from tests.exporting import duckdb_orders, make_kpi
+from tests.loading import HEADER, SHOP_ORDERS, SQL
+from tests.stepfunctions import REGION, SUBSTITUTIONS, LambdaStandIn
+
+DAILY_HEADER = HEADER.replace("timezone: Asia/Tokyo", "timezone: Asia/Tokyo\nlookback: 2")
+BY_STATUS_HEADER = """
+grain: none
+description: Orders per status, all time
+columns:
+  status: {type: STRING, description: Status}
+  orders: {type: INT64, description: Orders}
+"""
+BY_STATUS_SQL = "SELECT status, COUNT(*) AS orders FROM orders GROUP BY 1"
+LAMBDA_SERVICE_ERRORS = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+
+
+def moto_compatible(text: str) -> str:
+    """The definition as moto can run it: its grammar takes ``ToleratedFailurePercentage`` only as a decimal
+    number (``0.0``), where AWS takes ``0`` as well. Same value, same meaning."""
+    adjusted, count = re.subn(r'("ToleratedFailurePercentage": )(\d+)([,\s])', r"\1\2.0\3", text)
+    assert count == text.count('"ToleratedFailurePercentage"')
+    return adjusted
+
+
+def distributed_as_inline(text: str) -> str:
+    """The backfill's Distributed Map as an Inline one, for the test of a batch that fails for good only: moto
+    ignores ``ToleratedFailurePercentage`` (a failed child execution is a null result, the Map Run succeeds),
+    while an Inline Map fails with its first failed iteration — what a tolerance of 0 means on AWS."""
+    definition = json.loads(text)
+    batches = definition["States"]["ExportBatches"]
+    assert batches["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert batches.pop("ToleratedFailurePercentage") == 0
+    batches["ItemProcessor"]["ProcessorConfig"] = {"Mode": "INLINE"}
+    return json.dumps(definition)
+
+
+# -- the definitions ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(SUBSTITUTIONS))
+def test_each_definition_is_sound_and_uses_exactly_its_substitutions(name: str) -> None:
+    text = sfn_tools.definition_text(name)
+    assert sfn_tools.structural_problems(json.loads(text), SUBSTITUTIONS[name]) == []
+    assert sfn_tools.placeholders(text) == SUBSTITUTIONS[name]
+    deployed = json.loads(sfn_tools.substitute(text, sfn_tools.sample_substitutions()))
+    assert sfn_tools.placeholders(json.dumps(deployed)) == set()
+
+
+@pytest.mark.parametrize("name", sorted(SUBSTITUTIONS))
+def test_statelint_finds_nothing_in_either_definition(name: str) -> None:
+    text = sfn_tools.definition_text(name)
+    assert sfn_tools.statelint_problems(text) == []
+    assert sfn_tools.statelint_problems(sfn_tools.substitute(text, sfn_tools.sample_substitutions())) == []
+
+
+def test_the_structural_check_catches_dangling_transitions_unreachable_states_and_stray_placeholders() -> None:
+    broken = json.loads(sfn_tools.definition_text("export.asl.json"))
+    inner = broken["States"]["ExportEach"]["ItemProcessor"]["States"]
+    inner["Alert"]["Next"] = "Nowhere"  # inside the Map's ItemProcessor
+    broken["States"]["Orphan"] = {"Type": "Pass", "Next": "Exported"}
+    broken["States"]["AnyFailed"]["Default"] = "${ExporterFunctionName}"
+    problems = sfn_tools.structural_problems(broken, SUBSTITUTIONS["export.asl.json"])
+    assert "ExportEach.ItemProcessor.Alert: goes to 'Nowhere', which is not a state of ExportEach.ItemProcessor." in (
+        problems
+    )
+    assert "Orphan: cannot be reached from StartAt 'ExportEach'" in problems
+    assert "Exported: cannot be reached from StartAt 'ExportEach'" in problems  # only the bad Default led there
+    assert any("${ExporterFunctionName}" in p and "not one of the substitutions" in p for p in problems)
+
+    endless = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "A"}}}
+    assert sfn_tools.structural_problems(endless) == [
+        "the state machine: no reachable state ends it (End, Succeed or Fail)"
+    ]
+    assert sfn_tools.structural_problems({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "r"}}}) == [
+        "A: a Task state needs Next or End",
+        "the state machine: no reachable state ends it (End, Succeed or Fail)",
+    ]
+    if _has_statelint():  # statelint agrees on the dangling transition
+        assert any("Nowhere" in p for p in sfn_tools.statelint_problems(json.dumps(broken)))
+
+
+def test_every_lambda_task_retries_with_full_jitter_and_catches_into_the_alert_topic() -> None:
+    for name in SUBSTITUTIONS:
+        tasks = _tasks(json.loads(sfn_tools.definition_text(name)))
+        invokes = [t for t in tasks if t["Resource"] == "arn:aws:states:::lambda:invoke"]
+        assert invokes, name
+        for task in invokes:
+            retried = {error for retrier in task["Retry"] for error in retrier["ErrorEquals"]}
+            assert retried >= LAMBDA_SERVICE_ERRORS, name
+            assert all(r["JitterStrategy"] == "FULL" and r["BackoffRate"] >= 1 for r in task["Retry"]), name
+            assert [c["ErrorEquals"] for c in task["Catch"]] == [["States.ALL"]], name
+        for task in tasks:
+            if task["Resource"] == "arn:aws:states:::sns:publish":
+                assert task["Parameters"]["TopicArn"] == "${AlertTopicArn}"
+    batches = json.loads(sfn_tools.definition_text("backfill.asl.json"))["States"]["ExportBatches"]
+    assert batches["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert batches["ToleratedFailurePercentage"] == 0
+    assert batches["MaxConcurrencyPath"] == "$.plan.concurrency"
+
+
+# -- running them on moto ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Aws:
+    """moto in-process, with what the template would deploy: the lake bucket (its manifests announced to an SQS
+    queue, as the loader is fed), the alert topic (an SQS queue subscribed to read it), the three functions."""
+
+    tmp: Path
+    bucket: str
+    manifests_queue: str
+    alerts_queue: str
+    substitutions: dict[str, str]
+    role: str
+
+    @property
+    def lake(self) -> str:
+        return f"s3://{self.bucket}/lake"
+
+    def deploy(self, name: str, adjust: Callable[[str], str] = moto_compatible) -> str:
+        text = sfn_tools.substitute(sfn_tools.definition_text(f"{name}.asl.json"), self.substitutions)
+        sfn = boto3.client("stepfunctions")
+        return sfn_tools.create_state_machine(sfn, f"{name}-{uuid.uuid4().hex[:6]}", adjust(text), self.role)
+
+    def run(self, machine: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return sfn_tools.run_execution(boto3.client("stepfunctions"), machine, f"x-{uuid.uuid4().hex[:8]}", payload)
+
+    def manifest_keys(self) -> list[str]:
+        pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix="lake/")
+        return sorted(
+            o["Key"] for page in pages for o in page.get("Contents", []) if o["Key"].endswith("_manifest.json")
+        )
+
+    def deliver_manifest_events(self) -> list[dict[str, Any]]:
+        """Feed the loader what S3 → SQS announced, ten messages per invocation as the SQS trigger does."""
+        sqs, outcomes = boto3.client("sqs"), list[dict[str, Any]]()
+        while True:
+            messages = sqs.receive_message(QueueUrl=self.manifests_queue, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return outcomes
+            event = {"Records": [{"eventSource": "aws:sqs", "body": m["Body"]} for m in messages]}
+            outcomes += loader(event)["manifests"]
+            for message in messages:
+                sqs.delete_message(QueueUrl=self.manifests_queue, ReceiptHandle=message["ReceiptHandle"])
+
+    def alerts(self) -> list[dict[str, str]]:
+        sqs = boto3.client("sqs")
+        found: list[dict[str, str]] = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self.alerts_queue, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return found
+            for message in messages:
+                body = json.loads(message["Body"])
+                found.append({"subject": body.get("Subject", ""), "message": body["Message"]})
+                sqs.delete_message(QueueUrl=self.alerts_queue, ReceiptHandle=message["ReceiptHandle"])
+
+    def warehouse(self, sql: str) -> list[tuple[Any, ...]]:
+        with duckdb.connect(str(self.tmp / "wh.duckdb")) as db:
+            return db.execute(sql).fetchall()
+
+
+@pytest.fixture
+def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    daily = make_kpi(tmp_path / "q", "daily", DAILY_HEADER, SQL)
+    make_kpi(tmp_path / "q", "by_status", BY_STATUS_HEADER, BY_STATUS_SQL)
+    yesterday = (datetime.now(daily.zone) - timedelta(days=1)).date()
+    shop = duckdb_orders(tmp_path / "shop.duckdb", *SHOP_ORDERS, f"('{yesterday} 12:00', 'paid', 4.00)")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # in-process moto, not the session's moto server
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    bucket = f"kpi-lake-{uuid.uuid4().hex[:8]}"
+    # The functions' configuration: the handlers run in this process, so it is this process's environment.
+    monkeypatch.setenv("KPI_QUERIES", str(tmp_path / "q"))
+    monkeypatch.setenv("KPI_SOURCE", shop)
+    monkeypatch.setenv("KPI_LAKE", f"s3://{bucket}/lake")
+    monkeypatch.setenv("KPI_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    monkeypatch.delenv("KPI_ENV", raising=False)
+    monkeypatch.delenv("KPI_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        s3, sqs, sns = boto3.client("s3"), boto3.client("sqs"), boto3.client("sns")
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        manifests = sqs.create_queue(QueueName="manifests")["QueueUrl"]
+        s3.put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "QueueArn": _queue_arn(sqs, manifests),
+                        "Events": ["s3:ObjectCreated:*"],
+                        "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": "_manifest.json"}]}},
+                    }
+                ]
+            },
+        )
+        alerts = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+        topic = sns.create_topic(Name="kpi-pipeline-alerts")["TopicArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=_queue_arn(sqs, alerts))
+        role = sfn_tools.lambda_role(boto3.client("iam"))
+        functions = boto3.client("lambda")
+        yield Aws(
+            tmp=tmp_path,
+            bucket=bucket,
+            manifests_queue=manifests,
+            alerts_queue=alerts,
+            role=role,
+            substitutions={
+                "ExporterFunctionArn": sfn_tools.create_function(
+                    functions, "kpi-exporter", "pipeline.lambdas.exporter.handler", role
+                ),
+                "PlannerFunctionArn": sfn_tools.create_function(
+                    functions, "kpi-planner", "pipeline.lambdas.planner.handler", role
+                ),
+                "AlertTopicArn": topic,
+                "BackfillConcurrency": "2",
+            },
+        )
+
+
+def test_export_runs_the_exporter_per_kpi_and_the_loader_loads_each_due_partition_once(aws: Aws) -> None:
+    machine = aws.deploy("export")
+    kpis = catalog.load((aws.tmp / "q",))
+    due = {name: _due(kpis.get(name)) for name in ("daily", "by_status")}
+    with LambdaStandIn().installed() as lambdas:
+        execution = aws.run(machine, {"kpis": ["daily", "by_status"]})
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    output = json.loads(execution["output"])
+    assert [(r["kpi"], r["status"]) for r in output["results"]] == [("daily", "EXPORTED"), ("by_status", "EXPORTED")]
+    assert output["anyFailed"] is False
+    assert sorted(i.event["kpi"] for i in lambdas.calls("kpi-exporter")) == ["by_status", "daily"]
+    assert all(not i.error for i in lambdas.invocations)
+
+    events = {i.event["kpi"]: i.event for i in lambdas.calls("kpi-exporter")}
+    for result in output["results"]:
+        event = events[result["kpi"]]  # {"kpi", "execution", "started_at"}: the run id follows from them
+        started = datetime.fromisoformat(str(event["started_at"]).replace("Z", "+00:00"))
+        run_id = execution_run_id(started, f"{event['execution']}/{result['kpi']}/")
+        assert {p["run_id"] for p in result["partitions"]} == {run_id}
+        assert {p["partition"] for p in result["partitions"]} in due[result["kpi"]]
+    keys = aws.manifest_keys()
+    assert len(keys) == sum(len(r["partitions"]) for r in output["results"])
+
+    loaded = aws.deliver_manifest_events()
+    assert sorted(o["manifest"] for o in loaded) == [f"s3://{aws.bucket}/{key}" for key in keys]
+    assert all(o["loaded"] for o in loaded)
+    audit = aws.warehouse('SELECT kpi, "partition", COUNT(*) FROM _kpi_loads GROUP BY 1, 2 ORDER BY 1, 2')
+    expected = sorted((r["kpi"], p["partition"], 1) for r in output["results"] for p in r["partitions"])
+    assert audit == expected
+    assert aws.warehouse("SELECT status, orders FROM by_status ORDER BY 1") == [("paid", 4), ("refunded", 1)]
+    assert aws.warehouse("SELECT SUM(orders) FROM daily") == [(1,)]  # yesterday's order: the latest complete day
+    assert aws.deliver_manifest_events() == []
+
+
+def test_a_failing_kpi_is_retried_then_alerted_while_the_others_export_and_the_execution_fails(aws: Aws) -> None:
+    make_kpi(aws.tmp / "q", "broken", HEADER, SQL.replace("FROM orders", "FROM no_such_table"))
+    machine = aws.deploy("export")
+    with LambdaStandIn().installed() as lambdas, sfn_tools.recorded_retry_waits() as waits:
+        execution = aws.run(machine, {"kpis": ["daily", "broken"]})
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "KpiExportFailed"
+    assert '"daily exported","broken failed with SourceError"' in execution["cause"]
+    broken = [i for i in lambdas.calls("kpi-exporter") if i.event["kpi"] == "broken"]
+    assert [i.error for i in broken] == ["SourceError"] * 3  # the first attempt and MaxAttempts 2
+    assert len({json.dumps(i.event, sort_keys=True) for i in broken}) == 1  # retried with the same input
+    assert len(waits) == 2
+    assert 0 <= waits[0] <= 30
+    assert 0 <= waits[1] <= 60
+    assert [i.error for i in lambdas.calls("kpi-exporter") if i.event["kpi"] == "daily"] == [""]
+    assert {key.split("/")[1] for key in aws.manifest_keys()} == {"daily"}
+
+    (alert,) = aws.alerts()
+    assert alert["subject"] == "kpi-pipeline: the export of broken failed"
+    assert alert["message"].startswith("The export of KPI broken failed in execution x-")
+    assert "with SourceError:" in alert["message"]
+    assert "Table with name no_such_table does not exist" in alert["message"]
+
+
+def test_a_backfill_exports_each_partition_once_through_the_distributed_map_even_with_a_retry(aws: Aws) -> None:
+    machine = aws.deploy("backfill")
+    failed: list[dict[str, Any]] = []
+
+    def lose_first_answer(function: str, event: dict[str, Any]) -> BaseException | None:
+        """The March batch's first attempt exports, then fails as if S3 had refused its last request."""
+        if function == "kpi-exporter" and event.get("start") == "2024-03-01" and not failed:
+            failed.append(event)
+            return StoreError("S3 PutObject failed: SlowDown", retryable=True)
+        return None
+
+    with LambdaStandIn(inject=lose_first_answer).installed() as lambdas, sfn_tools.recorded_retry_waits() as waits:
+        execution = aws.run(machine, {"kpis": ["daily"], "start": "2024-02-20", "end": "2024-04-10"})
+    assert execution["status"] == "SUCCEEDED", execution.get("cause")
+    output = json.loads(execution["output"])
+    assert output["plan"]["partitions"] == 51
+    assert output["plan"]["concurrency"] == 2
+    assert output["exported"] == {"batches": 3}
+    assert len(lambdas.calls("kpi-planner")) == 1
+    exports = [(i.event["start"], i.event["end"], i.error) for i in lambdas.calls("kpi-exporter")]
+    assert sorted(exports) == [
+        ("2024-02-20", "2024-02-29", ""),
+        ("2024-03-01", "2024-03-31", ""),
+        ("2024-03-01", "2024-03-31", "StoreError"),
+        ("2024-04-01", "2024-04-10", ""),
+    ]
+    assert lambdas.peak <= 2  # MaxConcurrencyPath from the BackfillConcurrency substitution
+    assert len(waits) == 1
+    assert 0 <= waits[0] <= 30
+    march = [i.event for i in lambdas.calls("kpi-exporter") if i.event["start"] == "2024-03-01"]
+    assert march[0] == march[1]  # the retry sent the same event: the same execution name and start time
+    started = datetime.fromisoformat(str(march[0]["started_at"]).replace("Z", "+00:00"))
+    run_id = execution_run_id(started, f"{march[0]['execution']}/daily/2024-03-01")
+
+    keys = aws.manifest_keys()
+    runs: dict[str, set[str]] = {}
+    for key in keys:
+        _, _, day, run, _ = key.split("/")
+        runs.setdefault(day.removeprefix("day="), set()).add(run.removeprefix("run="))
+    assert len(runs) == 51
+    assert all(len(found) == 1 for found in runs.values())  # no partition exported twice
+    assert {day for day, found in runs.items() if found == {run_id}} == {f"2024-03-{d:02}" for d in range(1, 32)}
+
+    loaded = aws.deliver_manifest_events()
+    assert len(loaded) == 51
+    assert all(o["loaded"] for o in loaded)
+    assert aws.warehouse('SELECT COUNT(DISTINCT "partition"), COUNT(*) FROM _kpi_loads') == [(51, 51)]
+    assert aws.warehouse("SELECT SUM(orders) FROM daily") == [(4,)]
+    assert aws.alerts() == []
+
+
+def test_a_batch_that_keeps_failing_is_alerted_and_fails_the_backfill(aws: Aws) -> None:
+    """Run with the Map made Inline (see :func:`distributed_as_inline`): moto's Distributed Map would let the
+    execution succeed with a null result for the failed batch."""
+    machine = aws.deploy("backfill", lambda text: distributed_as_inline(moto_compatible(text)))
+
+    def refuse_march(function: str, event: dict[str, Any]) -> BaseException | None:
+        if function == "kpi-exporter" and event.get("start") == "2024-03-01":
+            return StoreError("S3 PutObject failed: AccessDenied", retryable=True)
+        return None
+
+    with LambdaStandIn(inject=refuse_march).installed() as lambdas, sfn_tools.recorded_retry_waits():
+        execution = aws.run(machine, {"kpis": ["daily"], "start": "2024-02-20", "end": "2024-04-10"})
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "StoreError"
+    assert "S3 PutObject failed: AccessDenied" in execution["cause"]
+    march = [i.error for i in lambdas.calls("kpi-exporter") if i.event["start"] == "2024-03-01"]
+    assert march == ["StoreError"] * 4  # the first attempt and MaxAttempts 3
+    subjects = sorted(alert["subject"] for alert in aws.alerts())
+    assert subjects == ["kpi-pipeline: a backfill batch of daily failed", "kpi-pipeline: a backfill failed"]
+
+
+# -- helpers -----------------------------------------------------------------------------------------------------
+
+
+def _due(kpi: Any) -> list[set[str]]:
+    """The partitions a scheduled run exports now — and a minute later, should the day turn during the test."""
+    if not kpi.incremental:
+        return [{SNAPSHOT}]
+    now = datetime.now(kpi.zone)
+    return [{i.partition for i in due_intervals(kpi, at)} for at in (now, now + timedelta(minutes=1))]
+
+
+def _queue_arn(sqs: Any, url: str) -> str:
+    return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+
+
+def _tasks(machine: dict[str, Any]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for state in machine["States"].values():
+        if state["Type"] == "Task":
+            found.append(state)
+        for key in ("ItemProcessor", "Iterator"):
+            if key in state:
+                found += _tasks(state[key])
+    return found
+
+
+def _has_statelint() -> bool:
+    return importlib.util.find_spec("statelint") is not None
