@@ -28,7 +28,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import duckdb
 
+from bench._harness import finish, in_scratch
 from bench._rss import Measured, measure
 from bench.export_bench import Source
 
@@ -519,25 +519,12 @@ def run(config: Config, scratch: Path) -> int:
     for result in results:
         compare(result, reference, config.days)
     print(report(config, version, bench, results, reference), flush=True)
-    print(f"\nThe benchmark took {time.perf_counter() - started:.0f} s.", flush=True)
-    wrong = broken(results)
-    if wrong:
-        print("\nThe benchmark itself went wrong (exit 1):\n" + "\n".join(f"  {line}" for line in wrong), flush=True)
-    return 1 if wrong else 0
+    return finish(started, broken(results))
 
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(sys.argv[1:] if argv is None else argv)
-    scratch = Path(tempfile.mkdtemp(prefix="kpi-backfill-bench-"))
-    status = 1
-    try:
-        status = run(config, scratch)
-    finally:
-        if config.keep or status != 0:  # a failed run's logs are the evidence
-            print(f"kept {scratch}", flush=True)
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
-    return status
+    return in_scratch("kpi-backfill-bench-", config.keep, lambda scratch: run(config, scratch))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from urllib.parse import unquote, urlsplit
 
 import pymysql
 
+from bench._harness import finish, in_scratch
 from bench._rss import Measured, measure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -822,11 +822,7 @@ def run(config: Config, scratch: Path) -> int:
         bench, aggregate_kpi, aggregate_select, config.large_rows, config.repeat, has_exporter
     )
     print(report(config, version, outcome, has_exporter), flush=True)
-    print(f"\nThe benchmark took {time.perf_counter() - started:.0f} s.", flush=True)
-    wrong = broken(outcome)
-    if wrong:
-        print("\nThe benchmark itself went wrong (exit 1):\n" + "\n".join(f"  {line}" for line in wrong), flush=True)
-    return 1 if wrong else 0
+    return finish(started, broken(outcome))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -834,16 +830,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["_child"]:
         return child_main(argv[1:])
     config = parse_args(argv)
-    scratch = Path(tempfile.mkdtemp(prefix="kpi-bench-"))
-    status = 1
-    try:
-        status = run(config, scratch)
-    finally:
-        if config.keep or status != 0:  # a failed run's logs are the evidence
-            print(f"kept {scratch}", flush=True)
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
-    return status
+    return in_scratch("kpi-bench-", config.keep, lambda scratch: run(config, scratch))
 
 
 if __name__ == "__main__":

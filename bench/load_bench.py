@@ -28,7 +28,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from typing import Any
 
 import duckdb
 
+from bench._harness import finish, in_scratch
 from bench._rss import Measured, measure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -719,11 +719,7 @@ def run(config: Config, scratch: Path) -> int:
     lakes = {rows: ensure_lake(bench.kpi_command, rows, regenerate=config.regenerate) for rows in config.sizes}
     outcome = measure_all(bench, lakes)
     print(report(config, outcome, loader_environment(bench.kpi_command)), flush=True)
-    print(f"\nThe benchmark took {time.perf_counter() - started:.0f} s.", flush=True)
-    wrong = broken(outcome)
-    if wrong:
-        print("\nThe benchmark itself went wrong (exit 1):\n" + "\n".join(f"  {line}" for line in wrong), flush=True)
-    return 1 if wrong else 0
+    return finish(started, broken(outcome))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -731,16 +727,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["_child"]:
         return child_main(argv[1:])
     config = parse_args(argv)
-    scratch = Path(tempfile.mkdtemp(prefix="kpi-load-bench-"))
-    status = 1
-    try:
-        status = run(config, scratch)
-    finally:
-        if config.keep or status != 0:  # a failed run's logs are the evidence
-            print(f"kept {scratch}", flush=True)
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
-    return status
+    return in_scratch("kpi-load-bench-", config.keep, lambda scratch: run(config, scratch))
 
 
 if __name__ == "__main__":
