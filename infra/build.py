@@ -51,6 +51,7 @@ ARCHITECTURES = ("x86_64", "arm64")
 WIF_LAYER = "GcpWifConfigLayer"
 WIF_FILE = "gcp-wif.json"  # at the layer's root: /opt/gcp-wif.json in the function
 EXPORT_STATE_MACHINE = "ExportStateMachine"
+PACKAGES = ("exporter", "loader", "ops")  # the zips of infra/package.py the template's functions run from
 _CODE_URI = re.compile(r"^lambda/(?P<package>[a-z]+)-[a-z0-9_]+\.zip$")
 
 
@@ -448,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         missing = [
             path
-            for path in (args.lambda_dir / f"{package}-{args.arch}.zip" for package in ("exporter", "loader"))
+            for path in (args.lambda_dir / f"{package}-{args.arch}.zip" for package in PACKAGES)
             if not path.is_file()
         ]
         if missing and not args.allow_missing_zips:

@@ -1,14 +1,17 @@
-"""The Lambda deployment packages: ``build/lambda/exporter-<arch>.zip`` and ``build/lambda/loader-<arch>.zip``.
+"""The Lambda deployment packages: ``build/lambda/exporter-<arch>.zip``, ``loader-<arch>.zip`` and ``ops-<arch>.zip``.
 
-``python -m infra.package [--arch x86_64|arm64] [--python 3.12] [--out build/lambda] [--compile] [exporter|loader]``
+``python -m infra.package [--arch x86_64|arm64] [--python 3.12] [--out build/lambda] [--compile]
+[exporter|loader|ops]``
 
 For each package: ``pip install --target`` of its runtime dependencies as binary wheels for Lambda's platform
 (``--platform manylinux…_<arch> --implementation cp --python-version 3.12 --only-binary=:all:``), with the
 versions of pyproject.toml; then files no Lambda ever reads are stripped (C/Cython sources and headers, test
 suites, ``__pycache__``, console scripts, ``RECORD``); then our ``pipeline/`` package and the KPI files of
 ``queries/`` are added. The exporter zip serves the exporter; the loader zip serves the loader and the backfill
-planner (``pipeline.lambdas.planner``, which infra/template.yaml deploys from it). What each holds, and why,
-is in :data:`EXPORTER` and :data:`LOADER`; every dependency of pyproject.toml must be placed in or out of each.
+planner (``pipeline.lambdas.planner``, which infra/template.yaml deploys from it); the ops zip serves the
+suspend Lambda (``pipeline.lambdas.suspend``, with ``kpi.toml`` for its ``[suspend]`` table). What each holds,
+and why, is in :data:`EXPORTER`, :data:`LOADER` and :data:`OPS`; every dependency of pyproject.toml must be placed
+in or out of each.
 
 The zip is deterministic: entries sorted, timestamps fixed at 1980-01-01, modes 0644/0755 — the same inputs
 give the same bytes, so the same ``CodeSha256``. ``--compile`` adds ``.pyc`` files written by a local CPython of
@@ -17,8 +20,8 @@ so without them each cold start compiles every module it imports: measured by ``
 --lambda``, about 0.5 s more for the exporter and 0.8 s for the loader's first call, for 7 and 15 MB more.
 
 It prints each package's unzipped and zipped size, and exits 1 naming the package and its biggest parts when
-one exceeds its budget (the issue's: exporter ≤ 200 MB, loader ≤ 80 MB unzipped; Lambda's own hard limit is
-250 MB), or holds a module it must not. Sizes are MiB (2**20 bytes), as Lambda counts its limit.
+one exceeds its budget (the issue's: exporter ≤ 200 MB, loader ≤ 80 MB unzipped; ours: ops ≤ 30 MB; Lambda's own
+hard limit is 250 MB), or holds a module it must not. Sizes are MiB (2**20 bytes), as Lambda counts its limit.
 
 Incremental: the installed and stripped dependencies, zipped once, are cached in ``<out>/.cache`` under a hash
 of everything that decides them (requirements, platform tags, Python version, bytecode, stripping rules). A
@@ -54,6 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = ROOT / "pyproject.toml"
 DEFAULT_OUT = ROOT / "build" / "lambda"
 DEFAULT_PYTHON = "3.12"
+CONFIG_FILE = "kpi.toml"  # what pipeline.settings reads from the working directory
 ARCHES = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's name → the wheel tags' name
 MIB = 1024 * 1024
 LAMBDA_LIMIT_MIB = 250  # unzipped, function code and layers together
@@ -76,6 +80,7 @@ class Function:
     include: Mapping[str, str]  # pyproject dependency (as there, with extras if any) → why it is in
     exclude: Mapping[str, str]  # pyproject dependency → why it is out
     queries: bool = False  # bundle queries/ (KPI_QUERIES=queries, relative to /var/task)
+    config: bool = False  # bundle kpi.toml at the zip's root (/var/task, Lambda's working directory)
     absent: tuple[str, ...] = ()  # top-level modules the package must not hold (checked after every build)
     # Modules the handler imports only once called (lazily, inside functions): the test imports them as well.
     runtime_modules: tuple[str, ...] = ()
@@ -98,6 +103,7 @@ class Function:
 IN_RUNTIME = "in the Lambda Python runtime already (boto3, botocore); imported lazily by the S3 store and secrets"
 CLI_ONLY = "the `kpi` command line only (pipeline.cli); no handler imports it"
 DUCKDB = "the local embedded default only (source and warehouse); the Lambdas talk to MySQL, S3 and BigQuery"
+HOLIDAYS = "the suspend calendar only (pipeline.suspend), which the ops package serves"
 
 EXPORTER = Function(
     name="exporter",
@@ -119,6 +125,7 @@ EXPORTER = Function(
         "rich": CLI_ONLY,
         "duckdb": DUCKDB,
         "google-cloud-bigquery": "the loader's warehouse; the exporter writes to S3 only",
+        "holidays": HOLIDAYS,
     },
     queries=True,
     # pandas (a bench extra) with pyarrow exceeds 250 MB; NumPy alone would add ~40 MB and ~50 MB of RSS.
@@ -160,6 +167,7 @@ LOADER = Function(
         "click": CLI_ONLY,
         "rich": CLI_ONLY,
         "duckdb": DUCKDB,
+        "holidays": HOLIDAYS,
     },
     queries=True,  # for the planner (KPI_QUERIES=queries); the loader never reads them
     absent=("boto3", "botocore", "pyarrow", "pandas", "numpy", "duckdb", "pymysql", "click", "rich"),
@@ -177,7 +185,48 @@ LOADER = Function(
     ),
 )
 
-FUNCTIONS = {f.name: f for f in (EXPORTER, LOADER)}
+# The operations Lambda: stops and starts the opted-in EC2, RDS/Aurora, Auto Scaling and ECS resources out of
+# office hours (pipeline.lambdas.suspend, driven by the suspend and resume state machines). It runs outside the
+# VPC and talks to AWS APIs only (boto3, from the runtime), so it holds no driver, no SQL and no Arrow.
+OPS = Function(
+    name="ops",
+    handler="pipeline.lambdas.suspend.handler",
+    budget_mib=30,
+    include={
+        # Pulls python-dateutil (and six), which the runtime has too; the package's own copies come first.
+        "holidays": "public holidays of the suspend calendar (pipeline.suspend): no stop/start on a holiday",
+        "tzdata": "IANA zones for zoneinfo (the suspend window's timezone); the image has none",
+        "cronsim": "suspend_at and resume_at of the [suspend] table: the suspend window (pipeline.suspend)",
+    },
+    exclude={
+        "pyyaml": "KPI file headers; the suspend Lambda reads none (its [suspend] table is TOML: tomllib)",
+        "sqlglot": "the SQL gate of KPI files; the suspend Lambda reads none",
+        "pymysql": "the suspend Lambda talks to AWS APIs only, never to a database's wire protocol",
+        "pyarrow": "no data files: the suspend Lambda stops and starts resources",
+        "google-cloud-bigquery": "the loader's warehouse; nothing of BigQuery is suspended",
+        "boto3": IN_RUNTIME,
+        "click": CLI_ONLY,
+        "rich": CLI_ONLY,
+        "duckdb": DUCKDB,
+    },
+    config=True,  # kpi.toml's [suspend] table, at /var/task/kpi.toml (the working directory)
+    absent=(
+        "boto3",
+        "botocore",
+        "pandas",
+        "numpy",
+        "duckdb",
+        "google",
+        "click",
+        "rich",
+        "pyarrow",
+        "pymysql",
+        "sqlglot",
+        "yaml",
+    ),
+)
+
+FUNCTIONS = {f.name: f for f in (EXPORTER, LOADER, OPS)}
 
 # Files no Lambda reads, stripped from the installed dependencies (our own code is copied as it is). Bytecode
 # pip or a wheel brought is stripped too: --compile writes it anew, for Lambda's Python, deterministically.
@@ -396,11 +445,17 @@ def write_entries(archive: zipfile.ZipFile, entries: Iterable[tuple[str, Path]])
 
 
 def own_sources(function: Function) -> list[tuple[str, Path]]:
-    """Our code: the whole ``pipeline`` package (a megabyte), and the KPI files (``*.sql``, as the catalog reads
-    them) of ``queries/`` for a package whose functions read them."""
+    """Our code: the whole ``pipeline`` package (a megabyte), the KPI files (``*.sql``, as the catalog reads
+    them) of ``queries/`` for a package whose functions read them, and ``kpi.toml`` for one that reads its
+    configuration from there (the ops package: the ``[suspend]`` table)."""
     entries = tree_entries(ROOT / "pipeline", "pipeline/")
     if function.queries:
         entries += tree_entries(ROOT / "queries", "queries/", "*.sql")
+    if function.config:
+        config = ROOT / CONFIG_FILE
+        if not config.is_file():
+            raise SystemExit(f"the {function.name} package bundles {CONFIG_FILE}, and there is none at {ROOT}")
+        entries.append((CONFIG_FILE, config))
     return entries
 
 
@@ -624,10 +679,10 @@ def absent_violations(b: Built) -> list[str]:
 def parse_args(argv: Sequence[str]) -> tuple[Options, list[str]]:
     parser = argparse.ArgumentParser(
         prog="python -m infra.package",
-        description="Build the Lambda zips of the exporter and the loader, and check them against their budgets.",
+        description="Build the Lambda zips (exporter, loader, ops), and check them against their budgets.",
         epilog="The first build downloads about 100 MB from PyPI; later ones take seconds (cache in OUT/.cache).",
     )
-    parser.add_argument("functions", nargs="*", metavar="FUNCTION", help=f"{' or '.join(FUNCTIONS)} (default: both)")
+    parser.add_argument("functions", nargs="*", metavar="FUNCTION", help=f"{', '.join(FUNCTIONS)} (default: all)")
     parser.add_argument("--arch", choices=sorted(ARCHES), default="x86_64", help="Lambda architecture (x86_64)")
     parser.add_argument("--python", default=DEFAULT_PYTHON, help=f"Lambda's Python version ({DEFAULT_PYTHON})")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the zips go (build/lambda)")

@@ -96,7 +96,7 @@ def _from_file(path: Path, name: str) -> Environment:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise UsageError(f"cannot read {path}: {error}", hint="fix the TOML syntax") from None
     environments = data.get("environments", {})
-    unknown = sorted(set(data) - {"environments"})
+    unknown = sorted(set(data) - {"environments", "suspend"})  # [suspend]: the ops module's own table
     if unknown or not isinstance(environments, dict):
         raise UsageError(
             f"{path}: unknown top-level key {', '.join(unknown)}"

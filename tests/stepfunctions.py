@@ -34,6 +34,8 @@ STATEMACHINES = Path(__file__).resolve().parent.parent / "infra" / "statemachine
 SUBSTITUTIONS = {
     "export.asl.json": {"ExporterFunctionArn", "AlertTopicArn"},
     "backfill.asl.json": {"PlannerFunctionArn", "ExporterFunctionArn", "AlertTopicArn", "BackfillConcurrency"},
+    "suspend.asl.json": {"SuspendFunctionArn", "AlertTopicArn"},
+    "resume.asl.json": {"SuspendFunctionArn", "AlertTopicArn"},
 }
 PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 TERMINAL_TYPES = {"Succeed", "Fail"}
@@ -63,6 +65,7 @@ def sample_substitutions() -> dict[str, str]:
     return {
         "ExporterFunctionArn": f"{arn}-exporter",
         "PlannerFunctionArn": f"{arn}-planner",
+        "SuspendFunctionArn": f"{arn}-suspend",
         "AlertTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:kpi-pipeline-alerts",
         "BackfillConcurrency": "2",
     }

@@ -1,6 +1,7 @@
 """The Lambda packages of ``python -m infra.package``: within budget, holding what each handler needs and nothing
-it must not, and working — every handler (the loader's zip also serves the backfill planner) imports from its
-unzipped package alone, and the exporter and the loader run from theirs, MySQL → S3 → BigQuery.
+it must not, and working — every handler (the loader's zip also serves the backfill planner; the ops zip, the
+suspend Lambda) imports from its unzipped package alone, and the exporter and the loader run from theirs,
+MySQL → S3 → BigQuery.
 
 How "working" is checked, and why so: the zips hold CPython 3.12 manylinux wheels for Lambda (pyarrow's
 ``lib.cpython-312-x86_64-linux-gnu.so``, cryptography, grpc, PyYAML's C loader), which this project's Python 3.11
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import uuid
 import zipfile
 from collections.abc import Mapping
 from dataclasses import replace
@@ -36,6 +38,7 @@ import pytest
 
 import infra.package as package
 from infra.package import FUNCTIONS, Built, Options
+from tests.aws import MotoServer
 from tests.bigquery import PROJECT, BigQueryEmulator
 from tests.conftest import ROOT, MySqlServer, demo_schema_statements
 
@@ -119,6 +122,7 @@ def test_every_package_is_within_its_budget(built: dict[str, Built]) -> None:
         assert b.unzipped < package.LAMBDA_LIMIT_MIB * package.MIB
     assert built["exporter"].function.budget_mib == 200
     assert built["loader"].function.budget_mib == 80
+    assert built["ops"].function.budget_mib == 30
 
 
 def test_the_packages_hold_their_handlers_and_the_kpi_files(built: dict[str, Built]) -> None:
@@ -127,6 +131,12 @@ def test_the_packages_hold_their_handlers_and_the_kpi_files(built: dict[str, Bui
     )
     assert kpi_files
     assert FUNCTIONS["loader"].modules == ("pipeline.lambdas.loader", "pipeline.lambdas.planner")
+    assert FUNCTIONS["ops"].modules == ("pipeline.lambdas.suspend",)
+    ops = names(built["ops"])
+    assert not [n for n in ops if n.startswith("queries/")]  # the suspend Lambda reads no KPI file …
+    with zipfile.ZipFile(built["ops"].path) as archive:  # … but kpi.toml, for its [suspend] table
+        assert archive.read("kpi.toml") == (ROOT / "kpi.toml").read_bytes()
+    assert "kpi.toml" not in names(built["exporter"]) + names(built["loader"])  # configured by variables only
     for b in built.values():
         listing = names(b)
         for module in b.function.modules:  # the loader's zip serves the backfill planner as well
@@ -135,13 +145,17 @@ def test_the_packages_hold_their_handlers_and_the_kpi_files(built: dict[str, Bui
             assert f"{folder}/__pycache__/{name}.cpython-312.pyc" in listing
         assert not [n for n in listing if n.startswith("pipeline/") and "/tests/" in n]
         # KPI_QUERIES=queries: the exporter renders them; the planner (not the loader itself) reads their headers
-        assert sorted(n for n in listing if n.startswith("queries/")) == kpi_files
+        if b.function.queries:
+            assert sorted(n for n in listing if n.startswith("queries/")) == kpi_files
 
 
 def test_the_packages_leave_out_what_lambda_provides_and_what_they_must_not_hold(built: dict[str, Built]) -> None:
-    exporter, loader = top_levels(built["exporter"]), top_levels(built["loader"])
-    for tops in (exporter, loader):
+    exporter, loader, ops = (top_levels(built[name]) for name in ("exporter", "loader", "ops"))
+    for tops in (exporter, loader, ops):
         assert not tops & {"boto3", "botocore", "pandas", "duckdb", "click", "rich"}
+    assert not (exporter | loader) & {"holidays"}  # the suspend calendar is the ops package's alone
+    assert not ops & {"pyarrow", "numpy", "pymysql", "sqlglot", "google", "yaml", "queries"}
+    assert {"holidays", "tzdata", "cronsim", "pipeline", "kpi.toml"} <= ops
     assert not loader & {"pyarrow", "numpy", "pymysql"}
     assert not exporter & {"numpy", "google"}  # pyarrow without NumPy; BigQuery is the loader's
     assert {"pyarrow", "pymysql", "sqlglot", "yaml", "cronsim", "tzdata", "pipeline", "queries"} <= exporter
@@ -156,17 +170,19 @@ def test_the_zips_are_reproducible_sorted_dated_1980_and_readable_by_lambdas_use
     for b in built.values():
         with zipfile.ZipFile(b.path) as archive:
             infos = archive.infolist()
-        ours = [i.filename for i in infos if i.filename.startswith(("pipeline/", "queries/"))]
-        theirs = [i.filename for i in infos if not i.filename.startswith(("pipeline/", "queries/"))]
+        own = ("pipeline/", "queries/", "kpi.toml")
+        ours = [i.filename for i in infos if i.filename.startswith(own)]
+        theirs = [i.filename for i in infos if not i.filename.startswith(own)]
         assert [i.filename for i in infos] == theirs + ours  # the cached dependencies, then our files appended
         assert theirs == sorted(theirs)
         assert ours == sorted(ours)
         assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
         assert {(i.external_attr >> 16) & 0o777 for i in infos} <= {0o644, 0o755}
         # compiled for /var/task: tracebacks in Lambda name its paths, and no path of this machine is in the zip
+        handler = b.function.module.rpartition(".")[2]  # the ops zip's handler is pipeline.lambdas.suspend
         with zipfile.ZipFile(b.path) as archive:
-            pyc = archive.read(f"pipeline/lambdas/__pycache__/{b.function.name}.cpython-312.pyc")
-        assert f"/var/task/pipeline/lambdas/{b.function.name}.py".encode() in pyc
+            pyc = archive.read(f"pipeline/lambdas/__pycache__/{handler}.cpython-312.pyc")
+        assert f"/var/task/pipeline/lambdas/{handler}.py".encode() in pyc
         assert str(ROOT).encode() not in pyc
 
 
@@ -196,6 +212,11 @@ def test_every_dependency_of_pyproject_is_in_or_out_of_each_function_with_its_ve
         f"google-cloud-bigquery{dependencies['google-cloud-bigquery']}",
         f"pyyaml{dependencies['pyyaml']}",
         f"sqlglot{dependencies['sqlglot']}",
+        f"tzdata{dependencies['tzdata']}",
+    ]
+    assert package.requirements(FUNCTIONS["ops"], dependencies) == [
+        f"cronsim{dependencies['cronsim']}",
+        f"holidays{dependencies['holidays']}",
         f"tzdata{dependencies['tzdata']}",
     ]
     loader = FUNCTIONS["loader"]
@@ -252,9 +273,11 @@ print(json.dumps({{n: getattr(m, "__file__", None) for n, m in sys.modules.items
     expected = {
         "exporter": {"pyarrow", "pymysql", "sqlglot", "yaml", "cronsim"},
         "loader": {"google", "sqlglot", "yaml", "cronsim"},  # the last two for the planner
+        "ops": {"holidays", "cronsim"},
     }
     assert expected[function] <= origins["task"]
     forbidden = {"pandas", "numpy", "duckdb"} | (set() if function == "exporter" else {"pyarrow"})
+    forbidden |= {"pymysql", "sqlglot", "google", "yaml"} if function == "ops" else set()
     assert not origins["task"] & forbidden
 
 
@@ -316,6 +339,34 @@ def test_the_packaged_handlers_export_from_mysql_to_s3_and_load_into_bigquery(
     client = bigquery_emulator.client()
     rows = client.query(f"SELECT country, plan, users FROM `{PROJECT}.{bq_dataset}.users_by_plan` ORDER BY 1, 2")
     assert [tuple(row.values()) for row in rows.result()] == [("JP", "free", 2), ("JP", "pro", 1), ("US", "pro", 1)]
+
+
+def test_the_packaged_suspend_handler_stops_an_opted_in_aurora_cluster_on_moto(
+    unpacked: dict[str, Path], runtime: Path, lambda_python: str, aws_env: MotoServer
+) -> None:
+    """The ops package as Lambda would run it, against the moto server over HTTP: its configuration from the
+    variables on top of the bundled kpi.toml, its calendar (holidays, tzdata's zones), the account allow-list
+    (sts), discovery and the stop of a tagged cluster, then the databases check of the resume state machine."""
+    rds = boto3.client("rds")
+    cluster = f"dev-aurora-{uuid.uuid4().hex[:8]}"
+    rds.create_db_cluster(
+        DBClusterIdentifier=cluster,
+        Engine="aurora-mysql",
+        MasterUsername="admin",
+        MasterUserPassword="not-a-secret-1",
+        Tags=[{"Key": "kpi:suspend", "Value": "true"}],
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")}  # aws_env points boto3 at moto
+    env |= {"KPI_SUSPEND_ACCOUNTS": "123456789012", "KPI_SUSPEND_TIMEZONE": "Asia/Tokyo"}
+    event = {"action": "suspend", "phase": "databases", "dbClusterIdentifiers": [cluster]}
+    report = invoke(lambda_python, unpacked["ops"], runtime, "ops", event, env)
+    assert report["ok"], report
+    assert [(a["id"], a["type"], a["to"]) for a in report["acted"]] == [(cluster, "db-cluster", "stopped")]
+    assert report["at"].endswith("+09:00")  # read in Asia/Tokyo, with tzdata's zone from the package
+    (described,) = rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"]
+    assert described["Status"] == "stopped"
+    check = invoke(lambda_python, unpacked["ops"], runtime, "ops", {"action": "check", "phase": "databases"}, env)
+    assert set(check) == {"databases_available", "pending", "holiday"}
 
 
 def invoke(python: str, task: Path, runtime: Path, function: str, event: dict[str, Any], env: Mapping[str, str]) -> Any:

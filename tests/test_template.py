@@ -52,6 +52,23 @@ ALLOWED_ON_ANY_RESOURCE = {
     "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
 }
+# … and the suspend Lambda's reads: which resources exist, their state and tags; none takes a narrower resource in
+# a useful way (they list the region), and none changes anything.
+SUSPEND_READS = {
+    "ec2:DescribeInstances",
+    "rds:DescribeDBClusters",
+    "rds:DescribeDBInstances",
+    "rds:DescribeGlobalClusters",
+    "rds:ListTagsForResource",
+    "autoscaling:DescribeAutoScalingGroups",
+    "ecs:ListClusters",
+    "ecs:DescribeClusters",
+    "ecs:ListServices",
+    "ecs:DescribeServices",
+    "ecs:ListTagsForResource",
+    "application-autoscaling:DescribeScalableTargets",
+    "sts:GetCallerIdentity",
+}
 NO_VALUE = {"Ref": "AWS::NoValue"}
 
 
@@ -245,7 +262,11 @@ def test_eventbridge_fires_when_cron_does(cron: str, expected: str) -> None:
 def test_the_repository_queries_make_four_schedules_in_japan_time(template: dict[str, Any]) -> None:
     # The headers of queries/: daily_sales and users_by_plan "0 6 * * *", hourly_orders "10 * * * *",
     # large_orders "30 6 * * *", monthly_active_buyers "0 7 1 * *"; all in the default timezone Asia/Tokyo.
-    schedules = resources_of(template, "AWS::Scheduler::Schedule")
+    schedules = {  # the KPIs' (the suspend module's own two: tests/test_suspend_infra.py)
+        name: s
+        for name, s in resources_of(template, "AWS::Scheduler::Schedule").items()
+        if s["Properties"]["Target"]["Arn"] == {"Ref": "ExportStateMachine"}
+    }
     found = {
         p["ScheduleExpression"]: (p["ScheduleExpressionTimezone"], json.loads(p["Target"]["Input"]))
         for p in (s["Properties"] for s in schedules.values())
@@ -299,6 +320,7 @@ def test_kpis_are_grouped_by_eventbridge_expression_and_timezone(tmp_path: Path)
     zones = {
         p["Properties"]["ScheduleExpressionTimezone"]
         for p in resources_of(template, "AWS::Scheduler::Schedule").values()
+        if p["Properties"]["Target"]["Arn"] == {"Ref": "ExportStateMachine"}
     }
     assert zones == {"Asia/Tokyo", "Europe/Berlin"}
 
@@ -341,6 +363,12 @@ def resolve(value: Any, parameters: dict[str, str], conditions: dict[str, bool])
             text, names = (argument, {}) if isinstance(argument, str) else argument
             local = {**parameters, **{k: resolve(v, parameters, conditions) for k, v in names.items()}}
             return re.sub(r"\$\{([^}]+)\}", lambda m: str(local[m[1]]), text)
+        if key == "Fn::Join":
+            separator, items = argument
+            return separator.join(str(item) for item in resolve(items, parameters, conditions))
+        if key == "Fn::Split":
+            separator, text = argument
+            return str(resolve(text, parameters, conditions)).split(separator)
     return value
 
 
@@ -357,6 +385,14 @@ PARAMETERS = {
     "GcpKeySecretArn": "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:kpi/bigquery-key-AbCdEf",
     "LakeBucket": "kpi-lake-123456789012-ap-northeast-1-prod",
     "AWS::NoValue": "<none>",
+    "AWS::Partition": "aws",
+    "AWS::Region": "ap-northeast-1",
+    "AWS::AccountId": "123456789012",
+    "SuspendAccounts": "123456789012",
+    "SuspendOptInTagKey": "kpi:suspend",
+    "ProductionTagKey": "Environment",
+    "ProductionTagValues": "prod,production",
+    "SuspendReportTopic": "arn:aws:sns:ap-northeast-1:123456789012:kpi-pipeline-prod-SuspendReportTopic-AbC",
 }
 
 
@@ -420,25 +456,26 @@ def test_the_code_is_the_zips_of_the_chosen_architecture(tmp_path: Path) -> None
         "ExporterFunction": "lambda/exporter-arm64.zip",
         "LoaderFunction": "lambda/loader-arm64.zip",
         "PlannerFunction": "lambda/loader-arm64.zip",
+        "SuspendFunction": "lambda/ops-arm64.zip",
     }
     assert {f["Properties"]["Handler"] for f in functions.values()} == {
         "pipeline.lambdas.exporter.handler",
         "pipeline.lambdas.loader.handler",
         "pipeline.lambdas.planner.handler",
+        "pipeline.lambdas.suspend.handler",
     }
     architecture = template["Parameters"]["Architecture"]
     assert (architecture["Default"], architecture["AllowedValues"]) == ("arm64", ["arm64"])
     assert template["Globals"]["Function"] == {"Runtime": "python3.12", "Architectures": [{"Ref": "Architecture"}]}
     machines = resources_of(template, "AWS::Serverless::StateMachine")
+    kpis = {"ExporterFunctionArn", "PlannerFunctionArn", "AlertTopicArn", "BackfillConcurrency"}
+    suspend = {"SuspendFunctionArn", "AlertTopicArn"}
+    expected = {"export": kpis, "backfill": kpis, "suspend": suspend, "resume": suspend}
+    assert len(machines) == len(expected)
     for machine in machines.values():
-        uri = machine["Properties"]["DefinitionUri"]
-        assert (tmp_path / "build" / uri).resolve().parent == ROOT / "infra" / "statemachines"
-        assert set(machine["Properties"]["DefinitionSubstitutions"]) == {
-            "ExporterFunctionArn",
-            "PlannerFunctionArn",
-            "AlertTopicArn",
-            "BackfillConcurrency",
-        }
+        uri = (tmp_path / "build" / machine["Properties"]["DefinitionUri"]).resolve()
+        assert uri.parent == ROOT / "infra" / "statemachines"
+        assert set(machine["Properties"]["DefinitionSubstitutions"]) == expected[uri.name.removesuffix(".asl.json")]
 
 
 def test_the_loader_is_fed_by_a_queue_of_manifest_events_with_a_dead_letter_queue(template: dict[str, Any]) -> None:
@@ -494,10 +531,13 @@ def test_alarms_cover_every_function_the_dead_letter_queues_and_failed_execution
         ("Errors", '{"Ref": "ExporterFunction"}'),
         ("Errors", '{"Ref": "LoaderFunction"}'),
         ("Errors", '{"Ref": "PlannerFunction"}'),
+        ("Errors", '{"Ref": "SuspendFunction"}'),
         ("ApproximateNumberOfMessagesVisible", '{"Fn::GetAtt": ["LoadDeadLetterQueue", "QueueName"]}'),
         ("ApproximateNumberOfMessagesVisible", '{"Fn::GetAtt": ["ScheduleDeadLetterQueue", "QueueName"]}'),
         ("ExecutionsFailed", '{"Ref": "ExportStateMachine"}'),
         ("ExecutionsFailed", '{"Ref": "BackfillStateMachine"}'),
+        ("ExecutionsFailed", '{"Ref": "SuspendStateMachine"}'),
+        ("ExecutionsFailed", '{"Ref": "ResumeStateMachine"}'),
     }
     assert all(a["Properties"]["AlarmActions"] == [{"Ref": "AlertTopic"}] for a in alarms)
     subscription = template["Resources"]["AlertSubscription"]["Properties"]
@@ -513,6 +553,9 @@ def test_outputs_name_what_an_operator_needs(template: dict[str, Any]) -> None:
         "ExporterFunctionName",
         "LoaderFunctionName",
         "PlannerFunctionName",
+        "SuspendStateMachineArn",
+        "ResumeStateMachineArn",
+        "SuspendReportTopicArn",
     } <= set(template["Outputs"])
 
 
@@ -525,7 +568,7 @@ def statements(template: dict[str, Any], role: str | None = None) -> Iterator[tu
         if role is not None and name != role:
             continue
         for policy in resource["Properties"].get("Policies", []):
-            for item in policy["PolicyDocument"]["Statement"]:
+            for item in policy_document(policy["PolicyDocument"])["Statement"]:
                 if "Fn::If" in item:
                     condition, yes, no = item["Fn::If"]
                     yield from ((name, branch, condition) for branch in (yes, no) if branch != NO_VALUE)
@@ -533,6 +576,19 @@ def statements(template: dict[str, Any], role: str | None = None) -> Iterator[tu
                     yield name, item, ""
     assert not resources_of(template, "AWS::IAM::Policy")
     assert not resources_of(template, "AWS::IAM::ManagedPolicy")
+
+
+def policy_document(document: Any) -> dict[str, Any]:
+    """A policy document as IAM receives it: the object itself, or — where a condition key holds a parameter (the
+    suspend role's tag keys) — JSON text through Fn::Sub, read here with PARAMETERS' values."""
+    if isinstance(document, dict) and set(document) == {"Fn::Sub"}:
+        text = resolve(document, PARAMETERS, {})
+        assert isinstance(text, str)
+        parsed = json.loads(text)
+        assert isinstance(parsed, dict)
+        return parsed
+    assert isinstance(document, dict)
+    return document
 
 
 def as_list(value: Any) -> list[Any]:
@@ -548,11 +604,19 @@ def test_no_function_lets_sam_generate_its_role(template: dict[str, Any]) -> Non
 
 def test_nothing_is_allowed_on_any_resource_but_log_delivery(template: dict[str, Any]) -> None:
     for role, statement, _ in statements(template):
-        assert statement["Effect"] == "Allow"
         actions = set(as_list(statement["Action"]))
         assert not any("*" in action for action in actions), (role, actions)
+        if statement["Effect"] == "Deny":  # narrows what is allowed: the suspend role's production guard
+            assert (role, statement["Sid"], set(statement["Condition"])) == (
+                "SuspendRole",
+                "NeverProduction",
+                {"StringEqualsIgnoreCase"},
+            )
+            continue
+        assert statement["Effect"] == "Allow"
         if "*" in as_list(statement["Resource"]):
-            assert actions <= ALLOWED_ON_ANY_RESOURCE, (role, actions)
+            allowed = SUSPEND_READS if role == "SuspendRole" else ALLOWED_ON_ANY_RESOURCE
+            assert actions <= allowed, (role, actions)
     managed = {
         name: r["Properties"].get("ManagedPolicyArns", [])
         for name, r in resources_of(template, "AWS::IAM::Role").items()
@@ -668,7 +732,7 @@ def test_the_command_wants_the_zips_first(tmp_path: Path, capsys: pytest.Capture
     assert "make package ARCH=arm64" in capsys.readouterr().err
     assert not out.exists()
     (tmp_path / "lambda").mkdir()
-    for package in ("exporter", "loader"):
+    for package in infra_build.PACKAGES:
         (tmp_path / "lambda" / f"{package}-arm64.zip").write_bytes(b"PK")
     assert infra_build.main([*argv, "--arch", "arm64"]) == 0
     printed = capsys.readouterr().out
