@@ -190,6 +190,14 @@ def test_run_loads_what_is_due_and_a_failure_does_not_stop_the_others(project: P
     assert lines["daily"]["status"] == "ok"
     assert lines["broken"]["status"] == "1 failed"
     assert "no_such_table" in lines["broken"]["failed"][0]
+    (project / "queries" / "typo.sql").write_text("/*---\ngrian: day\n---*/\nSELECT 1 AS n\n")
+    with_typo = CliRunner().invoke(cli, ["run", "daily", "--date", "2024-03-01", "--json"])
+    assert with_typo.exit_code == 0, with_typo.output  # named KPIs only: the broken file is not in the way
+    everything = CliRunner().invoke(cli, ["run", "--date", "2024-03-01", "--json"])
+    assert everything.exit_code == 1
+    left_out = {k["kpi"]: k for k in json.loads(everything.stdout)["kpis"]}["typo"]
+    assert left_out["failed"] == ["not run: its file has problems (kpi check)"]
+    (project / "queries" / "typo.sql").unlink()
     assert warehouse(project, "SELECT day, orders FROM daily") == expected_orders("2024-03-01", "2024-03-01")
     due = CliRunner().invoke(cli, ["run", "daily", "--json"])  # today's due partitions: after the data, empty
     assert due.exit_code == 0, due.output

@@ -59,13 +59,19 @@ def report(summaries: Sequence[KpiSummary], *, title: str, as_json: bool) -> Non
 
 def chosen_kpis(queries: Path, names: Sequence[str]) -> list[Kpi]:
     """The named KPIs, or every enabled one; files with problems are reported and left out."""
+    return kpis_and_broken(queries, names)[0]
+
+
+def kpis_and_broken(queries: Path, names: Sequence[str]) -> tuple[list[Kpi], list[str]]:
+    """:func:`chosen_kpis`, and the KPIs (or files) left out because of their problems."""
     found = catalog.load((queries,))
     if names:
-        return [found.get(name) for name in names]
+        return [found.get(name) for name in names], []
     if found.problems:
         print_problems(stderr(), found.problems)
         stderr().print(f"[yellow]warning:[/] {len(found.problems)} problem(s): those KPIs are left out; see kpi check")
-    return [kpi for kpi in found.kpis.values() if kpi.enabled]
+    broken = sorted({problem.kpi or problem.location.path for problem in found.problems})
+    return [kpi for kpi in found.kpis.values() if kpi.enabled], broken
 
 
 @cli.command()
@@ -100,12 +106,13 @@ def run(
     """
     from pipeline.core.plan import batches, due_intervals
     from pipeline.core.selection import moment, requested_intervals
-    from pipeline.runner import Job, Runner, summarize
+    from pipeline.runner import Job, KpiSummary, Runner, summarize
 
     environment = settings.load_environment(env_name)
     explicit = date_text or start_text or end_text
     jobs = []
-    for kpi in chosen_kpis(queries, names):
+    kpis, broken = kpis_and_broken(queries, names)
+    for kpi in kpis:
         now = datetime.now(kpi.zone)
         if explicit:
             chosen = requested_intervals(
@@ -118,7 +125,8 @@ def run(
         jobs += [Job(kpi, batch) for batch in batches(chosen)] if kpi.incremental else [Job(kpi)]
     runner = Runner(environment, parallel=parallel)
     outcomes = run_with_progress(runner, jobs, quiet=as_json)
-    report(summarize(outcomes), title=f"kpi run ({environment.name})", as_json=as_json)
+    left_out = [KpiSummary(name, failed=["not run: its file has problems (kpi check)"]) for name in broken]
+    report(summarize(outcomes) + left_out, title=f"kpi run ({environment.name})", as_json=as_json)
 
 
 @cli.command()
