@@ -1,0 +1,50 @@
+"""The clone module's errors: a rule file that breaks the format, a schema the rules do not cover, a refusal.
+
+A :class:`CloneError` stops the clone before anything is shared. The ones raised before masking starts
+(rule files, coverage, a uniqueness collision, an unsafe server setting) leave the database untouched; the
+ones raised later (a failed chunk, the PII scan) leave it half-masked or unscanned and recorded as such in
+the masking journal, so that a rerun resumes and nothing is shared in between.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from pipeline.errors import KpiError, Problem
+
+if TYPE_CHECKING:
+    from pipeline.clone.coverage import Stub
+
+__all__ = ["CloneError", "CoverageError", "RuleFileError"]
+
+
+class CloneError(KpiError):
+    """The clone cannot go on as asked; ``hint`` says what a person must do."""
+
+
+class RuleFileError(CloneError):
+    """Masking rule files break the format, or do not fit the schema; carries every problem found, not just one.
+
+    ``stubs`` holds ready-to-paste rules for columns no rule covers (see :mod:`pipeline.clone.coverage`).
+    """
+
+    def __init__(self, problems: Iterable[Problem], stubs: Iterable[Stub] = ()) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        self.stubs: tuple[Stub, ...] = tuple(stubs)
+        count = len(self.problems)
+        where = str(self.problems[0].location) if self.problems else ""
+        super().__init__(
+            f"{count} problem{'s' if count != 1 else ''} in masking rules",
+            where=where,
+            hint="fix the rule files under masking/; nothing was masked or shared",
+        )
+
+    def __str__(self) -> str:
+        lines = [f"{p}" + (f"\n  hint: {p.hint}" if p.hint else "") for p in self.problems]
+        lines.extend(str(stub) for stub in self.stubs)
+        return "\n".join(lines)
+
+
+class CoverageError(RuleFileError):
+    """Columns of the restored schema that no rule covers (or rules that do not fit it): the gate stays shut."""

@@ -1,0 +1,652 @@
+"""Masking rule files (``masking/<database>.yaml``): the format, read with the position of every key.
+
+One file per database, reviewed in pull requests like KPI files::
+
+    database: shop                      # optional: defaults to the file name
+    tables:
+      sessions: truncate                # every row goes; no column rules needed
+      audit_log:
+        delete_where: "created_at < NOW() - INTERVAL 90 DAY"
+        columns: {...}
+      users:
+        columns:
+          id: keep                      # judged safe: left as it is
+          email: email                  # u_<keyed hash>@example.invalid: unique, equal in every table
+          login: login                  # user_<keyed hash>
+          phone: phone                  # +81-90-####-####, digits from the keyed hash
+          name: hash                    # the keyed hash in hex (64 characters, or the column's length)
+          note: null                    # NULL
+          plan: {fixed: free}           # one value for every row
+          display: {sql: "CONCAT('user ', id)"}   # any expression; sees the other columns already masked
+          profile:
+            json:                       # per path inside a JSON document; the rest of it is kept
+              $.phone: phone
+              $.birthday: null
+    scan:                               # the PII scan after masking (see pipeline.clone.scan)
+      sample: 1000
+      allow_domains: [shop.example.com]
+      ignore: {products.description: [email]}
+
+Parsing is pure: :func:`parse_rules` returns the rules and every problem (``path:line:col``, a stable rule
+id, a hint, the closest valid name). Whether the rules fit the schema is :mod:`pipeline.clone.coverage`'s job.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.clone.errors import RuleFileError
+from pipeline.core.header import Header, KeyPath, Mark
+from pipeline.core.header_rules import suggest
+from pipeline.errors import Location, Problem
+
+__all__ = [
+    "DEFAULT_PHONE_FORMAT",
+    "MASKED_EMAIL_DOMAIN",
+    "ColumnRule",
+    "RuleFile",
+    "ScanSettings",
+    "Strategy",
+    "TableRule",
+    "load_rule_folder",
+    "load_rules",
+    "parse_rules",
+]
+
+
+class Strategy(StrEnum):
+    """What happens to a column. The README's table follows this order."""
+
+    KEEP = "keep"
+    NULL = "null"
+    FIXED = "fixed"
+    SQL = "sql"
+    HASH = "hash"
+    EMAIL = "email"
+    LOGIN = "login"
+    PHONE = "phone"
+    JSON = "json"
+
+
+STRATEGY_HELP: dict[Strategy, str] = {
+    Strategy.KEEP: "judged safe: the column is left as it is",
+    Strategy.NULL: "NULL in every row",
+    Strategy.FIXED: "{fixed: VALUE}: one value in every row",
+    Strategy.SQL: "{sql: EXPR}: any SQL expression; {hash} is the column's keyed hash",
+    Strategy.HASH: "the keyed hash (HMAC-SHA256) in hex; {hash: {length: 16}} keeps the first 16 characters",
+    Strategy.EMAIL: "u_<hash16>@example.invalid: unique, the same in every table",
+    Strategy.LOGIN: "user_<hash16>",
+    Strategy.PHONE: "+81-90-####-####, the digits from the keyed hash; {phone: {format: ...}}",
+    Strategy.JSON: "{json: {$.path: RULE, ...}}: rules for paths inside a JSON document, the rest kept",
+}
+MASKED_EMAIL_DOMAIN = "example.invalid"
+DEFAULT_PHONE_FORMAT = "+81-90-####-####"
+DEFAULT_GENERATED_LENGTH = 16  # hex characters of the keyed hash in email and login: 64 bits
+HASH_HEX = 64  # characters of a SHA-256 in hex
+DEFAULT_SAMPLE = 1000
+SCAN_PATTERNS = ("email", "phone", "card")
+
+# Scalars that name a strategy on their own; the others need a value ({fixed: x}, {sql: x}, {json: {...}}).
+_BARE = (Strategy.KEEP, Strategy.NULL, Strategy.HASH, Strategy.EMAIL, Strategy.LOGIN, Strategy.PHONE)
+_PATH_STRATEGIES = tuple(s for s in Strategy if s not in (Strategy.KEEP, Strategy.JSON))
+_FILE_KEYS = ("database", "tables", "scan")
+_TABLE_KEYS = ("columns", "truncate", "delete_where", "allow_triggers")
+_SCAN_KEYS = ("sample", "allow_domains", "ignore")
+_OPTIONS: dict[Strategy, tuple[str, ...]] = {
+    Strategy.HASH: ("length", "unique"),
+    Strategy.EMAIL: ("length", "unique"),
+    Strategy.LOGIN: ("length", "unique"),
+    Strategy.PHONE: ("format", "unique"),
+}
+IDENTIFIER = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
+JSON_PATH = re.compile(r"^\$(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])+$")
+PHONE_FORMAT = re.compile(r"^[0-9+\-(). #]+$")
+DOMAIN = re.compile(r"^(?:[a-z0-9-]+\.)+[a-z]{2,}$")
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    """One column's rule. ``length`` is in hex characters of the keyed hash (None: as long as the column
+    allows, at most 64); ``unique`` asks the uniqueness check for a column without a unique index."""
+
+    strategy: Strategy
+    location: Location
+    value: Any = None
+    length: int | None = None
+    format: str = DEFAULT_PHONE_FORMAT
+    unique: bool = False
+    paths: tuple[tuple[str, ColumnRule], ...] = ()
+
+    def describe(self) -> str:
+        """The rule as one would write it in the file (for the plan and for error messages)."""
+        if self.strategy is Strategy.FIXED:
+            return f"fixed {self.value!r}"
+        if self.strategy is Strategy.SQL:
+            return f"sql {self.value}"
+        if self.strategy is Strategy.JSON:
+            return "json " + ", ".join(f"{path}: {rule.describe()}" for path, rule in self.paths)
+        if self.strategy is Strategy.PHONE:
+            return f"phone {self.format}"
+        if self.length is not None:
+            return f"{self.strategy.value} (length {self.length})"
+        return self.strategy.value
+
+    def canonical(self) -> object:
+        """A plain value that changes whenever what the rule writes changes (the run digest's input)."""
+        return [
+            self.strategy.value,
+            self.value,
+            self.length,
+            self.format if self.strategy is Strategy.PHONE else None,
+            [[path, rule.canonical()] for path, rule in self.paths],
+        ]
+
+
+@dataclass(frozen=True)
+class TableRule:
+    """One table's rules. ``columns_line``/``columns_indent`` say where a stub for a new column is pasted."""
+
+    name: str
+    location: Location
+    truncate: bool = False
+    delete_where: str = ""
+    columns: Mapping[str, ColumnRule] = field(default_factory=dict)
+    allow_triggers: bool = False
+    columns_line: int = 0
+    columns_indent: int = 0
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    """The PII scan after masking: rows sampled per column, e-mail domains that are nobody's, accepted matches."""
+
+    sample: int = DEFAULT_SAMPLE
+    allow_domains: tuple[str, ...] = ()
+    ignore: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RuleFile:
+    """A parsed rule file. ``tables_line``/``table_indent`` say where a stub for a new table is pasted."""
+
+    path: str
+    database: str
+    tables: Mapping[str, TableRule]
+    scan: ScanSettings = field(default_factory=ScanSettings)
+    tables_line: int = 0
+    table_indent: int = 2
+
+    def canonical(self) -> object:
+        return [
+            self.database,
+            [
+                [t.name, t.truncate, t.delete_where, [[c, r.canonical()] for c, r in sorted(t.columns.items())]]
+                for t in sorted(self.tables.values(), key=lambda t: t.name)
+            ],
+        ]
+
+
+def load_rules(path: str | Path, database: str | None = None) -> RuleFile:
+    """Read and check one rule file; a :class:`RuleFileError` lists every problem in it."""
+    file = Path(path)
+    rules, problems = parse_rules(str(path), file.read_text(encoding="utf-8"), database)
+    if problems or rules is None:
+        raise RuleFileError(problems)
+    return rules
+
+
+def load_rule_folder(folder: str | Path) -> dict[str, RuleFile]:
+    """Every ``*.yaml`` rule file of a folder (``masking/``) by database; problems of all files in one error."""
+    problems: list[Problem] = []
+    found: dict[str, RuleFile] = {}
+    for file in sorted(Path(folder).glob("*.yaml")):
+        rules, file_problems = parse_rules(str(file), file.read_text(encoding="utf-8"))
+        problems.extend(file_problems)
+        if rules is None:
+            continue
+        if rules.database in found:
+            problems.append(
+                Problem(
+                    Location(str(file), 1, 1),
+                    "duplicate-database",
+                    f"database {rules.database} already has rules in {found[rules.database].path}",
+                    "keep one rule file per database",
+                )
+            )
+        found[rules.database] = rules
+    if problems:
+        raise RuleFileError(problems)
+    return found
+
+
+def parse_rules(path: str, text: str, database: str | None = None) -> tuple[RuleFile | None, list[Problem]]:
+    """Parse a rule file; ``database`` overrides the file's ``database`` key and its file name."""
+    document, problems = _load(path, text)
+    if document is None:
+        return None, problems
+    checker = _Checker(document, problems)
+    rules = checker.rule_file(database or "", Path(path).stem)
+    return rules, problems
+
+
+# -- YAML with positions ---------------------------------------------------------------------------------------
+
+
+class _Document(Header):
+    """A YAML document with the position of every key, and which values were spelt ``null`` on purpose."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, None, first_line=1)
+        self.spelt_null: set[KeyPath] = set()
+        self.flow: set[KeyPath] = set()
+
+
+def _load(path: str, text: str) -> tuple[_Document | None, list[Problem]]:
+    loader = yaml.SafeLoader(text)
+    problems: list[Problem] = []
+    try:
+        node = loader.get_single_node()
+        document = _Document(path)
+        if node is not None:
+            document.data = _construct(loader, node, (), document, problems)
+        return document, problems
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        reason = error.problem or str(error)
+        hint = "quote values that start with * & ! % or @, and indent with spaces: `$.phone: phone` is fine"
+        problems.append(Problem(Location(path, line, col), "yaml-syntax", f"not valid YAML: {reason}", hint))
+        return None, problems
+    finally:
+        loader.dispose()
+
+
+def _construct(loader: yaml.SafeLoader, node: yaml.Node, here: KeyPath, doc: _Document, problems: list[Problem]) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        if node.flow_style:
+            doc.flow.add(here)
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            key_path = (*here, key if isinstance(key, str | int) else str(key))
+            mark = Mark(
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+                value_node.start_mark.line + 1,
+                value_node.start_mark.column + 1,
+            )
+            if key in result:
+                problems.append(
+                    Problem(
+                        Location(doc.path, mark.key_line, mark.key_col),
+                        "duplicate-key",
+                        f"'{key}' appears twice in the same mapping",
+                        "keep one of them: YAML would silently drop the first rule",
+                    )
+                )
+            doc.marks[key_path] = mark
+            result[key] = _construct(loader, value_node, key_path, doc, problems)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for index, item_node in enumerate(node.value):
+            line, col = item_node.start_mark.line + 1, item_node.start_mark.column + 1
+            doc.marks[(*here, index)] = Mark(line, col, line, col)
+            items.append(_construct(loader, item_node, (*here, index), doc, problems))
+        return items
+    value = loader.construct_object(node, deep=True)
+    if value is None and isinstance(node, yaml.ScalarNode) and node.value.lower() == "null":
+        doc.spelt_null.add(here)  # `note: null` is the null strategy; an empty `note:` is a forgotten rule
+    return value
+
+
+# -- checks ------------------------------------------------------------------------------------------------------
+
+
+class _Checker:
+    def __init__(self, doc: _Document, problems: list[Problem]) -> None:
+        self.doc = doc
+        self.problems = problems
+
+    def report(self, key_path: KeyPath, rule: str, message: str, hint: str, *, at_key: bool = False) -> None:
+        location = self.doc.key_at(key_path) if at_key else self.doc.value_at(key_path)
+        self.problems.append(Problem(location, rule, message, hint))
+
+    def unknown_keys(self, mapping: Mapping[Any, Any], allowed: tuple[str, ...], here: KeyPath, what: str) -> None:
+        for key in mapping:
+            if key not in allowed:
+                self.report(
+                    (*here, str(key)),
+                    "unknown-key",
+                    f"unknown {what} '{key}'{suggest(str(key), allowed)}",
+                    f"allowed: {', '.join(allowed)}",
+                    at_key=True,
+                )
+
+    def rule_file(self, database: str, stem: str) -> RuleFile | None:
+        data = self.doc.data
+        if not isinstance(data, dict):
+            self.problems.append(
+                Problem(
+                    Location(self.doc.path, 1, 1),
+                    "not-mapping",
+                    "a masking rule file is a YAML mapping with a `tables:` key",
+                    "start from masking/shop.yaml: `tables:`, then one key per table with its `columns:`",
+                )
+            )
+            return None
+        self.unknown_keys(data, _FILE_KEYS, (), "key")
+        name = database or self.identifier(("database",), data.get("database", stem), "database")
+        tables: dict[str, TableRule] = {}
+        raw_tables = data.get("tables")
+        if raw_tables is None:
+            self.problems.append(
+                Problem(
+                    Location(self.doc.path, 1, 1),
+                    "missing-tables",
+                    "the rule file has no `tables:` key",
+                    "add `tables:` with one key per table of the database; `kpi clone plan` writes stubs",
+                )
+            )
+        elif isinstance(raw_tables, dict):
+            for table, value in raw_tables.items():
+                rule = self.table(str(table), value)
+                if rule is not None:
+                    tables[rule.name] = rule
+        else:
+            self.wrong_type(("tables",), "a mapping of table name → rules", raw_tables)
+        tables_mark = self.doc.marks.get(("tables",))
+        indents = [self.doc.marks[("tables", str(t))].key_col - 1 for t in tables if ("tables", t) in self.doc.marks]
+        return RuleFile(
+            path=self.doc.path,
+            database=name or stem,
+            tables=tables,
+            scan=self.scan(data.get("scan", {})),
+            tables_line=tables_mark.key_line if tables_mark and ("tables",) not in self.doc.flow else 0,
+            table_indent=min(indents) if indents else 2,
+        )
+
+    def table(self, name: str, value: Any) -> TableRule | None:
+        here: KeyPath = ("tables", name)
+        location = self.doc.key_at(here)
+        if not IDENTIFIER.match(name):
+            self.report(here, "invalid-name", f"'{name}' is not a table name", "letters, digits, _ and $", at_key=True)
+            return None
+        if isinstance(value, str) and value.strip() == "truncate":
+            return TableRule(name, location, truncate=True)
+        if not isinstance(value, dict):
+            self.report(
+                here,
+                "wrong-type",
+                f"table '{name}' must be `truncate` or a mapping with `columns:`, found {_describe(value)}",
+                "write `sessions: truncate`, or `users:` then `columns:` with one rule per column",
+            )
+            return None
+        self.unknown_keys(value, _TABLE_KEYS, here, f"key of table '{name}'")
+        truncate = self.boolean((*here, "truncate"), value.get("truncate", False))
+        allow_triggers = self.boolean((*here, "allow_triggers"), value.get("allow_triggers", False))
+        where = ""
+        if "delete_where" in value:
+            where = self.sql((*here, "delete_where"), value["delete_where"])
+        columns: dict[str, ColumnRule] = {}
+        raw = value.get("columns")
+        if truncate and (where or raw):
+            self.report(
+                (*here, "truncate"),
+                "truncate-with-rules",
+                f"table '{name}' is truncated: its `delete_where` and `columns` would never apply",
+                "keep `truncate` alone, or remove it to keep the rows",
+                at_key=True,
+            )
+        elif not truncate and raw is None:
+            self.report(
+                here,
+                "missing-columns",
+                f"table '{name}' has neither `columns:` nor `truncate`",
+                "add `columns:` with a rule for every column (`keep` counts), or `truncate: true`",
+                at_key=True,
+            )
+        if isinstance(raw, dict):
+            for column, rule_value in raw.items():
+                rule = self.column((*here, "columns", str(column)), rule_value)
+                if rule is not None:
+                    columns[str(column)] = rule
+        elif raw is not None:
+            self.wrong_type((*here, "columns"), "a mapping of column name → rule", raw)
+        mark = self.doc.marks.get((*here, "columns"))
+        column_cols = [
+            self.doc.marks[(*here, "columns", c)].key_col - 1
+            for c in columns
+            if (*here, "columns", c) in self.doc.marks
+        ]
+        block = mark is not None and (*here, "columns") not in self.doc.flow and isinstance(raw, dict)
+        return TableRule(
+            name,
+            location,
+            truncate=truncate,
+            delete_where=where,
+            columns=columns,
+            allow_triggers=allow_triggers,
+            columns_line=mark.key_line if block and mark else 0,
+            columns_indent=min(column_cols) if column_cols else (mark.key_col + 1 if mark else 0),
+        )
+
+    def column(self, here: KeyPath, value: Any, *, in_json: bool = False) -> ColumnRule | None:
+        location = self.doc.value_at(here)
+        what = f"path '{here[-1]}'" if in_json else f"column '{here[-1]}'"
+        allowed = [s.value for s in (_PATH_STRATEGIES if in_json else Strategy)]
+        if value is None and here in self.doc.spelt_null:
+            return ColumnRule(Strategy.NULL, location)
+        if value is None:
+            self.report(
+                here,
+                "empty-rule",
+                f"{what} has no rule",
+                f"write one of: {', '.join(allowed)} (`keep` if the column was judged safe)",
+                at_key=True,
+            )
+            return None
+        if isinstance(value, str):
+            name = value.strip()
+            strategy = self.strategy(here, name, allowed)
+            if strategy is None:
+                return None
+            if strategy not in _BARE:
+                self.report(
+                    here,
+                    "missing-value",
+                    f"`{name}` needs a value: {STRATEGY_HELP[strategy]}",
+                    f"write it as a mapping, e.g. `{here[-1]}: {{{name}: ...}}`",
+                )
+                return None
+            return ColumnRule(strategy, location, length=self.default_length(strategy))
+        if isinstance(value, dict):
+            if len(value) != 1:
+                self.report(
+                    here,
+                    "one-strategy",
+                    f"{what} must have exactly one strategy, found {len(value)} keys: {', '.join(map(str, value))}",
+                    f"one of: {', '.join(allowed)}; options go inside it, e.g. {{email: {{length: 20}}}}",
+                )
+                return None
+            ((key, options),) = value.items()
+            strategy = self.strategy((*here, str(key)), str(key), allowed, at_key=True)
+            if strategy is None:
+                return None
+            return self.options((*here, str(key)), strategy, options, location)
+        self.report(
+            here,
+            "wrong-type",
+            f"{what} must be a strategy name or a `{{strategy: options}}` mapping, found {_describe(value)}",
+            f"one of: {', '.join(allowed)}",
+        )
+        return None
+
+    def strategy(self, here: KeyPath, name: str, allowed: list[str], *, at_key: bool = False) -> Strategy | None:
+        if name in allowed:
+            return Strategy(name)
+        extra = " (json rules apply to whole columns)" if name == "json" else ""
+        self.report(
+            here,
+            "unknown-strategy",
+            f"unknown strategy '{name}'{suggest(name, allowed)}{extra}",
+            f"allowed: {', '.join(allowed)}",
+            at_key=at_key,
+        )
+        return None
+
+    def default_length(self, strategy: Strategy) -> int | None:
+        return DEFAULT_GENERATED_LENGTH if strategy in (Strategy.EMAIL, Strategy.LOGIN) else None
+
+    def options(self, here: KeyPath, strategy: Strategy, options: Any, location: Location) -> ColumnRule | None:
+        if strategy is Strategy.FIXED:
+            if options is None:
+                self.report(here, "missing-value", "`fixed` needs a value", "to set NULL, write `null` alone")
+                return None
+            return ColumnRule(strategy, location, value=options)
+        if strategy is Strategy.SQL:
+            expression = self.sql(here, options)
+            return ColumnRule(strategy, location, value=expression) if expression else None
+        if strategy is Strategy.JSON:
+            return self.json_paths(here, options, location)
+        if strategy is Strategy.PHONE and isinstance(options, str):
+            options = {"format": options}
+        if options is None or options == {}:
+            return ColumnRule(strategy, location, length=self.default_length(strategy))
+        if strategy not in _OPTIONS:
+            self.report(here, "no-options", f"`{strategy.value}` takes no options", f"write `{strategy.value}` alone")
+            return None
+        if not isinstance(options, dict):
+            self.wrong_type(here, f"a mapping of options ({', '.join(_OPTIONS[strategy])})", options)
+            return None
+        self.unknown_keys(options, _OPTIONS[strategy], here, f"option of {strategy.value}")
+        unique = self.boolean((*here, "unique"), options.get("unique", False))
+        if strategy is Strategy.PHONE:
+            return ColumnRule(strategy, location, format=self.phone_format(here, options), unique=unique)
+        length = options.get("length", self.default_length(strategy))
+        if length is not None and (isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= 64):
+            self.report(
+                (*here, "length"),
+                "invalid-length",
+                f"length must be a whole number from 1 to 64 (hex characters of the hash), found {length!r}",
+                "16 characters (64 bits) keep a billion values apart with a collision chance near 3%; 20 near 0",
+            )
+            length = self.default_length(strategy)
+        return ColumnRule(strategy, location, length=length, unique=unique)
+
+    def phone_format(self, here: KeyPath, options: Mapping[str, Any]) -> str:
+        value = options.get("format", DEFAULT_PHONE_FORMAT)
+        digits = value.count("#") if isinstance(value, str) else 0
+        if not isinstance(value, str) or not PHONE_FORMAT.match(value) or not 4 <= digits <= 17:
+            self.report(
+                (*here, "format"),
+                "invalid-format",
+                f"phone format must be digits, + - ( ) . spaces and 4 to 17 '#', found {value!r}",
+                f"each # is a digit from the keyed hash, e.g. {DEFAULT_PHONE_FORMAT!r}",
+            )
+            return DEFAULT_PHONE_FORMAT
+        return value
+
+    def json_paths(self, here: KeyPath, options: Any, location: Location) -> ColumnRule | None:
+        if not isinstance(options, dict) or not options:
+            self.wrong_type(here, "a mapping of JSON path → rule, e.g. {$.phone: phone}", options)
+            return None
+        paths: list[tuple[str, ColumnRule]] = []
+        for path, rule_value in options.items():
+            key_path = (*here, str(path))
+            if not JSON_PATH.match(str(path)):
+                self.report(
+                    key_path,
+                    "invalid-path",
+                    f"'{path}' is not a JSON path this engine applies",
+                    "$ then .key or [index] steps, no wildcards: $.phone, $.address.line1, $.phones[0]",
+                    at_key=True,
+                )
+                continue
+            rule = self.column(key_path, rule_value, in_json=True)
+            if rule is not None:
+                paths.append((str(path), rule))
+        return ColumnRule(Strategy.JSON, location, paths=tuple(paths)) if paths else None
+
+    def sql(self, here: KeyPath, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            self.wrong_type(here, "a SQL expression in quotes", value)
+            return ""
+        if ";" in value:
+            self.report(here, "sql-statement", "a rule is one SQL expression, not statements", "remove the ';'")
+            return ""
+        return value.strip()
+
+    def boolean(self, here: KeyPath, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        self.wrong_type(here, "true or false", value)
+        return False
+
+    def identifier(self, here: KeyPath, value: Any, what: str) -> str:
+        if isinstance(value, str) and IDENTIFIER.match(value):
+            return value
+        self.report(here, "invalid-name", f"{value!r} is not a {what} name", "letters, digits, _ and $")
+        return ""
+
+    def scan(self, value: Any) -> ScanSettings:
+        if not isinstance(value, dict):
+            self.wrong_type(("scan",), "a mapping (sample, allow_domains, ignore)", value)
+            return ScanSettings()
+        self.unknown_keys(value, _SCAN_KEYS, ("scan",), "scan key")
+        sample = value.get("sample", DEFAULT_SAMPLE)
+        if isinstance(sample, bool) or not isinstance(sample, int) or sample < 1:
+            self.report(("scan", "sample"), "invalid-value", f"sample must be 1 or more, found {sample!r}", "e.g. 1000")
+            sample = DEFAULT_SAMPLE
+        domains = value.get("allow_domains", [])
+        if not isinstance(domains, list) or not all(isinstance(d, str) and DOMAIN.match(d.lower()) for d in domains):
+            self.wrong_type(("scan", "allow_domains"), "a list of domain names, e.g. [shop.example.com]", domains)
+            domains = []
+        ignore: dict[tuple[str, str], frozenset[str]] = {}
+        raw = value.get("ignore", {})
+        if not isinstance(raw, dict):
+            self.wrong_type(("scan", "ignore"), "a mapping of table.column → [patterns]", raw)
+            raw = {}
+        for target, patterns in raw.items():
+            here = ("scan", "ignore", str(target))
+            table, _, column = str(target).partition(".")
+            names = [patterns] if isinstance(patterns, str) else patterns
+            if not column or not isinstance(names, list) or not all(p in SCAN_PATTERNS for p in names):
+                self.report(
+                    here,
+                    "invalid-ignore",
+                    f"scan.ignore wants `table.column: [patterns]`, found {target}: {patterns!r}",
+                    f"patterns: {', '.join(SCAN_PATTERNS)}",
+                    at_key=True,
+                )
+                continue
+            ignore[(table, column)] = frozenset(names)
+        return ScanSettings(sample, tuple(d.lower() for d in domains), ignore)
+
+    def wrong_type(self, here: KeyPath, expected: str, value: Any) -> None:
+        self.report(
+            here, "wrong-type", f"'{_dotted(here)}' must be {expected}, found {_describe(value)}", f"write {expected}"
+        )
+
+
+def _dotted(key_path: KeyPath) -> str:
+    return ".".join(str(part) for part in key_path)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (true/false)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{value!r}"
