@@ -40,10 +40,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.clone.errors import RuleFileError
-from pipeline.core.header import Header, KeyPath, Mark
+from pipeline.core.header import Header, KeyPath
+from pipeline.core.header import parse as parse_yaml
 from pipeline.core.header_rules import suggest
 from pipeline.errors import Location, Problem
 
@@ -236,82 +235,23 @@ def parse_rules(path: str, text: str, database: str | None = None) -> tuple[Rule
     return rules, problems
 
 
-# -- YAML with positions ---------------------------------------------------------------------------------------
+# -- YAML with positions: the KPI header's reader (pipeline/core/header.py), for a whole file ----------------
 
 
-class _Document(Header):
-    """A YAML document with the position of every key, and which values were spelt ``null`` on purpose."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__(path, None, first_line=1)
-        self.spelt_null: set[KeyPath] = set()
-        self.flow: set[KeyPath] = set()
+_SYNTAX_HINT = "quote values that start with * & ! % or @, and indent with spaces: `$.phone: phone` is fine"
 
 
-def _load(path: str, text: str) -> tuple[_Document | None, list[Problem]]:
-    loader = yaml.SafeLoader(text)
-    problems: list[Problem] = []
-    try:
-        node = loader.get_single_node()
-        document = _Document(path)
-        if node is not None:
-            document.data = _construct(loader, node, (), document, problems)
-        return document, problems
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        reason = error.problem or str(error)
-        hint = "quote values that start with * & ! % or @, and indent with spaces: `$.phone: phone` is fine"
-        problems.append(Problem(Location(path, line, col), "yaml-syntax", f"not valid YAML: {reason}", hint))
-        return None, problems
-    finally:
-        loader.dispose()
-
-
-def _construct(loader: yaml.SafeLoader, node: yaml.Node, here: KeyPath, doc: _Document, problems: list[Problem]) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        if node.flow_style:
-            doc.flow.add(here)
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            key_path = (*here, key if isinstance(key, str | int) else str(key))
-            mark = Mark(
-                key_node.start_mark.line + 1,
-                key_node.start_mark.column + 1,
-                value_node.start_mark.line + 1,
-                value_node.start_mark.column + 1,
-            )
-            if key in result:
-                problems.append(
-                    Problem(
-                        Location(doc.path, mark.key_line, mark.key_col),
-                        "duplicate-key",
-                        f"'{key}' appears twice in the same mapping",
-                        "keep one of them: YAML would silently drop the first rule",
-                    )
-                )
-            doc.marks[key_path] = mark
-            result[key] = _construct(loader, value_node, key_path, doc, problems)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for index, item_node in enumerate(node.value):
-            line, col = item_node.start_mark.line + 1, item_node.start_mark.column + 1
-            doc.marks[(*here, index)] = Mark(line, col, line, col)
-            items.append(_construct(loader, item_node, (*here, index), doc, problems))
-        return items
-    value = loader.construct_object(node, deep=True)
-    if value is None and isinstance(node, yaml.ScalarNode) and node.value.lower() == "null":
-        doc.spelt_null.add(here)  # `note: null` is the null strategy; an empty `note:` is a forgotten rule
-    return value
+def _load(path: str, text: str) -> tuple[Header | None, list[Problem]]:
+    """``note: null`` (spelt null) is the null strategy, an empty ``note:`` a forgotten rule: the reader keeps
+    which values were written ``null``, and which mappings inline."""
+    return parse_yaml(path, text, 1, what="rule file", syntax_hint=_SYNTAX_HINT)
 
 
 # -- checks ------------------------------------------------------------------------------------------------------
 
 
 class _Checker:
-    def __init__(self, doc: _Document, problems: list[Problem]) -> None:
+    def __init__(self, doc: Header, problems: list[Problem]) -> None:
         self.doc = doc
         self.problems = problems
 

@@ -1,4 +1,4 @@
-"""Read a KPI header's YAML while remembering where every key and value stands in the file.
+"""Read YAML — a KPI header, a masking rule file — while remembering where every key and value stands in the file.
 
 PyYAML's composed node tree carries marks (line and column) that the plain ``safe_load`` throws away. The
 spec checker needs them so that each problem points at the exact key, as a compiler would. PyYAML also keeps
@@ -35,6 +35,8 @@ class Header:
     data: Any
     marks: dict[KeyPath, Mark] = field(default_factory=dict)
     first_line: int = 2
+    spelt_null: set[KeyPath] = field(default_factory=set)  # values written `null` (an empty value is not)
+    flow: set[KeyPath] = field(default_factory=set)  # mappings written inline, `{type: DATE}`
 
     def key_at(self, key_path: KeyPath) -> Location:
         """The location of a key (or of the header itself when the path is unknown)."""
@@ -70,28 +72,42 @@ _YAML_HINTS = {
 }
 
 
-def parse(path: str, text: str, first_line: int) -> tuple[Header | None, list[Problem]]:
-    """Parse header YAML whose first line is file line ``first_line``; problems carry file positions."""
+def parse(
+    path: str,
+    text: str,
+    first_line: int,
+    *,
+    what: str = "header",
+    syntax_hint: str = "fix the YAML syntax of the header",
+) -> tuple[Header | None, list[Problem]]:
+    """Parse YAML whose first line is file line ``first_line``; problems carry file positions. ``what`` names the
+    document in messages; ``syntax_hint`` is the hint for a syntax error no specific hint covers."""
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
         header = Header(path, None, first_line=first_line)
         problems: list[Problem] = []
         if node is not None:
-            header.data = _construct(loader, node, (), header, problems)
+            header.data = _construct(loader, node, (), header, problems, what)
         return header, problems
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, col = (mark.line + first_line, mark.column + 1) if mark else (first_line, 1)
         reason = error.problem or str(error)
-        hint = next((h for key, h in _YAML_HINTS.items() if key in reason), "fix the YAML syntax of the header")
-        return None, [Problem(Location(path, line, col), "yaml-syntax", f"header is not valid YAML: {reason}", hint)]
+        fallback = syntax_hint or f"fix the YAML syntax of the {what}"
+        specific = _YAML_HINTS if what == "header" else {}  # their examples are header keys
+        hint = next((h for key, h in specific.items() if key in reason), fallback)
+        return None, [Problem(Location(path, line, col), "yaml-syntax", f"{what} is not valid YAML: {reason}", hint)]
     finally:
         loader.dispose()
 
 
-def _construct(loader: yaml.SafeLoader, node: yaml.Node, here: KeyPath, header: Header, problems: list[Problem]) -> Any:
+def _construct(
+    loader: yaml.SafeLoader, node: yaml.Node, here: KeyPath, header: Header, problems: list[Problem], what: str
+) -> Any:
     if isinstance(node, yaml.MappingNode):
+        if node.flow_style:
+            header.flow.add(here)
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
@@ -107,12 +123,12 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, here: KeyPath, header: 
                     Problem(
                         Location(header.path, mark.key_line, mark.key_col),
                         "duplicate-key",
-                        f"key '{key}' appears twice in the header",
+                        f"key '{key}' appears twice in the {what}",
                         "keep one of them: YAML would silently drop the first value",
                     )
                 )
             header.marks[key_path] = mark
-            result[key] = _construct(loader, value_node, key_path, header, problems)
+            result[key] = _construct(loader, value_node, key_path, header, problems, what)
         return result
     if isinstance(node, yaml.SequenceNode):
         items = []
@@ -120,11 +136,14 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, here: KeyPath, header: 
             start = item_node.start_mark
             line, col = start.line + header.first_line, start.column + 1
             header.marks[(*here, index)] = Mark(line, col, line, col)
-            items.append(_construct(loader, item_node, (*here, index), header, problems))
+            items.append(_construct(loader, item_node, (*here, index), header, problems, what))
         return items
     try:
-        return loader.construct_object(node, deep=True)
+        value = loader.construct_object(node, deep=True)
     except ValueError:
-        # A scalar that looks like a timestamp but is not one (2024-13-01) stays text, so that the spec
-        # checker can report it as an invalid date at its position instead of YAML crashing.
+        # A scalar that looks like a timestamp but is not one (2024-13-01) stays text, so that the checker can
+        # report it as an invalid date at its position instead of YAML crashing.
         return loader.construct_scalar(node)  # type: ignore[arg-type]
+    if value is None and isinstance(node, yaml.ScalarNode) and node.value.lower() == "null":
+        header.spelt_null.add(here)
+    return value
