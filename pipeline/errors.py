@@ -15,6 +15,7 @@ __all__ = [
     "KpiError",
     "Location",
     "Problem",
+    "ProblemsError",
     "RenderError",
     "SpecError",
     "UsageError",
@@ -96,22 +97,25 @@ class RenderError(KpiError):
     """A KPI cannot be rendered for the requested interval or parameters."""
 
 
-class SpecError(KpiError):
-    """A KPI file (header or SQL) breaks the rules of the format; carries every problem found, not just one."""
+class ProblemsError(KpiError):
+    """A file (or files) breaking a format's rules: carries every problem found, not just one, and prints each
+    with its position and hint — KPI files here, masking rule files in the clone module."""
 
-    def __init__(self, problems: Iterable[Problem]) -> None:
+    def __init__(self, problems: Iterable[Problem], *, what: str, hint: str) -> None:
         self.problems: tuple[Problem, ...] = tuple(problems)
         count = len(self.problems)
         where = str(self.problems[0].location) if self.problems else ""
-        super().__init__(
-            f"{count} problem{'s' if count != 1 else ''} in KPI files",
-            where=where,
-            hint="run `kpi check` to see them all",
-        )
+        super().__init__(f"{count} problem{'s' if count != 1 else ''} in {what}", where=where, hint=hint)
 
     def __str__(self) -> str:
-        lines = [f"{p}" + (f"\n  hint: {p.hint}" if p.hint else "") for p in self.problems]
-        return "\n".join(lines)
+        return "\n".join(f"{p}" + (f"\n  hint: {p.hint}" if p.hint else "") for p in self.problems)
+
+
+class SpecError(ProblemsError):
+    """A KPI file (header or SQL) breaks the rules of the format."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        super().__init__(problems, what="KPI files", hint="run `kpi check` to see them all")
 
 
 class SourceError(KpiError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from pipeline.errors import KpiError, Problem
+from pipeline.errors import KpiError, Problem, ProblemsError
 
 if TYPE_CHECKING:
     from pipeline.clone.coverage import Stub
@@ -23,27 +23,20 @@ class CloneError(KpiError):
     """The clone cannot go on as asked; ``hint`` says what a person must do."""
 
 
-class RuleFileError(CloneError):
-    """Masking rule files break the format, or do not fit the schema; carries every problem found, not just one.
+class RuleFileError(ProblemsError, CloneError):
+    """Masking rule files break the format, or do not fit the schema.
 
     ``stubs`` holds ready-to-paste rules for columns no rule covers (see :mod:`pipeline.clone.coverage`).
     """
 
     def __init__(self, problems: Iterable[Problem], stubs: Iterable[Stub] = ()) -> None:
-        self.problems: tuple[Problem, ...] = tuple(problems)
         self.stubs: tuple[Stub, ...] = tuple(stubs)
-        count = len(self.problems)
-        where = str(self.problems[0].location) if self.problems else ""
-        super().__init__(
-            f"{count} problem{'s' if count != 1 else ''} in masking rules",
-            where=where,
-            hint="fix the rule files under masking/; nothing was masked or shared",
-        )
+        hint = "fix the rule files under masking/; nothing was masked or shared"
+        super().__init__(problems, what="masking rules", hint=hint)
 
     def __str__(self) -> str:
-        lines = [f"{p}" + (f"\n  hint: {p.hint}" if p.hint else "") for p in self.problems]
-        lines.extend(str(stub) for stub in self.stubs)
-        return "\n".join(lines)
+        problems = [super().__str__()] if self.problems else []
+        return "\n".join([*problems, *(str(stub) for stub in self.stubs)])
 
 
 class CoverageError(RuleFileError):
