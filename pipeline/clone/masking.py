@@ -39,13 +39,30 @@ from pipeline.clone.scan import Finding, scan, scan_targets
 from pipeline.clone.sql import KeyPads, chunk_end, chunk_range, chunk_update, masked_pattern, quote, whole_update
 from pipeline.errors import Problem
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "MaskingReport", "TableReport", "journal_state", "mask", "plan_masking"]
+__all__ = [
+    "DEFAULT_CHUNK_ROWS",
+    "MaskingPaused",
+    "MaskingReport",
+    "TableReport",
+    "journal_state",
+    "mask",
+    "plan_masking",
+]
 
 DEFAULT_CHUNK_ROWS = 5000
 LOCK_WAIT_SECONDS = 10
 PROBE_ROWS = 50
 _TRANSIENT = {1205, 1213, 2006, 2013, 2003}  # lock wait, deadlock, gone away, lost, cannot connect
 ChunkCallback = Callable[[str, TableProgress], None]
+
+
+class MaskingPaused(Exception):
+    """``stop_at`` passed between two chunks: the run stopped cleanly, and the next one resumes after the last
+    committed chunk (a Lambda masks for at most 15 minutes at a time)."""
+
+    def __init__(self, database: str, table: str, progress: TableProgress) -> None:
+        super().__init__(f"masking {database} paused in table {table} after {progress.chunks} chunks")
+        self.database, self.table, self.progress = database, table, progress
 
 
 @dataclass
@@ -110,17 +127,21 @@ def mask(
     marker: CompletionMarker | None = None,
     pause: float = 0.0,
     on_chunk: ChunkCallback | None = None,
+    stop_at: float | None = None,
 ) -> MaskingReport:
     """Mask the database ``rules.database`` in place over ``connection`` (pymysql, to the temporary cluster).
 
     ``key`` is the HMAC key (bytes from Secrets Manager); ``pause`` sleeps between chunks to spare a busy
-    server; ``on_chunk`` is told of every committed chunk. Raises :class:`CloneError` (or its subclasses
-    :class:`~pipeline.clone.errors.CoverageError`, :class:`~pipeline.clone.errors.RuleFileError`).
+    server; ``on_chunk`` is told of every committed chunk; past ``stop_at`` (a ``time.monotonic()`` value)
+    the run stops after the chunk it is in and raises :class:`MaskingPaused`. Raises :class:`CloneError` (or
+    its subclasses :class:`~pipeline.clone.errors.CoverageError`, :class:`~pipeline.clone.errors.RuleFileError`).
     """
     if chunk_rows < 1:
         raise CloneError(f"chunk_rows must be 1 or more, found {chunk_rows}")
     started = time.monotonic()
     pads = KeyPads.from_key(key)
+    if stop_at is not None:
+        on_chunk = _stopping(rules.database, stop_at, on_chunk)
     try:
         report = _run(connection, rules, pads, chunk_rows, marker, pause, on_chunk)
         connection.commit()  # ends the last read snapshot: no metadata lock outlives the run
@@ -129,6 +150,16 @@ def mask(
         raise
     report.seconds = time.monotonic() - started
     return report
+
+
+def _stopping(database: str, stop_at: float, on_chunk: ChunkCallback | None) -> ChunkCallback:
+    def check(table: str, progress: TableProgress) -> None:
+        if on_chunk is not None:
+            on_chunk(table, progress)
+        if time.monotonic() >= stop_at:
+            raise MaskingPaused(database, table, progress)
+
+    return check
 
 
 def _run(
@@ -178,6 +209,9 @@ def _locked_run(
     if marker is not None:
         finished = marker.finished()
         if finished == digest:
+            journal = Journal(database)
+            if journal.exists(cursor):  # stopped between recording the marker and dropping the journal
+                journal.drop(cursor)
             return done
         if finished:
             raise CloneError(

@@ -1,0 +1,195 @@
+"""``kpi clone plan|run|status|abort``: production's database, masked, into staging, behind the coverage gate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+from pipeline.cli.app import EXIT_FAILED, cli
+from pipeline.cli.output import print_json, stderr, stdout
+from pipeline.errors import UsageError
+
+
+@cli.group()
+def clone() -> None:
+    """Copy production's database into staging, masked, and switch staging's DNS record to it.
+
+    Masking rules live in masking/<database>.yaml (README: Cloning production into staging). The AWS side
+    reads [clone] from kpi.toml (KPI_CONFIG) and KPI_CLONE_* variables.
+
+    \b
+    Examples:
+      kpi clone plan                                   # the rule files, checked
+      kpi clone plan --url mysql://root@127.0.0.1:3306/   # ... against a server's schema: the coverage gate
+      kpi clone run                                    # start the deployed state machine
+      kpi clone status
+    """
+
+
+@clone.command("plan")
+@click.option("--url", metavar="MYSQL_URL", help="A server whose schema to check the rules against (a copy, a dev DB).")
+@click.option(
+    "--rules",
+    "folder",
+    type=click.Path(path_type=Path),
+    default=Path("masking"),
+    show_default=True,
+    envvar="KPI_CLONE_RULES",
+    help="Folder of masking rule files (env: KPI_CLONE_RULES).",
+)
+@click.option("--write", is_flag=True, help="Add the stubs of uncovered columns to the rule files (and new files).")
+def plan_command(url: str | None, folder: Path, write: bool) -> None:
+    """Check the masking rules; with --url, run the coverage gate and print what masking would do.
+
+    Every column of every database on the server must be covered by a rule (keep counts): a column no rule
+    covers fails the gate, and the stub to paste is printed (--write adds it for you to review). Reads
+    information_schema only; writes nothing to the server.
+    """
+    from pipeline.clone import load_rule_folder
+
+    rules = load_rule_folder(folder)
+    console = stdout()
+    if not url:
+        for database, file in sorted(rules.items()):
+            console.print(f"{escape(file.path)}: database {escape(database)}, {len(file.tables)} tables")
+        console.print(f"{len(rules)} rule files fit the format; pass --url to check them against a schema")
+        return
+    if not _gate(url, folder, rules, write):
+        raise SystemExit(EXIT_FAILED)
+
+
+def _gate(url: str, folder: Path, rules: dict[str, Any], write: bool) -> bool:
+    from pipeline.clone import CoverageError, apply_stubs, check_databases, new_rule_file, plan_masking
+    from pipeline.clone.mysql import list_databases, read_schema
+
+    console, ok = stdout(), True
+    connection = _connect(url)
+    try:
+        with connection.cursor() as cursor:
+            databases = list_databases(cursor)
+            for problem in check_databases(databases, rules, str(folder)):
+                ok = False
+                stderr().print(escape(str(problem)))
+                name = Path(problem.location.path).stem
+                if write and problem.rule == "unclassified-database":
+                    path = folder / f"{name}.yaml"
+                    path.write_text(new_rule_file(read_schema(cursor, name), str(folder)), encoding="utf-8")
+                    stderr().print(f"wrote {escape(str(path))}: review every guess before committing it")
+        for database in databases:
+            if database not in rules:
+                continue
+            try:
+                console.print(escape(plan_masking(connection, rules[database]).text()))
+            except CoverageError as error:
+                ok = False
+                stderr().print(escape(str(error)))
+                if write and error.stubs:
+                    path = Path(rules[database].path)
+                    path.write_text(apply_stubs(path.read_text(encoding="utf-8"), error.stubs), encoding="utf-8")
+                    stderr().print(f"added {len(error.stubs)} stubs to {escape(str(path))}: review them")
+    finally:
+        connection.close()
+    console.print("coverage gate: " + ("[green]open[/]" if ok else "[red]shut[/] (nothing would be masked or shared)"))
+    return ok
+
+
+def _connect(url: str) -> Any:
+    import pymysql
+
+    from pipeline.clone import CloneError
+    from pipeline.sources.mysql import parse_mysql_url
+
+    settings = parse_mysql_url(url)
+    try:
+        return pymysql.connect(
+            host=settings.host,
+            port=settings.port,
+            user=settings.user,
+            password=settings.password or "",
+            charset="utf8mb4",
+            connect_timeout=10,
+        )
+    except pymysql.MySQLError as error:
+        raise CloneError(f"cannot connect to {settings.display}: {error}", hint="check the URL") from None
+
+
+@clone.command("run")
+@click.option("--run", "run_id", metavar="RUN", help="Resume this run (e.g. 20261128-2134) instead of a new one.")
+def run_command(run_id: str | None) -> None:
+    """Start the deployed clone state machine (state_machine in [clone], or KPI_CLONE_STATE_MACHINE).
+
+    A new run checks its guards first (accounts, the minimum interval, no clone in flight). A run that failed
+    or was stopped resumes from where it was with --run: every step finds what the last attempt made by its
+    tags, and nothing is masked twice.
+    """
+    import boto3
+    import botocore.exceptions
+
+    from pipeline.clone import CloneError
+    from pipeline.clone.config import load_config
+    from pipeline.clone.names import parse_run_id
+
+    config = load_config()
+    if not config.state_machine:
+        raise UsageError(
+            "no clone state machine is configured",
+            hint="set state_machine = <ARN> in [clone] (the stack output CloneStateMachineArn), or "
+            "KPI_CLONE_STATE_MACHINE",
+        )
+    payload = {"run": parse_run_id(run_id)} if run_id else {}
+    try:
+        region = config.state_machine.split(":")[3] if config.state_machine.count(":") >= 5 else None
+        client = boto3.client("stepfunctions", region_name=region)
+        started = client.start_execution(stateMachineArn=config.state_machine, input=json.dumps(payload))
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+        raise CloneError(
+            f"cannot start the clone state machine: {error}",
+            where=config.state_machine,
+            hint="check the ARN and that your credentials may states:StartExecution on it",
+        ) from None
+    stdout().print(f"started {escape(str(started['executionArn']))}")
+    stdout().print("follow it with `kpi clone status` or in the Step Functions console")
+
+
+@clone.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status_command(as_json: bool) -> None:
+    """Every clone run with resources in either account, and where staging's DNS record points."""
+    from pipeline.clone.config import load_config
+    from pipeline.clone.workflow import CloneWorkflow
+
+    status = CloneWorkflow(load_config()).status()
+    if as_json:
+        print_json(status)
+        return
+    table = Table("run", "temporary cluster", "masked snapshot", "staging cluster", "live", "retired at")
+    for row in status["runs"]:
+        table.add_row(
+            row["run"],
+            row["temporary_cluster"] or "-",
+            row["masked_snapshot"] or "-",
+            escape(row["staging_cluster"]) or "-",
+            "[green]yes[/]" if row["live"] else "",
+            row["retired_at"],
+        )
+    stdout().print(table)
+    stdout().print(f"{escape(status['record'])} → {escape(status['points_to'] or '(no record)')}")
+
+
+@clone.command("abort")
+@click.argument("run_id", metavar="RUN")
+def abort_command(run_id: str) -> None:
+    """Delete what run RUN created (never the staging cluster DNS points to, never anything untagged).
+
+    Deleting a cluster takes minutes: run it again until it says the run was removed.
+    """
+    from pipeline.clone.config import load_config
+    from pipeline.clone.workflow import CloneWorkflow
+
+    progress = CloneWorkflow(load_config()).abort(run_id)
+    stdout().print(escape(progress.message))

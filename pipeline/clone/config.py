@@ -1,0 +1,244 @@
+"""The ``[clone]`` table of ``kpi.toml`` (``KPI_CONFIG`` or ``./kpi.toml``), with ``KPI_CLONE_*`` variables on top.
+
+The Lambdas are configured by the variables alone: ``KPI_CLONE_<KEY>`` for every key (lists comma-separated).
+Nothing here talks to AWS: every value is checked for its shape (account ids, ARNs, numbers) and the guards that
+need no AWS call run here too — the production and staging accounts must differ, the staging role must live in
+the staging account — so a mistake is a :class:`~pipeline.clone.errors.CloneError` naming the key before a
+single API call.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from pipeline.clone.errors import CloneError
+
+__all__ = ["SNAPSHOT_MODES", "CloneConfig", "config_from_table", "load_config"]
+
+CONFIG_FILE = "kpi.toml"
+ENV_PREFIX = "KPI_CLONE_"
+SNAPSHOT_MODES = ("latest", "take", "clone")
+_ACCOUNT = re.compile(r"\d{12}")
+_ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::(\d{12}):role/[\w+=,.@/-]+")
+_IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,39}")  # leaves room for the run id in cluster names
+_EXAMPLE = """[clone]
+source_account = "111111111111"            # production: where the snapshot is masked
+source_cluster = "shop-prod"
+subnet_group = "shop-prod-private"         # for the temporary cluster
+worker_security_group = "sg-0123…"         # the clone-database Lambda's security group
+masking_key_secret = "kpi/clone-masking-key"
+kms_key = "arn:aws:kms:ap-northeast-1:111111111111:key/…"   # customer-managed, granted to staging
+target_account = "222222222222"            # staging
+target_role_arn = "arn:aws:iam::222222222222:role/kpi-clone-staging"
+target_subnet_group = "shop-staging-private"
+target_security_groups = ["sg-0abc…"]
+hosted_zone_id = "Z0123456789ABC"          # private zone in staging
+record_name = "db.staging.internal\""""
+
+
+@dataclass(frozen=True)
+class CloneConfig:
+    """Where a clone comes from, where it goes, and the limits it keeps."""
+
+    source_account: str
+    source_cluster: str
+    subnet_group: str
+    worker_security_group: str
+    masking_key_secret: str
+    target_account: str
+    target_role_arn: str
+    target_subnet_group: str
+    target_security_groups: tuple[str, ...]
+    hosted_zone_id: str
+    record_name: str
+    snapshot: str = "latest"  # newest snapshot of source_cluster | take one | Aurora copy-on-write clone
+    kms_key: str = ""  # customer-managed key granted to target_account; "" only if snapshots are unencrypted
+    instance_class: str = "db.r6g.large"
+    cluster_parameter_group: str = ""  # one with binlog off, for the temporary cluster
+    rules: str = "masking"
+    target_cluster_prefix: str = "staging-db"
+    target_instance_class: str = "db.r6g.large"
+    target_cluster_parameter_group: str = ""
+    record_ttl: int = 60
+    health_query: str = "SELECT 1"
+    grace_hours: int = 24
+    min_interval_hours: int = 12
+    poll_seconds: int = 60  # between two looks at a cluster or snapshot being made
+    state_machine: str = ""  # the deployed clone state machine, for `kpi clone run`
+    origin: str = "the defaults"
+
+    @property
+    def target_role_account(self) -> str:
+        match = _ROLE_ARN.fullmatch(self.target_role_arn)
+        return match.group(1) if match else ""
+
+
+_REQUIRED = tuple(f.name for f in fields(CloneConfig) if f.default is MISSING)
+_KEYS = tuple(f.name for f in fields(CloneConfig) if f.name != "origin")
+_LISTS = {"target_security_groups"}
+_NUMBERS = {
+    "poll_seconds": (0, 3600),
+    "record_ttl": (1, 86400),
+    "grace_hours": (0, 24 * 30),
+    "min_interval_hours": (0, 24 * 365),
+}
+_HINTS = {
+    "source_account": "the production account id, quoted: `aws sts get-caller-identity` prints it",
+    "target_account": "the staging account id, quoted; it must differ from source_account",
+    "target_role_arn": "the role the clone assumes in staging, e.g. arn:aws:iam::222222222222:role/kpi-clone-staging",
+    "snapshot": f"one of {', '.join(SNAPSHOT_MODES)}",
+    "source_cluster": "the production Aurora cluster identifier",
+    "target_cluster_prefix": "letters, digits and hyphens, starting with a letter, at most 40 characters",
+}
+
+
+def load_config(path: Path | None = None, *, environ: Mapping[str, str] | None = None) -> CloneConfig:
+    """The ``[clone]`` table of ``path`` (default ``KPI_CONFIG`` or ``./kpi.toml``) with the ``KPI_CLONE_*``
+    variables applied on top, checked."""
+    environ = os.environ if environ is None else environ
+    path = path or Path(environ.get("KPI_CONFIG") or CONFIG_FILE)
+    table: dict[str, Any] = {}
+    origin = "KPI_CLONE_* variables"
+    if path.is_file():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise CloneError(f"cannot read {path}: {error}", hint="fix the TOML syntax") from None
+        found = data.get("clone", {})
+        if not isinstance(found, dict):
+            raise CloneError(f"{path}: clone is not a table", hint=f"write it as a table:\n{_EXAMPLE}")
+        table = dict(found)
+        origin = f"{path} [clone]" + (" + KPI_CLONE_* variables" if _variables(environ) else "")
+    table.update(_variables(environ))
+    if not table:
+        raise CloneError(
+            f"the clone module is not configured: {path} has no [clone] table and no KPI_CLONE_* variable is set",
+            where=str(path),
+            hint=f"add to {CONFIG_FILE} (README: Cloning production into staging):\n{_EXAMPLE}",
+        )
+    return config_from_table(table, origin=origin)
+
+
+def config_from_table(table: Mapping[str, Any], *, origin: str = "[clone]") -> CloneConfig:
+    """A checked :class:`CloneConfig` from the table's values."""
+    unknown = sorted(set(table) - set(_KEYS))
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], _KEYS, n=1)
+        guess = f" (did you mean '{close[0]}'?)" if close else ""
+        raise CloneError(
+            f"unknown key '{unknown[0]}'{guess}", where=origin, hint=f"keys of [clone]: {', '.join(_KEYS)}"
+        )
+    missing = [key for key in _REQUIRED if key not in table]
+    if missing:
+        raise CloneError(
+            f"missing key{'s' if len(missing) > 1 else ''}: {', '.join(missing)}",
+            where=origin,
+            hint=f"every clone names both accounts, the cluster, the network and the DNS record:\n{_EXAMPLE}",
+        )
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in _LISTS:
+            values[key] = _list(value, key, origin)
+        elif key in _NUMBERS:
+            values[key] = _number(value, key, origin)
+        else:
+            values[key] = _text(value, key, origin)
+    config = CloneConfig(**values, origin=origin)
+    _check(config)
+    return config
+
+
+def _check(config: CloneConfig) -> None:
+    origin = config.origin
+    for key in ("source_account", "target_account"):
+        if not _ACCOUNT.fullmatch(getattr(config, key)):
+            raise CloneError(
+                f"{key} '{getattr(config, key)}' is not a 12-digit AWS account id", where=origin, hint=_HINTS[key]
+            )
+    if config.source_account == config.target_account:
+        raise CloneError(
+            f"source_account and target_account are the same ({config.source_account}): a clone never restores "
+            "production data into production's own account",
+            where=origin,
+            hint="set target_account to the staging account",
+        )
+    if not config.target_role_account:
+        raise CloneError(
+            f"target_role_arn '{config.target_role_arn}' is not an IAM role ARN",
+            where=origin,
+            hint=_HINTS["target_role_arn"],
+        )
+    if config.target_role_account != config.target_account:
+        raise CloneError(
+            f"target_role_arn is a role of account {config.target_role_account}, not of target_account "
+            f"{config.target_account}",
+            where=origin,
+            hint="the staging restore, DNS switch and deletions run as a role of the staging account",
+        )
+    if config.snapshot not in SNAPSHOT_MODES:
+        raise CloneError(
+            f"snapshot '{config.snapshot}' is not one of {', '.join(SNAPSHOT_MODES)}",
+            where=origin,
+            hint="latest: newest snapshot of source_cluster; take: a new one; clone: copy-on-write",
+        )
+    for key in ("source_cluster", "target_cluster_prefix"):
+        if not _IDENTIFIER.fullmatch(getattr(config, key)):
+            raise CloneError(
+                f"{key} '{getattr(config, key)}' is not a cluster identifier", where=origin, hint=_HINTS[key]
+            )
+    if config.kms_key and not config.kms_key.startswith("arn:"):
+        raise CloneError(
+            f"kms_key '{config.kms_key}' is not a key ARN",
+            where=origin,
+            hint="the full ARN of a customer-managed key: staging resolves it by ARN, not by alias",
+        )
+    if not config.target_security_groups:
+        raise CloneError(
+            "target_security_groups is empty",
+            where=origin,
+            hint='the staging cluster\'s security groups, e.g. ["sg-0abc…"]',
+        )
+
+
+def _variables(environ: Mapping[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key in _KEYS:
+        value = environ.get(ENV_PREFIX + key.upper(), "")
+        if value:
+            found[key] = [part.strip() for part in value.split(",") if part.strip()] if key in _LISTS else value
+    return found
+
+
+def _text(value: object, key: str, origin: str) -> str:
+    if not isinstance(value, str):
+        hint = "quote it: numbers lose leading zeros" if key.endswith("account") else _HINTS.get(key, "text")
+        raise CloneError(f"{key} must be text, found {value!r}", where=origin, hint=hint)
+    return value.strip()
+
+
+def _list(value: object, key: str, origin: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise CloneError(f"{key} must be a list of text", where=origin, hint=f'e.g. {key} = ["…"]')
+    return tuple(item.strip() for item in value)
+
+
+def _number(value: object, key: str, origin: str) -> int:
+    low, high = _NUMBERS[key]
+    try:
+        number = int(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+    except ValueError:
+        number = None
+    if number is None or not low <= number <= high:
+        raise CloneError(
+            f"{key} must be a whole number from {low} to {high}, found {value!r}",
+            where=origin,
+            hint=f"e.g. {key} = {low if low else 1}",
+        )
+    return number

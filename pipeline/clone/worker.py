@@ -1,0 +1,178 @@
+"""The clone's database work, done by the Lambda inside the production VPC: mask the temporary cluster, check
+the staging cluster's health.
+
+Both read the credentials the workflow stored in production's Secrets Manager (never a password in the state
+machine's history) and open one MySQL connection with TLS. Masking runs for as long as the invocation allows
+and then stops between two chunks; the state machine calls it again and it resumes (the engine's journal).
+The masking engine's completion marker is a tag per database on the temporary cluster; when every database
+is done the cluster is tagged ``kpi:clone:masked``, the only sign the workflow takes a snapshot on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+
+from pipeline.aws import AWS_ERRORS, AwsClients, describe_error
+from pipeline.clone.cloud import Account, Cluster
+from pipeline.clone.config import CloneConfig
+from pipeline.clone.coverage import check_databases
+from pipeline.clone.errors import CloneError, RuleFileError
+from pipeline.clone.masking import DEFAULT_CHUNK_ROWS, MaskingPaused, mask
+from pipeline.clone.mysql import list_databases
+from pipeline.clone.names import MASKED_PREFIX, Names, Tags, parse_run_id
+from pipeline.clone.progress import JOURNAL_TABLE
+from pipeline.clone.rules import load_rule_folder
+
+__all__ = ["Connect", "TagMarker", "check_health", "connect_mysql", "mask_temporary", "masking_key"]
+
+Connect = Callable[[Mapping[str, Any]], Any]
+
+
+def connect_mysql(credentials: Mapping[str, Any]) -> Any:
+    """A connection to the cluster a secret describes, over TLS (Aurora offers it; the certificate is not
+    checked against a bundle the Lambda does not carry, the host is in our own VPC)."""
+    try:
+        return pymysql.connect(
+            host=str(credentials["host"]),
+            port=int(credentials.get("port") or 3306),
+            user=str(credentials["username"]),
+            password=str(credentials["password"]),
+            ssl={"check_hostname": False},
+            ssl_verify_cert=False,
+            connect_timeout=20,
+            read_timeout=900,
+            write_timeout=900,
+            autocommit=False,
+            charset="utf8mb4",
+        )
+    except pymysql.MySQLError as error:
+        raise CloneError(
+            f"cannot connect to {credentials.get('dbClusterIdentifier', credentials.get('host'))}: {error}",
+            hint="the clone-database Lambda needs a network path to the cluster (security group, VPC); rerun",
+            retryable=True,
+        ) from None
+
+
+class TagMarker:
+    """The masking engine's completion marker for one database: a tag on the temporary cluster."""
+
+    def __init__(self, account: Account, cluster: str, database: str) -> None:
+        self.account, self.cluster, self.key = account, cluster, MASKED_PREFIX + database
+
+    def _current(self) -> Cluster:
+        found = self.account.cluster(self.cluster)
+        if found is None:
+            raise CloneError(f"temporary cluster {self.cluster} is gone", hint="rerun the clone from the start")
+        return found
+
+    def finished(self) -> str | None:
+        return self._current().tags.get(self.key)
+
+    def record(self, digest: str) -> None:
+        cluster = self._current()
+        self.account.tag(cluster.arn, cluster.id, cluster.tags, {self.key: digest})
+
+
+def masking_key(clients: AwsClients, secret: str) -> bytes:
+    """The HMAC key: the secret's text (or binary) value, as bytes."""
+    try:
+        value = clients("secretsmanager").get_secret_value(SecretId=secret)
+    except AWS_ERRORS as error:
+        raise CloneError(
+            f"cannot read the masking key secret {secret}: {describe_error(error)}",
+            hint="create it once (README: one-time setup) and let the clone role read it",
+        ) from None
+    if "SecretBinary" in value:
+        return bytes(value["SecretBinary"])
+    return str(value.get("SecretString", "")).encode("utf-8")
+
+
+def mask_temporary(
+    config: CloneConfig,
+    run: str,
+    *,
+    clients: AwsClients | None = None,
+    connect: Connect = connect_mysql,
+    seconds: float | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> dict[str, Any]:
+    """Mask every database of the run's temporary cluster for at most ``seconds``; ``{"masked": bool, …}``.
+
+    Every database on the cluster needs a rule file (the gate), checked before the first write.
+    """
+    clients = clients or AwsClients()
+    names = Names(parse_run_id(run), config.target_cluster_prefix)
+    account = Account(clients, label="production", protected=config.source_cluster)
+    cluster = account.cluster(names.temp_cluster)
+    if cluster is None:
+        raise CloneError(f"temporary cluster {names.temp_cluster} not found", hint="rerun the clone with this run id")
+    if Tags.MASKED_ALL in cluster.tags:
+        return {"run": run, "masked": True, "databases": {}, "message": "already masked"}
+    rules = load_rule_folder(config.rules)
+    key = masking_key(clients, config.masking_key_secret)
+    stop_at = time.monotonic() + seconds if seconds is not None else None
+    connection = connect(account.read_secret(names.temp_secret))
+    try:
+        with connection.cursor(pymysql.cursors.Cursor) as cursor:
+            databases = list_databases(cursor)
+        problems = check_databases(databases, rules, config.rules)
+        if problems:
+            raise RuleFileError(problems)
+        done: dict[str, str] = {}
+        for database in databases:
+            marker = TagMarker(account, cluster.id, database)
+            try:
+                report = mask(connection, rules[database], key, chunk_rows=chunk_rows, marker=marker, stop_at=stop_at)
+            except MaskingPaused as paused:
+                return {"run": run, "masked": False, "databases": done, "message": str(paused)}
+            done[database] = report.status
+    finally:
+        connection.close()
+    cluster = account.cluster(cluster.id) or cluster
+    account.tag(cluster.arn, cluster.id, cluster.tags, {Tags.MASKED_ALL: "true"})
+    return {"run": run, "masked": True, "databases": done, "message": f"{len(done)} databases masked and scanned"}
+
+
+def check_health(
+    config: CloneConfig, run: str, *, clients: AwsClients | None = None, connect: Connect = connect_mysql
+) -> dict[str, Any]:
+    """``health_query`` on the new staging cluster, and the masked databases present with no masking journal;
+    ``{"healthy": True, …}`` or a :class:`CloneError` (the DNS record is not switched)."""
+    clients = clients or AwsClients()
+    names = Names(parse_run_id(run), config.target_cluster_prefix)
+    account = Account(clients, label="production", protected=config.source_cluster)
+    credentials = account.read_secret(names.staging_secret)
+    connection = connect(credentials)
+    try:
+        with connection.cursor(pymysql.cursors.Cursor) as cursor:
+            cursor.execute(config.health_query)
+            answer = cursor.fetchall()
+            databases = list_databases(cursor)
+            cursor.execute(
+                "SELECT DISTINCT TABLE_SCHEMA FROM information_schema.TABLES WHERE TABLE_NAME = %s", (JOURNAL_TABLE,)
+            )
+            journals = [name for (name,) in cursor.fetchall()]
+    except pymysql.MySQLError as error:
+        raise CloneError(
+            f"staging cluster {names.staging_cluster} fails the health check: {error}",
+            hint="the DNS record still points to the previous cluster; fix it and rerun with the same run id",
+            retryable=True,
+        ) from None
+    finally:
+        connection.close()
+    if journals:
+        raise CloneError(
+            f"staging cluster {names.staging_cluster} holds a masking journal in {', '.join(journals)}",
+            hint="the snapshot was taken before masking finished: abort this run and clone again",
+        )
+    return {
+        "run": run,
+        "healthy": True,
+        "answer": [[str(value) for value in row] for row in answer[:5]],
+        "databases": databases,
+    }
