@@ -224,6 +224,19 @@ def reader(loopback: Loopback) -> Any:
     )
 
 
+def reset_shop(loopback: Loopback) -> None:
+    """The database as production has it again (what the next clone's restore brings), unmasked."""
+    connection = reader(loopback)
+    with connection.cursor() as cursor:
+        cursor.execute("SET foreign_key_checks = 0")
+        cursor.execute("SHOW TABLES")
+        for (table,) in cursor.fetchall():
+            cursor.execute(f"DROP TABLE `{table}`")
+        cursor.execute("SET foreign_key_checks = 1")
+    create_shop(connection)
+    connection.close()
+
+
 def drive(
     workflow: CloneWorkflow,
     loopback: Loopback,

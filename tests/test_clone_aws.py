@@ -38,6 +38,7 @@ from tests.cloning import (
     drive,
     reader,
     record_target,
+    reset_shop,
     set_up_accounts,
 )
 from tests.conftest import MySqlServer
@@ -151,6 +152,27 @@ def test_a_clone_masks_shares_only_with_staging_and_switches_the_record(
     remaining = [c["DBClusterIdentifier"] for c in staging_rds.describe_db_clusters()["DBClusters"]]
     assert "staging-hand-made" in remaining
     assert names.staging_cluster in remaining
+
+    # resuming the finished run does nothing; a later clone replaces it, and resuming it then never switches back
+    assert clone.start(RUN).next == "done"
+    assert record_target(accounts) == new["Endpoint"]
+    reset_shop(loopback)  # the next clone restores production again
+    second = CloneWorkflow(
+        accounts.config(health_query=""),  # no network path to staging: the check is skipped, and says so
+        clients=accounts.production,
+        staging=accounts.staging,
+        restore_shared=restore,
+        now=lambda: NOON + timedelta(hours=13),
+    )
+    assert drive(second, loopback)[-1].run == "20261128-1600"
+    latest = staging_rds.describe_db_clusters(DBClusterIdentifier="staging-db-20261128-1600")["DBClusters"][0]
+    assert record_target(accounts) == latest["Endpoint"]
+    assert {t["Key"]: t["Value"] for t in latest["TagList"]}[Tags.HEALTHY] == "not checked (health_query is empty)"
+    assert clone.start(RUN).next == "done"
+    assert record_target(accounts) == latest["Endpoint"]
+    assert cluster_ids(accounts.production) == [SOURCE]
+    with pytest.raises(CloneError, match="clone 20261001-0000 has nothing left to resume"):
+        clone.start("20261001-0000")
 
     # the temporary cluster came from production's newest snapshot
     newest = max(

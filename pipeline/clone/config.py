@@ -66,8 +66,9 @@ class CloneConfig:
     target_cluster_prefix: str = "staging-db"
     target_instance_class: str = "db.r6g.large"
     target_cluster_parameter_group: str = ""
+    target_kms_key: str = ""  # staging's own key for the restored cluster; "" keeps kms_key (granted to staging)
     record_ttl: int = 60
-    health_query: str = "SELECT 1"
+    health_query: str = "SELECT 1"  # "" skips the check (no network path from production to staging)
     grace_hours: int = 24
     min_interval_hours: int = 12
     poll_seconds: int = 60  # between two looks at a cluster or snapshot being made

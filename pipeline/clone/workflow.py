@@ -98,7 +98,13 @@ class CloneWorkflow:
         """A new run (guards first), or the given one resumed."""
         self.check_production()
         if run:
-            return self.advance(parse_run_id(run))
+            names = self._names(run)
+            if run not in self.runs() and self.staging.cluster(names.staging_cluster) is None:
+                raise CloneError(
+                    f"clone {run} has nothing left to resume in either account",
+                    hint="start a new clone (without a run id)",
+                )
+            return self.advance(run)
         runs = self.runs()
         in_flight = [r for r in runs if self.production.cluster(Names(r).temp_cluster) is not None]
         if in_flight:
@@ -119,6 +125,9 @@ class CloneWorkflow:
         """Do the next thing for ``run``; ``health`` is the worker's answer to a ``health`` step."""
         self.check_production()
         names = self._names(run)
+        switched = self.staging.cluster(names.staging_cluster)
+        if switched is not None and (Tags.LIVE in switched.tags or Tags.RETIRED in switched.tags):
+            return self._clean_up(names)  # DNS was switched to it once: only cleaning up is left, never again
         masked = self.production.snapshot(names.masked_snapshot)
         if masked is None:
             return self._mask_phase(names)
@@ -129,13 +138,13 @@ class CloneWorkflow:
         shareable = self._shareable(names, masked)
         if isinstance(shareable, Progress):
             return shareable
-        staging = self.staging.cluster(names.staging_cluster)
+        staging = switched
         if staging is None:
             return self._restore_staging(names, shareable)
         step = self._staging_phase(names, staging, health)
         if step is not None:
             return step
-        return self._clean_up(names, shareable)
+        return self._clean_up(names)
 
     def abort(self, run: str) -> Progress:
         """Delete what ``run`` created in production, and its staging cluster unless the DNS record points to
@@ -362,8 +371,8 @@ class CloneWorkflow:
         }
         if snapshot.engine_version:
             arguments["EngineVersion"] = snapshot.engine_version
-        if snapshot.encrypted and config.kms_key:
-            arguments["KmsKeyId"] = config.kms_key
+        if snapshot.encrypted and (config.target_kms_key or config.kms_key):
+            arguments["KmsKeyId"] = config.target_kms_key or config.kms_key
         if config.target_cluster_parameter_group:
             arguments["DBClusterParameterGroupName"] = config.target_cluster_parameter_group
         try:
@@ -405,7 +414,9 @@ class CloneWorkflow:
             # the worker reads it from production's Secrets Manager (it cannot assume the staging role)
             self.production.put_secret(names.staging_secret, _credentials(cluster, password), names.tags("secret"))
             return Progress(run, "staging", "wait", self.config.poll_seconds, "master password replaced")
-        if Tags.HEALTHY not in cluster.tags:
+        if not self.config.health_query and Tags.HEALTHY not in cluster.tags:
+            staging.tag(cluster.arn, cluster.id, cluster.tags, {Tags.HEALTHY: "not checked (health_query is empty)"})
+        elif Tags.HEALTHY not in cluster.tags:
             if not health or not health.get("healthy"):
                 return Progress(run, "health", "health", 0, f"checking {cluster.id} with {self.config.health_query!r}")
             staging.tag(cluster.arn, cluster.id, cluster.tags, {Tags.HEALTHY: self.now().isoformat()})
@@ -428,8 +439,11 @@ class CloneWorkflow:
 
     # --- clean up ----------------------------------------------------------------------------------------------
 
-    def _clean_up(self, names: Names, shared: Snapshot) -> Progress:
-        self.production.unshare(shared)
+    def _clean_up(self, names: Names) -> Progress:
+        for identifier in (names.masked_snapshot, names.shared_snapshot):
+            snapshot = self.production.snapshot(identifier)
+            if snapshot is not None:
+                self.production.unshare(snapshot)
         pending = self._delete_run(names, keep_masked=True)
         retired = self.retire()
         for older in self.runs():
@@ -442,7 +456,10 @@ class CloneWorkflow:
         if pending:
             return Progress(names.run, "clean up", "wait", self.config.poll_seconds, f"deleting {', '.join(pending)}")
         note = f"; deleted retired {', '.join(retired)}" if retired else ""
-        return Progress(names.run, "done", "done", 0, f"{self.config.record_name} → {names.staging_cluster}{note}")
+        target = self.staging.record(self.config.hosted_zone_id, self.config.record_name)
+        return Progress(
+            names.run, "done", "done", 0, f"clone {names.run} done; {self.config.record_name} → {target}{note}"
+        )
 
     def _delete_run(self, names: Names, *, keep_masked: bool) -> list[str]:
         """Delete the run's production resources; the names of those still going away."""
