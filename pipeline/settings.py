@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.errors import UsageError
+from pipeline.errors import KpiError, UsageError
 
 CONFIG_FILE = "kpi.toml"
+OPS_TABLES = ("suspend", "clone")  # the ops modules' own tables, read by pipeline.suspend and pipeline.clone
 DEFAULT_ENV = "local"
 EMBEDDED_SOURCE = "duckdb://.kpi/demo.duckdb"
 EMBEDDED_LAKE = ".kpi/lake"
@@ -90,13 +91,28 @@ def load_environment(
     return _with_variables(environment, environ)
 
 
-def _from_file(path: Path, name: str) -> Environment:
+def read_config(path: Path, error: type[KpiError] = UsageError) -> dict[str, Any]:
+    """The whole of ``kpi.toml`` as data; unreadable or bad TOML is ``error`` (each reader's own family)."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-        raise UsageError(f"cannot read {path}: {error}", hint="fix the TOML syntax") from None
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as failure:
+        raise error(f"cannot read {path}: {failure}", hint="fix the TOML syntax") from None
+
+
+def config_table(path: Path, name: str, error: type[KpiError], example: str) -> dict[str, Any] | None:
+    """The ``[name]`` table of ``path`` (an ops module's: ``[suspend]``, ``[clone]``); None without the file."""
+    if not path.is_file():
+        return None
+    found = read_config(path, error).get(name, {})
+    if not isinstance(found, dict):
+        raise error(f"{path}: {name} is not a table", hint=f"write it as a table:\n{example}")
+    return dict(found)
+
+
+def _from_file(path: Path, name: str) -> Environment:
+    data = read_config(path)
     environments = data.get("environments", {})
-    unknown = sorted(set(data) - {"environments", "suspend"})  # [suspend]: the ops module's own table
+    unknown = sorted(set(data) - {"environments", *OPS_TABLES})
     if unknown or not isinstance(environments, dict):
         raise UsageError(
             f"{path}: unknown top-level key {', '.join(unknown)}"

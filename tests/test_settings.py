@@ -88,3 +88,15 @@ def test_a_wrong_file_is_refused_naming_what_and_where(tmp_path: Path, text: str
         load_environment("production", config=write(tmp_path, text), environ={})
     assert refused.value.hint
     assert "s3cret" not in str(refused.value)
+
+
+def test_the_ops_modules_tables_sit_beside_the_environments(tmp_path: Path) -> None:
+    from pipeline.clone.config import load_config as load_clone
+    from pipeline.clone.errors import CloneError
+    from pipeline.suspend.config import load_config as load_suspend
+
+    path = write(tmp_path, CONFIG + '\n[suspend]\naccounts = ["123456789012"]\n\n[clone]\nsource_account = "1"\n')
+    assert load_environment("production", config=path, environ={}).lake == "s3://acme-kpi/lake"
+    assert load_suspend(path, environ={}).accounts == ("123456789012",)
+    with pytest.raises(CloneError, match=r"kpi.toml \[clone\]: missing keys: source_cluster"):
+        load_clone(path, environ={})

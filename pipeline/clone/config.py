@@ -12,13 +12,13 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from pipeline.clone.errors import CloneError
+from pipeline.settings import config_table
 
 __all__ = ["SNAPSHOT_MODES", "CloneConfig", "config_from_table", "load_config"]
 
@@ -105,17 +105,10 @@ def load_config(path: Path | None = None, *, environ: Mapping[str, str] | None =
     variables applied on top, checked."""
     environ = os.environ if environ is None else environ
     path = path or Path(environ.get("KPI_CONFIG") or CONFIG_FILE)
-    table: dict[str, Any] = {}
+    found = config_table(path, "clone", CloneError, _EXAMPLE)
+    table: dict[str, Any] = found or {}
     origin = "KPI_CLONE_* variables"
-    if path.is_file():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise CloneError(f"cannot read {path}: {error}", hint="fix the TOML syntax") from None
-        found = data.get("clone", {})
-        if not isinstance(found, dict):
-            raise CloneError(f"{path}: clone is not a table", hint=f"write it as a table:\n{_EXAMPLE}")
-        table = dict(found)
+    if found is not None:
         origin = f"{path} [clone]" + (" + KPI_CLONE_* variables" if _variables(environ) else "")
     table.update(_variables(environ))
     if not table:

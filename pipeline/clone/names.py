@@ -66,7 +66,7 @@ def run_started(run: str) -> datetime:
 @dataclass(frozen=True)
 class Names:
     """The identifiers of everything one run creates, in production (``temp…``, snapshots, secrets) and in
-    staging (``staging…``)."""
+    staging (``staging…``). Each cluster's one instance is the cluster's identifier with ``-1``."""
 
     run: str
     staging_prefix: str = "staging-db"
@@ -74,10 +74,6 @@ class Names:
     @property
     def temp_cluster(self) -> str:
         return f"kpi-clone-{self.run}"
-
-    @property
-    def temp_instance(self) -> str:
-        return f"kpi-clone-{self.run}-1"
 
     @property
     def security_group(self) -> str:
@@ -106,10 +102,6 @@ class Names:
     @property
     def staging_cluster(self) -> str:
         return f"{self.staging_prefix}-{self.run}"
-
-    @property
-    def staging_instance(self) -> str:
-        return f"{self.staging_prefix}-{self.run}-1"
 
     def tags(self, role: str, source: str = "") -> dict[str, str]:
         tags = {Tags.CREATED_BY: CREATED_BY, Tags.RUN: self.run, Tags.ROLE: role}

@@ -241,23 +241,9 @@ class CloneWorkflow:
         temp = self.production.cluster(names.temp_cluster)
         if temp is None:
             return self._restore_temporary(names)
-        if temp.status != "available":
-            return Progress(
-                run, "restore", "wait", self.config.poll_seconds, f"temporary cluster {temp.id}: {temp.status}"
-            )
-        instance = self.production.instance_status(names.temp_instance)
-        if instance is None:
-            self.production.add_instance(temp, names.temp_instance, self.config.instance_class, names.tags("temporary"))
-            return Progress(
-                run, "restore", "wait", self.config.poll_seconds, f"creating instance {names.temp_instance}"
-            )
-        if instance != "available":
-            return Progress(
-                run, "restore", "wait", self.config.poll_seconds, f"instance {names.temp_instance}: {instance}"
-            )
-        if temp.tags.get(Tags.PASSWORD) != "rotated":
-            self._rotate(self.production, temp, names.temp_secret, names)
-            return Progress(run, "restore", "wait", self.config.poll_seconds, "master password replaced")
+        waiting = self._prepare(self.production, temp, names, "restore", self.config.instance_class)
+        if waiting is not None:
+            return waiting
         if Tags.MASKED_ALL not in temp.tags:
             return Progress(run, "mask", "mask", 0, f"masking {temp.id}")
         tags = {**names.tags("masked-snapshot", self.config.source_cluster), **_masked_tags(temp.tags)}
@@ -393,27 +379,9 @@ class CloneWorkflow:
 
     def _staging_phase(self, names: Names, cluster: Cluster, health: Mapping[str, Any] | None) -> Progress | None:
         run, staging = names.run, self.staging
-        if cluster.status != "available":
-            return Progress(
-                run, "staging", "wait", self.config.poll_seconds, f"staging cluster {cluster.id}: {cluster.status}"
-            )
-        instance = staging.instance_status(names.staging_instance)
-        if instance is None:
-            staging.add_instance(
-                cluster, names.staging_instance, self.config.target_instance_class, names.tags("staging")
-            )
-            return Progress(
-                run, "staging", "wait", self.config.poll_seconds, f"creating instance {names.staging_instance}"
-            )
-        if instance != "available":
-            return Progress(
-                run, "staging", "wait", self.config.poll_seconds, f"instance {names.staging_instance}: {instance}"
-            )
-        if cluster.tags.get(Tags.PASSWORD) != "rotated":
-            password = self._rotate(staging, cluster, names.staging_secret, names)
-            # the worker reads it from production's Secrets Manager (it cannot assume the staging role)
-            self.production.put_secret(names.staging_secret, _credentials(cluster, password), names.tags("secret"))
-            return Progress(run, "staging", "wait", self.config.poll_seconds, "master password replaced")
+        waiting = self._prepare(staging, cluster, names, "staging", self.config.target_instance_class)
+        if waiting is not None:
+            return waiting
         if not self.config.health_query and Tags.HEALTHY not in cluster.tags:
             staging.tag(cluster.arn, cluster.id, cluster.tags, {Tags.HEALTHY: "not checked (health_query is empty)"})
         elif Tags.HEALTHY not in cluster.tags:
@@ -480,14 +448,36 @@ class CloneWorkflow:
                 production.delete_snapshot(snapshot)
         return pending
 
-    def _rotate(self, account: Account, cluster: Cluster, secret: str, names: Names) -> str:
-        """A random master password, stored before it is set (a crash in between leaves a secret that is
-        simply replaced on the next try), then the cluster tagged as rotated."""
-        password = secrets.token_urlsafe(24)
-        account.put_secret(secret, _credentials(cluster, password), names.tags("secret"))
-        account.set_password(cluster, password)
-        account.tag(cluster.arn, cluster.id, cluster.tags, {Tags.PASSWORD: "rotated"})
-        return password
+    def _prepare(
+        self, account: Account, cluster: Cluster, names: Names, phase: str, instance_class: str
+    ) -> Progress | None:
+        """A restored cluster made usable, one call at a time: available, with its one instance, and with a
+        master password of the module's (the snapshot brought production's). None once it is."""
+
+        def wait(message: str) -> Progress:
+            return Progress(names.run, phase, "wait", self.config.poll_seconds, message)
+
+        if cluster.status != "available":
+            return wait(f"cluster {cluster.id}: {cluster.status}")
+        instance = f"{cluster.id}-1"
+        status = account.instance_status(instance)
+        if status is None:
+            role = "temporary" if account is self.production else "staging"
+            account.add_instance(cluster, instance, instance_class, names.tags(role))
+            return wait(f"creating instance {instance}")
+        if status != "available":
+            return wait(f"instance {instance}: {status}")
+        if cluster.tags.get(Tags.PASSWORD) != "rotated":
+            # Stored before it is set: a crash in between leaves a secret that the next try simply replaces.
+            password = secrets.token_urlsafe(24)
+            secret = names.temp_secret if account is self.production else names.staging_secret
+            account.put_secret(secret, _credentials(cluster, password), names.tags("secret"))
+            if account is not self.production:  # the worker reads it in production (it cannot assume the role)
+                self.production.put_secret(secret, _credentials(cluster, password), names.tags("secret"))
+            account.set_password(cluster, password)
+            account.tag(cluster.arn, cluster.id, cluster.tags, {Tags.PASSWORD: "rotated"})
+            return wait("master password replaced")
+        return None
 
 
 def assume_role(clients: AwsClients, role_arn: str) -> AwsClients:

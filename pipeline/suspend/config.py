@@ -12,7 +12,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
@@ -23,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import cronsim
 import holidays
 
+from pipeline.settings import config_table
 from pipeline.suspend.errors import SuspendError
 
 __all__ = ["SERVICES", "ExtraHoliday", "ProductionTag", "SuspendConfig", "config_from_table", "load_config"]
@@ -114,17 +114,10 @@ def load_config(path: Path | None = None, *, environ: Mapping[str, str] | None =
     table), with the ``KPI_SUSPEND_*`` variables applied on top, checked."""
     environ = os.environ if environ is None else environ
     path = path or Path(environ.get("KPI_CONFIG") or CONFIG_FILE)
-    table: dict[str, Any] = {}
+    found = config_table(path, "suspend", SuspendError, EXAMPLE)
+    table: dict[str, Any] = found or {}
     origin = "KPI_SUSPEND_* variables"
-    if path.is_file():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise SuspendError(f"cannot read {path}: {error}", hint="fix the TOML syntax") from None
-        found = data.get("suspend", {})
-        if not isinstance(found, dict):
-            raise SuspendError(f"{path}: suspend is not a table", hint=f"write it as a table:\n{EXAMPLE}")
-        table = dict(found)
+    if found is not None:
         origin = f"{path} [suspend]"
     overrides = _from_variables(environ)
     if overrides:
