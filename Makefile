@@ -25,7 +25,7 @@ endif
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help browser install demo run backfill status check lint test bench package deploy destroy clean
+.PHONY: help browser install demo run backfill status clone-plan clone check lint test bench package deploy destroy clean
 
 help: ## Show the targets and what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -66,6 +66,12 @@ backfill: $(STAMP) ## A range, one query per month: make backfill KPI=daily_sale
 
 status: $(STAMP) ## Newest partition and freshness per KPI; exits 1 when one is stale: make status [ENV=production]
 	$(BIN)/kpi status $(if $(ENV),--env $(ENV))
+
+clone-plan: $(STAMP) ## Check masking/ and, with URL=mysql://user@host:3306/, the coverage gate against that server's schema
+	$(BIN)/kpi clone plan $(if $(URL),--url $(URL))
+
+clone: $(STAMP) ## Clone production into staging, masked: start the deployed state machine: make clone [RUN=20261128-2134]
+	$(BIN)/kpi clone run $(if $(RUN),--run $(RUN))
 
 check: $(STAMP) ## Check every KPI file in queries/ (what CI runs for analysts' pull requests)
 	$(BIN)/kpi check

@@ -7,11 +7,13 @@ For each package: ``pip install --target`` of its runtime dependencies as binary
 (``--platform manylinux…_<arch> --implementation cp --python-version 3.12 --only-binary=:all:``), with the
 versions of pyproject.toml; then files no Lambda ever reads are stripped (C/Cython sources and headers, test
 suites, ``__pycache__``, console scripts, ``RECORD``); then our ``pipeline/`` package and the KPI files of
-``queries/`` are added. The exporter zip serves the exporter; the loader zip serves the loader and the backfill
-planner (``pipeline.lambdas.planner``, which infra/template.yaml deploys from it); the ops zip serves the
-suspend Lambda (``pipeline.lambdas.suspend``, with ``kpi.toml`` for its ``[suspend]`` table). What each holds,
-and why, is in :data:`EXPORTER`, :data:`LOADER` and :data:`OPS`; every dependency of pyproject.toml must be placed
-in or out of each.
+``queries/`` are added. The exporter zip serves the exporter and the clone-database Lambda
+(``pipeline.lambdas.clone_database``, with the masking rule files of ``masking/``); the loader zip serves the
+loader and the backfill planner (``pipeline.lambdas.planner``); the ops zip serves the suspend Lambda
+(``pipeline.lambdas.suspend``, with ``kpi.toml`` for its ``[suspend]`` table) and the clone Lambda
+(``pipeline.lambdas.clone``) — infra/template.yaml deploys each from its zip. What each holds, and why, is in
+:data:`EXPORTER`, :data:`LOADER` and :data:`OPS`; every dependency of pyproject.toml must be placed in or out of
+each.
 
 The zip is deterministic: entries sorted, timestamps fixed at 1980-01-01, modes 0644/0755 — the same inputs
 give the same bytes, so the same ``CodeSha256``. ``--compile`` adds ``.pyc`` files written by a local CPython of
@@ -58,6 +60,7 @@ PYPROJECT = ROOT / "pyproject.toml"
 DEFAULT_OUT = ROOT / "build" / "lambda"
 DEFAULT_PYTHON = "3.12"
 CONFIG_FILE = "kpi.toml"  # what pipeline.settings reads from the working directory
+MASKING = "masking"  # the clone's rule files, one per database (KPI_CLONE_RULES, relative to /var/task)
 ARCHES = {"x86_64": "x86_64", "arm64": "aarch64"}  # Lambda's name → the wheel tags' name
 MIB = 1024 * 1024
 LAMBDA_LIMIT_MIB = 250  # unzipped, function code and layers together
@@ -80,6 +83,7 @@ class Function:
     include: Mapping[str, str]  # pyproject dependency (as there, with extras if any) → why it is in
     exclude: Mapping[str, str]  # pyproject dependency → why it is out
     queries: bool = False  # bundle queries/ (KPI_QUERIES=queries, relative to /var/task)
+    masking: bool = False  # bundle masking/, the clone's rule files (KPI_CLONE_RULES=masking, relative to /var/task)
     config: bool = False  # bundle kpi.toml at the zip's root (/var/task, Lambda's working directory)
     absent: tuple[str, ...] = ()  # top-level modules the package must not hold (checked after every build)
     # Modules the handler imports only once called (lazily, inside functions): the test imports them as well.
@@ -105,18 +109,22 @@ CLI_ONLY = "the `kpi` command line only (pipeline.cli); no handler imports it"
 DUCKDB = "the local embedded default only (source and warehouse); the Lambdas talk to MySQL, S3 and BigQuery"
 HOLIDAYS = "the suspend calendar only (pipeline.suspend), which the ops package serves"
 
+# The exporter's zip also serves the clone-database Lambda (pipeline.lambdas.clone_database, in the VPC as the
+# exporter is): it masks the clone's temporary cluster over pymysql, with the rule files of masking/ (PyYAML,
+# through pipeline.core.header's parser), and health-checks the staging cluster. Nothing it needs is missing here.
 EXPORTER = Function(
     name="exporter",
     handler="pipeline.lambdas.exporter.handler",
     budget_mib=200,
     include={
         "sqlglot": "the SQL gate and rendering of KPI files (pipeline.core.sqlgate, pipeline.core.render)",
-        "pyyaml": "KPI file headers (pipeline.core.header)",
+        "pyyaml": "KPI file headers (pipeline.core.header); the clone's masking rule files (pipeline.clone.rules)",
         "cronsim": "`schedule:` of KPI headers (pipeline.core.header_rules)",
         "tzdata": "IANA zones for zoneinfo: Lambda's Amazon Linux 2023 image has no /usr/share/zoneinfo",
         # The `rsa` extra is cryptography: pymysql needs it for caching_sha2_password / sha256_password over a
         # connection without TLS (MySQL 8.4's default plugin); about 13 MB, which the budget allows.
-        "pymysql[rsa]": "the MySQL wire protocol (pipeline.sources.mysql, mysql_wire); pinned, we use its internals",
+        "pymysql[rsa]": "the MySQL wire protocol (pipeline.sources.mysql, mysql_wire; the clone's masking, "
+        "pipeline.clone.worker); pinned, we use its internals",
         "pyarrow": "Arrow batches and Parquet/CSV files; without NumPy (pyarrow ≥ 16 does not require it)",
     },
     exclude={
@@ -128,8 +136,10 @@ EXPORTER = Function(
         "holidays": HOLIDAYS,
     },
     queries=True,
+    masking=True,  # the clone-database Lambda's rule files (KPI_CLONE_RULES=masking)
     # pandas (a bench extra) with pyarrow exceeds 250 MB; NumPy alone would add ~40 MB and ~50 MB of RSS.
     absent=("boto3", "botocore", "pandas", "numpy", "duckdb", "google", "click", "rich"),
+    other_handlers=("pipeline.lambdas.clone_database.handler",),
     runtime_modules=(
         "pipeline.sources.mysql",
         "pipeline.sources.mysql_wire",
@@ -185,9 +195,11 @@ LOADER = Function(
     ),
 )
 
-# The operations Lambda: stops and starts the opted-in EC2, RDS/Aurora, Auto Scaling and ECS resources out of
-# office hours (pipeline.lambdas.suspend, driven by the suspend and resume state machines). It runs outside the
-# VPC and talks to AWS APIs only (boto3, from the runtime), so it holds no driver, no SQL and no Arrow.
+# The operations Lambdas, outside the VPC, talking to AWS APIs only (boto3, from the runtime), so the zip holds no
+# driver, no SQL and no Arrow: the suspend Lambda stops and starts the opted-in EC2, RDS/Aurora, Auto Scaling and
+# ECS resources out of office hours (pipeline.lambdas.suspend, driven by the suspend and resume state machines);
+# the clone Lambda (pipeline.lambdas.clone, driven by the clone state machine) restores, snapshots, shares and
+# deletes clusters and switches a DNS record — its database work is the clone-database Lambda's (exporter zip).
 OPS = Function(
     name="ops",
     handler="pipeline.lambdas.suspend.handler",
@@ -199,17 +211,18 @@ OPS = Function(
         "cronsim": "suspend_at and resume_at of the [suspend] table: the suspend window (pipeline.suspend)",
     },
     exclude={
-        "pyyaml": "KPI file headers; the suspend Lambda reads none (its [suspend] table is TOML: tomllib)",
-        "sqlglot": "the SQL gate of KPI files; the suspend Lambda reads none",
-        "pymysql": "the suspend Lambda talks to AWS APIs only, never to a database's wire protocol",
-        "pyarrow": "no data files: the suspend Lambda stops and starts resources",
-        "google-cloud-bigquery": "the loader's warehouse; nothing of BigQuery is suspended",
+        "pyyaml": "KPI file headers and masking rule files; neither Lambda reads one (their tables are TOML: tomllib)",
+        "sqlglot": "the SQL gate of KPI files; neither Lambda reads one",
+        "pymysql": "AWS APIs only, never a database's wire protocol (the clone's is the clone-database Lambda's)",
+        "pyarrow": "no data files: the Lambdas stop, start, restore and delete resources",
+        "google-cloud-bigquery": "the loader's warehouse; nothing of BigQuery is suspended or cloned",
         "boto3": IN_RUNTIME,
         "click": CLI_ONLY,
         "rich": CLI_ONLY,
         "duckdb": DUCKDB,
     },
-    config=True,  # kpi.toml's [suspend] table, at /var/task/kpi.toml (the working directory)
+    config=True,  # kpi.toml's [suspend] (and [clone]) table, at /var/task/kpi.toml (the working directory)
+    other_handlers=("pipeline.lambdas.clone.handler",),
     absent=(
         "boto3",
         "botocore",
@@ -446,11 +459,17 @@ def write_entries(archive: zipfile.ZipFile, entries: Iterable[tuple[str, Path]])
 
 def own_sources(function: Function) -> list[tuple[str, Path]]:
     """Our code: the whole ``pipeline`` package (a megabyte), the KPI files (``*.sql``, as the catalog reads
-    them) of ``queries/`` for a package whose functions read them, and ``kpi.toml`` for one that reads its
-    configuration from there (the ops package: the ``[suspend]`` table)."""
+    them) of ``queries/`` for a package whose functions read them, the masking rule files (``*.yaml``, as
+    :func:`pipeline.clone.rules.load_rule_folder` reads them) of ``masking/`` for the one that masks, and
+    ``kpi.toml`` for one that reads its configuration from there (the ops package: the ``[suspend]`` table)."""
     entries = tree_entries(ROOT / "pipeline", "pipeline/")
     if function.queries:
         entries += tree_entries(ROOT / "queries", "queries/", "*.sql")
+    if function.masking:
+        rules = tree_entries(ROOT / MASKING, f"{MASKING}/", "*.yaml")
+        if not rules:
+            raise SystemExit(f"the {function.name} package bundles the masking rules, and {ROOT / MASKING} has none")
+        entries += rules
     if function.config:
         config = ROOT / CONFIG_FILE
         if not config.is_file():

@@ -36,6 +36,7 @@ SUBSTITUTIONS = {
     "backfill.asl.json": {"PlannerFunctionArn", "ExporterFunctionArn", "AlertTopicArn", "BackfillConcurrency"},
     "suspend.asl.json": {"SuspendFunctionArn", "AlertTopicArn"},
     "resume.asl.json": {"SuspendFunctionArn", "AlertTopicArn"},
+    "clone.asl.json": {"CloneFunctionArn", "CloneDatabaseFunctionArn", "AlertTopicArn"},
 }
 PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 TERMINAL_TYPES = {"Succeed", "Fail"}
@@ -66,6 +67,8 @@ def sample_substitutions() -> dict[str, str]:
         "ExporterFunctionArn": f"{arn}-exporter",
         "PlannerFunctionArn": f"{arn}-planner",
         "SuspendFunctionArn": f"{arn}-suspend",
+        "CloneFunctionArn": f"{arn}-clone",
+        "CloneDatabaseFunctionArn": f"{arn}-clone-database",
         "AlertTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:kpi-pipeline-alerts",
         "BackfillConcurrency": "2",
     }

@@ -1,7 +1,8 @@
 """The Lambda packages of ``python -m infra.package``: within budget, holding what each handler needs and nothing
-it must not, and working — every handler (the loader's zip also serves the backfill planner; the ops zip, the
-suspend Lambda) imports from its unzipped package alone, and the exporter and the loader run from theirs,
-MySQL → S3 → BigQuery.
+it must not, and working — every handler (the exporter's zip also serves the clone-database Lambda; the loader's,
+the backfill planner; the ops zip, the suspend and clone Lambdas) imports from its unzipped package alone, the
+exporter and the loader run from theirs, MySQL → S3 → BigQuery, and the clone Lambdas find their configuration and
+rule files in theirs.
 
 How "working" is checked, and why so: the zips hold CPython 3.12 manylinux wheels for Lambda (pyarrow's
 ``lib.cpython-312-x86_64-linux-gnu.so``, cryptography, grpc, PyYAML's C loader), which this project's Python 3.11
@@ -38,6 +39,7 @@ import pytest
 
 import infra.package as package
 from infra.package import FUNCTIONS, Built, Options
+from pipeline.clone.rules import load_rule_folder
 from tests.aws import MotoServer
 from tests.bigquery import PROJECT, BigQueryEmulator
 from tests.conftest import ROOT, MySqlServer, demo_schema_statements
@@ -131,12 +133,18 @@ def test_the_packages_hold_their_handlers_and_the_kpi_files(built: dict[str, Bui
     )
     assert kpi_files
     assert FUNCTIONS["loader"].modules == ("pipeline.lambdas.loader", "pipeline.lambdas.planner")
-    assert FUNCTIONS["ops"].modules == ("pipeline.lambdas.suspend",)
+    assert FUNCTIONS["ops"].modules == ("pipeline.lambdas.suspend", "pipeline.lambdas.clone")
+    assert FUNCTIONS["exporter"].modules == ("pipeline.lambdas.exporter", "pipeline.lambdas.clone_database")
     ops = names(built["ops"])
     assert not [n for n in ops if n.startswith("queries/")]  # the suspend Lambda reads no KPI file …
     with zipfile.ZipFile(built["ops"].path) as archive:  # … but kpi.toml, for its [suspend] table
         assert archive.read("kpi.toml") == (ROOT / "kpi.toml").read_bytes()
     assert "kpi.toml" not in names(built["exporter"]) + names(built["loader"])  # configured by variables only
+    # KPI_CLONE_RULES=masking: the clone-database Lambda's rule files, in the exporter's zip alone
+    rule_files = sorted(f"masking/{p.name}" for p in (ROOT / "masking").glob("*.yaml"))
+    assert rule_files
+    assert sorted(n for n in names(built["exporter"]) if n.startswith("masking/")) == rule_files
+    assert not [n for n in names(built["loader"]) + ops if n.startswith("masking/")]
     for b in built.values():
         listing = names(b)
         for module in b.function.modules:  # the loader's zip serves the backfill planner as well
@@ -170,7 +178,7 @@ def test_the_zips_are_reproducible_sorted_dated_1980_and_readable_by_lambdas_use
     for b in built.values():
         with zipfile.ZipFile(b.path) as archive:
             infos = archive.infolist()
-        own = ("pipeline/", "queries/", "kpi.toml")
+        own = ("pipeline/", "queries/", "masking/", "kpi.toml")
         ours = [i.filename for i in infos if i.filename.startswith(own)]
         theirs = [i.filename for i in infos if not i.filename.startswith(own)]
         assert [i.filename for i in infos] == theirs + ours  # the cached dependencies, then our files appended
@@ -271,7 +279,7 @@ print(json.dumps({{n: getattr(m, "__file__", None) for n, m in sys.modules.items
     for module in f.modules:
         assert files[module] == f"{task}/{module.replace('.', '/')}.py"
     expected = {
-        "exporter": {"pyarrow", "pymysql", "sqlglot", "yaml", "cronsim"},
+        "exporter": {"pyarrow", "pymysql", "sqlglot", "yaml", "cronsim"},  # pymysql and yaml: clone_database too
         "loader": {"google", "sqlglot", "yaml", "cronsim"},  # the last two for the planner
         "ops": {"holidays", "cronsim"},
     }
@@ -367,6 +375,56 @@ def test_the_packaged_suspend_handler_stops_an_opted_in_aurora_cluster_on_moto(
     assert described["Status"] == "stopped"
     check = invoke(lambda_python, unpacked["ops"], runtime, "ops", {"action": "check", "phase": "databases"}, env)
     assert set(check) == {"databases_available", "pending", "holiday"}
+
+
+# A clone configuration as infra/template.yaml passes it to both clone Lambdas (KPI_CLONE_<KEY>).
+CLONE_VARIABLES = {
+    "KPI_CLONE_SOURCE_ACCOUNT": "123456789012",
+    "KPI_CLONE_SOURCE_CLUSTER": "shop-prod",
+    "KPI_CLONE_SUBNET_GROUP": "shop-prod-private",
+    "KPI_CLONE_WORKER_SECURITY_GROUP": "sg-0123456789abcdef0",
+    "KPI_CLONE_MASKING_KEY_SECRET": "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:kpi/clone-key-AbCdEf",
+    "KPI_CLONE_TARGET_ACCOUNT": "210987654321",
+    "KPI_CLONE_TARGET_ROLE_ARN": "arn:aws:iam::210987654321:role/kpi-clone-staging",
+    "KPI_CLONE_TARGET_SUBNET_GROUP": "shop-staging-private",
+    "KPI_CLONE_TARGET_SECURITY_GROUPS": "sg-0abcdef0123456789",
+    "KPI_CLONE_HOSTED_ZONE_ID": "Z0123456789ABC",
+    "KPI_CLONE_RECORD_NAME": "db.staging.internal",
+    "KPI_CLONE_RULES": "masking",
+}
+
+
+def test_the_packaged_clone_handlers_find_their_configuration_and_rule_files(
+    unpacked: dict[str, Path], runtime: Path, lambda_python: str
+) -> None:
+    """The clone Lambda (ops zip) reads its configuration from the variables and answers an unknown action with
+    a UsageError, before any AWS call; the clone-database Lambda (exporter zip) parses the bundled rule files of
+    masking/ (KPI_CLONE_RULES, relative to /var/task) with the packaged PyYAML."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KPI_")} | CLONE_VARIABLES
+    code = """
+import json
+from pipeline.errors import UsageError
+from pipeline.lambdas.clone import handler
+try:
+    handler({"action": "nothing"})
+except UsageError as error:
+    print(json.dumps({"error": type(error).__name__, "message": str(error)}))
+"""
+    done = run_in_lambda(lambda_python, unpacked["ops"], runtime, code, env=env)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["error"] == "UsageError"
+    assert answer["message"].startswith("unknown clone action 'nothing'")  # the configuration was read first
+
+    code = """
+import json, os
+from pipeline.lambdas.clone_database import handler
+from pipeline.clone.rules import load_rule_folder
+print(json.dumps(sorted(load_rule_folder(os.environ["KPI_CLONE_RULES"]))))
+"""
+    done = run_in_lambda(lambda_python, unpacked["exporter"], runtime, code, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == sorted(load_rule_folder(ROOT / "masking"))
 
 
 def invoke(python: str, task: Path, runtime: Path, function: str, event: dict[str, Any], env: Mapping[str, str]) -> Any:

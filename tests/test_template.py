@@ -22,6 +22,7 @@ import yaml
 from cronsim import CronSim
 
 from infra import build as infra_build
+from infra import package as infra_package
 from infra.build import BuildError, Schedule, eventbridge_cron
 from pipeline.sources.mysql import parse_mysql_url
 from pipeline.warehouses.bigquery import parse_bigquery_url
@@ -69,7 +70,11 @@ SUSPEND_READS = {
     "application-autoscaling:DescribeScalableTargets",
     "sts:GetCallerIdentity",
 }
+# … and the clone Lambda's: which account its credentials are of, and its security group found by name (EC2's
+# Describe* take no resource). Its RDS reads are narrowed to this account and Region.
+CLONE_READS = {"sts:GetCallerIdentity", "ec2:DescribeSecurityGroups"}
 NO_VALUE = {"Ref": "AWS::NoValue"}
+STAGING_TEMPLATE = ROOT / "infra" / "clone-staging.yaml"
 
 
 def built(tmp_path: Path, *, wif: bool = True, arch: str = "arm64", queries: Path | None = None) -> dict[str, Any]:
@@ -114,6 +119,13 @@ def test_the_built_template_passes_cfn_lint(tmp_path: Path, wif: bool) -> None:
     assert errors == []
     for finding in others:
         warnings.warn(f"cfn-lint: {finding}", stacklevel=1)
+
+
+def test_the_staging_template_of_the_clone_passes_cfn_lint() -> None:
+    """infra/clone-staging.yaml: plain CloudFormation, deployed as it is in the staging account (no build)."""
+    errors, others = cfn_lint(STAGING_TEMPLATE)
+    assert errors == []
+    assert others == []
 
 
 def test_the_source_template_reads_into_long_form_intrinsics() -> None:
@@ -351,7 +363,8 @@ def test_a_broken_kpi_file_stops_the_build(tmp_path: Path) -> None:
 
 
 def resolve(value: Any, parameters: dict[str, str], conditions: dict[str, bool]) -> Any:
-    """Enough of CloudFormation to read the functions' variables: Ref, Fn::Sub, Fn::If."""
+    """Enough of CloudFormation to read the functions' variables and the policies: Ref, Fn::Sub, Fn::If, Fn::Join,
+    Fn::Split, Fn::Select."""
     if isinstance(value, dict) and len(value) == 1:
         ((key, argument),) = value.items()
         if key == "Ref":
@@ -369,6 +382,9 @@ def resolve(value: Any, parameters: dict[str, str], conditions: dict[str, bool])
         if key == "Fn::Split":
             separator, text = argument
             return str(resolve(text, parameters, conditions)).split(separator)
+        if key == "Fn::Select":
+            index, items = argument
+            return resolve(items, parameters, conditions)[int(index)]
     return value
 
 
@@ -393,6 +409,31 @@ PARAMETERS = {
     "ProductionTagKey": "Environment",
     "ProductionTagValues": "prod,production",
     "SuspendReportTopic": "arn:aws:sns:ap-northeast-1:123456789012:kpi-pipeline-prod-SuspendReportTopic-AbC",
+    "CloneSourceCluster": "shop-prod",
+    "CloneSnapshot": "latest",
+    "CloneSubnetGroup": "shop-prod-private",
+    "CloneWorkerSecurityGroupId": "sg-0123456789abcdef0",
+    "CloneMaskingKeySecretArn": "arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:kpi/clone-key-AbCdEf",
+    "CloneKmsKeyArn": "arn:aws:kms:ap-northeast-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "CloneSourceKmsKeyArn": "",
+    "CloneInstanceClass": "db.r6g.large",
+    "CloneClusterParameterGroup": "",
+    "CloneTargetAccount": "210987654321",
+    "CloneTargetRoleArn": "arn:aws:iam::210987654321:role/kpi-clone-staging",
+    "CloneTargetSubnetGroup": "shop-staging-private",
+    "CloneTargetSecurityGroupIds": "sg-0abcdef0123456789,sg-0fedcba9876543210",
+    "CloneTargetClusterPrefix": "staging-db",
+    "CloneTargetInstanceClass": "db.r6g.large",
+    "CloneTargetClusterParameterGroup": "",
+    "CloneTargetKmsKeyArn": "",
+    "CloneTargetExternalId": "",
+    "CloneHostedZoneId": "Z0123456789ABC",
+    "CloneRecordName": "db.staging.internal",
+    "CloneRecordTtl": "60",
+    "CloneHealthQuery": "SELECT 1",
+    "CloneGraceHours": "24",
+    "CloneMinIntervalHours": "12",
+    "ClonePollSeconds": "60",
 }
 
 
@@ -457,20 +498,33 @@ def test_the_code_is_the_zips_of_the_chosen_architecture(tmp_path: Path) -> None
         "LoaderFunction": "lambda/loader-arm64.zip",
         "PlannerFunction": "lambda/loader-arm64.zip",
         "SuspendFunction": "lambda/ops-arm64.zip",
+        "CloneFunction": "lambda/ops-arm64.zip",
+        "CloneDatabaseFunction": "lambda/exporter-arm64.zip",
     }
-    assert {f["Properties"]["Handler"] for f in functions.values()} == {
+    handlers = {f["Properties"]["Handler"] for f in functions.values()}
+    assert handlers == {
         "pipeline.lambdas.exporter.handler",
         "pipeline.lambdas.loader.handler",
         "pipeline.lambdas.planner.handler",
         "pipeline.lambdas.suspend.handler",
+        "pipeline.lambdas.clone.handler",
+        "pipeline.lambdas.clone_database.handler",
     }
+    for handler in handlers:  # each names a function that exists, in the zip infra/package.py serves it from
+        module, _, name = handler.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name)), handler
+    served = {h: f["Properties"]["CodeUri"] for f in functions.values() for h in [f["Properties"]["Handler"]]}
+    for package in infra_package.FUNCTIONS.values():
+        for handler in (package.handler, *package.other_handlers):
+            assert served[handler] == f"lambda/{package.name}-arm64.zip", handler
     architecture = template["Parameters"]["Architecture"]
     assert (architecture["Default"], architecture["AllowedValues"]) == ("arm64", ["arm64"])
     assert template["Globals"]["Function"] == {"Runtime": "python3.12", "Architectures": [{"Ref": "Architecture"}]}
     machines = resources_of(template, "AWS::Serverless::StateMachine")
     kpis = {"ExporterFunctionArn", "PlannerFunctionArn", "AlertTopicArn", "BackfillConcurrency"}
     suspend = {"SuspendFunctionArn", "AlertTopicArn"}
-    expected = {"export": kpis, "backfill": kpis, "suspend": suspend, "resume": suspend}
+    clone = {"CloneFunctionArn", "CloneDatabaseFunctionArn", "AlertTopicArn"}
+    expected = {"export": kpis, "backfill": kpis, "suspend": suspend, "resume": suspend, "clone": clone}
     assert len(machines) == len(expected)
     for machine in machines.values():
         uri = (tmp_path / "build" / machine["Properties"]["DefinitionUri"]).resolve()
@@ -538,6 +592,9 @@ def test_alarms_cover_every_function_the_dead_letter_queues_and_failed_execution
         ("ExecutionsFailed", '{"Ref": "BackfillStateMachine"}'),
         ("ExecutionsFailed", '{"Ref": "SuspendStateMachine"}'),
         ("ExecutionsFailed", '{"Ref": "ResumeStateMachine"}'),
+        ("Errors", '{"Ref": "CloneFunction"}'),
+        ("Errors", '{"Ref": "CloneDatabaseFunction"}'),
+        ("ExecutionsFailed", '{"Ref": "CloneStateMachine"}'),
     }
     assert all(a["Properties"]["AlarmActions"] == [{"Ref": "AlertTopic"}] for a in alarms)
     subscription = template["Resources"]["AlertSubscription"]["Properties"]
@@ -556,6 +613,8 @@ def test_outputs_name_what_an_operator_needs(template: dict[str, Any]) -> None:
         "SuspendStateMachineArn",
         "ResumeStateMachineArn",
         "SuspendReportTopicArn",
+        "CloneStateMachineArn",  # `kpi clone run` reads it (state_machine of [clone])
+        "CloneRoleArn",  # infra/clone-staging.yaml trusts it
     } <= set(template["Outputs"])
 
 
@@ -615,14 +674,15 @@ def test_nothing_is_allowed_on_any_resource_but_log_delivery(template: dict[str,
             continue
         assert statement["Effect"] == "Allow"
         if "*" in as_list(statement["Resource"]):
-            allowed = SUSPEND_READS if role == "SuspendRole" else ALLOWED_ON_ANY_RESOURCE
+            allowed = {"SuspendRole": SUSPEND_READS, "CloneRole": CLONE_READS}.get(role, ALLOWED_ON_ANY_RESOURCE)
             assert actions <= allowed, (role, actions)
     managed = {
         name: r["Properties"].get("ManagedPolicyArns", [])
         for name, r in resources_of(template, "AWS::IAM::Role").items()
     }
     vpc_access = {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"}
-    assert {name: arns for name, arns in managed.items() if arns} == {"ExporterRole": [vpc_access]}
+    in_the_vpc = {"ExporterRole": [vpc_access], "CloneDatabaseRole": [vpc_access]}
+    assert {name: arns for name, arns in managed.items() if arns} == in_the_vpc
 
 
 def s3_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:

@@ -57,7 +57,8 @@ def plan_command(url: str | None, folder: Path, write: bool) -> None:
     if not url:
         for database, file in sorted(rules.items()):
             console.print(f"{escape(file.path)}: database {escape(database)}, {len(file.tables)} tables")
-        console.print(f"{len(rules)} rule files fit the format; pass --url to check them against a schema")
+        files = f"{len(rules)} rule file fits" if len(rules) == 1 else f"{len(rules)} rule files fit"
+        console.print(f"{files} the format; pass --url to check them against a schema")
         return
     if not _gate(url, folder, rules, write):
         raise SystemExit(EXIT_FAILED)

@@ -67,6 +67,7 @@ class CloneConfig:
     target_instance_class: str = "db.r6g.large"
     target_cluster_parameter_group: str = ""
     target_kms_key: str = ""  # staging's own key for the restored cluster; "" keeps kms_key (granted to staging)
+    target_external_id: str = ""  # the ExternalId the staging role's trust policy asks for, if any
     record_ttl: int = 60
     health_query: str = "SELECT 1"  # "" skips the check (no network path from production to staging)
     grace_hours: int = 24
@@ -202,11 +203,14 @@ def _check(config: CloneConfig) -> None:
 
 
 def _variables(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The ``KPI_CLONE_*`` values. An empty one counts for a key that may be empty (``KPI_CLONE_HEALTH_QUERY=``
+    skips the health check) and is ignored for a required key (the template passes unset parameters as "")."""
     found: dict[str, Any] = {}
     for key in _KEYS:
-        value = environ.get(ENV_PREFIX + key.upper(), "")
-        if value:
-            found[key] = [part.strip() for part in value.split(",") if part.strip()] if key in _LISTS else value
+        value = environ.get(ENV_PREFIX + key.upper())
+        if value is None or (not value and (key in _REQUIRED or key in _NUMBERS or key in _LISTS)):
+            continue
+        found[key] = [part.strip() for part in value.split(",") if part.strip()] if key in _LISTS else value
     return found
 
 

@@ -97,7 +97,7 @@ def mask_temporary(
     run: str,
     *,
     clients: AwsClients | None = None,
-    connect: Connect = connect_mysql,
+    connect: Connect | None = None,
     seconds: float | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def mask_temporary(
     rules = load_rule_folder(config.rules)
     key = masking_key(clients, config.masking_key_secret)
     stop_at = time.monotonic() + seconds if seconds is not None else None
-    connection = connect(account.read_secret(names.temp_secret))
+    connection = (connect or connect_mysql)(account.read_secret(names.temp_secret))
     try:
         with connection.cursor(pymysql.cursors.Cursor) as cursor:
             databases = list_databases(cursor)
@@ -139,7 +139,7 @@ def mask_temporary(
 
 
 def check_health(
-    config: CloneConfig, run: str, *, clients: AwsClients | None = None, connect: Connect = connect_mysql
+    config: CloneConfig, run: str, *, clients: AwsClients | None = None, connect: Connect | None = None
 ) -> dict[str, Any]:
     """``health_query`` on the new staging cluster, and the masked databases present with no masking journal;
     ``{"healthy": True, …}`` or a :class:`CloneError` (the DNS record is not switched)."""
@@ -147,7 +147,7 @@ def check_health(
     names = Names(parse_run_id(run), config.target_cluster_prefix)
     account = Account(clients, label="production", protected=config.source_cluster)
     credentials = account.read_secret(names.staging_secret)
-    connection = connect(credentials)
+    connection = (connect or connect_mysql)(credentials)
     try:
         with connection.cursor(pymysql.cursors.Cursor) as cursor:
             cursor.execute(config.health_query)

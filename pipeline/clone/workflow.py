@@ -36,7 +36,8 @@ from typing import Any
 import boto3
 
 from pipeline.aws import AWS_ERRORS, AwsClients, describe_error
-from pipeline.clone.cloud import Account, Cluster, Snapshot, restore_shared_snapshot
+from pipeline.clone import cloud
+from pipeline.clone.cloud import Account, Cluster, Snapshot
 from pipeline.clone.config import CloneConfig
 from pipeline.clone.errors import CloneError
 from pipeline.clone.names import (
@@ -82,7 +83,7 @@ class CloneWorkflow:
         *,
         clients: AwsClients | None = None,
         staging: AwsClients | None = None,
-        restore_shared: RestoreShared = restore_shared_snapshot,
+        restore_shared: RestoreShared | None = None,
         now: Callable[[], datetime] = _utcnow,
     ) -> None:
         self.config = config
@@ -218,7 +219,9 @@ class CloneWorkflow:
     @property
     def staging(self) -> Account:
         if self._staging is None:
-            clients = self._staging_clients or assume_role(self.production.clients, self.config.target_role_arn)
+            clients = self._staging_clients or assume_role(
+                self.production.clients, self.config.target_role_arn, self.config.target_external_id
+            )
             account = Account(clients, label="staging", protected=self.config.source_cluster)
             found = account.identity()
             if found != self.config.target_account or found == self.config.source_account:
@@ -362,7 +365,8 @@ class CloneWorkflow:
         if config.target_cluster_parameter_group:
             arguments["DBClusterParameterGroupName"] = config.target_cluster_parameter_group
         try:
-            self.restore_shared(self.staging.rds, snapshot.arn, names.staging_cluster, arguments)
+            restore = self.restore_shared or cloud.restore_shared_snapshot  # looked up now: tests stand in for it
+            restore(self.staging.rds, snapshot.arn, names.staging_cluster, arguments)
         except AWS_ERRORS as error:
             raise CloneError(
                 f"staging cannot restore the shared snapshot {snapshot.arn}: {describe_error(error)}",
@@ -480,10 +484,13 @@ class CloneWorkflow:
         return None
 
 
-def assume_role(clients: AwsClients, role_arn: str) -> AwsClients:
+def assume_role(clients: AwsClients, role_arn: str, external_id: str = "") -> AwsClients:
     """Clients of the staging account, through ``role_arn`` (credentials valid for the invocation)."""
+    arguments = {"RoleArn": role_arn, "RoleSessionName": "kpi-clone"}
+    if external_id:
+        arguments["ExternalId"] = external_id
     try:
-        credentials = clients("sts").assume_role(RoleArn=role_arn, RoleSessionName="kpi-clone")["Credentials"]
+        credentials = clients("sts").assume_role(**arguments)["Credentials"]
     except AWS_ERRORS as error:
         raise CloneError(
             f"cannot assume the staging role {role_arn}: {describe_error(error)}",
