@@ -395,3 +395,14 @@ def test_the_lambda_starts_a_clone_and_names_its_errors(accounts: Accounts, monk
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     with pytest.raises(RetryableError, match="cannot tell which AWS account"):
         clone_lambda.handler({"action": "start"})
+
+
+def test_a_copy_on_write_clone_takes_no_snapshot_of_production(accounts: Accounts, shop: tuple[str, Loopback]) -> None:
+    _, loopback = shop
+    restore = SharedRestore(accounts)
+    steps = drive(workflow(accounts, restore, snapshot="clone"), loopback)
+    assert steps[-1].next == "done"
+    assert next(s.message for s in steps if s.phase == "restore").endswith(f"from copy-on-write clone of {SOURCE}")
+    assert manual_snapshots(accounts) == NIGHTLY | {Names(RUN).masked_snapshot, Names(RUN).shared_snapshot}
+    assert restore.calls[0]["shared"] == [STAGING]
+    assert_masked_exactly_once(reader(loopback), b"k" * 32)

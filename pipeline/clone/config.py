@@ -61,7 +61,7 @@ class CloneConfig:
     snapshot: str = "latest"  # newest snapshot of source_cluster | take one | Aurora copy-on-write clone
     kms_key: str = ""  # customer-managed key granted to target_account; "" only if snapshots are unencrypted
     instance_class: str = "db.r6g.large"
-    cluster_parameter_group: str = ""  # one with binlog off, for the temporary cluster
+    cluster_parameter_group: str = ""  # the temporary cluster's; "" is the engine's default (binary log off)
     rules: str = "masking"
     target_cluster_prefix: str = "staging-db"
     target_instance_class: str = "db.r6g.large"
