@@ -14,7 +14,17 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-__all__ = ["AWS_ERRORS", "AwsClients", "chunks", "describe_error", "error_code", "pages", "tag_dict", "tag_list"]
+__all__ = [
+    "AWS_ERRORS",
+    "AwsClients",
+    "assumed_clients",
+    "chunks",
+    "describe_error",
+    "error_code",
+    "pages",
+    "tag_dict",
+    "tag_list",
+]
 
 AWS_ERRORS = (ClientError, BotoCoreError)
 # Throttling and transient faults are retried by botocore itself (standard mode), each call on its own.
@@ -41,16 +51,29 @@ class AwsClients:
 _LOADER: Any = None
 
 
-def _new_session() -> boto3.Session:
-    """A fresh session (credentials and region read now) that shares the service models already loaded:
-    parsing them costs ~80 ms per client, and a run makes seven clients (a warm Lambda would pay it again)."""
+def _new_session(**arguments: Any) -> boto3.Session:
+    """A fresh session (credentials and region read now, or given as ``boto3.Session`` arguments: an assumed
+    role's) that shares the service models already loaded: parsing them costs ~80 ms per client, and a run makes
+    seven clients (a warm Lambda would pay it again)."""
     global _LOADER
     core = botocore.session.get_session()
     if _LOADER is None:
         _LOADER = core.get_component("data_loader")
     else:
         core.register_component("data_loader", _LOADER)
-    return boto3.Session(botocore_session=core)
+    return boto3.Session(botocore_session=core, **arguments)
+
+
+def assumed_clients(clients: AwsClients, credentials: Mapping[str, Any]) -> AwsClients:
+    """Clients of another account, with the ``Credentials`` of an ``sts:AssumeRole`` answer, in the same region."""
+    return AwsClients(
+        _new_session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=clients.region or None,
+        )
+    )
 
 
 def describe_error(error: BaseException) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,18 @@ class Accounts:
             grace_hours=24,
         )
         return replace(base, **changes)
+
+
+def clone_variables(config: CloneConfig) -> dict[str, str]:
+    """The ``KPI_CLONE_*`` variables that configure the deployed Lambdas as ``config`` (lists comma-separated),
+    as the template passes them; ``origin`` and the CLI's ``state_machine`` are not among them."""
+    found = {}
+    for item in fields(CloneConfig):
+        if item.name in ("origin", "state_machine"):
+            continue
+        value = getattr(config, item.name)
+        found[f"KPI_CLONE_{item.name.upper()}"] = ",".join(value) if isinstance(value, tuple) else str(value)
+    return found
 
 
 def tags_of(tags: Mapping[str, str]) -> list[dict[str, str]]:

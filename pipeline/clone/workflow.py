@@ -33,9 +33,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
-
-from pipeline.aws import AWS_ERRORS, AwsClients, describe_error
+from pipeline.aws import AWS_ERRORS, AwsClients, assumed_clients, describe_error
 from pipeline.clone import cloud
 from pipeline.clone.cloud import Account, Cluster, Snapshot
 from pipeline.clone.config import CloneConfig
@@ -496,13 +494,7 @@ def assume_role(clients: AwsClients, role_arn: str, external_id: str = "") -> Aw
             f"cannot assume the staging role {role_arn}: {describe_error(error)}",
             hint="the role's trust policy must allow the clone Lambda's role (README: one-time setup)",
         ) from None
-    session = boto3.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=clients.region or None,
-    )
-    return AwsClients(session)
+    return assumed_clients(clients, credentials)
 
 
 def _masked_tags(tags: Mapping[str, str]) -> dict[str, str]:
