@@ -103,9 +103,12 @@ def _connect(url: str) -> Any:
     import pymysql
 
     from pipeline.clone import CloneError
-    from pipeline.sources.mysql import parse_mysql_url
+    from pipeline.sources.mysql import parse_mysql_url, resolve_credentials
 
-    settings = parse_mysql_url(url)
+    settings = resolve_credentials(parse_mysql_url(url), where="kpi clone plan --url")
+    tls: dict[str, Any] = {"ssl": {"check_hostname": False}, "ssl_verify_cert": False} if settings.ssl else {}
+    if settings.ssl_ca:
+        tls = {"ssl_ca": settings.ssl_ca, "ssl_verify_cert": True}
     try:
         return pymysql.connect(
             host=settings.host,
@@ -114,9 +117,13 @@ def _connect(url: str) -> Any:
             password=settings.password or "",
             charset="utf8mb4",
             connect_timeout=10,
+            **tls,
         )
     except pymysql.MySQLError as error:
-        raise CloneError(f"cannot connect to {settings.display}: {error}", hint="check the URL") from None
+        raise CloneError(
+            f"cannot connect to {settings.display}: {error}",
+            hint="a URL takes ?secret=ARN (Secrets Manager), iam=true or ssl=true, as a source's does",
+        ) from None
 
 
 @clone.command("run")

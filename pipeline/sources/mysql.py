@@ -155,14 +155,7 @@ class MySqlSource:
             )
 
     def _credentials(self, where: str) -> MySqlSettings:
-        settings = self.settings
-        if settings.secret:
-            settings = _from_secret(settings, settings.secret, where)
-        if settings.iam:
-            settings = replace(settings, password=_iam_token(settings, where), ssl=True)
-        if not settings.host:
-            raise SourceError("the source URL names no host", where=where, hint="mysql://user@host:3306/db")
-        return settings
+        return resolve_credentials(self.settings, where)
 
     def _start(self, connection: Any, rendered: Rendered, timeout: timedelta, zone: ZoneInfo) -> Any:
         """Pin the session, open the read-only transaction, send the query; return the cursor of the result."""
@@ -232,6 +225,18 @@ def _session_zone(zone: ZoneInfo) -> str:
     minutes = int(offset.total_seconds()) // 60
     sign = "-" if minutes < 0 else "+"
     return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def resolve_credentials(settings: MySqlSettings, where: str) -> MySqlSettings:
+    """The settings with the password filled in from ``secret=`` (Secrets Manager) or ``iam=true`` (a signed RDS
+    token, which forces TLS). Also used by ``kpi clone plan --url``."""
+    if settings.secret:
+        settings = _from_secret(settings, settings.secret, where)
+    if settings.iam:
+        settings = replace(settings, password=_iam_token(settings, where), ssl=True)
+    if not settings.host:
+        raise SourceError("the source URL names no host", where=where, hint="mysql://user@host:3306/db")
+    return settings
 
 
 def _from_secret(settings: MySqlSettings, secret: str, where: str) -> MySqlSettings:
