@@ -141,8 +141,8 @@ def mask_temporary(
 def check_health(
     config: CloneConfig, run: str, *, clients: AwsClients | None = None, connect: Connect | None = None
 ) -> dict[str, Any]:
-    """``health_query`` on the new staging cluster, and the masked databases present with no masking journal;
-    ``{"healthy": True, …}`` or a :class:`CloneError` (the DNS record is not switched)."""
+    """``health_query`` on the new staging cluster, which must hold no masking journal; ``{"healthy": True,
+    "answer", "databases"}`` or a :class:`CloneError` (the DNS record is not switched)."""
     clients = clients or AwsClients()
     names = Names(parse_run_id(run), config.target_cluster_prefix)
     account = Account(clients, label="production", protected=config.source_cluster)

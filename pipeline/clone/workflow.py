@@ -104,8 +104,9 @@ class CloneWorkflow:
                     hint="start a new clone (without a run id)",
                 )
             return self.advance(run)
-        runs = self.runs()
-        in_flight = [r for r in runs if self.production.cluster(Names(r).temp_cluster) is not None]
+        clusters = [c for c in self.production.clusters() if owned(c.tags)]
+        runs = self.runs(clusters)
+        in_flight = sorted(c.tags[Tags.RUN] for c in clusters if c.id == Names(c.tags[Tags.RUN]).temp_cluster)
         if in_flight:
             raise CloneError(
                 f"clone {in_flight[-1]} is still in flight (its temporary cluster exists)",
@@ -164,9 +165,10 @@ class CloneWorkflow:
         """Delete staging clusters of earlier clones whose grace period is over (never the one in DNS)."""
         deleted = []
         cutoff = self.now() - timedelta(hours=self.config.grace_hours)
+        live = self.staging.record(self.config.hosted_zone_id, self.config.record_name)
         for cluster in self.staging.clusters():
             retired = cluster.tags.get(Tags.RETIRED, "")
-            if not owned(cluster.tags) or not retired or self._is_live(cluster):
+            if not owned(cluster.tags) or not retired or cluster.endpoint == live:
                 continue
             if datetime.fromisoformat(retired) <= cutoff:
                 self.staging.delete_cluster(cluster)
@@ -198,9 +200,12 @@ class CloneWorkflow:
             )
         return {"record": config.record_name, "points_to": target or "", "runs": rows}
 
-    def runs(self) -> list[str]:
-        """Every run the module has resources of in production, oldest first."""
-        found = {c.tags[Tags.RUN] for c in self.production.clusters() if owned(c.tags)}
+    def runs(self, clusters: list[Cluster] | None = None) -> list[str]:
+        """Every run the module has resources of in production (``clusters``: the account's, if already listed),
+        oldest first."""
+        found = {
+            c.tags[Tags.RUN] for c in (self.production.clusters() if clusters is None else clusters) if owned(c.tags)
+        }
         found |= {s.tags[Tags.RUN] for s in self.production.snapshots() if owned(s.tags)}
         return sorted(found)
 
