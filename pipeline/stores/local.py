@@ -183,15 +183,33 @@ class LocalStore:
     def delete(self, keys: Iterable[str]) -> None:
         """Delete files, then the folders they leave empty, so deleted partitions do not linger as folders."""
         for key in keys:
-            path = self._path(key)
+            self._remove(self._path(key))
+
+    def discard_incomplete(self, prefix: str) -> int:
+        """The hidden temp files (``.<name>.<random>.tmp``) under ``prefix``: what a process killed in the middle of
+        a write (or of a manifest's ``put_bytes``) leaves; a clean failure removes its own."""
+        folder = check_prefix(prefix).rpartition("/")[0]
+        start = self.root.joinpath(*folder.split("/")) if folder else self.root
+        found = []
+        for dirpath, _, filenames in os.walk(start, onerror=self._walk_error):
+            base = Path(dirpath).relative_to(self.root).as_posix()
+            for name in filenames:
+                key = name if base == "." else f"{base}/{name}"
+                if key.startswith(prefix) and _is_temp(name):
+                    found.append(Path(dirpath) / name)
+        for path in found:
+            self._remove(path)
+        return len(found)
+
+    def _remove(self, path: Path) -> None:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as error:
+            raise _error(error, "delete", str(path)) from None
+        for parent in path.parents:
+            if parent == self.root or not parent.is_relative_to(self.root):
+                break
             try:
-                path.unlink(missing_ok=True)
-            except OSError as error:
-                raise _error(error, "delete", str(path)) from None
-            for parent in path.parents:
-                if parent == self.root or not parent.is_relative_to(self.root):
-                    break
-                try:
-                    parent.rmdir()
-                except OSError:  # not empty (or not ours to remove): stop climbing
-                    break
+                parent.rmdir()
+            except OSError:  # not empty (or not ours to remove): stop climbing
+                break
