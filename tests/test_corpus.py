@@ -109,6 +109,7 @@ HEADER = {
         (5, 3, "duplicate-column", "column 'Orders' is declared twice: 'orders' differs only in case")
     ],
     "cluster_by_type.sql": [(3, 14, "invalid-type", "BigQuery cannot cluster on FLOAT64 column 'ratio'")],
+    "csv_bytes.sql": [(3, 9, "csv-bytes", "CSV files cannot carry BYTES column avatar")],
 }
 
 _NOT_SELECT = "only a SELECT query is allowed, found {}"

@@ -19,6 +19,7 @@ from cronsim import CronSim, CronSimError
 
 from pipeline.core.durations import parse_duration
 from pipeline.core.header import Header, KeyPath
+from pipeline.core.identifiers import KPI_NAME, is_column_name
 from pipeline.core.intervals import Grain
 from pipeline.core.spec import Checks, Column, FileFormat, Freshness, Param, Policy
 from pipeline.core.types import CLUSTER_TYPES, PARAM_TYPES, PARTITION_TYPES, TYPE_ALIASES, BqType, coerce_param
@@ -54,12 +55,8 @@ PARAM_KEYS = ("type", "default", "description")
 CHECK_KEYS = ("min_rows", "not_null", "unique")
 FRESHNESS_KEYS = ("warn_after", "error_after")
 
-KPI_NAME = re.compile(r"^[a-z][a-z0-9_]{0,127}$")
-COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
 PARAM_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 RESERVED_PARAMS = frozenset({"start", "end"})
-# https://cloud.google.com/bigquery/docs/schemas#column_names
-RESERVED_COLUMN_PREFIXES = ("_TABLE_", "_FILE_", "_PARTITION", "_ROW_TIMESTAMP", "__ROOT__", "_COLON_")
 MAX_TIMEOUT = timedelta(minutes=15)
 MAX_CLUSTER_COLUMNS = 4
 
@@ -129,6 +126,7 @@ class HeaderChecker:
         out["checks"] = self.checks(data.get("checks", {}), out["columns"])
         out["freshness"] = self.freshness(data.get("freshness", {}))
         out["cluster_by"] = self.cluster_by(data.get("cluster_by", []), out["columns"])
+        self.csv_columns(out["format"], out["columns"])
         out["time_column"] = self.time_column(data, grain, out["columns"])
         self.partition_clock(out["time_column"], grain, out["columns"], out["timezone"], out.get("source_timezone"))
         if grain is Grain.NONE and data.get("lookback"):
@@ -349,7 +347,7 @@ class HeaderChecker:
             column_name = str(name)
             if column_name.lower() not in seen:  # a case-only duplicate is reported once, below
                 self.declared["columns"].append(column_name)
-            if not COLUMN_NAME.match(column_name) or column_name.upper().startswith(RESERVED_COLUMN_PREFIXES):
+            if not is_column_name(column_name):
                 self.report(
                     key_path,
                     "invalid-column-name",
@@ -509,6 +507,17 @@ class HeaderChecker:
                     f"cluster on a column of type {', '.join(sorted(t.value for t in CLUSTER_TYPES))}",
                 )
         return names
+
+    def csv_columns(self, file_format: FileFormat, columns: tuple[Column, ...]) -> None:
+        """CSV files are text: BYTES would not survive the round trip into the warehouse, so refuse it here."""
+        binary = [c.name for c in columns if c.type is BqType.BYTES]
+        if file_format is FileFormat.CSV and binary:
+            self.report(
+                ("format",),
+                "csv-bytes",
+                f"CSV files cannot carry BYTES column{'s' if len(binary) > 1 else ''} {', '.join(binary)}",
+                "use `format: parquet`, or select the bytes as HEX()/TO_BASE64() declared STRING",
+            )
 
     def time_column(self, data: Mapping[str, Any], grain: Grain | None, columns: tuple[Column, ...]) -> str | None:
         value = data.get("time_column")

@@ -32,14 +32,14 @@ from pipeline import __version__
 from pipeline.core.checks import PartitionChecks
 from pipeline.core.convert import Conversion
 from pipeline.core.intervals import Interval
-from pipeline.core.lake import manifest_key, new_run_id, partition_name, run_prefix
-from pipeline.core.manifest import Manifest, SchemaField
+from pipeline.core.lake import is_run_id, manifest_key, new_run_id, partition_name, run_prefix
+from pipeline.core.manifest import CSV_NULL_MARKER, Manifest, SchemaField
 from pipeline.core.render import bind_values
 from pipeline.core.spec import FileFormat, Kpi
 from pipeline.core.typeplan import ColumnPlan, plan_columns
 from pipeline.core.types import BqType
 from pipeline.errors import CheckFailed, ExportError, UsageError
-from pipeline.export.files import FileOptions, PartitionFiles
+from pipeline.export.files import FileOptions, PartitionFiles, refuse_null_marker
 from pipeline.export.split import Splitter
 from pipeline.sources import Source
 from pipeline.stores import Store
@@ -65,6 +65,12 @@ def export(
     committed: dict[int, Manifest] = {}
     if run_id is None:
         run_id = new_run_id(started)
+    elif not is_run_id(run_id):
+        raise UsageError(
+            f"'{run_id}' is not a run id",
+            where=kpi.name,
+            hint="letters, digits, '.', '_' and '-', starting with a letter or digit; or leave --run-id out",
+        )
     else:  # a retry: keep what it committed, clear what an attempt that never committed left behind
         committed = _committed(kpi, parts, run_id, store)
         if len(committed) == len(parts):
@@ -83,6 +89,7 @@ def export(
         with source.stream(rendered, timeout=kpi.timeout, zone=kpi.source_zone, where=kpi.name) as result:
             plans = plan_columns(kpi, result.columns)
             _refuse_bytes_in_csv(kpi, plans, options)
+            csv = options.format is FileFormat.CSV
             conversion = Conversion(kpi.name, plans, kpi.source_zone)
             writers = [
                 None
@@ -97,6 +104,8 @@ def export(
             with BackgroundWrites() as background:
                 for arrays in result.batches:
                     batch = conversion.batch(arrays, row, text=result.text)
+                    if csv:
+                        refuse_null_marker(kpi.name, batch, row)
                     routed = splitter.split(batch, row) if splitter else [(0, batch, None)]
                     for index, rows, numbers in routed:
                         writer, check = writers[index], checks[index]
@@ -138,6 +147,7 @@ def export(
                 started_at=started.isoformat(),
                 finished_at=finished.isoformat(),
                 seconds=round(time.monotonic() - clock, 3),
+                null_marker=CSV_NULL_MARKER if options.format is FileFormat.CSV else None,
             )
             store.put_bytes(manifest_key(kpi, part, run_id), manifest.to_json().encode())
             uncommitted.pop(0)  # this partition is committed: the cleanup below must not touch it
