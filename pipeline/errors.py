@@ -8,7 +8,7 @@ Every error a user can cause carries *where* (file:line:col, KPI, partition), *w
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 __all__ = [
@@ -19,6 +19,8 @@ __all__ = [
     "RenderError",
     "SpecError",
     "UsageError",
+    "bigquery_reasons_retryable",
+    "bigquery_retryable",
 ]
 
 
@@ -137,3 +139,65 @@ class CheckFailed(ExportError):
 
 class LoadError(KpiError):
     """A committed partition could not be loaded into the warehouse; the warehouse is unchanged."""
+
+
+# -- what BigQuery's errors mean for a retry --------------------------------------------------------------------
+#
+# The `reason` of BigQuery's ErrorProto, as its "Error messages" page lists them
+# (https://cloud.google.com/bigquery/docs/error-messages): these say "try again later". The first four are the ones
+# google-cloud-bigquery's own DEFAULT_RETRY retries (google.cloud.bigquery.retry._RETRYABLE_REASONS), the job*
+# ones its DEFAULT_JOB_RETRY; quotaExceeded and tableUnavailable pass once the quota refills or the table is back.
+# Every other named reason — accessDenied, billingNotEnabled, blocked, invalid, invalidQuery, notFound,
+# duplicate, resourcesExceeded, responseTooLarge… — needs a person, whatever its HTTP status (403 included).
+_BIGQUERY_RETRYABLE_REASONS = frozenset(
+    {
+        "backendError",
+        "internalError",
+        "badGateway",
+        "rateLimitExceeded",
+        "jobBackendError",
+        "jobInternalError",
+        "jobRateLimitExceeded",
+        "quotaExceeded",
+        "tableUnavailable",
+    }
+)
+# A transaction or DML statement that lost to a concurrent one on the same table (BigQuery cancels the loser:
+# "Transaction is aborted due to concurrent update against table …", "Could not serialize access to table … due to
+# concurrent update"): run again, it sees the winner's commit.
+_BIGQUERY_CONFLICT = "due to concurrent update"
+
+
+def bigquery_reasons_retryable(status: int | None, reasons: Iterable[str], message: str = "") -> bool:
+    """Whether a BigQuery error is worth retrying, from its HTTP status, its ErrorProto reasons and its message.
+
+    A concurrent-update conflict is retryable; then the first named reason decides (a 403 ``rateLimitExceeded`` or
+    ``quotaExceeded`` is retryable, a 403 ``accessDenied`` is not); without a reason, 429 and 5xx are retryable
+    and every other status is not. ``status`` None (no HTTP answer at all) is retryable: the request never got a
+    verdict.
+    """
+    if _BIGQUERY_CONFLICT in message.lower():
+        return True
+    for reason in reasons:
+        if reason:
+            return reason in _BIGQUERY_RETRYABLE_REASONS
+    if status is None:
+        return True
+    return status == 429 or status >= 500
+
+
+def bigquery_retryable(error: BaseException) -> bool:
+    """:func:`bigquery_reasons_retryable` of an error raised by google-cloud-bigquery, read duck-typed so that
+    this module needs no Google library: ``code`` (the HTTP status of ``google.api_core.exceptions``) and
+    ``errors`` (the ErrorProto dicts). A ``RetryError`` (the client's own retries ran out of time on a retryable
+    cause), ``TimeoutError`` and ``ConnectionError`` are retryable; any other exception without an HTTP status —
+    a refused credential refresh, a bug — is not.
+    """
+    status = getattr(error, "code", None)
+    if not isinstance(status, int) or isinstance(status, bool):
+        if type(error).__name__ in ("RetryError", "TransportError"):
+            return True
+        return isinstance(error, TimeoutError | ConnectionError)
+    details = getattr(error, "errors", None) or []
+    reasons = [str(d.get("reason") or "") for d in details if isinstance(d, Mapping)]
+    return bigquery_reasons_retryable(status, reasons, str(getattr(error, "message", "") or error))

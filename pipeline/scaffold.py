@@ -11,7 +11,8 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from pipeline.core.header_rules import KPI_NAME, name_hint
+from pipeline.core.header_rules import name_hint
+from pipeline.core.identifiers import KPI_NAME
 from pipeline.core.intervals import Grain
 from pipeline.errors import UsageError
 

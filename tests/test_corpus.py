@@ -109,6 +109,24 @@ HEADER = {
         (5, 3, "duplicate-column", "column 'Orders' is declared twice: 'orders' differs only in case")
     ],
     "cluster_by_type.sql": [(3, 14, "invalid-type", "BigQuery cannot cluster on FLOAT64 column 'ratio'")],
+    "csv_bytes.sql": [(3, 9, "csv-bytes", "CSV files cannot carry BYTES column avatar")],
+    "hour_offset.sql": [
+        (
+            3,
+            11,
+            "hour-offset",
+            "hourly partitions need a zone whose UTC offset is whole hours; Asia/Kolkata is UTC+05:30",
+        )
+    ],
+    "time_column_repeated_hour.sql": [
+        (
+            5,
+            14,
+            "time-column-repeated-hour",
+            "time_column 'order_hour' is a DATETIME in America/New_York, whose clocks go back an hour (on "
+            "2024-11-03): BigQuery would keep both of its hours in one partition",
+        )
+    ],
 }
 
 _NOT_SELECT = "only a SELECT query is allowed, found {}"

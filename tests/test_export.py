@@ -11,11 +11,14 @@ from pathlib import Path
 
 import boto3
 import duckdb
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.errors import ExportError, SourceError, StoreError, UsageError
+from pipeline.core.spec import FileFormat
+from pipeline.errors import ExportError, SourceError, SpecError, StoreError, UsageError
 from pipeline.export import FileOptions, export
 from pipeline.lambdas.exporter import handler
 from pipeline.sources import open_source
@@ -172,13 +175,123 @@ def test_the_lambda_handler_parses_the_event_and_returns_json(
     assert "unknown keys day" in logged["message"]
 
 
-def test_csv_refuses_bytes_columns_before_writing(shop: str, tmp_path: Path) -> None:
+def test_csv_refuses_bytes_columns_in_kpi_check_and_before_writing(shop: str, tmp_path: Path) -> None:
     header = "grain: none\nformat: csv\ncolumns:\n  raw: {type: BYTES}"
-    kpi = make_kpi(tmp_path / "q", "blobs", header, "SELECT CAST('ab' AS BINARY) AS raw")
+    with pytest.raises(SpecError) as refused:
+        make_kpi(tmp_path / "q", "blobs", header, "SELECT CAST('ab' AS BINARY) AS raw")
+    assert [p.rule for p in refused.value.problems] == ["csv-bytes"]
+    kpi = make_kpi(
+        tmp_path / "q", "blobs", header.replace("format: csv", "format: parquet"), "SELECT CAST('ab' AS BINARY) AS raw"
+    )
     store = LocalStore(tmp_path / "lake")
-    with pytest.raises(ExportError, match=r"CSV cannot carry BYTES columns \(raw\)"):
+    with pytest.raises(ExportError, match=r"CSV cannot carry BYTES columns \(raw\)"):  # CSV asked for by the caller
+        export(kpi, [], source=open_source(shop), store=store, files=FileOptions(format=FileFormat.CSV))
+    assert keys(store) == []
+
+
+TYPES_HEADER = """
+grain: none
+format: {format}
+columns:
+  label:   {{type: STRING}}
+  doc:     {{type: JSON}}
+  n:       {{type: INT64}}
+  amount:  {{type: NUMERIC}}
+  big:     {{type: BIGNUMERIC}}
+  ratio:   {{type: FLOAT64}}
+  flag:    {{type: BOOL}}
+  day:     {{type: DATE}}
+  at:      {{type: DATETIME}}
+  instant: {{type: TIMESTAMP}}
+  clock:   {{type: TIME}}
+"""
+TYPES_SQL = """
+SELECT label, doc, n, amount, big, ratio, flag, day, at, instant, clock FROM (
+  SELECT 1 AS k, 'x' AS label, '{"a": [1, "b"]}' AS doc, 7 AS n, CAST(12.5 AS DECIMAL(12, 2)) AS amount,
+    CAST('1234567890123456789012345678.0123456789' AS DECIMAL(38, 10)) AS big, 0.25 AS ratio, TRUE AS flag,
+    DATE '2024-03-01' AS day, TIMESTAMP '2024-03-01 10:30:00' AS at, TIMESTAMP '2024-03-01 10:30:00' AS instant,
+    TIME '23:59:59.5' AS clock
+  UNION ALL SELECT 2, '', '""', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+  UNION ALL SELECT 3, NULL, NULL, 0, 0, 0, 0, FALSE, DATE '2024-03-02', NULL, NULL, TIME '00:00:00'
+  UNION ALL SELECT 4, 'said "no", then\nleft', 'null', -1, -0.01, -1, -1.5, NULL, NULL, NULL, NULL, NULL
+) AS t ORDER BY k
+"""
+
+
+def _read_csv_as_written(data: bytes, schema: pa.Schema, marker: str) -> pa.Table:
+    """A CSV file read by the convention its manifest records: ``marker`` unquoted is NULL, any quoted text is a
+    value — the empty string too (what BigQuery's ``null_marker`` and DuckDB's ``nullstr`` do)."""
+    as_text = pa.schema([pa.field(f.name, pa.string()) if pa.types.is_decimal256(f.type) else f for f in schema])
+    options = pacsv.ConvertOptions(
+        column_types=as_text, null_values=[marker], strings_can_be_null=True, quoted_strings_can_be_null=False
+    )
+    table = pacsv.read_csv(io.BytesIO(data), convert_options=options)  # Arrow's CSV reader has no decimal256:
+    return table.cast(schema)  # BIGNUMERIC is read as its text, then cast exactly
+
+
+def test_csv_keeps_null_and_the_empty_string_apart_for_every_type(shop: str, tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "lake")
+    parquet_kpi = make_kpi(tmp_path / "p", "types", TYPES_HEADER.format(format="parquet"), TYPES_SQL)
+    csv_kpi = make_kpi(tmp_path / "c", "types", TYPES_HEADER.format(format="csv"), TYPES_SQL)
+    (parquet,) = export(parquet_kpi, [], source=open_source(shop), store=store, run_id="p")
+    (csv_manifest,) = export(csv_kpi, [], source=open_source(shop), store=store, run_id="c")
+    assert (parquet.null_marker, csv_manifest.null_marker) == (None, "\\N")  # the convention, for the loader
+    assert (
+        json.loads(store.get_bytes(csv_manifest.files[0].path.rsplit("/", 1)[0] + "/_manifest.json"))["null_marker"]
+        == "\\N"
+    )
+
+    expected = read_partition(store, parquet)
+    data = store.get_bytes(csv_manifest.files[0].path)
+    lines = data.decode().splitlines()
+    assert lines[2] == '"","""""",\\N,\\N,\\N,\\N,\\N,\\N,\\N,\\N,\\N'  # '' and '""' quoted, NULL as \N
+    assert lines[3].startswith("\\N,\\N,0,")
+    assert (
+        _read_csv_as_written(data, expected.schema, csv_manifest.null_marker or "").to_pylist() == expected.to_pylist()
+    )
+
+    path = tmp_path / "lake" / csv_manifest.files[0].path
+    columns = {f.name: f.type for f in csv_manifest.schema}
+    duck_types = {
+        "STRING": "VARCHAR",
+        "JSON": "VARCHAR",
+        "INT64": "BIGINT",
+        "NUMERIC": "DECIMAL(38,9)",
+        "BIGNUMERIC": "VARCHAR",
+        "FLOAT64": "DOUBLE",
+        "BOOL": "BOOLEAN",
+        "DATE": "DATE",
+        "DATETIME": "TIMESTAMP",
+        "TIMESTAMP": "TIMESTAMPTZ",
+        "TIME": "TIME",
+    }
+    spec = ", ".join(f"'{name}': '{duck_types[kind]}'" for name, kind in columns.items())
+    with duckdb.connect() as db:  # DuckDB's own CSV reader agrees on NULL and ''
+        db.execute("SET TimeZone = 'UTC'")
+        rows = db.execute(
+            f"SELECT label, doc, n, big FROM read_csv('{path}', header = true, nullstr = '\\N', "
+            f"allow_quoted_nulls = false, columns = {{{spec}}})"
+        ).fetchall()
+    assert rows == [
+        ("x", '{"a": [1, "b"]}', 7, "1234567890123456789012345678.01234567890000000000000000000000000000"),
+        ("", '""', None, None),
+        (None, None, 0, "0E-38"),
+        ('said "no", then\nleft', "null", -1, "-1.00000000000000000000000000000000000000"),
+    ]
+
+
+def test_a_csv_string_that_is_the_null_marker_stops_the_export_naming_the_row(shop: str, tmp_path: Path) -> None:
+    header = "grain: none\nformat: csv\ncolumns:\n  k: {type: INT64}\n  label: {type: STRING}"
+    sql = r"SELECT k, label FROM (SELECT 1 AS k, 'a' AS label UNION ALL SELECT 2, '\\N') AS t ORDER BY k"  # MySQL: \N
+    kpi = make_kpi(tmp_path / "q", "marker", header, sql)
+    store = LocalStore(tmp_path / "lake")
+    with pytest.raises(ExportError, match=r"column 'label', row 2: the value '\\\\N' is how CSV files here write NULL"):
         export(kpi, [], source=open_source(shop), store=store)
     assert keys(store) == []
+    (parquet,) = export(  # Parquet has no such limit
+        kpi, [], source=open_source(shop), store=store, files=FileOptions(format=FileFormat.PARQUET)
+    )
+    assert read_partition(store, parquet).column("label").to_pylist() == ["a", "\\N"]
 
 
 def test_a_retry_of_a_run_whose_manifest_was_damaged_says_so(shop: str, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.core.manifest import CSV_NULL_MARKER
 from pipeline.core.rowcount import PARQUET_TAIL_BYTES, CsvRecordCounter, parquet_footer_length, parquet_rows
 
 # ---------------------------------------------------------------------------------------------------- Parquet
@@ -279,7 +280,8 @@ def test_garbled_footers_are_refused_with_a_reason(footer: bytes, message: str) 
 def _csv(table: pa.Table, batch_rows: int = 1_000) -> bytes:
     """Bytes as the exporter writes them: one CSVWriter, batch after batch."""
     sink = io.BytesIO()
-    with pacsv.CSVWriter(sink, table.schema, write_options=pacsv.WriteOptions(quoting_style="needed")) as writer:
+    options = pacsv.WriteOptions(quoting_style="needed", null_string=CSV_NULL_MARKER)
+    with pacsv.CSVWriter(sink, table.schema, write_options=options) as writer:
         for batch in table.to_batches(max_chunksize=batch_rows):
             writer.write_batch(batch)
     return sink.getvalue()
@@ -351,11 +353,15 @@ def test_csv_random_chunk_boundaries() -> None:
 
 @pytest.mark.parametrize("chunk_size", [1, 3, 64])
 def test_a_single_column_of_nulls_and_empty_strings(chunk_size: int) -> None:
-    """A null is an empty line and an empty string is ``""``: both still records."""
+    """A null is ``\\N`` and an empty string is ``""``: both records. Files of version-1 manifests wrote a null as an
+    empty line, which is a record too."""
     table = pa.table({"only": pa.array([None, "", None, "\n", None], pa.string())})
     data = _csv(table)
-    assert data == b'"only"\n\n""\n\n"\n"\n\n'
+    assert data == b'"only"\n\\N\n""\n\\N\n"\n"\n\\N\n'
     assert _count(data, chunk_size) == 5
+    version_1 = data.replace(b"\\N", b"")
+    assert version_1 == b'"only"\n\n""\n\n"\n"\n\n'
+    assert _count(version_1, chunk_size) == 5
 
 
 @pytest.mark.parametrize("chunk_size", [1, 2, 7, 10**9])

@@ -109,6 +109,25 @@ def test_open_writer_is_not_listed(store: Store) -> None:
     assert leftovers(store) == []
 
 
+def test_what_an_abandoned_writer_left_is_discarded_under_its_prefix_only(store: Store) -> None:
+    """A killed process never aborts: its temp file or multipart upload stays until a retry discards it — and only
+    under the prefix the retry owns; finished objects, and other runs' leftovers, stay."""
+    mine, theirs = "k/day=2024-01-01/run=r1", "k/day=2024-01-01/run=r2"
+    with store.open_write(f"{mine}/part-00000.parquet") as done:
+        done.write(b"complete")
+    abandoned = [store.open_write(f"{prefix}/part-00001.parquet") for prefix in (mine, mine, theirs)]
+    for writer in abandoned:
+        writer.write(os.urandom(MIN_PART_SIZE + 1))  # on S3 each has started a multipart upload
+    assert len(leftovers(store)) == 4
+    assert store.discard_incomplete(mine + "/") == 2
+    assert store.discard_incomplete(mine + "/") == 0  # nothing left to discard
+    assert store.list("") == [ObjectInfo(f"{mine}/part-00000.parquet", 8)]
+    assert len(leftovers(store)) == 2  # the finished object and the other run's abandoned write
+    assert store.get_bytes(f"{mine}/part-00000.parquet") == b"complete"
+    abandoned[2].abort()
+    assert store.discard_incomplete("") == 0
+
+
 def test_abort_leaves_nothing(store: Store) -> None:
     writer = store.open_write(KEY)
     writer.write(os.urandom(MIN_PART_SIZE + MIB))  # one part uploaded, one buffered

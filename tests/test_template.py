@@ -540,12 +540,16 @@ def test_the_loader_is_fed_by_a_queue_of_manifest_events_with_a_dead_letter_queu
         "Properties": {
             "Queue": {"Fn::GetAtt": ["LoadQueue", "Arn"]},
             "BatchSize": 1,
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],  # the handler's partial batch responses
             "ScalingConfig": {"MaximumConcurrency": {"Ref": "LoaderConcurrency"}},
         },
     }
     queue = resources["LoadQueue"]["Properties"]
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["LoadDeadLetterQueue", "Arn"]}
-    assert queue["VisibilityTimeout"] >= 6 * resources["LoaderFunction"]["Properties"]["Timeout"]
+    # Outlasts one load (never two loaders on one message), by a minute: a failed load is retried after the
+    # handler's own backoff, so a transient failure costs minutes, not the 90 of a 6 × timeout.
+    timeout = resources["LoaderFunction"]["Properties"]["Timeout"]
+    assert timeout < queue["VisibilityTimeout"] <= timeout + 60
     (notification,) = resources["LakeBucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
     assert notification["Queue"] == {"Fn::GetAtt": ["LoadQueue", "Arn"]}
     assert notification["Filter"]["S3Key"]["Rules"] == [
@@ -696,6 +700,8 @@ def test_the_exporter_may_touch_only_the_lake_prefix_and_read_only_its_secret(te
         if actions == {"s3:ListBucket"}:
             assert statement["Resource"] == {"Fn::GetAtt": ["LakeBucket", "Arn"]}
             assert statement["Condition"] == {"StringLike": {"s3:prefix": ["lake/", "lake/*"]}}
+        elif actions == {"s3:ListBucketMultipartUploads"}:  # a retry finds the uploads its killed attempt left
+            assert statement["Resource"] == {"Fn::GetAtt": ["LakeBucket", "Arn"]}
         else:
             assert actions <= {"s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
             assert statement["Resource"] == lake_objects
@@ -712,8 +718,22 @@ def test_the_loader_reads_the_lake_and_its_queue_and_the_planner_nothing_on_s3(t
         '{"Fn::Sub": "${LakeBucket.Arn}/lake/*"}',
         '{"Fn::GetAtt": ["LakeBucket", "Arn"]}',
     }
-    queue = [s for _, s, _ in statements(template, "LoaderRole") if "sqs:ReceiveMessage" in s["Action"]]
-    assert [s["Resource"] for s in queue] == [{"Fn::GetAtt": ["LoadQueue", "Arn"]}]
+    queue = [
+        s for _, s, _ in statements(template, "LoaderRole") if any(a.startswith("sqs:") for a in as_list(s["Action"]))
+    ]
+    assert [(s["Resource"], set(as_list(s["Action"]))) for s in queue] == [
+        (
+            {"Fn::GetAtt": ["LoadQueue", "Arn"]},
+            {
+                "sqs:ReceiveMessage",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:GetQueueUrl",
+                "sqs:ChangeMessageVisibility",  # the backoff of a failed load
+            },
+        ),
+        ({"Fn::GetAtt": ["LoadDeadLetterQueue", "Arn"]}, {"sqs:GetQueueUrl", "sqs:SendMessage"}),  # failed for good
+    ]
     assert s3_statements(template, "PlannerRole") == []
     for role in ("LoaderRole", "PlannerRole"):
         secrets = [(s, c) for _, s, c in statements(template, role) if str(s["Action"]).startswith("secretsmanager")]

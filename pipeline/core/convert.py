@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import UTC
+from datetime import UTC, datetime
+from functools import cache
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -182,18 +183,19 @@ class Conversion:
         return pa.array(micros, pa.time64("us"))
 
     def _localize(self, plan: ColumnPlan, array: pa.Array, first_row: int) -> pa.Array:
-        """Naive wall-clock times in the source zone as UTC instants."""
+        """Naive wall-clock times in the source zone as UTC instants — or an error naming the first row whose time
+        the zone skipped (a DST gap) or repeated (a fall-back): the source holds no offset that would say which
+        instant was meant, and guessing would shift rows between hours silently."""
         try:
-            local = pc.assume_timezone(array, self.zone.key, ambiguous="earliest", nonexistent="raise")
-            return local.cast(pa.timestamp("us", tz="UTC"))
-        except pa.ArrowInvalid as error:
-            if "timezone" not in str(error).lower():
-                raise self._error(
-                    plan, first_row, f"a wall-clock time does not exist in {self.zone.key}", error
-                ) from None
-        # No time zone database for Arrow (some minimal images): zoneinfo with the tzdata package instead.
-        moments = [None if v is None else v.replace(tzinfo=self.zone).astimezone(UTC) for v in array.to_pylist()]
-        return pa.array(moments, pa.timestamp("us", tz="UTC"))
+            return localize(array, self.zone)
+        except WallClockError as problem:
+            raise ExportError(
+                f"column '{plan.name}' ({plan.source.label} → TIMESTAMP), row {first_row + problem.index}: "
+                f"{problem.reason}",
+                where=self.kpi,
+                hint=f"declare {plan.name} DATETIME to keep the wall-clock time as stored; for a MySQL TIMESTAMP "
+                "column, `source_timezone: UTC` makes MySQL send it in UTC, where no time is skipped or repeated",
+            ) from None
 
     def _refuse_where(
         self, plan: ColumnPlan, array: pa.Array, mask: pa.Array, first_row: int, what: str, hint: str
@@ -232,3 +234,65 @@ def _bits(raw: pa.Array) -> pa.Array:
 
 def _first_true(mask: pa.Array) -> int:
     return int(pc.index(mask, True).as_py())
+
+
+class WallClockError(ValueError):
+    """A naive time that names no single instant in its zone: ``index`` is its position in the array."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(reason)
+        self.index = index
+        self.reason = reason
+
+
+def localize(array: pa.Array, zone: ZoneInfo, *, arrow_zones: bool | None = None) -> pa.Array:
+    """Naive timestamps read as wall-clock times in ``zone``, as UTC instants (``timestamp[us, UTC]``).
+
+    One rule on both paths: a time the zone skipped (inside a DST gap) or repeated (in the hour a fall-back
+    repeats) raises :class:`WallClockError` naming the first such value — never shifted, never the earlier of
+    two. The fast path is Arrow's ``assume_timezone`` (vectorised, with its own time zone database); where Arrow
+    has none (``arrow_zones`` False, or detected: some minimal images), ``zoneinfo`` with the tzdata package.
+    """
+    if arrow_zones is None:
+        arrow_zones = _arrow_knows(zone.key)
+    if arrow_zones:
+        try:
+            local = pc.assume_timezone(array, zone.key, ambiguous="raise", nonexistent="raise")
+        except pa.ArrowInvalid:
+            pass  # find the offending value the same way the zoneinfo path does, for the same message
+        else:
+            return local.cast(pa.timestamp("us", tz="UTC"))
+    moments: list[datetime | None] = []
+    for index, value in enumerate(array.to_pylist()):
+        if value is None:
+            moments.append(None)
+            continue
+        reason = wall_clock_problem(value, zone)
+        if reason:
+            raise WallClockError(index, reason)
+        moments.append(value.replace(tzinfo=zone).astimezone(UTC))
+    return pa.array(moments, pa.timestamp("us", tz="UTC"))
+
+
+def wall_clock_problem(value: datetime, zone: ZoneInfo) -> str:
+    """Why the naive ``value`` is not one instant in ``zone`` ("" when it is), by ``zoneinfo``'s two folds."""
+    early, late = value.replace(tzinfo=zone, fold=0), value.replace(tzinfo=zone, fold=1)
+    if early.utcoffset() == late.utcoffset():
+        return ""
+    first, second = sorted((early.astimezone(UTC), late.astimezone(UTC)))
+    if early.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != value:
+        return f"{value.isoformat(' ')} does not exist in {zone.key}: the clocks skipped it (a DST gap)"
+    return (
+        f"{value.isoformat(' ')} happened twice in {zone.key} (at {first:%H:%M} and {second:%H:%M} UTC, "
+        "a DST fall-back): which one is meant is not in the data"
+    )
+
+
+@cache
+def _arrow_knows(zone: str) -> bool:
+    """Whether Arrow can read ``zone`` from a time zone database (absent from some minimal images)."""
+    try:
+        pc.assume_timezone(pa.array([0], pa.timestamp("us")), zone)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True

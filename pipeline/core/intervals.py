@@ -4,6 +4,12 @@ Boundaries are computed in the KPI's ``timezone`` (a JST day is [00:00, 24:00) T
 the complaint of SQLMesh#3972), then expressed as naive wall-clock times in ``source_timezone`` because that
 is what the source's DATETIME columns mean. DST is handled by ``zoneinfo``: a day in a DST zone can be 23 or
 25 hours long, and an hour that does not exist locally is never produced.
+
+Hours are cut on UTC hour boundaries, so the hour a DST fall-back repeats is two partitions. They are named
+apart: the first keeps the wall-clock name (``2024-11-03T01``), the repeat has ``_2`` (``2024-11-03T01_2``), which
+:func:`parse_moment` reads back as the second occurrence (``fold=1``). Their :attr:`Interval.decorator` is the
+wall-clock one, the same for both: only a TIMESTAMP column, which BigQuery partitions by UTC hour, can hold the two
+apart (its decorator is computed in UTC), and ``kpi check`` refuses hourly KPIs whose DATETIME clock repeats an hour.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ class Grain(StrEnum):
 
 
 # grain → (partition name, BigQuery partition decorator), as strftime formats of the interval's local start
+REPEATED_HOUR = "_2"  # suffix of the partition name of the hour a DST fall-back repeats
 _FORMATS = {
     Grain.DAY: ("%Y-%m-%d", "%Y%m%d"),
     Grain.HOUR: ("%Y-%m-%dT%H", "%Y%m%d%H"),
@@ -57,8 +64,10 @@ class Interval:
 
     @property
     def partition(self) -> str:
-        """The partition's name in the lake path and in reports: ``2024-01-31``, ``2024-01-31T05``, ``2024-01``."""
-        return self.start.strftime(_FORMATS[self.grain][0])
+        """The partition's name in the lake path and in reports: ``2024-01-31``, ``2024-01-31T05``, ``2024-01``;
+        ``2024-11-03T01_2`` for the second of two hours that share a wall-clock name (a DST fall-back)."""
+        name = self.start.strftime(_FORMATS[self.grain][0])
+        return name + REPEATED_HOUR if self.grain is Grain.HOUR and is_repeat(self.start) else name
 
     @property
     def decorator(self) -> str:
@@ -92,8 +101,14 @@ def interval_containing(grain: Grain, zone: ZoneInfo, moment: datetime) -> Inter
 
 def latest_complete(grain: Grain, zone: ZoneInfo, now: datetime) -> Interval:
     """The newest partition that has fully ended at ``now``: yesterday for a daily KPI."""
-    current = interval_containing(grain, zone, now)
-    return interval_containing(grain, zone, current.start - timedelta(microseconds=1))
+    return preceding(interval_containing(grain, zone, now), zone)
+
+
+def preceding(interval: Interval, zone: ZoneInfo) -> Interval:
+    """The partition just before ``interval``. Stepped back in UTC: an aware datetime minus a timedelta is
+    wall-clock arithmetic, which across a DST change lands in the wrong hour (from the repeated hour, in the one
+    before it; from the hour after a gap, in the same hour again)."""
+    return interval_containing(interval.grain, zone, interval.start.astimezone(UTC) - timedelta(microseconds=1))
 
 
 def intervals_between(grain: Grain, zone: ZoneInfo, first: datetime, last: datetime) -> Iterator[Interval]:
@@ -105,12 +120,20 @@ def intervals_between(grain: Grain, zone: ZoneInfo, first: datetime, last: datet
         interval = interval_containing(grain, zone, interval.end)
 
 
+def is_repeat(moment: datetime) -> bool:
+    """Whether the aware ``moment`` is a wall-clock time's second occurrence (the hour a fall-back repeats)."""
+    return moment.fold == 1 and moment.replace(fold=0).utcoffset() != moment.utcoffset()
+
+
 def parse_moment(text: str) -> datetime:
-    """Read ``2024-01-31``, ``2024-01``, ``2024-01-31T05`` or a full ISO datetime as a naive datetime."""
+    """Read ``2024-01-31``, ``2024-01``, ``2024-01-31T05`` (``2024-11-03T01_2``: the repeated hour of a fall-back,
+    as ``fold=1``) or a full ISO datetime as a naive datetime."""
     value = text.strip()
     try:
         if len(value) == 7 and value[4] == "-":
             return datetime.combine(date.fromisoformat(value + "-01"), time())
+        if len(value) == 13 + len(REPEATED_HOUR) and value.endswith(REPEATED_HOUR) and value[10] in "T ":
+            return datetime.fromisoformat(value.removesuffix(REPEATED_HOUR) + ":00").replace(fold=1)
         if len(value) == 13 and value[10] in "T ":
             value += ":00"
         return datetime.fromisoformat(value)

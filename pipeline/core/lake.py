@@ -8,6 +8,7 @@ started (UTC), so "newer run" is a string comparison for the loader and for peop
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import UTC, datetime
 
@@ -16,6 +17,13 @@ from pipeline.core.spec import Kpi
 
 MANIFEST_NAME = "_manifest.json"
 SNAPSHOT = "snapshot"
+# What a run id may be: it names a folder in S3 and on disk, a BigQuery job label and staging table.
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def is_run_id(text: str) -> bool:
+    """Letters, digits, ``.``, ``_`` and ``-`` (at most 128, starting with a letter or digit)."""
+    return bool(_RUN_ID.match(text))
 
 
 def new_run_id(now: datetime | None = None) -> str:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 
-from pipeline.core.intervals import Grain, Interval, interval_containing, latest_complete
+from pipeline.core.intervals import Grain, Interval, interval_containing, latest_complete, preceding
 from pipeline.core.spec import Kpi
 
 Batch = tuple[Interval, ...]
@@ -28,7 +28,7 @@ def due_intervals(kpi: Kpi, now: datetime) -> list[Interval]:
     latest = latest_complete(kpi.grain, kpi.zone, now)
     due = [latest]
     for _ in range(kpi.lookback):
-        due.insert(0, interval_containing(kpi.grain, kpi.zone, due[0].start - timedelta(microseconds=1)))
+        due.insert(0, preceding(due[0], kpi.zone))
     return [interval for interval in due if not before_start(kpi, interval)]
 
 

@@ -1,12 +1,18 @@
-"""One partition's rows as immutable Parquet or CSV files in the lake, split by size.
+r"""One partition's rows as immutable Parquet or CSV files in the lake, split by size.
 
 Parquet row groups hold :data:`ROW_GROUP_ROWS` rows — enough for DuckDB and BigQuery, which read row groups in
 parallel, and small enough that the row group being encoded keeps the exporter under its 250 MB budget
 (measured on 2M rows: 238 MB peak at 32,768 rows, 248 MB at 65,536, 290 MB at DuckDB's own 122,880) — or are
 cut earlier at :data:`ROW_GROUP_BYTES`, so memory stays bounded however wide the rows are.
 
-CSV follows RFC 4180 (header row, UTF-8, quotes where needed). A file is only visible once it is complete;
-:meth:`PartitionFiles.abort` removes everything this writer produced.
+CSV follows RFC 4180 (header row, UTF-8) with one convention on top, so that NULL and the empty string stay two
+values in both warehouses: every string is quoted (the empty string is ``""``), and NULL is ``\N`` unquoted, in
+every column — BigQuery's CSV loader reads it with ``null_marker='\N'`` (its documented rule for a custom marker:
+an empty STRING field is then an empty string, not NULL), DuckDB's with ``nullstr='\N'``. The manifest records it
+(``null_marker``). A string that is exactly ``\N`` could not be told from NULL, so it stops the export, naming the
+row (:func:`refuse_null_marker`); Parquet has no such limit.
+
+A file is only visible once it is complete; :meth:`PartitionFiles.abort` removes everything this writer produced.
 """
 
 from __future__ import annotations
@@ -14,12 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline.core.lake import part_name
-from pipeline.core.manifest import DataFile
+from pipeline.core.manifest import CSV_NULL_MARKER, DataFile
 from pipeline.core.spec import FileFormat
+from pipeline.errors import ExportError
 from pipeline.stores import Store, StoreWriter
 
 ROW_GROUP_ROWS = 32_768
@@ -99,9 +107,8 @@ class PartitionFiles:
             key = f"{self.prefix}/{part_name(len(self.files), extension)}"
             self._sink = self.store.open_write(key)
             if self.options.format is FileFormat.CSV:
-                self._writer = pacsv.CSVWriter(
-                    self._sink, self.schema, write_options=pacsv.WriteOptions(quoting_style="needed")
-                )
+                options = pacsv.WriteOptions(quoting_style="needed", null_string=CSV_NULL_MARKER)
+                self._writer = pacsv.CSVWriter(self._sink, self.schema, write_options=options)
             else:
                 self._writer = pq.ParquetWriter(
                     self._sink, self.schema, compression="zstd", compression_level=1, write_statistics=True
@@ -120,3 +127,19 @@ class PartitionFiles:
         self.files.append(DataFile(self._sink.key, self._file_rows, self._sink.size, self._sink.sha256))
         self._writer = self._sink = None
         self._file_rows = 0
+
+
+def refuse_null_marker(kpi: str, batch: pa.RecordBatch, first_row: int) -> None:
+    """Stop a CSV export at the first string that is exactly the null marker: loaded, it would be NULL."""
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if not pa.types.is_string(column.type):
+            continue
+        hit = pc.fill_null(pc.equal(column, CSV_NULL_MARKER), False)
+        if pc.any(hit).as_py():
+            row = first_row + int(pc.index(hit, True).as_py())
+            raise ExportError(
+                f"column '{name}', row {row}: the value {CSV_NULL_MARKER!r} is how CSV files here write NULL, "
+                "so it would load as NULL",
+                where=kpi,
+                hint="use `format: parquet` (no such limit), or change the value in the SELECT",
+            )

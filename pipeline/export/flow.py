@@ -7,7 +7,13 @@ The order of events is the commit protocol the loader relies on:
 3. only when the stream ended cleanly and every check passed is each partition's ``_manifest.json`` written.
 
 Any failure before step 3 removes the files of the run (S3 multipart uploads are aborted, not left behind).
-A retry with the same ``run_id`` returns the manifests already committed instead of writing twice.
+
+A retry with the same ``run_id`` (a retried Lambda invocation, after any failure or a kill) never touches a
+partition whose manifest exists: its run folder is final, and the loader may have read it already. Only the
+partitions without a manifest are exported again, each into a run folder first emptied of what the earlier
+attempt left there — its files, and what a killed process cannot clean up itself: hidden temp files, S3
+multipart uploads (:meth:`Store.discard_incomplete`). The query runs over the whole range again (one query, as
+before); rows of committed partitions are dropped unread by any writer.
 """
 
 from __future__ import annotations
@@ -26,14 +32,14 @@ from pipeline import __version__
 from pipeline.core.checks import PartitionChecks
 from pipeline.core.convert import Conversion
 from pipeline.core.intervals import Interval
-from pipeline.core.lake import manifest_key, new_run_id, partition_name, run_prefix
-from pipeline.core.manifest import Manifest, SchemaField
+from pipeline.core.lake import is_run_id, manifest_key, new_run_id, partition_name, run_prefix
+from pipeline.core.manifest import CSV_NULL_MARKER, Manifest, SchemaField
 from pipeline.core.render import bind_values
 from pipeline.core.spec import FileFormat, Kpi
 from pipeline.core.typeplan import ColumnPlan, plan_columns
 from pipeline.core.types import BqType
 from pipeline.errors import CheckFailed, ExportError, UsageError
-from pipeline.export.files import FileOptions, PartitionFiles
+from pipeline.export.files import FileOptions, PartitionFiles, refuse_null_marker
 from pipeline.export.split import Splitter
 from pipeline.sources import Source
 from pipeline.stores import Store
@@ -56,44 +62,66 @@ def export(
     started, clock = datetime.now(UTC), time.monotonic()
     _prefer_jemalloc()
     parts = _partitions(kpi, intervals)
+    committed: dict[int, Manifest] = {}
     if run_id is None:
         run_id = new_run_id(started)
-    else:  # a retry: return what it committed, or clear what an attempt that never committed left behind
-        done = _committed(kpi, parts, run_id, store)
-        if done:
-            return done
-        for part in parts:
-            store.delete(o.key for o in store.list(run_prefix(kpi, part, run_id) + "/"))
+    elif not is_run_id(run_id):
+        raise UsageError(
+            f"'{run_id}' is not a run id",
+            where=kpi.name,
+            hint="letters, digits, '.', '_' and '-', starting with a letter or digit; or leave --run-id out",
+        )
+    else:  # a retry: keep what it committed, clear what an attempt that never committed left behind
+        committed = _committed(kpi, parts, run_id, store)
+        if len(committed) == len(parts):
+            return [committed[index] for index in range(len(parts))]
+        for index, part in enumerate(parts):
+            if index not in committed:
+                _clear(store, run_prefix(kpi, part, run_id) + "/")
     first, last = parts[0], parts[-1]
     whole = Interval(first.start, last.end, kpi.grain) if first is not None and last is not None else None
     values = bind_values(kpi, whole, params)
     rendered = source.render(kpi.query, values)
     options = files or FileOptions(format=kpi.format)
-    writers: list[PartitionFiles] = []
+    writers: list[PartitionFiles | None] = []
     uncommitted: list[PartitionFiles] = []
     try:
         with source.stream(rendered, timeout=kpi.timeout, zone=kpi.source_zone, where=kpi.name) as result:
             plans = plan_columns(kpi, result.columns)
             _refuse_bytes_in_csv(kpi, plans, options)
+            csv = options.format is FileFormat.CSV
             conversion = Conversion(kpi.name, plans, kpi.source_zone)
-            writers = [PartitionFiles(store, run_prefix(kpi, p, run_id), conversion.schema, options) for p in parts]
-            uncommitted = list(writers)
-            checks = [PartitionChecks(kpi.checks) for _ in parts]
+            writers = [
+                None
+                if index in committed
+                else PartitionFiles(store, run_prefix(kpi, p, run_id), conversion.schema, options)
+                for index, p in enumerate(parts)
+            ]
+            uncommitted = [writer for writer in writers if writer is not None]
+            checks = [None if index in committed else PartitionChecks(kpi.checks) for index in range(len(parts))]
             splitter = _splitter(kpi, parts, plans)
             row = 1
             with BackgroundWrites() as background:
                 for arrays in result.batches:
                     batch = conversion.batch(arrays, row, text=result.text)
+                    if csv:
+                        refuse_null_marker(kpi.name, batch, row)
                     routed = splitter.split(batch, row) if splitter else [(0, batch, None)]
                     for index, rows, numbers in routed:
-                        checks[index].observe(rows, numbers, row)
-                        background.submit(writers[index].write, rows)
+                        writer, check = writers[index], checks[index]
+                        if writer is None or check is None:  # committed by an earlier attempt: final, never rewritten
+                            continue
+                        check.observe(rows, numbers, row)
+                        background.submit(writer.write, rows)
                     row += batch.num_rows
         _raise_failed_checks(kpi, parts, checks)
-        written = [writer.close() for writer in writers]
+        written = [writer.close() if writer is not None else None for writer in writers]
         finished = datetime.now(UTC)
         manifests = []
-        for part, part_files in zip(parts, written, strict=True):
+        for index, (part, part_files) in enumerate(zip(parts, written, strict=True)):
+            if part_files is None:
+                manifests.append(committed[index])
+                continue
             manifest = Manifest(
                 kpi=kpi.name,
                 partition=partition_name(part),
@@ -119,6 +147,7 @@ def export(
                 started_at=started.isoformat(),
                 finished_at=finished.isoformat(),
                 seconds=round(time.monotonic() - clock, 3),
+                null_marker=CSV_NULL_MARKER if options.format is FileFormat.CSV else None,
             )
             store.put_bytes(manifest_key(kpi, part, run_id), manifest.to_json().encode())
             uncommitted.pop(0)  # this partition is committed: the cleanup below must not touch it
@@ -186,13 +215,22 @@ def _partitions(kpi: Kpi, intervals: Sequence[Interval]) -> list[Interval | None
     return list(ordered)
 
 
-def _committed(kpi: Kpi, parts: list[Interval | None], run_id: str, store: Store) -> list[Manifest]:
-    """The manifests of this run id if it already committed every partition (a retried Lambda invocation)."""
-    keys = [manifest_key(kpi, part, run_id) for part in parts]
-    if not all(store.exists(key) for key in keys):
-        return []
+def _committed(kpi: Kpi, parts: list[Interval | None], run_id: str, store: Store) -> dict[int, Manifest]:
+    """The manifests this run id already committed, by partition index (a retried Lambda invocation)."""
     hint = f"run {run_id} is damaged: start a new run (without --run-id); do not edit manifests by hand"
-    return [Manifest.parse(store.get_bytes(key), where=store.uri(key), hint=hint) for key in keys]
+    found: dict[int, Manifest] = {}
+    for index, part in enumerate(parts):
+        key = manifest_key(kpi, part, run_id)
+        if store.exists(key):
+            found[index] = Manifest.parse(store.get_bytes(key), where=store.uri(key), hint=hint)
+    return found
+
+
+def _clear(store: Store, prefix: str) -> None:
+    """Empty the run folder of a partition that never committed: the files of an earlier attempt (no manifest
+    names them, so no loader has read them) and what a killed attempt could not remove itself."""
+    store.discard_incomplete(prefix)
+    store.delete(o.key for o in store.list(prefix))
 
 
 def _refuse_bytes_in_csv(kpi: Kpi, plans: list[ColumnPlan], options: FileOptions) -> None:
@@ -213,8 +251,12 @@ def _splitter(kpi: Kpi, parts: list[Interval | None], plans: list[ColumnPlan]) -
     return Splitter(kpi, intervals, column_type)
 
 
-def _raise_failed_checks(kpi: Kpi, parts: list[Interval | None], checks: list[PartitionChecks]) -> None:
-    failed = [(partition_name(part), found) for part, c in zip(parts, checks, strict=True) if (found := c.failures())]
+def _raise_failed_checks(kpi: Kpi, parts: list[Interval | None], checks: list[PartitionChecks | None]) -> None:
+    failed = [
+        (partition_name(part), found)
+        for part, c in zip(parts, checks, strict=True)
+        if c is not None and (found := c.failures())
+    ]
     if failed:
         lines = [f"{name}: {problem}" for name, problems in failed for problem in problems]
         raise CheckFailed(

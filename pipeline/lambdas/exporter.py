@@ -1,7 +1,8 @@
 """The exporter Lambda (inside the VPC). Event: ``{"kpi", "date" | "start"+"end", "run_id"?, "params"?}``.
 
 Configured by environment variables: ``KPI_SOURCE`` (``KPI_SOURCE_<NAME>``), ``KPI_LAKE``, ``KPI_QUERIES``.
-Errors are logged as one JSON line and re-raised, so that Step Functions retries (``retryable``) or catches them.
+Errors are logged as one JSON line and raised: one worth retrying as ``RetryableError`` (what the state machines
+retry), any other as itself (which fails the execution at once with its message).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from pipeline import settings
 from pipeline.errors import KpiError
 from pipeline.export.request import ExportRequest, run_export
-from pipeline.lambdas.errorlog import log_error
+from pipeline.lambdas.errorlog import log_error, reraise
 
 
 def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
@@ -23,5 +24,5 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
         manifests = run_export(request, queries=queries, environment=settings.load_environment())
     except KpiError as error:
         log_error(error, event=event)
-        raise
+        reraise(error)
     return {"kpi": request.kpi, "partitions": [m.summary() for m in manifests]}

@@ -1,17 +1,21 @@
 """The loader Lambda (outside the VPC), triggered by S3 notifications of new ``_manifest.json`` objects.
 
-Configured only by environment variables (``KPI_WAREHOUSE``). Each announced manifest is loaded on its own;
-errors are logged as one JSON line and re-raised, so that the event is retried (delivery is at least once and
-a retried manifest that did load is skipped by the audit table).
+Configured only by environment variables (``KPI_WAREHOUSE``). Each announced manifest is loaded on its own.
+Through SQS (as deployed) the answer is a partial batch response (:mod:`pipeline.lambdas.queue`): a message whose
+load failed for a transient reason is retried after a backoff, one that failed for good goes to the dead-letter
+queue at once, the others are deleted. Delivered directly by S3, a failure is raised (``RetryableError`` when
+retrying can help). Delivery is at least once: a retried manifest that did load is skipped by the audit table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pipeline import settings
 from pipeline.errors import KpiError
-from pipeline.lambdas.errorlog import log_error
+from pipeline.lambdas.errorlog import log_error, reraise
+from pipeline.lambdas.queue import handle_messages, is_queue_event
 from pipeline.load.events import announced_manifests
 from pipeline.load.flow import load_manifest, split_manifest_url
 from pipeline.stores import open_store
@@ -19,8 +23,18 @@ from pipeline.warehouses import open_warehouse
 
 
 def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    if is_queue_event(event):
+        return handle_messages(event["Records"], _load_announced)
+    try:
+        return {"manifests": _load_announced(event)}
+    except KpiError as error:
+        reraise(error)
+
+
+def _load_announced(event: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Load every manifest ``event`` (an S3 notification, or one SQS record wrapping one) announces, in order."""
     outcomes = []
-    for url in announced_manifests(event):
+    for url in announced_manifests(event if "Records" in event else {"Records": [event]}):
         try:
             lake, key = split_manifest_url(url)
             warehouse = open_warehouse(settings.load_environment().warehouse)
@@ -42,4 +56,4 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
                 "added_columns": list(result.added_columns),
             }
         )
-    return {"manifests": outcomes}
+    return outcomes

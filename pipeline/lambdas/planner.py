@@ -14,7 +14,7 @@ from typing import Any
 from pipeline import settings
 from pipeline.backfill import plan_batches
 from pipeline.errors import KpiError, UsageError
-from pipeline.lambdas.errorlog import log_error
+from pipeline.lambdas.errorlog import log_error, reraise
 
 
 def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
@@ -34,5 +34,5 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
         )
     except KpiError as error:
         log_error(error, event=event)
-        raise
+        reraise(error)
     return {"batches": batches, "partitions": sum(b["partitions"] for b in batches)}

@@ -10,7 +10,8 @@ Events (configured by ``KPI_SUSPEND_*`` variables or the ``[suspend]`` table of 
 - an EventBridge RDS event (RDS-EVENT-0153/0154, AWS's seven-day automatic start) → stopped again when the
   module manages the database and the suspend window is in force; the report says why not otherwise.
 
-Errors (configuration, account allow-list, a malformed event) are logged as one JSON line and re-raised.
+Errors are logged as one JSON line and raised: a transient AWS failure as ``RetryableError`` (which the state machines
+retry), a mistake (configuration, account allow-list, a malformed event) as itself, which fails at once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import json
 from typing import Any
 
 from pipeline.errors import KpiError
-from pipeline.lambdas.errorlog import log_error
+from pipeline.lambdas.errorlog import log_error, reraise
 from pipeline.suspend import Request, check_databases, is_rds_event, load_config, parse_rds_event, restart, run
 
 # Seconds kept back from the invocation's remaining time when a start waits for its databases.
@@ -39,7 +40,7 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
             result = run(request, config, wait_seconds=_wait_budget(request, context)).to_dict()
     except KpiError as error:
         log_error(error, event=event)
-        raise
+        reraise(error)
     print(json.dumps({"level": "info", "suspend": result}, ensure_ascii=False, default=str))
     return result
 

@@ -199,6 +199,14 @@ class Store(Protocol):
         """Delete the objects; missing keys are fine."""
         ...
 
+    def discard_incomplete(self, prefix: str) -> int:
+        """Remove what writes that never finished left under ``prefix`` ("" = everything) — a killed process's
+        hidden temp files in a folder, its multipart uploads on S3 — and nothing else; return how many.
+
+        Only for a prefix no live writer uses (a run folder being retried): it cannot tell a write in progress
+        from an abandoned one."""
+        ...
+
     def uri(self, key: str) -> str:
         """Full address of ``key``, for messages and for BigQuery load jobs."""
         ...

@@ -6,7 +6,7 @@ import builtins
 import errno
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -163,17 +163,20 @@ class LocalStore:
         return self._path(key).is_file()
 
     def list(self, prefix: str) -> builtins.list[ObjectInfo]:
-        """Walk only the deepest folder the prefix names, then filter by the string prefix (S3's semantics)."""
+        found = [ObjectInfo(key, path.stat().st_size) for key, path in self._files(prefix) if not _is_temp(path.name)]
+        return sorted(found, key=lambda info: info.key)
+
+    def _files(self, prefix: str) -> Iterator[tuple[str, Path]]:
+        """(key, path) of every file under ``prefix``, temp files included: the walk covers only the deepest
+        folder the prefix names, then filters by the string prefix (S3's semantics)."""
         folder = check_prefix(prefix).rpartition("/")[0]
         start = self.root.joinpath(*folder.split("/")) if folder else self.root
-        found: builtins.list[ObjectInfo] = []
         for dirpath, _, filenames in os.walk(start, onerror=self._walk_error):
             base = Path(dirpath).relative_to(self.root).as_posix()
             for name in filenames:
                 key = name if base == "." else f"{base}/{name}"
-                if key.startswith(prefix) and not _is_temp(name):
-                    found.append(ObjectInfo(key, (Path(dirpath) / name).stat().st_size))
-        return sorted(found, key=lambda info: info.key)
+                if key.startswith(prefix):
+                    yield key, Path(dirpath) / name
 
     def _walk_error(self, error: OSError) -> None:
         """A missing folder is an empty listing; anything else (permissions) must not look like one."""
@@ -183,15 +186,25 @@ class LocalStore:
     def delete(self, keys: Iterable[str]) -> None:
         """Delete files, then the folders they leave empty, so deleted partitions do not linger as folders."""
         for key in keys:
-            path = self._path(key)
+            self._remove(self._path(key))
+
+    def discard_incomplete(self, prefix: str) -> int:
+        """The hidden temp files (``.<name>.<random>.tmp``) under ``prefix``: what a process killed in the middle of
+        a write (or of a manifest's ``put_bytes``) leaves; a clean failure removes its own."""
+        found = [path for _, path in self._files(prefix) if _is_temp(path.name)]
+        for path in found:
+            self._remove(path)
+        return len(found)
+
+    def _remove(self, path: Path) -> None:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as error:
+            raise _error(error, "delete", str(path)) from None
+        for parent in path.parents:
+            if parent == self.root or not parent.is_relative_to(self.root):
+                break
             try:
-                path.unlink(missing_ok=True)
-            except OSError as error:
-                raise _error(error, "delete", str(path)) from None
-            for parent in path.parents:
-                if parent == self.root or not parent.is_relative_to(self.root):
-                    break
-                try:
-                    parent.rmdir()
-                except OSError:  # not empty (or not ours to remove): stop climbing
-                    break
+                parent.rmdir()
+            except OSError:  # not empty (or not ours to remove): stop climbing
+                break

@@ -29,6 +29,7 @@ _ACTIONS = {
     "CompleteMultipartUpload": "s3:PutObject",
     "AbortMultipartUpload": "s3:AbortMultipartUpload",
     "ListObjectsV2": "s3:ListBucket",
+    "ListMultipartUploads": "s3:ListBucketMultipartUploads",
     "DeleteObjects": "s3:DeleteObject",
 }
 _DENIED = {"AccessDenied", "AllAccessDisabled", "403", "Forbidden"}
@@ -244,3 +245,25 @@ class S3Store:
                 where = f"s3://{self.bucket}/{failure.get('Key', '')}"
                 error = botocore.exceptions.ClientError({"Error": failure}, "DeleteObjects")
                 raise _error(error, "DeleteObjects", where, self.bucket)
+
+    def discard_incomplete(self, prefix: str) -> int:
+        """Abort the multipart uploads under ``prefix`` that were never completed: a killed writer's parts, which
+        cost storage and would otherwise wait for the bucket's lifecycle rule (AbortIncompleteMultipartUpload)."""
+        check_prefix(prefix)
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        where = f"s3://{self.bucket}/{full}"
+        uploads: builtins.list[tuple[str, str]] = []
+        try:
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=full):
+                uploads.extend((u["Key"], u["UploadId"]) for u in page.get("Uploads", []))
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as error:
+            raise _error(error, "ListMultipartUploads", where, self.bucket) from None
+        for key, upload in uploads:
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+            except botocore.exceptions.ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "NoSuchUpload":  # aborted meanwhile: fine
+                    raise _error(error, "AbortMultipartUpload", f"s3://{self.bucket}/{key}", self.bucket) from None
+            except botocore.exceptions.BotoCoreError as error:
+                raise _error(error, "AbortMultipartUpload", f"s3://{self.bucket}/{key}", self.bucket) from None
+        return len(uploads)

@@ -1,0 +1,71 @@
+"""Run ``kpi`` in a child process that SIGKILLs itself at one chosen point — a ``kill -9`` at a known moment.
+
+Killing a child from outside at "some point mid-write" races it; this kills it exactly where the test says, so
+every run leaves the same debris. The kill is placed at the edge, never in our code: a call of the operating
+system (``os.link``, ``os.replace``: how the local lake publishes a file or a manifest) or an HTTP request botocore
+is about to send to S3. ``KPI_TEST_KILL`` names the point:
+
+- ``os.link:GLOB`` / ``os.replace:GLOB``: when the process is about to publish a path matching GLOB;
+- ``s3:OPERATION:TEXT``: before the first S3 ``OPERATION`` request (``UploadPart``, ``PutObject``…) whose URL
+  contains TEXT.
+
+Usage: ``python -m tests.killpoints ARGS…`` runs ``kpi ARGS…`` (from the repository root).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import signal
+import sys
+from typing import Any
+from urllib.parse import unquote
+
+
+def _die() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def install(point: str) -> None:
+    kind, _, rest = point.partition(":")
+    if kind in ("os.link", "os.replace"):
+        name = kind.removeprefix("os.")
+        real = getattr(os, name)
+
+        def publish(src: Any, dst: Any, *args: Any, **kwargs: Any) -> Any:
+            if fnmatch.fnmatch(os.fspath(dst), rest):
+                _die()
+            return real(src, dst, *args, **kwargs)
+
+        setattr(os, name, publish)
+        return
+    if kind == "s3":
+        import boto3
+
+        operation, _, text = rest.partition(":")
+
+        def before_send(request: Any, **_: Any) -> None:
+            if text in unquote(request.url):  # keys travel URL-encoded (`=` as %3D)
+                _die()
+
+        boto3.setup_default_session()
+        assert boto3.DEFAULT_SESSION is not None
+        boto3.DEFAULT_SESSION.events.register(f"before-send.s3.{operation}", before_send)
+        return
+    raise SystemExit(f"KPI_TEST_KILL: unknown kill point {point!r}")
+
+
+def main() -> None:
+    point = os.environ.get("KPI_TEST_KILL")
+    if point:
+        install(point)
+    from pipeline.cli import main as kpi
+
+    sys.argv = ["kpi", *sys.argv[1:]]
+    kpi()
+
+
+if __name__ == "__main__":
+    main()
