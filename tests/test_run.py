@@ -189,19 +189,80 @@ def test_run_loads_what_is_due_and_a_failure_does_not_stop_the_others(project: P
     lines = {k["kpi"]: k for k in outcome["kpis"]}
     assert lines["daily"]["status"] == "ok"
     assert lines["broken"]["status"] == "1 failed"
-    assert "no_such_table" in lines["broken"]["failed"][0]
+    (failure,) = lines["broken"]["failed"]
+    assert (failure["partition"], failure["kind"], failure["where"]) == ("2024-03-01", "source", "broken")
+    assert "no_such_table" in failure["message"]
     (project / "queries" / "typo.sql").write_text("/*---\ngrian: day\n---*/\nSELECT 1 AS n\n")
     with_typo = CliRunner().invoke(cli, ["run", "daily", "--date", "2024-03-01", "--json"])
     assert with_typo.exit_code == 0, with_typo.output  # named KPIs only: the broken file is not in the way
     everything = CliRunner().invoke(cli, ["run", "--date", "2024-03-01", "--json"])
     assert everything.exit_code == 1
     left_out = {k["kpi"]: k for k in json.loads(everything.stdout)["kpis"]}["typo"]
-    assert left_out["failed"] == ["not run: its file has problems (kpi check)"]
+    assert left_out["failed"] == [
+        {
+            "partition": "",
+            "kind": "spec",
+            "message": "not run: its file has 4 problem(s):\n"
+            "  queries/typo.sql:2:1: unknown header key 'grian' (did you mean 'grain'?) (the README lists every "
+            "header key; `kpi new NAME` writes them all)\n"
+            "  queries/typo.sql:2:1: the header has no `columns` (declare every output column: `columns:` then "
+            "`  name: {type: STRING, description: …}`)\n"
+            "  queries/typo.sql:2:1: grain 'day' needs a `time_column` (name the output column that carries the "
+            "partition, e.g. `time_column: sales_date`)\n"
+            "  queries/typo.sql:4:1: an incremental KPI (grain: day) must filter on :start and :end; missing :start "
+            "and :end (add e.g. `WHERE created_at >= :start AND created_at < :end`; a query over the whole table is "
+            "a snapshot (`grain: none`))",
+            "hint": "run `kpi check` and fix the file",
+            "where": "",
+        }
+    ]
     (project / "queries" / "typo.sql").unlink()
     assert warehouse(project, "SELECT day, orders FROM daily") == expected_orders("2024-03-01", "2024-03-01")
     due = CliRunner().invoke(cli, ["run", "daily", "--json"])  # today's due partitions: after the data, empty
     assert due.exit_code == 0, due.output
     assert json.loads(due.output)["kpis"][0]["partitions"] == 3  # the latest complete day and lookback 2
+
+
+def test_run_reports_each_failure_with_its_whole_reason(project: Path) -> None:
+    """Which check failed on which partition, which column does not match and why: in the table and in --json."""
+    checked = DAILY.replace("lookback: 2", "checks: {min_rows: 2}")
+    make_kpi(project / "queries", "daily", checked, DAILY_SQL)
+    mistyped = DAILY.replace("orders: {type: INT64}", "orders: {type: DATE}")
+    make_kpi(project / "queries", "typed", mistyped, DAILY_SQL)
+    result = CliRunner().invoke(cli, ["run", "--start", "2024-03-01", "--end", "2024-03-02", "--json"])
+    assert result.exit_code == 1, result.output
+    lines = {k["kpi"]: k for k in json.loads(result.output)["kpis"]}
+    checks = lines["daily"]["failed"]
+    assert [f["partition"] for f in checks] == ["2024-03-01", "2024-03-02"]
+    assert checks[0] == {
+        "partition": "2024-03-01",
+        "kind": "checks",
+        "message": "checks failed, nothing was committed:\n"
+        "  - 2024-03-01: min_rows: 1 row(s), at least 2 expected\n"
+        "  - 2024-03-02: min_rows: 1 row(s), at least 2 expected",
+        "hint": "fix the query or the data, or change `checks:` in the header if the rule is wrong",
+        "where": "queries/daily.sql (daily)",
+    }
+    (typed,) = {f["message"] for f in lines["typed"]["failed"]}
+    assert typed == (
+        "the query's result does not match the header:\n"
+        "  - column 'orders': INT64 cannot be loaded as DATE without changing values; declare INT64"
+    )
+    assert lines["typed"]["failed"][0]["kind"] == "export"
+
+    table = CliRunner().invoke(cli, ["run", "--start", "2024-03-01", "--end", "2024-03-02"])
+    assert table.exit_code == 1
+    assert table.output.split("┘\n", 1)[1] == (
+        "failed: daily 2024-03-01 … 2024-03-02 (2 partitions, checks): queries/daily.sql (daily): checks failed, "
+        "nothing was committed:\n"
+        "  - 2024-03-01: min_rows: 1 row(s), at least 2 expected\n"
+        "  - 2024-03-02: min_rows: 1 row(s), at least 2 expected\n"
+        "  hint: fix the query or the data, or change `checks:` in the header if the rule is wrong\n"
+        "failed: typed 2024-03-01 … 2024-03-02 (2 partitions, export): queries/typed.sql: the query's result does "
+        "not match the header:\n"
+        "  - column 'orders': INT64 cannot be loaded as DATE without changing values; declare INT64\n"
+        "  hint: change the declared types in the header, or CAST in the SELECT (`kpi render typed` shows the SQL)\n"
+    )
 
 
 def test_status_reports_freshness_and_fails_when_stale(project: Path) -> None:

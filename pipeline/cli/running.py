@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -17,6 +19,7 @@ from pipeline.cli.app import EXIT_FAILED, cli
 from pipeline.cli.arguments import env_option
 from pipeline.cli.output import print_json, print_problems, stderr, stdout
 from pipeline.core.spec import Kpi
+from pipeline.errors import Problem
 
 if TYPE_CHECKING:
     from pipeline.core.plan import BackfillPlan
@@ -39,7 +42,10 @@ def run_with_progress(runner: Runner, jobs: Sequence[Job], *, quiet: bool) -> li
 
 
 def report(summaries: Sequence[KpiSummary], *, title: str, as_json: bool) -> None:
-    """The summary table (KPI, partitions, rows, bytes, seconds, status) or the same as JSON; exit 1 on a failure."""
+    """The summary table (KPI, partitions, rows, bytes, seconds, status) or the same as JSON; exit 1 on a failure.
+
+    Each failure is shown with its whole reason — every line of the message, and the hint — once for a run of
+    partitions that failed for the same reason (``--json`` lists each partition: partition, kind, message, hint)."""
     failed = any(s.failed for s in summaries)
     if as_json:
         print_json({"ok": not failed, "kpis": [s.as_dict() for s in summaries]})
@@ -51,10 +57,38 @@ def report(summaries: Sequence[KpiSummary], *, title: str, as_json: bool) -> Non
         console = stdout()
         console.print(table)
         for s in summaries:
-            for failure in s.failed:
-                console.print(f"[red]failed:[/] {s.kpi} {failure}", markup=True, highlight=False)
+            for failures in _same_reason(s.failed):
+                print_failure(console, s.kpi, failures)
     if failed:
         sys.exit(EXIT_FAILED)
+
+
+def _same_reason(outcomes: Sequence[Outcome]) -> list[list[Outcome]]:
+    """Consecutive partitions (in order) that failed for one reason, grouped."""
+    groups: list[list[Outcome]] = []
+    for outcome in sorted(outcomes, key=lambda o: o.partition):
+        reason = (outcome.kind, outcome.where, outcome.message, outcome.hint)
+        last = groups[-1][-1] if groups else None
+        if last is not None and (last.kind, last.where, last.message, last.hint) == reason:
+            groups[-1].append(outcome)
+        else:
+            groups.append([outcome])
+    return groups
+
+
+def print_failure(console: Console, kpi: str, failures: Sequence[Outcome]) -> None:
+    """``failed: KPI PARTITION(S) (kind): where: message`` with the message's further lines and the hint below."""
+    first, last = failures[0], failures[-1]
+    span = first.partition if len(failures) == 1 else f"{first.partition} … {last.partition}"
+    about = ", ".join(filter(None, [f"{len(failures)} partitions" if len(failures) > 1 else "", first.kind]))
+    head, *rest = first.message.splitlines() or [""]
+    where = f"{first.where}: " if first.where and first.where != kpi else ""
+    title = " ".join(filter(None, [kpi, span, f"({about})" if about else ""]))
+    console.print(f"[red]failed:[/] {escape(title)}: {escape(where + head)}", highlight=False)
+    for line in rest:
+        console.print(escape(line if line.startswith(" ") else "  " + line), highlight=False)
+    if first.hint:
+        console.print(f"  [cyan]hint:[/] {escape(first.hint)}", highlight=False)
 
 
 def chosen_kpis(queries: Path, names: Sequence[str]) -> list[Kpi]:
@@ -62,16 +96,33 @@ def chosen_kpis(queries: Path, names: Sequence[str]) -> list[Kpi]:
     return kpis_and_broken(queries, names)[0]
 
 
-def kpis_and_broken(queries: Path, names: Sequence[str]) -> tuple[list[Kpi], list[str]]:
-    """:func:`chosen_kpis`, and the KPIs (or files) left out because of their problems."""
+def kpis_and_broken(queries: Path, names: Sequence[str]) -> tuple[list[Kpi], list[Outcome]]:
+    """:func:`chosen_kpis`, and for each KPI (or file) left out because of its problems a failed outcome that
+    lists them."""
+    from pipeline.runner import FAILED, Outcome
+
     found = catalog.load((queries,))
     if names:
         return [found.get(name) for name in names], []
     if found.problems:
         print_problems(stderr(), found.problems)
         stderr().print(f"[yellow]warning:[/] {len(found.problems)} problem(s): those KPIs are left out; see kpi check")
-    broken = sorted({problem.kpi or problem.location.path for problem in found.problems})
-    return [kpi for kpi in found.kpis.values() if kpi.enabled], broken
+    broken: dict[str, list[Problem]] = {}
+    for problem in found.problems:
+        broken.setdefault(problem.kpi or problem.location.path, []).append(problem)
+    left_out = [
+        Outcome(
+            name,
+            "",
+            FAILED,
+            message=f"not run: its file has {len(problems)} problem(s):\n"
+            + "\n".join(f"  {p}" + (f" ({p.hint})" if p.hint else "") for p in problems),
+            kind="spec",
+            hint="run `kpi check` and fix the file",
+        )
+        for name, problems in sorted(broken.items())
+    ]
+    return [kpi for kpi in found.kpis.values() if kpi.enabled], left_out
 
 
 @cli.command()
@@ -125,7 +176,7 @@ def run(
         jobs += [Job(kpi, batch) for batch in batches(chosen)] if kpi.incremental else [Job(kpi)]
     runner = Runner(environment, parallel=parallel)
     outcomes = run_with_progress(runner, jobs, quiet=as_json)
-    left_out = [KpiSummary(name, failed=["not run: its file has problems (kpi check)"]) for name in broken]
+    left_out = [KpiSummary(outcome.kpi, failed=[outcome]) for outcome in broken]
     report(summarize(outcomes) + left_out, title=f"kpi run ({environment.name})", as_json=as_json)
 
 
