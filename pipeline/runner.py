@@ -4,6 +4,8 @@ Work arrives as jobs — one KPI and one batch of contiguous partitions, exporte
 on a thread pool. Each source has its own limit of queries at once (``parallel`` in kpi.toml), so a backfill
 cannot hammer the OLTP database whatever the pool size; loads run outside that limit. A job that fails marks
 its partitions failed and the others go on: the caller sees every partition's outcome and decides the exit code.
+After a stop request (:mod:`pipeline.interrupts`) no job starts, exports in flight end without a commit, and no
+further load starts; :meth:`Runner.run` returns the outcomes of what finished.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from pipeline import interrupts
 from pipeline.core.intervals import Interval
 from pipeline.core.lake import manifest_key, partition_name
 from pipeline.core.spec import Kpi
@@ -150,14 +153,19 @@ class Runner:
         kpi, started = job.kpi, time.monotonic()
         try:
             with self._limits[kpi.source]:
+                interrupts.check()  # a job that waited for its source's turn does not start after a stop
                 source = open_source(self.environment.source(kpi.source, kpi=kpi.name).url)
                 manifests = export(kpi, job.intervals, source=source, store=self.store)
+        except interrupts.Interrupted:
+            return []  # nothing committed: the export removed its files
         except KpiError as error:
             seconds = time.monotonic() - started
             return [Outcome.failure(kpi.name, p, error, seconds) for p in job.partitions]
         exported = (time.monotonic() - started) / max(len(manifests), 1)
         outcomes = []
         for interval, manifest in zip(job.intervals or (None,), manifests, strict=True):
+            if interrupts.requested():
+                break  # committed but not loaded: a rerun exports and loads the partition again
             loading = time.monotonic()
             key = manifest_key(kpi, interval, manifest.run_id)
             try:

@@ -2,11 +2,13 @@
 
 A :class:`~pipeline.errors.KpiError` is a user mistake or an environment problem: it is printed with its
 location and hint, never with a traceback, and the process exits 1 (2 for a wrong command line, as click does).
-Anything else is a bug of ours and keeps its traceback.
+A stop by SIGINT or SIGTERM (:mod:`pipeline.interrupts`) exits 128 + the signal's number: 130, 143. Anything
+else is a bug of ours and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,9 @@ from typing import Any
 import click
 
 from pipeline import __version__
-from pipeline.cli.output import print_error
+from pipeline.cli.output import print_error, stderr
 from pipeline.errors import KpiError, UsageError
+from pipeline.interrupts import Interrupted
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -30,6 +33,11 @@ class KpiGroup(click.Group):
         except KpiError as error:
             print_error(error)
             ctx.exit(EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILED)
+        except Interrupted as stop:  # the command has said what finished
+            ctx.exit(stop.exit_code)
+        except KeyboardInterrupt:  # Ctrl-C in a command that has nothing to cancel or report
+            stderr().print("[yellow]interrupted[/] (SIGINT)")
+            ctx.exit(Interrupted(signal.SIGINT).exit_code)
 
 
 @click.group(cls=KpiGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from pipeline import settings
+from pipeline import interrupts, settings
 from pipeline.cli.app import cli
 from pipeline.cli.arguments import env_option, param_pairs
-from pipeline.cli.output import print_json, stdout
+from pipeline.cli.output import print_json, stderr, stdout
 
 
 @cli.command()
@@ -52,7 +52,15 @@ def export(
 
     request = ExportRequest(name, moment(date_text), moment(start_text), moment(end_text), run_id, param_pairs(params))
     environment = settings.load_environment(env_name).overridden(source=source, lake=lake)
-    manifests = run_export(request, queries=queries, environment=environment)
+    try:
+        with interrupts.handled():
+            manifests = run_export(request, queries=queries, environment=environment)
+    except interrupts.Interrupted as stop:
+        stderr().print(
+            f"[yellow]{stop}[/]: nothing was committed; the query was cancelled and the run's files removed",
+            highlight=False,
+        )
+        raise
     if as_json:
         print_json([m.summary() for m in manifests])
         return

@@ -14,7 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline import catalog, settings
+from pipeline import catalog, interrupts, settings
 from pipeline.cli.app import EXIT_FAILED, cli
 from pipeline.cli.arguments import env_option
 from pipeline.cli.output import print_json, print_problems, stderr, stdout
@@ -29,10 +29,12 @@ _PARALLEL_HELP = "Queries at once per source (default: the source's `parallel` i
 
 
 def run_with_progress(runner: Runner, jobs: Sequence[Job], *, quiet: bool) -> list[Outcome]:
-    """The jobs with a progress bar on stderr (none with --json or when stderr is not a terminal)."""
+    """The jobs with a progress bar on stderr (none with --json or when stderr is not a terminal). SIGINT and
+    SIGTERM stop them cleanly (:mod:`pipeline.interrupts`); then the outcomes are those of what finished and
+    ``interrupts.requested()`` names the signal."""
     total = sum(len(job.partitions) for job in jobs)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=stderr(), transient=True, disable=quiet) as progress:
+    with interrupts.handled(), Progress(*columns, console=stderr(), transient=True, disable=quiet) as progress:
         task = progress.add_task("partitions", total=total)
 
         def advance(outcome: Outcome) -> None:
@@ -41,14 +43,28 @@ def run_with_progress(runner: Runner, jobs: Sequence[Job], *, quiet: bool) -> li
         return runner.run(jobs, advance)
 
 
-def report(summaries: Sequence[KpiSummary], *, title: str, as_json: bool) -> None:
+def report(
+    summaries: Sequence[KpiSummary],
+    *,
+    title: str,
+    as_json: bool,
+    planned: int = 0,
+    again: str = "run the same command again: it does only what is missing",
+) -> None:
     """The summary table (KPI, partitions, rows, bytes, seconds, status) or the same as JSON; exit 1 on a failure.
 
     Each failure is shown with its whole reason — every line of the message, and the hint — once for a run of
-    partitions that failed for the same reason (``--json`` lists each partition: partition, kind, message, hint)."""
+    partitions that failed for the same reason (``--json`` lists each partition: partition, kind, message, hint).
+    After a stop (SIGINT, SIGTERM), the table holds what finished, a line says how much of the ``planned``
+    partitions did not run and what to do (``again``), and the exit code is 130 or 143."""
     failed = any(s.failed for s in summaries)
+    stopped = interrupts.requested()
+    finished = sum(s.partitions for s in summaries)
     if as_json:
-        print_json({"ok": not failed, "kpis": [s.as_dict() for s in summaries]})
+        document: dict[str, object] = {"ok": not failed and not stopped, "kpis": [s.as_dict() for s in summaries]}
+        if stopped:
+            document |= {"interrupted": interrupts.signal_name(stopped), "not_run": max(planned - finished, 0)}
+        print_json(document)
     else:
         table = Table("KPI", "partitions", "rows", "bytes", "seconds", "status", title=title)
         for s in summaries:
@@ -59,6 +75,15 @@ def report(summaries: Sequence[KpiSummary], *, title: str, as_json: bool) -> Non
         for s in summaries:
             for failures in _same_reason(s.failed):
                 print_failure(console, s.kpi, failures)
+        if stopped:
+            console.print(
+                f"[yellow]interrupted[/] by {interrupts.signal_name(stopped)}: {finished:,} of {planned:,} "
+                f"partition(s) finished, {max(planned - finished, 0):,} not run — queries in flight were "
+                f"cancelled, nothing uncommitted was kept, nothing was half-loaded; {again}",
+                highlight=False,
+            )
+    if stopped:
+        raise interrupts.Interrupted(stopped)
     if failed:
         sys.exit(EXIT_FAILED)
 
@@ -177,7 +202,13 @@ def run(
     runner = Runner(environment, parallel=parallel)
     outcomes = run_with_progress(runner, jobs, quiet=as_json)
     left_out = [KpiSummary(outcome.kpi, failed=[outcome]) for outcome in broken]
-    report(summarize(outcomes) + left_out, title=f"kpi run ({environment.name})", as_json=as_json)
+    report(
+        summarize(outcomes) + left_out,
+        title=f"kpi run ({environment.name})",
+        as_json=as_json,
+        planned=sum(len(job.partitions) for job in jobs),
+        again="run the same command again to run them (it runs every partition it names again)",
+    )
 
 
 @cli.command()
@@ -246,7 +277,12 @@ def backfill(
     outcomes = run_with_progress(runner, [Job(kpi, batch) for batch in plan.batches], quiet=as_json)
     if plan.done and not as_json:
         stdout().print(f"skipped {len(plan.done)} partition(s) already loaded from this SQL (--force runs them)")
-    report(summarize(outcomes), title=f"kpi backfill {name} ({environment.name})", as_json=as_json)
+    report(
+        summarize(outcomes),
+        title=f"kpi backfill {name} ({environment.name})",
+        as_json=as_json,
+        planned=plan.partitions,
+    )
 
 
 def print_plan(kpi: Kpi, plan: BackfillPlan, environment: settings.Environment, *, as_json: bool) -> None:

@@ -14,6 +14,7 @@ Passwords never appear in ``url``, logs or errors.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -28,6 +29,7 @@ import pymysql.converters
 import pymysql.cursors
 from pymysql.constants import ER
 
+from pipeline import interrupts
 from pipeline.core.render import Rendered, render_mysql
 from pipeline.core.sqlgate import Query
 from pipeline.errors import SourceError
@@ -114,44 +116,36 @@ class MySqlSource:
     @contextmanager
     def stream(self, rendered: Rendered, *, timeout: timedelta, zone: ZoneInfo, where: str) -> Iterator[ResultStream]:
         deadline = time.monotonic() + timeout.total_seconds()
-        connection = self._connect(timeout, where)
+        settings = self._credentials(where)
+        connection = self._connect(settings, timeout, where)
         try:
-            with self._errors(where, timeout):
-                cursor = self._start(connection, rendered, timeout, zone)
-            result = cursor._result  # the cursor stays referenced: closing it would drain the rows
-            columns = [source_column(f) for f in result.fields]
-            batches = read_batches(connection, result, len(columns), deadline=deadline, batch_rows=self.batch_rows)
-            yield ResultStream(columns, self._guarded(batches, where, timeout), text=True)
-            with self._errors(where, timeout):
-                connection.rollback()  # ends the read-only transaction; nothing to undo
+            with interrupts.on_stop(lambda: _cancel(settings, connection)):
+                with self._errors(where, timeout):
+                    cursor = self._start(connection, rendered, timeout, zone)
+                result = cursor._result  # the cursor stays referenced: closing it would drain the rows
+                columns = [source_column(f) for f in result.fields]
+                batches = read_batches(connection, result, len(columns), deadline=deadline, batch_rows=self.batch_rows)
+                yield ResultStream(columns, self._guarded(batches, where, timeout), text=True)
+                with self._errors(where, timeout):
+                    connection.rollback()  # ends the read-only transaction; nothing to undo
         finally:
             _release(connection)
 
     def _guarded(self, batches: Iterator[Any], where: str, timeout: timedelta) -> Iterator[Any]:
         with self._errors(where, timeout):
-            yield from batches
+            for batch in batches:
+                interrupts.check()  # rows already on the wire must not keep an export going after a stop
+                yield batch
 
-    def _connect(self, timeout: timedelta, where: str) -> Any:
-        settings = self._credentials(where)
-        options: dict[str, Any] = {}
-        if settings.ssl or settings.iam:
-            options.update(ssl_ca=settings.ssl_ca, ssl_verify_cert=bool(settings.ssl_ca))
-            if not settings.ssl_ca:
-                options["ssl"] = {"check_hostname": False}
+    def _connect(self, settings: MySqlSettings, timeout: timedelta, where: str) -> Any:
         with self._errors(where, timeout):
             return pymysql.connect(
-                host=settings.host,
-                port=settings.port,
-                user=settings.user,
-                password=settings.password,
-                database=settings.database or None,
+                **connection_arguments(settings, connect_timeout=CONNECT_TIMEOUT),
                 charset="utf8mb4",
-                connect_timeout=CONNECT_TIMEOUT,
                 read_timeout=timeout.total_seconds() + 30,
                 write_timeout=60,
                 autocommit=True,
                 conv=_ENCODERS,  # values are decoded by the exporter, never by pymysql
-                **options,
             )
 
     def _credentials(self, where: str) -> MySqlSettings:
@@ -175,32 +169,74 @@ class MySqlSource:
 
     @contextmanager
     def _errors(self, where: str, timeout: timedelta) -> Iterator[None]:
-        """pymysql's exceptions as SourceError: what happened, at which source, and whether to retry."""
+        """pymysql's exceptions as SourceError: what happened, at which source, and whether to retry. After a stop
+        request, the error that the cancelled query ends with is :class:`~pipeline.interrupts.Interrupted`."""
         try:
             yield
-        except DeadlineExceeded:
-            raise SourceError(
+        except (DeadlineExceeded, pymysql.err.MySQLError, OSError) as error:
+            interrupts.check()
+            raise self._error(error, where, timeout) from None
+
+    def _error(self, error: Exception, where: str, timeout: timedelta) -> SourceError:
+        if isinstance(error, DeadlineExceeded):
+            return SourceError(
                 f"the query ran longer than the KPI's timeout ({timeout}); stopped reading from {self.url}",
                 where=where,
                 hint="make the query cheaper (an index on the time column?) or raise `timeout` (at most 15m)",
-            ) from None
-        except pymysql.err.MySQLError as error:
+            )
+        if isinstance(error, pymysql.err.MySQLError):
             code = error.args[0] if error.args and isinstance(error.args[0], int) else 0
             text = error.args[1] if len(error.args) > 1 else str(error)
             if code in _TIMEOUT_ERRORS:
-                raise SourceError(
+                return SourceError(
                     f"{self.url} stopped the query at the KPI's timeout ({timeout}): {text}",
                     where=where,
                     hint="make the query cheaper (an index on the time column?) or raise `timeout` (at most 15m)",
-                ) from None
-            raise SourceError(
+                )
+            return SourceError(
                 f"{self.url}: MySQL error {code}: {text}",
                 where=where,
                 hint=_HINTS.get(code, "check that the source is reachable and the SQL runs in a MySQL client"),
                 retryable=code in _LOST or code in _TRANSIENT,
-            ) from None
-        except OSError as error:  # socket timeouts and resets that pymysql lets through
-            raise SourceError(f"{self.url}: {error}", where=where, retryable=True) from None
+            )
+        return SourceError(f"{self.url}: {error}", where=where, retryable=True)  # socket timeouts and resets
+
+
+def connection_arguments(settings: MySqlSettings, *, connect_timeout: float) -> dict[str, Any]:
+    """pymysql's arguments for resolved ``settings``: address, credentials, TLS. One place, so that the exporter's
+    connection and the one that cancels its query connect alike."""
+    options: dict[str, Any] = {}
+    if settings.ssl or settings.iam:
+        options.update(ssl_ca=settings.ssl_ca, ssl_verify_cert=bool(settings.ssl_ca))
+        if not settings.ssl_ca:
+            options["ssl"] = {"check_hostname": False}
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "user": settings.user,
+        "password": settings.password,
+        "database": settings.database or None,
+        "connect_timeout": connect_timeout,
+        **options,
+    }
+
+
+def _cancel(settings: MySqlSettings, connection: Any) -> None:
+    """Stop the connection's query on the server: ``KILL QUERY`` from a second connection (closing ours would not
+    do — the server notices a client gone only when it next writes to it, which an aggregating query may not do
+    for minutes), then drop our socket so that the thread reading it stops waiting. A user may kill its own
+    queries without any privilege (MySQL, Aurora and MariaDB alike)."""
+    thread = int(connection.thread_id())
+    try:
+        killer = pymysql.connect(**connection_arguments(settings, connect_timeout=5), read_timeout=5, write_timeout=5)
+        try:
+            with killer.cursor() as cursor:
+                cursor.execute(f"KILL QUERY {thread}")
+        finally:
+            killer.close()
+    finally:
+        with suppress(OSError, AttributeError):
+            connection._sock.shutdown(socket.SHUT_RDWR)
 
 
 def _release(connection: Any) -> None:
