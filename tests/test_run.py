@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.core.intervals import Grain, intervals_between
 from pipeline.core.plan import batches, due_intervals, plan_backfill
+from pipeline.errors import UsageError
 from tests.exporting import make_kpi
 
 DAILY = """
@@ -262,6 +263,73 @@ def test_run_reports_each_failure_with_its_whole_reason(project: Path) -> None:
         "not match the header:\n"
         "  - column 'orders': INT64 cannot be loaded as DATE without changing values; declare INT64\n"
         "  hint: change the declared types in the header, or CAST in the SELECT (`kpi render typed` shows the SQL)\n"
+    )
+
+
+def test_a_run_refuses_partitions_not_over_yet_and_before_start_naming_them(project: Path) -> None:
+    from pipeline import catalog
+    from pipeline.core.selection import refuse_unsafe
+
+    kpi = catalog.load_one((project / "queries",), "daily")
+    now = datetime(2024, 3, 10, 9, 30, tzinfo=ZoneInfo("Asia/Tokyo"))
+    both = list(intervals_between(Grain.DAY, kpi.zone, datetime(2023, 12, 30), datetime(2024, 3, 12)))
+    with pytest.raises(UsageError) as refused:
+        refuse_unsafe(kpi, both, now=now)
+    assert refused.value.where == "queries/daily.sql"
+    assert refused.value.message == (
+        "refusing to run daily: 3 partitions (2024-03-10 … 2024-03-12) are not over yet (it is 2024-03-10 09:30 "
+        "Asia/Tokyo now; 2024-03-10 ends 2024-03-11 00:00): loaded, a partition with partial or no rows would count "
+        "as the newest data; 2 partitions (2023-12-30 … 2023-12-31) are before the header's start (2024-01-01), the "
+        "earliest partition the KPI is defined for"
+    )
+    assert refused.value.hint == (
+        "the latest complete partition is 2024-03-09; --allow-incomplete loads one that is not over; change "
+        "`start:` in the header if it is wrong, or pass --allow-before-start"
+    )
+    refuse_unsafe(kpi, both, now=now, allow_incomplete=True, allow_before_start=True)
+    refuse_unsafe(kpi, both[2:-3], now=now)  # 2024-01-01 … 2024-03-09: every one over and after the start
+
+    future = CliRunner().invoke(cli, ["run", "daily", "--date", "2099-05-01"])
+    assert future.exit_code == 2
+    assert "refusing to run daily: 2099-05-01 is not over yet (it is " in future.output
+    early = CliRunner().invoke(cli, ["export", "daily", "--date", "2023-12-31"])
+    assert early.exit_code == 2
+    assert "refusing to run daily: 2023-12-31 is before the header's start (2024-01-01)" in early.output
+    assert not (project / "lake").exists()  # nothing was exported
+
+    told = CliRunner().invoke(cli, ["run", "daily", "--date", "2099-05-01", "--allow-incomplete", "--json"])
+    assert told.exit_code == 0, told.output
+    CliRunner().invoke(cli, ["run", "daily", "--date", "2024-03-01"])
+    status = CliRunner().invoke(cli, ["status", "daily", "--json"])
+    line = json.loads(status.output)["kpis"][0]
+    assert (line["partition"], line["future_partitions"], line["partitions_loaded"]) == (
+        "2024-03-01",
+        ["2099-05-01"],
+        2,
+    )
+    assert line["freshness"] == "stale"  # the age counts from 2024-03-01, not from a day in 2099
+    assert status.exit_code == 1
+    table = CliRunner().invoke(cli, ["status", "daily"])
+    assert "warning: daily: 1 loaded partition(s) have not begun yet (2099-05-01): not counted as the newest" in (
+        table.output
+    )
+
+
+def test_a_backfill_with_nothing_to_run_says_so(project: Path) -> None:
+    future = CliRunner().invoke(cli, ["backfill", "daily", "--start", "2099-01-01", "--end", "2099-01-31"])
+    assert future.exit_code == 2
+    assert "daily: error: nothing to do: no partition from 2099-01-01 to 2099-01-31 can run — 31 not over yet " in (
+        future.output
+    )
+    early = CliRunner().invoke(cli, ["backfill", "daily", "--start", "2023-12-01", "--end", "2023-12-31"])
+    assert early.exit_code == 2
+    assert "31 before the header's start (2024-01-01)" in early.output
+    CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-02-27", "--end", "2024-02-29"])
+    done = CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-02-27", "--end", "2024-02-29"])
+    assert done.exit_code == 0, done.output
+    assert done.output == (
+        "nothing to do: daily's 3 partition(s) from 2024-02-27 to 2024-02-29 are loaded from this SQL already "
+        "(--force runs them again)\n"
     )
 
 

@@ -24,6 +24,17 @@ def env_option(command: F) -> F:
     return option(command)
 
 
+def allow_options(command: F) -> F:
+    """``--allow-incomplete`` and ``--allow-before-start``: write partitions a run refuses by default."""
+    incomplete = click.option(
+        "--allow-incomplete",
+        is_flag=True,
+        help="Also run partitions that are not over yet: they load partial (or no) rows and count as the newest.",
+    )
+    early = click.option("--allow-before-start", is_flag=True, help="Also run partitions before the header's `start`.")
+    return incomplete(early(command))
+
+
 def param_pairs(items: tuple[str, ...]) -> dict[str, str]:
     """``--param NAME=VALUE`` options as a dict (values stay text: the KPI's declared types convert them)."""
     pairs: dict[str, str] = {}

@@ -16,10 +16,10 @@ from rich.table import Table
 
 from pipeline import catalog, interrupts, settings
 from pipeline.cli.app import EXIT_FAILED, cli
-from pipeline.cli.arguments import env_option
+from pipeline.cli.arguments import allow_options, env_option
 from pipeline.cli.output import print_json, print_problems, stderr, stdout
 from pipeline.core.spec import Kpi
-from pipeline.errors import Problem
+from pipeline.errors import Problem, UsageError
 
 if TYPE_CHECKING:
     from pipeline.core.plan import BackfillPlan
@@ -155,6 +155,7 @@ def kpis_and_broken(queries: Path, names: Sequence[str]) -> tuple[list[Kpi], lis
 @click.option("--date", "date_text", help="The partition containing this moment, instead of the due ones.")
 @click.option("--start", "start_text", help="First partition of a range (with --end).")
 @click.option("--end", "end_text", help="Last partition of the range, included.")
+@allow_options
 @env_option
 @click.option("--parallel", type=click.IntRange(1, 64), help=_PARALLEL_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -165,6 +166,8 @@ def run(
     date_text: str | None,
     start_text: str | None,
     end_text: str | None,
+    allow_incomplete: bool,
+    allow_before_start: bool,
     env_name: str | None,
     parallel: int | None,
     as_json: bool,
@@ -172,7 +175,8 @@ def run(
     """Export and load every partition due: the latest complete one and the header's `lookback` before it.
 
     NAMES are KPIs (default: every enabled one). One failing partition does not stop the others; the exit
-    code is 1 when any failed.
+    code is 1 when any failed. Dates that name a partition not over yet, or one before the header's `start`,
+    are refused unless --allow-incomplete / --allow-before-start.
 
     \b
     Examples:
@@ -181,7 +185,7 @@ def run(
       kpi run --env production --parallel 1
     """
     from pipeline.core.plan import batches, due_intervals
-    from pipeline.core.selection import moment, requested_intervals
+    from pipeline.core.selection import moment, refuse_unsafe, requested_intervals
     from pipeline.runner import Job, KpiSummary, Runner, summarize
 
     environment = settings.load_environment(env_name)
@@ -193,6 +197,9 @@ def run(
         if explicit:
             chosen = requested_intervals(
                 kpi, now=now, date=moment(date_text), start=moment(start_text), end=moment(end_text)
+            )
+            refuse_unsafe(
+                kpi, chosen, now=now, allow_incomplete=allow_incomplete, allow_before_start=allow_before_start
             )
         else:
             chosen = due_intervals(kpi, now)
@@ -274,6 +281,9 @@ def backfill(
     if dry_run:
         print_plan(kpi, plan, environment, as_json=as_json)
         return
+    if not plan.batches:
+        nothing_to_do(kpi, plan, start_text, end_text, as_json=as_json)
+        return
     outcomes = run_with_progress(runner, [Job(kpi, batch) for batch in plan.batches], quiet=as_json)
     if plan.done and not as_json:
         stdout().print(f"skipped {len(plan.done)} partition(s) already loaded from this SQL (--force runs them)")
@@ -283,6 +293,34 @@ def backfill(
         as_json=as_json,
         planned=plan.partitions,
     )
+
+
+def nothing_to_do(kpi: Kpi, plan: BackfillPlan, start: str, end: str, *, as_json: bool) -> None:
+    """A backfill whose range holds nothing to run: fine when everything is loaded already (exit 0), a mistake
+    when the range is all in the future or before the header's start (a UsageError, exit 2)."""
+    left_out = []
+    if plan.incomplete:
+        left_out.append(f"{len(plan.incomplete)} not over yet (from {plan.incomplete[0]})")
+    if plan.before_start:
+        left_out.append(f"{len(plan.before_start)} before the header's start ({kpi.start})")
+    if not plan.done:
+        from pipeline.core.intervals import latest_complete
+
+        latest = latest_complete(kpi.grain, kpi.zone, datetime.now(kpi.zone)).partition
+        raise UsageError(
+            f"nothing to do: no partition from {start} to {end} can run — " + " and ".join(left_out),
+            where=kpi.name,
+            hint=f"pick a range between the header's start ({kpi.start}) and the latest complete partition ({latest})",
+        )
+    note = f"; left out: {', '.join(left_out)}" if left_out else ""
+    if as_json:
+        print_json({"ok": True, "kpis": [], "already_loaded": len(plan.done), "left_out": left_out})
+    else:
+        stdout().print(
+            f"nothing to do: {kpi.name}'s {len(plan.done)} partition(s) from {start} to {end} are loaded from this "
+            f"SQL already (--force runs them again){note}",
+            highlight=False,
+        )
 
 
 def print_plan(kpi: Kpi, plan: BackfillPlan, environment: settings.Environment, *, as_json: bool) -> None:
@@ -358,7 +396,7 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
       kpi status
       kpi status daily_sales hourly_orders --env production --json
     """
-    from pipeline.core.freshness import freshness
+    from pipeline.core.freshness import freshness, split_future
     from pipeline.warehouses import open_warehouse
 
     environment = settings.load_environment(env_name)
@@ -369,12 +407,14 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
     finally:
         warehouse.close()
     lines = []
+    futures: dict[str, list[str]] = {}
+    now = datetime.now(UTC)
     for kpi in kpis:
         loads = loaded[kpi.name]
-        newest = loads[max(loads)] if loads else None
-        state = freshness(
-            kpi, newest.partition if newest else None, newest.loaded_at if newest else None, datetime.now(UTC)
-        )
+        begun, future = split_future(kpi, loads, now)
+        futures[kpi.name] = future
+        newest = loads[begun[-1]] if begun else None
+        state = freshness(kpi, newest.partition if newest else None, newest.loaded_at if newest else None, now)
         lines.append(
             {
                 "kpi": kpi.name,
@@ -385,6 +425,7 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
                 "age_hours": round(state.age.total_seconds() / 3600, 1) if state.age is not None else None,
                 "freshness": state.level,
                 "failing": state.failing,
+                "future_partitions": future,
             }
         )
     if as_json:
@@ -410,6 +451,15 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
                 _age(line["age_hours"]),
                 f"[{colours.get(level, 'white')}]{level}[/]",
             )
-        stdout().print(table)
+        console = stdout()
+        console.print(table)
+        for name, future in futures.items():
+            if future:
+                console.print(
+                    f"[yellow]warning:[/] {name}: {len(future)} loaded partition(s) have not begun yet "
+                    f"({', '.join(future[:3])}{' …' if len(future) > 3 else ''}): not counted as the newest; "
+                    "a run with a mistyped --date loaded them — remove them from the warehouse",
+                    highlight=False,
+                )
     if any(line["failing"] for line in lines):
         sys.exit(EXIT_FAILED)
