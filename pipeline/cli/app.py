@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from pipeline import __version__
+from pipeline.cli.arguments import ENV_HELP
 from pipeline.cli.output import print_error, stderr
 from pipeline.errors import KpiError, UsageError
 from pipeline.interrupts import Interrupted
@@ -49,15 +50,16 @@ class KpiGroup(click.Group):
     show_default=True,
     help="Folder of KPI files (env: KPI_QUERIES).",
 )
+@click.option("--env", "env_name", envvar="KPI_ENV", metavar="NAME", help=ENV_HELP)
 @click.version_option(__version__, prog_name="kpi")
 @click.pass_context
-def cli(ctx: click.Context, queries: Path) -> None:
+def cli(ctx: click.Context, queries: Path, env_name: str | None) -> None:
     """KPI pipeline: SQL files in, warehouse partitions out.
 
     \b
     Analysts: kpi new NAME → edit queries/NAME.sql → kpi check → kpi render NAME
     """
-    ctx.obj = queries
+    ctx.obj = queries  # the environment (--env) is read by each command's own --env, which falls back to this one
 
 
 def main() -> None:

@@ -44,7 +44,7 @@ def demo(queries: Path, env_name: str | None, as_json: bool) -> None:
         shop = "generated" if result.generated else "up to date"
         console.print(f"demo shop {environment.source('default').url}: {shop}; last {DAYS} days exported and loaded")
     try:
-        report(summarize(result.outcomes), title=f"kpi demo ({environment.name})", as_json=as_json, planned=planned)
+        report(summarize(result.outcomes), title=f"kpi demo ({environment.label})", as_json=as_json, planned=planned)
     finally:
         if not as_json:
             stdout().print(f"report: [bold]{result.report}[/] (open it in a browser; it needs no server)")

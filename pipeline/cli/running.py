@@ -17,7 +17,7 @@ from rich.table import Table
 from pipeline import catalog, interrupts, settings
 from pipeline.cli.app import EXIT_FAILED, cli
 from pipeline.cli.arguments import allow_options, env_option
-from pipeline.cli.output import print_json, print_problems, stderr, stdout
+from pipeline.cli.output import SHOWN_PER_FILE, print_json, print_problems, stderr, stdout
 from pipeline.core.spec import Kpi
 from pipeline.errors import Problem, UsageError
 
@@ -141,7 +141,8 @@ def kpis_and_broken(queries: Path, names: Sequence[str]) -> tuple[list[Kpi], lis
             "",
             FAILED,
             message=f"not run: its file has {len(problems)} problem(s):\n"
-            + "\n".join(f"  {p}" + (f" ({p.hint})" if p.hint else "") for p in problems),
+            + "\n".join(f"  {p}" + (f" ({p.hint})" if p.hint else "") for p in problems[:SHOWN_PER_FILE])
+            + (f"\n  … and {len(problems) - SHOWN_PER_FILE:,} more" if len(problems) > SHOWN_PER_FILE else ""),
             kind="spec",
             hint="run `kpi check` and fix the file",
         )
@@ -211,7 +212,7 @@ def run(
     left_out = [KpiSummary(outcome.kpi, failed=[outcome]) for outcome in broken]
     report(
         summarize(outcomes) + left_out,
-        title=f"kpi run ({environment.name})",
+        title=f"kpi run ({environment.label})",
         as_json=as_json,
         planned=sum(len(job.partitions) for job in jobs),
         again="run the same command again to run them (it runs every partition it names again)",
@@ -289,7 +290,7 @@ def backfill(
         stdout().print(f"skipped {len(plan.done)} partition(s) already loaded from this SQL (--force runs them)")
     report(
         summarize(outcomes),
-        title=f"kpi backfill {name} ({environment.name})",
+        title=f"kpi backfill {name} ({environment.label})",
         as_json=as_json,
         planned=plan.partitions,
     )
@@ -438,7 +439,7 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
             "loaded (UTC)",
             "age",
             "freshness",
-            title=f"kpi status ({environment.name})",
+            title=f"kpi status ({environment.label})",
         )
         colours = {"fresh": "green", "warn": "yellow", "stale": "red", "never loaded": "red"}
         for line in lines:

@@ -95,7 +95,7 @@ class DuckDbSource:
         return SourceError(
             f"{self.url}: {str(error).splitlines()[0]}",
             where=where,
-            hint="run `kpi render NAME --dialect duckdb` and try the SQL in DuckDB",
+            hint=f"run `kpi render {where or '<kpi>'} --dialect duckdb` and try the SQL in DuckDB",
         )
 
 

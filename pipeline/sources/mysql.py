@@ -44,17 +44,27 @@ _ENCODERS = {key: value for key, value in pymysql.converters.conversions.items()
 _TIMEOUT_ERRORS = {3024, 1969, ER.QUERY_INTERRUPTED}  # MySQL MAX_EXECUTION_TIME, MariaDB max_statement_time
 _LOST = {2006, 2013, 2055, 1927, 1053}  # gone away, lost during query, killed, shutdown
 _TRANSIENT = {2003, 1040, 1205, 1213}  # cannot connect, too many connections, lock wait, deadlock
-_HINTS = {
+_SQL_HINT = "run `kpi render {kpi}` and try the SQL in a MySQL client against the same database"
+_HINTS = {  # by error code; {kpi} is the KPI's name
     ER.ACCESS_DENIED_ERROR: "check the user and password (or the secret / IAM setup) of KPI_SOURCE",
     1698: "check the user and password (or the secret / IAM setup) of KPI_SOURCE",
     ER.BAD_DB_ERROR: "check the database name at the end of KPI_SOURCE",
-    ER.NO_SUCH_TABLE: "run `kpi render NAME` and try the SQL in a MySQL client against the same database",
-    ER.BAD_FIELD_ERROR: "run `kpi render NAME` and try the SQL in a MySQL client against the same database",
-    ER.PARSE_ERROR: "run `kpi render NAME` and try the SQL in a MySQL client against the same database",
     2026: "the URL asks for TLS (ssl=true, ssl_ca or iam=true) but the server does not offer it",
     1792: "the exporter only reads: the statement tried to write inside START TRANSACTION READ ONLY",
     1298: "the server has no time zone tables: load them (mysql_tzinfo_to_sql) or use a zone without DST",
 }
+
+
+def _hint(code: int, kpi: str) -> str:
+    """What to do about a MySQL error: a connection error (client codes 2000–2999, a server gone) is about the
+    network; a server busy is retried; any other server error is about the SQL, which the KPI's render shows."""
+    if code in _HINTS:
+        return _HINTS[code]
+    if 2000 <= code < 3000 or code in _LOST:
+        return "check that the source is reachable: host and port, the network path (VPC, security group), the server"
+    if code in _TRANSIENT:
+        return "the server is busy (connections, a lock wait or a deadlock): try again, or lower the source's parallel"
+    return _SQL_HINT.format(kpi=kpi or "<kpi>")
 
 
 @dataclass(frozen=True)
@@ -79,7 +89,21 @@ class MySqlSettings:
 
 
 def parse_mysql_url(url: str) -> MySqlSettings:
-    parts = urlsplit(url)
+    """The URL's parts; a malformed one is a SourceError that names the part, never echoing the URL (it may hold
+    a password)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port or 3306
+    except ValueError:
+        address = url.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[2]  # after the credentials
+        if "[" in address and "]" not in address:
+            raise SourceError(
+                "the source URL's host is a malformed [IPv6] address", hint="use mysql://user@[::1]:3306/db"
+            ) from None
+        text = address.rpartition("]")[2].rpartition(":")[2]
+        raise SourceError(
+            f"the source URL's port '{text}' is not a number from 1 to 65535", hint="use mysql://user@host:3306/db"
+        ) from None
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     unknown = set(query) - {"ssl", "ssl_ca", "secret", "iam", "region"}
     if parts.scheme not in ("mysql", "mariadb", "aurora") or unknown:
@@ -89,8 +113,8 @@ def parse_mysql_url(url: str) -> MySqlSettings:
             hint="use mysql://user:password@host:3306/db[?ssl=true&ssl_ca=PATH&secret=ARN&iam=true&region=R]",
         )
     return MySqlSettings(
-        host=parts.hostname or "",
-        port=parts.port or 3306,
+        host=host,
+        port=port,
         user=unquote(parts.username or ""),
         password=unquote(parts.password or ""),
         database=unquote(parts.path.lstrip("/")),
@@ -196,7 +220,7 @@ class MySqlSource:
             return SourceError(
                 f"{self.url}: MySQL error {code}: {text}",
                 where=where,
-                hint=_HINTS.get(code, "check that the source is reachable and the SQL runs in a MySQL client"),
+                hint=_hint(code, where),
                 retryable=code in _LOST or code in _TRANSIENT,
             )
         return SourceError(f"{self.url}: {error}", where=where, retryable=True)  # socket timeouts and resets
