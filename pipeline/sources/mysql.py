@@ -10,16 +10,25 @@ URL: ``mysql://user:password@host:3306/db?ssl=true&ssl_ca=/path/ca.pem&secret=<a
 ``secret`` reads user, password (and host, port, dbname when the URL leaves them out) from AWS Secrets
 Manager (the RDS secret format); ``iam=true`` signs an RDS IAM auth token instead of a password (TLS forced).
 Passwords never appear in ``url``, logs or errors.
+
+TLS (``ssl=true``, ``ssl_ca=…`` or ``iam=true``) verifies the server's certificate *and* its host name, so a
+password or an IAM token cannot be handed to a server in the middle: against ``ssl_ca`` when given, otherwise
+against the RDS CA bundle shipped in the package (every region's root CAs, ``rds-global-bundle.pem``) and the
+system's store. ``ssl=insecure`` encrypts without verifying — for a dev server with a self-made certificate only.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
+import ssl
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo
@@ -38,6 +47,7 @@ from pipeline.sources.base import BATCH_ROWS, ResultStream
 from pipeline.sources.mysql_types import source_column
 from pipeline.sources.mysql_wire import DeadlineExceeded, read_batches
 
+log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10  # seconds
 # pymysql's converters keyed by Python type encode bound values; those keyed by MySQL type (decoders) are left out.
 _ENCODERS = {key: value for key, value in pymysql.converters.conversions.items() if not isinstance(key, int)}
@@ -55,9 +65,20 @@ _HINTS = {  # by error code; {kpi} is the KPI's name
 }
 
 
-def _hint(code: int, kpi: str) -> str:
-    """What to do about a MySQL error: a connection error (client codes 2000–2999, a server gone) is about the
-    network; a server busy is retried; any other server error is about the SQL, which the KPI's render shows."""
+def _hint(code: int, kpi: str, text: str = "") -> str:
+    """What to do about a MySQL error: a certificate refused is about TLS; a connection error (client codes
+    2000–2999, a server gone) is about the network; a server busy is retried; any other server error is about the
+    SQL, which the KPI's render shows."""
+    if "CERTIFICATE_VERIFY_FAILED" in text and "mismatch" in text:
+        return (
+            "TLS checks the server's name: connect by the name its certificate was issued for (the cluster or "
+            "instance endpoint, not an IP address or a CNAME of your own); ssl=insecure skips the check (dev only)"
+        )
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            "the server's certificate is not signed by a CA of the RDS bundle or the system store: give ssl_ca=PATH "
+            "of the CA that signed it; ssl=insecure skips the check (dev only)"
+        )
     if code in _HINTS:
         return _HINTS[code]
     if 2000 <= code < 3000 or code in _LOST:
@@ -78,6 +99,7 @@ class MySqlSettings:
     database: str = ""
     ssl: bool = False
     ssl_ca: str | None = None
+    ssl_verify: bool = True  # False only for ssl=insecure
     secret: str | None = None
     iam: bool = False
     region: str | None = None
@@ -106,6 +128,14 @@ def parse_mysql_url(url: str) -> MySqlSettings:
         ) from None
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     unknown = set(query) - {"ssl", "ssl_ca", "secret", "iam", "region"}
+    tls = query.get("ssl", "").lower()
+    if tls not in _TLS_VERIFIED | _TLS_OFF | {"insecure"} or (tls == "insecure" and "ssl_ca" in query):
+        raise SourceError(
+            "the source URL's ssl= must be true (TLS, the server's certificate and name verified) or insecure (TLS "
+            "without verification, for a dev server)"
+            + ("; insecure with ssl_ca means nothing" if tls == "insecure" else ""),
+            hint="use ?ssl=true (and ssl_ca=PATH for a CA of your own), or ?ssl=insecure for a dev server",
+        )
     if parts.scheme not in ("mysql", "mariadb", "aurora") or unknown:
         raise SourceError(
             f"cannot read the source URL (scheme {parts.scheme!r}"
@@ -118,8 +148,9 @@ def parse_mysql_url(url: str) -> MySqlSettings:
         user=unquote(parts.username or ""),
         password=unquote(parts.password or ""),
         database=unquote(parts.path.lstrip("/")),
-        ssl=query.get("ssl", "").lower() in ("1", "true", "required", "verify_identity") or "ssl_ca" in query,
+        ssl=tls in _TLS_VERIFIED or tls == "insecure" or "ssl_ca" in query,
         ssl_ca=query.get("ssl_ca"),
+        ssl_verify=tls != "insecure",
         secret=query.get("secret"),
         iam=query.get("iam", "").lower() in ("1", "true"),
         region=query.get("region"),
@@ -162,6 +193,8 @@ class MySqlSource:
                 yield batch
 
     def _connect(self, settings: MySqlSettings, timeout: timedelta, where: str) -> Any:
+        if settings.ssl and not settings.ssl_verify:
+            log.warning("%s: TLS without verification (ssl=insecure): for a dev server only", self.url)
         with self._errors(where, timeout):
             return pymysql.connect(
                 **connection_arguments(settings, connect_timeout=CONNECT_TIMEOUT),
@@ -220,7 +253,7 @@ class MySqlSource:
             return SourceError(
                 f"{self.url}: MySQL error {code}: {text}",
                 where=where,
-                hint=_hint(code, where),
+                hint=_hint(code, where, text),
                 retryable=code in _LOST or code in _TRANSIENT,
             )
         return SourceError(f"{self.url}: {error}", where=where, retryable=True)  # socket timeouts and resets
@@ -228,12 +261,10 @@ class MySqlSource:
 
 def connection_arguments(settings: MySqlSettings, *, connect_timeout: float) -> dict[str, Any]:
     """pymysql's arguments for resolved ``settings``: address, credentials, TLS. One place, so that the exporter's
-    connection and the one that cancels its query connect alike."""
+    connection, the one that cancels its query and ``kpi clone plan --url`` connect alike."""
     options: dict[str, Any] = {}
     if settings.ssl or settings.iam:
-        options.update(ssl_ca=settings.ssl_ca, ssl_verify_cert=bool(settings.ssl_ca))
-        if not settings.ssl_ca:
-            options["ssl"] = {"check_hostname": False}
+        options["ssl"] = tls_context(settings.ssl_ca, verify=settings.ssl_verify)
     return {
         "host": settings.host,
         "port": settings.port,
@@ -243,6 +274,37 @@ def connection_arguments(settings: MySqlSettings, *, connect_timeout: float) -> 
         "connect_timeout": connect_timeout,
         **options,
     }
+
+
+_TLS_VERIFIED = {"1", "true", "required", "verify_identity", "verify_ca"}
+_TLS_OFF = {"", "0", "false"}
+RDS_CA_BUNDLE = "rds-global-bundle.pem"  # AWS's global bundle: the root CAs of every region's RDS certificates
+
+
+@lru_cache(maxsize=8)
+def tls_context(ca_file: str | None, *, verify: bool = True) -> ssl.SSLContext:
+    """The TLS settings of a connection: certificate and host name verified against ``ca_file``, or against the
+    RDS bundle and the system store; neither with ``verify=False`` (``ssl=insecure``)."""
+    if not verify:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if ca_file:
+        try:
+            context = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as error:
+            raise SourceError(
+                f"cannot read the CA bundle ssl_ca={ca_file}: {getattr(error, 'strerror', None) or error}",
+                hint="give the path of a PEM file of CA certificates (Aurora: AWS's global-bundle.pem)",
+            ) from None
+        # As pymysql does: a CA of one's own (MySQL's auto-generated one) may lack what Python 3.13's strict
+        # X.509 checking asks for. The shipped bundle and the system store keep the strict checks.
+        context.verify_flags &= ~ssl.VERIFY_X509_STRICT
+        return context
+    context = ssl.create_default_context()  # the system store
+    context.load_verify_locations(cadata=resources.files(__package__).joinpath(RDS_CA_BUNDLE).read_text("ascii"))
+    return context
 
 
 def _cancel(settings: MySqlSettings, connection: Any) -> None:
