@@ -270,3 +270,30 @@ def test_kpi_suspend_calendar_needs_no_account_settings(project: Path, runner: C
     refused = runner.invoke(cli, ["suspend", "plan", "--action", "suspend"])
     assert refused.exit_code == 1
     assert "no account allow-list" in refused.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "daily", "--date", "2024-03-01"],
+        ["run", "daily", "--date", "2024-03-01", "--json"],
+        ["backfill", "daily", "--start", "2024-03-01", "--end", "2024-03-02"],
+        ["backfill", "daily", "--start", "2024-03-01", "--end", "2024-03-02", "--dry-run"],
+        ["export", "daily", "--date", "2024-03-01"],
+        ["preview", "daily", "--date", "2024-03-01"],
+        ["status"],
+        ["demo"],
+    ],
+    ids=lambda args: " ".join(args),
+)
+def test_no_command_prints_the_sources_password(
+    args: list[str], project: Path, monkeypatch: pytest.MonkeyPatch, runner: CliRunner
+) -> None:
+    """A source URL with a password (allowed in KPI_SOURCE, never in kpi.toml) whose server refuses connections."""
+    monkeypatch.setenv("KPI_SOURCE", f"mysql://kpi:{SECRET}@127.0.0.1:1/shop")
+    result = runner.invoke(cli, args)
+    assert result.exception is None or isinstance(result.exception, SystemExit), "a traceback"
+    assert SECRET not in result.output
+    if args[0] in ("run", "backfill") and "--dry-run" not in args:
+        assert result.exit_code == 1
+        assert "mysql://kpi@127.0.0.1:1/shop" in result.output  # the source is named, without its password
