@@ -361,3 +361,25 @@ def test_a_stop_request_cancels_what_is_in_flight_and_refuses_new_work() -> None
     with interrupts.handled():  # each command starts afresh
         assert interrupts.requested() == 0
         interrupts.check()
+
+
+def test_kpi_demo_stops_on_sigint_and_keeps_only_committed_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo on the embedded default (DuckDB source, folder lake): interrupted once its loads are under way."""
+    for name in ("KPI_SOURCE", "KPI_LAKE", "KPI_WAREHOUSE", "KPI_QUERIES", "KPI_ENV", "KPI_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KPI_QUERIES", str(Path(__file__).resolve().parent.parent / "queries"))
+    process = subprocess.Popen(
+        [KPI, "demo", "--json"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    lake = tmp_path / ".kpi" / "lake"
+    wait_for("a committed partition", lambda: any(lake.glob("*/*/run=*/_manifest.json")), process)
+    _, out, err = stop(process, signal.SIGINT)
+    assert process.returncode == 130, err
+    summary = json.loads(out)
+    assert (summary["ok"], summary["interrupted"]) == (False, "SIGINT")
+    assert summary["not_run"] > 0
+    bad = [str(p) for p in lake.glob("*/*/run=*") if not (p / "_manifest.json").is_file()]
+    assert bad + [str(p) for p in lake.rglob(".*")] == []
+    assert "terminate called" not in err
