@@ -20,21 +20,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from tests.exporting import make_kpi
+from tests.exporting import DAILY, DAILY_SQL, make_kpi
 
 SECRET = "hunter2-do-not-print"
-DAILY_HEADER = """
-grain: day
-time_column: day
-start: 2024-01-01
-columns:
-  day:    {type: DATE}
-  orders: {type: INT64}
-"""
-DAILY_SQL = """
-SELECT CAST(created_at AS DATE) AS day, COUNT(*) AS orders
-FROM orders WHERE created_at >= :start AND created_at < :end GROUP BY 1
-"""
 
 
 @pytest.fixture
@@ -42,7 +30,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project with one valid KPI over a DuckDB shop; each case breaks one thing around it."""
     with duckdb.connect(str(tmp_path / "shop.duckdb")) as db:
         db.execute("CREATE TABLE orders AS SELECT TIMESTAMP '2024-03-01 10:00' AS created_at")
-    make_kpi(tmp_path / "queries", "daily", DAILY_HEADER, DAILY_SQL)
+    make_kpi(tmp_path / "queries", "daily", DAILY, DAILY_SQL)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KPI_SOURCE", "duckdb://shop.duckdb")
     monkeypatch.setenv("KPI_LAKE", "lake")

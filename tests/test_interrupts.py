@@ -27,7 +27,7 @@ import pytest
 
 from pipeline import interrupts
 from tests.conftest import MySqlServer
-from tests.exporting import make_kpi
+from tests.exporting import DAILY, make_kpi
 from tests.relay import Relay
 
 pytestmark = pytest.mark.mysql
@@ -37,14 +37,6 @@ KPI = str(Path(sys.executable).parent / "kpi")
 SLOW_WEIGHT = 8000  # February's orders join 8000 × 8000 pad rows each: ~10⁹ rows, a minute of server time
 WIDTH = 600  # February's two events become 600 × 600 rows each: a 12 MB Parquet file per day, a multipart upload
 
-SLOW_HEADER = """
-grain: day
-time_column: day
-start: 2024-01-01
-columns:
-  day:    {type: DATE}
-  orders: {type: INT64}
-"""
 SLOW_SQL = """
 SELECT DATE(o.created_at) AS day, COUNT(*) AS orders
 FROM orders o JOIN pad a ON a.id <= o.weight JOIN pad b ON b.id <= o.weight
@@ -157,7 +149,7 @@ def project(
     request: pytest.FixtureRequest, tmp_path: Path, shop: MySqlServer, monkeypatch: pytest.MonkeyPatch
 ) -> Project:
     run_sql(shop, f"UPDATE orders SET weight = IF(created_at >= '2024-02-01', {SLOW_WEIGHT}, 1)")
-    make_kpi(tmp_path / "queries", "slow", SLOW_HEADER, SLOW_SQL)
+    make_kpi(tmp_path / "queries", "slow", DAILY, SLOW_SQL)
     make_kpi(tmp_path / "queries", "wide", WIDE_HEADER, WIDE_SQL)
     lake, bucket = str(tmp_path / "lake"), ""
     if request.param == "s3":

@@ -21,22 +21,7 @@ from pipeline.cli import cli
 from pipeline.core.intervals import Grain, intervals_between
 from pipeline.core.plan import batches, due_intervals, plan_backfill
 from pipeline.errors import UsageError
-from tests.exporting import make_kpi
-
-DAILY = """
-grain: day
-time_column: day
-start: 2024-01-01
-lookback: 2
-freshness: {warn_after: 30h, error_after: 54h}
-columns:
-  day:    {type: DATE}
-  orders: {type: INT64}
-"""
-DAILY_SQL = """
-SELECT CAST(created_at AS DATE) AS day, COUNT(*) AS orders
-FROM orders WHERE created_at >= :start AND created_at < :end GROUP BY 1
-"""
+from tests.exporting import DAILY, DAILY_SQL, make_kpi
 
 
 @pytest.fixture
