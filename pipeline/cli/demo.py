@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline import settings
+from pipeline import interrupts, settings
 from pipeline.cli.app import cli
 from pipeline.cli.arguments import env_option
 from pipeline.cli.output import stdout
@@ -38,7 +38,8 @@ def demo(queries: Path, env_name: str | None, as_json: bool) -> None:
         planned = sum(len(job.partitions) for job in jobs)
         return run_with_progress(runner, jobs, quiet=as_json)
 
-    result = run_demo(chosen_kpis(queries, ()), environment, run=run)
+    with interrupts.handled():  # a signal stops the demo cleanly: see pipeline.interrupts
+        result = run_demo(chosen_kpis(queries, ()), environment, run=run)
     if not as_json:
         console = stdout()
         shop = "generated" if result.generated else "up to date"

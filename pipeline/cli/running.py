@@ -29,12 +29,12 @@ _PARALLEL_HELP = "Queries at once per source (default: the source's `parallel` i
 
 
 def run_with_progress(runner: Runner, jobs: Sequence[Job], *, quiet: bool) -> list[Outcome]:
-    """The jobs with a progress bar on stderr (none with --json or when stderr is not a terminal). SIGINT and
-    SIGTERM stop them cleanly (:mod:`pipeline.interrupts`); then the outcomes are those of what finished and
-    ``interrupts.requested()`` names the signal."""
+    """The jobs with a progress bar on stderr (none with --json or when stderr is not a terminal). Called inside
+    ``interrupts.handled()``: after SIGINT or SIGTERM the outcomes are those of what finished, and
+    ``interrupts.requested()`` names the signal (:func:`report` says so)."""
     total = sum(len(job.partitions) for job in jobs)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with interrupts.handled(), Progress(*columns, console=stderr(), transient=True, disable=quiet) as progress:
+    with Progress(*columns, console=stderr(), transient=True, disable=quiet) as progress:
         task = progress.add_task("partitions", total=total)
 
         def advance(outcome: Outcome) -> None:
@@ -207,8 +207,8 @@ def run(
         if kpi.incremental and not chosen:
             continue  # nothing due yet: the header's start is in the future
         jobs += [Job(kpi, batch) for batch in batches(chosen)] if kpi.incremental else [Job(kpi)]
-    runner = Runner(environment, parallel=parallel)
-    outcomes = run_with_progress(runner, jobs, quiet=as_json)
+    with interrupts.handled():  # from here on, a signal stops the run cleanly: see pipeline.interrupts
+        outcomes = run_with_progress(Runner(environment, parallel=parallel), jobs, quiet=as_json)
     left_out = [KpiSummary(outcome.kpi, failed=[outcome]) for outcome in broken]
     report(
         summarize(outcomes) + left_out,
@@ -276,16 +276,17 @@ def backfill(
         else:
             stdout().print(f"started {execution}\nwatch it: {console}", markup=False, highlight=False)
         return
-    runner = Runner(environment, parallel=parallel, force=force)
-    plan = plan_kpi(kpi, start_text, end_text, runner.warehouse, force=force)
-    runner.warehouse.close()
-    if dry_run:
-        print_plan(kpi, plan, environment, as_json=as_json)
-        return
-    if not plan.batches:
-        nothing_to_do(kpi, plan, start_text, end_text, as_json=as_json)
-        return
-    outcomes = run_with_progress(runner, [Job(kpi, batch) for batch in plan.batches], quiet=as_json)
+    with interrupts.handled():  # from here on, a signal stops the backfill cleanly: see pipeline.interrupts
+        runner = Runner(environment, parallel=parallel, force=force)
+        plan = plan_kpi(kpi, start_text, end_text, runner.warehouse, force=force)
+        runner.warehouse.close()
+        if dry_run:
+            print_plan(kpi, plan, environment, as_json=as_json)
+            return
+        if not plan.batches:
+            nothing_to_do(kpi, plan, start_text, end_text, as_json=as_json)
+            return
+        outcomes = run_with_progress(runner, [Job(kpi, batch) for batch in plan.batches], quiet=as_json)
     if plan.done and not as_json:
         stdout().print(f"skipped {len(plan.done)} partition(s) already loaded from this SQL (--force runs them)")
     report(
