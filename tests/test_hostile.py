@@ -236,7 +236,7 @@ def test_an_alias_bomb_is_refused_at_once(project: Path, runner: CliRunner) -> N
 
 
 def test_kpi_check_caps_the_problems_it_prints_per_file(project: Path, runner: CliRunner) -> None:
-    keys = "\n".join(f"k{i}: 1" for i in range(32_000))
+    keys = "\n".join(f"k{i}: 1" for i in range(3_000))  # the file had 32,000: the same cap, 10× the time
     header = f"grain: none\ncolumns:\n  n: INT64\n{keys}"
     (project / "queries" / "many.sql").write_text(f"/*---\n{header}\n---*/\nSELECT 1 AS n\n")
     shown = runner.invoke(cli, ["check"])
@@ -244,10 +244,10 @@ def test_kpi_check_caps_the_problems_it_prints_per_file(project: Path, runner: C
     lines = shown.output.splitlines()
     assert len(lines) == 20 * 4 + 2  # each problem: its line, the quoted source, the caret, the hint
     assert lines[-2:] == [
-        "queries/many.sql: … and 31,980 more problem(s) (`kpi check --json` lists them all)",
-        "32000 problems in 1 of 2 files",
+        "queries/many.sql: … and 2,980 more problem(s) (`kpi check --json` lists them all)",
+        "3000 problems in 1 of 2 files",
     ]
-    assert len(json.loads(runner.invoke(cli, ["check", "--json"]).output)["problems"]) == 32_000
+    assert len(json.loads(runner.invoke(cli, ["check", "--json"]).output)["problems"]) == 3_000
 
 
 def test_kpi_suspend_calendar_needs_no_account_settings(project: Path, runner: CliRunner) -> None:
