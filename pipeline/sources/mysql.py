@@ -311,9 +311,12 @@ def _cancel(settings: MySqlSettings, connection: Any) -> None:
     """Stop the connection's query on the server: ``KILL QUERY`` from a second connection (closing ours would not
     do — the server notices a client gone only when it next writes to it, which an aggregating query may not do
     for minutes), then drop our socket so that the thread reading it stops waiting. A user may kill its own
-    queries without any privilege (MySQL, Aurora and MariaDB alike)."""
+    queries without any privilege (MySQL, Aurora and MariaDB alike). An IAM token lives 15 minutes, as long as a
+    query may run, so the second connection signs a fresh one."""
     thread = int(connection.thread_id())
     try:
+        if settings.iam:
+            settings = replace(settings, password=_iam_token(settings, "KILL QUERY"))
         killer = pymysql.connect(**connection_arguments(settings, connect_timeout=5), read_timeout=5, write_timeout=5)
         try:
             with killer.cursor() as cursor:
