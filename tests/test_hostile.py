@@ -63,8 +63,12 @@ def _links(root: Path) -> None:
     (queries / "shared").symlink_to("../shared")
 
 
-def _file_in_the_way(root: Path) -> None:
+def _occupied(root: Path) -> None:
     (root / "occupied").write_text("a file, not a folder")
+
+
+def _file_in_the_way(root: Path) -> None:
+    _occupied(root)
     assert CliRunner().invoke(cli, ["export", "daily", "--date", "2024-03-01"]).exit_code == 0
 
 
@@ -160,6 +164,15 @@ CASES = {
         code=1,
         files={"queries/huge.sql": "/*---\ngrain: none\n---*/\nSELECT 1 AS n\n" + "-- padding\n" * 200_000},
     ),
+    "kpi demo with a DuckDB warehouse whose folder cannot be created": Case(
+        ["demo", "--json"],
+        "error: cannot open the DuckDB warehouse occupied/wh.duckdb for the report: IO Error: Cannot open file "
+        '"<root>/occupied/wh.duckdb": Not a directory\n'
+        "  hint: point KPI_WAREHOUSE (or the environment's warehouse) at a folder you may write\n",
+        code=1,
+        env={"KPI_WAREHOUSE": "duckdb://occupied/wh.duckdb", "KPI_SOURCE": "duckdb://.kpi/demo.duckdb"},
+        setup=_occupied,
+    ),
     "kpi load of a manifest that does not exist": Case(
         ["load", "lake/daily/day=2024-03-01/run=20240302T060001123Z-1a2b3c/_manifest.json"],
         "error: no manifest at lake/daily/day=2024-03-01/run=20240302T060001123Z-1a2b3c/_manifest.json: the file "
@@ -211,7 +224,7 @@ def test_hostile_input_gets_one_clear_message(
         monkeypatch.setenv(key, value)
     case.setup(project)
     result = runner.invoke(cli, case.args)
-    assert (result.exit_code, result.output) == (case.code, case.output)
+    assert (result.exit_code, result.output) == (case.code, case.output.replace("<root>", str(project.resolve())))
     assert result.exception is None or isinstance(result.exception, SystemExit), "a traceback"
     assert SECRET not in result.output
 

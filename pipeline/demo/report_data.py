@@ -17,6 +17,7 @@ import duckdb
 from pipeline.core.freshness import freshness, split_future
 from pipeline.core.spec import Kpi
 from pipeline.core.types import BqType
+from pipeline.errors import LoadError
 from pipeline.report import Chart, Column, ReportKpi, render_report
 from pipeline.warehouses.base import LoadRecord
 from pipeline.warehouses.duckdb import DuckDbWarehouse, quote
@@ -33,7 +34,14 @@ def build_report(kpis: Sequence[Kpi], warehouse: Path, *, now: datetime) -> str:
     finally:
         store.close()
     sections = []
-    with duckdb.connect(str(warehouse)) as db:
+    try:
+        db = duckdb.connect(str(warehouse))
+    except duckdb.Error as error:
+        raise LoadError(
+            f"cannot open the DuckDB warehouse {warehouse} for the report: {str(error).splitlines()[0]}",
+            hint="point KPI_WAREHOUSE (or the environment's warehouse) at a folder you may write",
+        ) from None
+    with db:
         tables = {name for (name,) in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         for kpi in sorted(kpis, key=lambda k: k.name):
             loaded = loads[kpi.name]
