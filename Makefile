@@ -56,6 +56,7 @@ install: $(STAMP) ## Create .venv and install the project with its development t
 
 demo: $(STAMP) ## The main job on the embedded default: demo shop → lake → warehouse → .kpi/report.html
 	$(BIN)/kpi demo
+	@echo "kpi is installed in $(BIN): 'source $(BIN)/activate' puts it on your PATH (or run $(BIN)/kpi …)"
 
 run: $(STAMP) ## Export and load what is due: make run [KPI="daily_sales …"] [DATE=2024-03-01] [ENV=production]
 	$(BIN)/kpi run $(KPI) $(if $(DATE),--date $(DATE)) $(if $(ENV),--env $(ENV))

@@ -6,6 +6,8 @@ The only I/O of the authoring flow lives here (reading ``.sql`` files); each fil
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,43 +46,138 @@ class Catalog:
         )
 
 
-def discover(paths: Sequence[Path]) -> list[Path]:
-    """The ``.sql`` files named, or found below the folders named (hidden files and folders skipped)."""
+MAX_FILE_BYTES = 1 << 20  # a KPI file is a few kilobytes; reading one must stay cheap whatever a pull request holds
+
+
+def discover(paths: Sequence[Path]) -> tuple[list[Path], list[Problem]]:
+    """The ``.sql`` files named, or found below the folders named (hidden files and folders skipped), and the
+    problems met on the way: a broken symlink, a symlink loop or a symlinked folder is reported with its path,
+    never skipped in silence (a KPI that vanished without a word would simply stop being exported)."""
     found: list[Path] = []
+    problems: list[Problem] = []
     for path in paths:
         if path.is_dir():
-            found.extend(
-                p
-                for p in sorted(path.rglob("*.sql"))
-                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+            _walk(path, found, problems)
         elif path.is_file():
             found.append(path)
+        elif path.is_symlink():
+            problems.append(_broken_link(path))
         else:
             raise UsageError(f"no such file or folder: {path}", hint="pass KPI files or folders, or set KPI_QUERIES")
-    if not found:
+    if not found and not problems:
         shown = ", ".join(str(p) for p in paths)
         raise UsageError(f"no KPI files (*.sql) in {shown}", hint="add one with `kpi new NAME`")
-    return found
+    return sorted(found), problems
+
+
+def _walk(root: Path, found: list[Path], problems: list[Problem]) -> None:
+    """Every ``*.sql`` below ``root``. Symlinked files are read; symlinked folders are not followed (the Lambda
+    packages, built from the same tree, would not carry their files) and are reported, as are broken links."""
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError as error:
+            problems.append(
+                Problem(
+                    Location(display_path(folder)),
+                    "unreadable",
+                    f"cannot read the folder: {error.strerror}",
+                    "check its permissions",
+                )
+            )
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            link = entry.is_symlink()
+            try:
+                is_dir, is_file = entry.is_dir(), entry.is_file()  # both follow symlinks
+                if link and not (is_dir or is_file):
+                    path.stat()  # a link to nothing, or a loop, raises here
+            except OSError:
+                if link:
+                    problems.append(_broken_link(path))
+                continue
+            if is_dir and link:
+                problems.append(_loop(path) if _inside(path, root) else _linked_folder(path))
+            elif is_dir:
+                pending.append(path)
+            elif entry.name.endswith(".sql") and is_file:
+                found.append(path)
+            elif entry.name.endswith(".sql"):
+                problems.append(_not_a_file(path))
+
+
+def _inside(link: Path, root: Path) -> bool:
+    """Whether a symlinked folder points at ``root`` or a folder above the link: following it would never end."""
+    target = link.resolve()
+    return link.parent.resolve().is_relative_to(target) or root.resolve().is_relative_to(target)
+
+
+def _linked_folder(path: Path) -> Problem:
+    return Problem(
+        Location(display_path(path)),
+        "symlinked-folder",
+        f"{path.name} is a symlink to a folder ({os.readlink(path)}): KPI files in it would be neither checked nor "
+        "deployed",
+        "move the KPI files into the queries folder, or link them one by one",
+    )
+
+
+def _broken_link(path: Path) -> Problem:
+    target = os.readlink(path)
+    try:
+        path.stat()
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return _loop(path)
+    return Problem(
+        Location(display_path(path)),
+        "broken-symlink",
+        f"broken symlink: it points to {target}, which does not exist",
+        "point the link at the KPI file, or delete the link",
+    )
+
+
+def _not_a_file(path: Path) -> Problem:
+    target = f" (it points to {os.readlink(path)})" if path.is_symlink() else ""
+    return Problem(
+        Location(display_path(path)),
+        "not-a-file",
+        f"not a regular file{target}: a device, socket or pipe cannot be a KPI file",
+        "replace it by the KPI file, or delete it",
+    )
+
+
+def _loop(path: Path) -> Problem:
+    return Problem(
+        Location(display_path(path)),
+        "symlink-loop",
+        f"symlink loop: {path.name} → {os.readlink(path)} leads back to where it started",
+        "point the link at a file or a folder outside the loop, or delete it",
+    )
 
 
 def load(paths: Iterable[Path]) -> Catalog:
     """Read and check every KPI file below ``paths``."""
     catalog = Catalog()
     claimed: dict[str, Kpi] = {}
-    for path in discover(list(paths)):
+    files, catalog.problems = discover(list(paths))
+    catalog.files.extend(problem.location.path for problem in catalog.problems)
+    for path in files:
         shown = display_path(path)
         catalog.files.append(shown)
-        try:
-            raw = path.read_bytes()
-        except OSError as error:
-            catalog.problems.append(
-                Problem(
-                    Location(shown), "unreadable", f"cannot read the file: {error.strerror}", "check its permissions"
-                )
-            )
+        raw = _read(path, shown)
+        if isinstance(raw, Problem):
+            catalog.problems.append(raw)
             continue
-        kpi, problems = parse_kpi(shown, raw, default_name=path.stem)
+        try:
+            kpi, problems = parse_kpi(shown, raw, default_name=path.stem)
+        except RecursionError:  # a last guard: the readers refuse the nesting they know of before recursing
+            kpi, problems = None, [_too_deep(shown)]
         catalog.problems.extend(problems)
         if kpi is None:
             continue
@@ -94,6 +191,31 @@ def load(paths: Iterable[Path]) -> Catalog:
     return catalog
 
 
+def _read(path: Path, shown: str) -> bytes | Problem:
+    """The file's bytes, at most MAX_FILE_BYTES of them (a link to /dev/zero must not fill the memory)."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        return Problem(
+            Location(shown), "unreadable", f"cannot read the file: {error.strerror}", "check its permissions"
+        )
+    if len(raw) > MAX_FILE_BYTES:
+        return Problem(
+            Location(shown),
+            "file-too-large",
+            f"the file is larger than {MAX_FILE_BYTES // 1024} KiB, the most a KPI file may be",
+            "a KPI is one header and one query: move data into a table of the source database",
+        )
+    return raw
+
+
+def _too_deep(shown: str) -> Problem:
+    return Problem(
+        Location(shown), "too-deep", "the file nests too deeply to be checked", "flatten the header and the SQL"
+    )
+
+
 def _duplicate(kpi: Kpi, first: Kpi) -> Problem:
     return Problem(
         Location(kpi.path, kpi.name_line, 1),
@@ -105,10 +227,11 @@ def _duplicate(kpi: Kpi, first: Kpi) -> Problem:
 
 
 def display_path(path: Path) -> str:
-    """A path as a person typed it: relative to the working directory when below it."""
+    """A path as a person typed it: relative to the working directory when below it. A symlink is shown where it
+    lies, not where it points (that is where the person looks, and a loop points nowhere)."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+        return str((path.parent.resolve() / path.name).relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError, RuntimeError):
         return str(path)
 
 

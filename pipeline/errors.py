@@ -77,6 +77,7 @@ class KpiError(Exception):
     """
 
     retryable: bool = False
+    kind = "error"  # what failed, for machines (`kpi run --json`): usage, spec, source, export, checks, lake, load…
 
     def __init__(self, message: str, *, where: str = "", hint: str = "", retryable: bool | None = None) -> None:
         super().__init__(message)
@@ -94,9 +95,13 @@ class KpiError(Exception):
 class UsageError(KpiError):
     """A command was called with arguments that cannot work (unknown KPI, bad date…)."""
 
+    kind = "usage"
+
 
 class RenderError(KpiError):
     """A KPI cannot be rendered for the requested interval or parameters."""
+
+    kind = "render"
 
 
 class ProblemsError(KpiError):
@@ -116,6 +121,8 @@ class ProblemsError(KpiError):
 class SpecError(ProblemsError):
     """A KPI file (header or SQL) breaks the rules of the format."""
 
+    kind = "spec"
+
     def __init__(self, problems: Iterable[Problem]) -> None:
         super().__init__(problems, what="KPI files", hint="run `kpi check` to see them all")
 
@@ -123,23 +130,32 @@ class SpecError(ProblemsError):
 class SourceError(KpiError):
     """The source database refused, failed or timed out (connection, credentials, read-only, timeout)."""
 
+    kind = "source"
+
 
 class StoreError(KpiError):
     """The lake (S3 or a folder) refused or failed a read or a write."""
+
+    kind = "lake"
 
 
 class ExportError(KpiError):
     """Rows could not be exported as declared: a type that cannot honour its declaration, a quirk met under
     the `error` policy, a row outside its partition. Nothing was committed."""
 
+    kind = "export"
+
 
 class CheckFailed(ExportError):
     """A header check (`min_rows`, `not_null`, `unique`) failed on the exported rows; nothing was committed."""
+
+    kind = "checks"
 
 
 class LoadError(KpiError):
     """A committed partition could not be loaded into the warehouse; the warehouse is unchanged."""
 
+    kind = "load"
 
 # -- what BigQuery's errors mean for a retry --------------------------------------------------------------------
 #

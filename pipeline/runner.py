@@ -4,6 +4,8 @@ Work arrives as jobs — one KPI and one batch of contiguous partitions, exporte
 on a thread pool. Each source has its own limit of queries at once (``parallel`` in kpi.toml), so a backfill
 cannot hammer the OLTP database whatever the pool size; loads run outside that limit. A job that fails marks
 its partitions failed and the others go on: the caller sees every partition's outcome and decides the exit code.
+After a stop request (:mod:`pipeline.interrupts`) no job starts, exports in flight end without a commit, and no
+further load starts; :meth:`Runner.run` returns the outcomes of what finished.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from pipeline import interrupts
 from pipeline.core.intervals import Interval
 from pipeline.core.lake import manifest_key, partition_name
 from pipeline.core.spec import Kpi
-from pipeline.errors import KpiError
+from pipeline.errors import KpiError, ProblemsError
 from pipeline.export import export
 from pipeline.load import load_manifest
 from pipeline.settings import Environment
@@ -48,7 +51,25 @@ class Outcome:
     rows: int = 0
     bytes: int = 0
     seconds: float = 0.0
-    message: str = ""
+    message: str = ""  # a failure's whole reason (every line of it), or why a load was skipped
+    kind: str = ""  # a failure's KpiError.kind: source, export, checks, lake, load…
+    hint: str = ""
+    where: str = ""
+
+    @classmethod
+    def failure(cls, kpi: str, partition: str, error: KpiError, seconds: float) -> Outcome:
+        """The error's fields as they are: the summary and ``--json`` show the whole reason, not its first line."""
+        message = str(error) if isinstance(error, ProblemsError) else error.message  # every problem, with its hint
+        return cls(kpi, partition, FAILED, 0, 0, seconds, message, error.kind, error.hint, error.where)
+
+    def failure_dict(self) -> dict[str, str]:
+        return {
+            "partition": self.partition,
+            "kind": self.kind,
+            "message": self.message,
+            "hint": self.hint,
+            "where": self.where,
+        }
 
 
 @dataclass
@@ -60,7 +81,7 @@ class KpiSummary:
     rows: int = 0
     bytes: int = 0
     seconds: float = 0.0
-    failed: list[str] = field(default_factory=list)
+    failed: list[Outcome] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -74,7 +95,7 @@ class KpiSummary:
             "bytes": self.bytes,
             "seconds": round(self.seconds, 2),
             "status": self.status,
-            "failed": self.failed,
+            "failed": [outcome.failure_dict() for outcome in self.failed],
         }
 
 
@@ -87,7 +108,7 @@ def summarize(outcomes: Iterable[Outcome]) -> list[KpiSummary]:
         line.bytes += outcome.bytes
         line.seconds += outcome.seconds
         if outcome.status == FAILED:
-            line.failed.append(f"{outcome.partition}: {outcome.message}")
+            line.failed.append(outcome)
     return sorted(summaries.values(), key=lambda s: s.kpi)
 
 
@@ -132,23 +153,26 @@ class Runner:
         kpi, started = job.kpi, time.monotonic()
         try:
             with self._limits[kpi.source]:
+                interrupts.check()  # a job that waited for its source's turn does not start after a stop
                 source = open_source(self.environment.source(kpi.source, kpi=kpi.name).url)
                 manifests = export(kpi, job.intervals, source=source, store=self.store)
+        except interrupts.Interrupted:
+            return []  # nothing committed: the export removed its files
         except KpiError as error:
             seconds = time.monotonic() - started
-            return [Outcome(kpi.name, p, FAILED, seconds=seconds, message=_one_line(error)) for p in job.partitions]
+            return [Outcome.failure(kpi.name, p, error, seconds) for p in job.partitions]
         exported = (time.monotonic() - started) / max(len(manifests), 1)
         outcomes = []
         for interval, manifest in zip(job.intervals or (None,), manifests, strict=True):
+            if interrupts.requested():
+                break  # committed but not loaded: a rerun exports and loads the partition again
             loading = time.monotonic()
             key = manifest_key(kpi, interval, manifest.run_id)
             try:
                 _, result = load_manifest(self.store, key, self.warehouse, force=self.force)
             except KpiError as error:
                 seconds = exported + time.monotonic() - loading
-                outcomes.append(
-                    Outcome(kpi.name, manifest.partition, FAILED, seconds=seconds, message=_one_line(error))
-                )
+                outcomes.append(Outcome.failure(kpi.name, manifest.partition, error, seconds))
                 continue
             outcomes.append(
                 Outcome(
@@ -162,7 +186,3 @@ class Runner:
                 )
             )
         return outcomes
-
-
-def _one_line(error: KpiError) -> str:
-    return str(error).splitlines()[0]

@@ -47,6 +47,27 @@ class Environment:
     warehouse: str = EMBEDDED_WAREHOUSE
     origin: str = "the embedded default"  # where it was read from, for messages
     backfill_state_machine: str = ""  # ARN of the deployed backfill state machine (`kpi backfill --via sfn`)
+    variables: tuple[str, ...] = ()  # the KPI_* variables that changed it, for titles ("local" is not all it is)
+
+    @property
+    def label(self) -> str:
+        """The name, and what variables put in place of the file's settings: ``local``, or
+        ``local, KPI_SOURCE=mysql://kpi@db:3306/shop`` — a summary titled "local" must not hide a production
+        source. Never shows a password."""
+        shown = {
+            "KPI_LAKE": self.lake,
+            "KPI_WAREHOUSE": self.warehouse,
+            "KPI_SOURCE": self.sources["default"].url if "default" in self.sources else "",
+        }
+        parts = [self.name]
+        for variable in self.variables:
+            value = shown.get(variable)
+            if value is None and variable.startswith("KPI_SOURCE_"):
+                setting = self.sources.get(variable.removeprefix("KPI_SOURCE_").lower())
+                value = setting.url if setting else ""
+            if value is not None:
+                parts.append(f"{variable}={redact(value)}")
+        return ", ".join(parts)
 
     def source(self, name: str, *, kpi: str = "") -> SourceSetting:
         """The source a KPI's header names; a UsageError listing the known ones."""
@@ -91,12 +112,31 @@ def load_environment(
     return _with_variables(environment, environ)
 
 
+MAX_CONFIG_BYTES = 1 << 20  # kpi.toml is a few kilobytes; a larger file is a mistake, not a configuration
+
+
 def read_config(path: Path, error: type[KpiError] = UsageError) -> dict[str, Any]:
-    """The whole of ``kpi.toml`` as data; unreadable or bad TOML is ``error`` (each reader's own family)."""
+    """The whole of ``kpi.toml`` as data; unreadable or bad TOML is ``error`` (each reader's own family). Read with
+    limits: at most MAX_CONFIG_BYTES, and nesting that would exhaust tomllib's recursion is refused."""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as failure:
-        raise error(f"cannot read {path}: {failure}", hint="fix the TOML syntax") from None
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise error(
+                f"{path} is larger than {MAX_CONFIG_BYTES // 1024} KiB",
+                hint=f"{CONFIG_FILE} holds environments and the ops modules' tables: a few kilobytes",
+            )
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as failure:
+        raise error(
+            f"cannot read {path}: it is not UTF-8 (byte 0x{raw[failure.start]:02x} at offset {failure.start})",
+            hint="save the file as UTF-8",
+        ) from None
+    except RecursionError:
+        raise error(f"cannot read {path}: arrays or tables nest too deeply", hint="flatten the TOML") from None
+    except (OSError, tomllib.TOMLDecodeError) as failure:
+        reason = failure.strerror if isinstance(failure, OSError) and failure.strerror else failure
+        raise error(f"cannot read {path}: {reason}", hint="fix the TOML syntax") from None
 
 
 def config_table(path: Path, name: str, error: type[KpiError], example: str) -> dict[str, Any] | None:
@@ -138,11 +178,18 @@ def _environment(path: Path, name: str, table: Any) -> Environment:
     if unknown:
         raise UsageError(f"{where}: unknown key {', '.join(unknown)}", hint=f"keys: {', '.join(sorted(_ENV_KEYS))}")
     sources = {}
-    for source_name, value in (table.get("sources") or {}).items():
+    listed = table.get("sources") or {}
+    if not isinstance(listed, dict):
+        raise UsageError(
+            f"{where}: sources must be a table of named sources, found {_toml_kind(listed)}",
+            hint=f'write [environments.{name}.sources] and under it default = "mysql://kpi_reader@host:3306/shop"',
+        )
+    for source_name, value in listed.items():
         setting = value if isinstance(value, dict) else {"url": value}
         bad = sorted(set(setting) - _SOURCE_KEYS)
         url, parallel = setting.get("url"), setting.get("parallel", DEFAULT_PARALLEL)
-        if bad or not isinstance(url, str) or not isinstance(parallel, int) or parallel < 1:
+        counted = isinstance(parallel, int) and not isinstance(parallel, bool)  # TOML's true is not a number
+        if bad or not isinstance(url, str) or not counted or parallel < 1:
             raise UsageError(
                 f"{where}: source '{source_name}' must be a URL or {{url = …, parallel = N ≥ 1}}",
                 hint='e.g. default = { url = "mysql://kpi_reader@host:3306/shop?secret=ARN", parallel = 2 }',
@@ -155,8 +202,20 @@ def _environment(path: Path, name: str, table: Any) -> Environment:
     return Environment(name, sources, lake, _no_password(warehouse, where), str(path), machine)
 
 
+def _toml_kind(value: object) -> str:
+    """What a TOML value is, without echoing it (it may hold a secret)."""
+    kinds = {str: "a string", bool: "a boolean", int: "a number", float: "a number", list: "an array"}
+    return kinds.get(type(value), "a date" if not isinstance(value, dict) else "a table")
+
+
 def _no_password(url: str, where: str) -> str:
-    if "://" in url and urlsplit(url).password:
+    try:
+        password = urlsplit(url).password if "://" in url else None
+    except ValueError:  # urlsplit refuses a malformed [IPv6] host; the password question cannot be answered
+        raise UsageError(
+            f"{where}: a URL cannot be read (a malformed [IPv6] address?)", hint="e.g. mysql://kpi_reader@[::1]:3306/db"
+        ) from None
+    if password:
         raise UsageError(
             f"{where}: a URL holds a password; secrets never go into the configuration file",
             hint="keep the password in AWS Secrets Manager and write ?secret=ARN (or iam=true) in the URL",
@@ -166,14 +225,33 @@ def _no_password(url: str, where: str) -> str:
 
 def _with_variables(environment: Environment, environ: Mapping[str, str]) -> Environment:
     sources = dict(environment.sources)
-    for key, value in environ.items():
+    used = []
+    for key, value in sorted(environ.items()):
         if value and (key == "KPI_SOURCE" or key.startswith("KPI_SOURCE_")):
             name = "default" if key == "KPI_SOURCE" else key.removeprefix("KPI_SOURCE_").lower()
             sources[name] = replace(sources.get(name, SourceSetting(value)), url=value)
+            used.append(key)
+    used += [key for key in ("KPI_LAKE", "KPI_WAREHOUSE") if environ.get(key)]
     return replace(
         environment,
         sources=sources,
         lake=environ.get("KPI_LAKE") or environment.lake,
         warehouse=environ.get("KPI_WAREHOUSE") or environment.warehouse,
         backfill_state_machine=environ.get("KPI_BACKFILL_STATE_MACHINE") or environment.backfill_state_machine,
+        variables=tuple(used),
     )
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for anything printed: ``mysql://kpi:pw@db/shop`` → ``mysql://kpi@db/shop``."""
+    if "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:  # unreadable: show no more than its scheme
+        return url.split("://", 1)[0] + "://…"
+    netloc = parts.netloc.rpartition("@")[2]
+    user = parts.netloc.rpartition("@")[0].split(":", 1)[0]
+    return parts._replace(netloc=f"{user}@{netloc}" if user else netloc).geturl()

@@ -19,6 +19,22 @@ from pipeline.core.manifest import Manifest
 from pipeline.core.spec import Kpi
 from pipeline.stores import Store
 
+# A daily KPI over `orders(created_at)`, as several test modules use it: its partitions, its lookback, its freshness.
+DAILY = """
+grain: day
+time_column: day
+start: 2024-01-01
+lookback: 2
+freshness: {warn_after: 30h, error_after: 54h}
+columns:
+  day:    {type: DATE}
+  orders: {type: INT64}
+"""
+DAILY_SQL = """
+SELECT CAST(created_at AS DATE) AS day, COUNT(*) AS orders
+FROM orders WHERE created_at >= :start AND created_at < :end GROUP BY 1
+"""
+
 
 def make_kpi(folder: Path, name: str, header: str, sql: str) -> Kpi:
     """Write ``folder/name.sql`` and load it through the real catalog (so `kpi check` rules apply)."""

@@ -127,6 +127,12 @@ HEADER = {
             "2024-11-03): BigQuery would keep both of its hours in one partition",
         )
     ],
+    "nul_byte.sql": [(3, 21, "yaml-character", "the header holds a NUL byte, which YAML does not allow")],
+    "yaml_alias.sql": [
+        (3, 8, "yaml-alias", "YAML anchors (&name) are not allowed in a header"),
+        (4, 14, "yaml-alias", "YAML aliases (*name) are not allowed in a header"),
+    ],
+    "yaml_too_deep.sql": [(3, 22, "yaml-too-deep", "the header nests mappings and lists more than 16 deep")],
 }
 
 _NOT_SELECT = "only a SELECT query is allowed, found {}"
@@ -201,6 +207,9 @@ SQL = {
     ],
     "unnamed_column.sql": [(6, 8, "sql-unnamed-column", "result column 1 (`COUNT(*)`) has no name")],
     "duplicate_output_column.sql": [(6, 16, "sql-duplicate-column", "result column 'n' appears twice")],
+    "too_deep.sql": [(6, 72, "sql-too-deep", "the SQL nests parentheses more than 64 deep")],
+    "nul_byte.sql": [(6, 16, "sql-character", "the SQL holds a NUL byte")],
+    "too_deep_case.sql": [(6, 1, "sql-too-deep", "the SQL nests too deeply to be checked")],
 }
 
 CASES = [("header", name, expected) for name, expected in HEADER.items()] + [

@@ -419,3 +419,23 @@ def test_rds_iam_auth_signs_a_token_forces_tls_and_never_shows_it(
     assert "Action=connect" not in message
     assert "SSL is required" in message  # iam=true forces TLS, which this server does not offer
     assert "does not offer it" in caught.value.hint
+
+
+def test_a_server_error_about_the_sql_gets_a_hint_about_the_sql_not_the_network(
+    mysql_db: MySqlServer, tmp_path: Path
+) -> None:
+    """MySQL 1056 ("Can't group on …") is the query's fault: the hint names the KPI's render, not reachability."""
+    run_sql(mysql_db, "CREATE TABLE orders (id INT)")
+    kpi = make_kpi(tmp_path / "q", "grouped", "grain: none\ncolumns:\n  n: {type: INT64}", GROUPED_SQL)
+    with pytest.raises(SourceError) as caught:
+        export(kpi, [], source=open_source(url(mysql_db)), store=LocalStore(tmp_path / "lake"))
+    assert caught.value.message.endswith("MySQL error 1056: Can't group on 'n'")
+    assert caught.value.hint == ("run `kpi render grouped` and try the SQL in a MySQL client against the same database")
+    unreachable = MySqlSource(f"mysql://{mysql_db.user}@127.0.0.1:1/{mysql_db.database}")
+    with pytest.raises(SourceError) as refused, unreachable.stream(Rendered("SELECT 1", {}, "mysql"), **stream_args()):
+        pass
+    assert "MySQL error 2003" in refused.value.message
+    assert refused.value.hint.startswith("check that the source is reachable: host and port")
+
+
+GROUPED_SQL = "SELECT COUNT(*) AS n FROM orders GROUP BY n"

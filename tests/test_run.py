@@ -20,22 +20,8 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.core.intervals import Grain, intervals_between
 from pipeline.core.plan import batches, due_intervals, plan_backfill
-from tests.exporting import make_kpi
-
-DAILY = """
-grain: day
-time_column: day
-start: 2024-01-01
-lookback: 2
-freshness: {warn_after: 30h, error_after: 54h}
-columns:
-  day:    {type: DATE}
-  orders: {type: INT64}
-"""
-DAILY_SQL = """
-SELECT CAST(created_at AS DATE) AS day, COUNT(*) AS orders
-FROM orders WHERE created_at >= :start AND created_at < :end GROUP BY 1
-"""
+from pipeline.errors import UsageError
+from tests.exporting import DAILY, DAILY_SQL, make_kpi
 
 
 @pytest.fixture
@@ -189,19 +175,153 @@ def test_run_loads_what_is_due_and_a_failure_does_not_stop_the_others(project: P
     lines = {k["kpi"]: k for k in outcome["kpis"]}
     assert lines["daily"]["status"] == "ok"
     assert lines["broken"]["status"] == "1 failed"
-    assert "no_such_table" in lines["broken"]["failed"][0]
+    (failure,) = lines["broken"]["failed"]
+    assert (failure["partition"], failure["kind"], failure["where"]) == ("2024-03-01", "source", "broken")
+    assert "no_such_table" in failure["message"]
     (project / "queries" / "typo.sql").write_text("/*---\ngrian: day\n---*/\nSELECT 1 AS n\n")
     with_typo = CliRunner().invoke(cli, ["run", "daily", "--date", "2024-03-01", "--json"])
     assert with_typo.exit_code == 0, with_typo.output  # named KPIs only: the broken file is not in the way
     everything = CliRunner().invoke(cli, ["run", "--date", "2024-03-01", "--json"])
     assert everything.exit_code == 1
     left_out = {k["kpi"]: k for k in json.loads(everything.stdout)["kpis"]}["typo"]
-    assert left_out["failed"] == ["not run: its file has problems (kpi check)"]
+    assert left_out["failed"] == [
+        {
+            "partition": "",
+            "kind": "spec",
+            "message": "not run: its file has 4 problem(s):\n"
+            "  queries/typo.sql:2:1: unknown header key 'grian' (did you mean 'grain'?) (the README lists every "
+            "header key; `kpi new NAME` writes them all)\n"
+            "  queries/typo.sql:2:1: the header has no `columns` (declare every output column: `columns:` then "
+            "`  name: {type: STRING, description: …}`)\n"
+            "  queries/typo.sql:2:1: grain 'day' needs a `time_column` (name the output column that carries the "
+            "partition, e.g. `time_column: sales_date`)\n"
+            "  queries/typo.sql:4:1: an incremental KPI (grain: day) must filter on :start and :end; missing :start "
+            "and :end (add e.g. `WHERE created_at >= :start AND created_at < :end`; a query over the whole table is "
+            "a snapshot (`grain: none`))",
+            "hint": "run `kpi check` and fix the file",
+            "where": "",
+        }
+    ]
     (project / "queries" / "typo.sql").unlink()
     assert warehouse(project, "SELECT day, orders FROM daily") == expected_orders("2024-03-01", "2024-03-01")
     due = CliRunner().invoke(cli, ["run", "daily", "--json"])  # today's due partitions: after the data, empty
     assert due.exit_code == 0, due.output
     assert json.loads(due.output)["kpis"][0]["partitions"] == 3  # the latest complete day and lookback 2
+
+
+def test_run_reports_each_failure_with_its_whole_reason(project: Path) -> None:
+    """Which check failed on which partition, which column does not match and why: in the table and in --json."""
+    checked = DAILY.replace("lookback: 2", "checks: {min_rows: 2}")
+    make_kpi(project / "queries", "daily", checked, DAILY_SQL)
+    mistyped = DAILY.replace("orders: {type: INT64}", "orders: {type: DATE}")
+    make_kpi(project / "queries", "typed", mistyped, DAILY_SQL)
+    result = CliRunner().invoke(cli, ["run", "--start", "2024-03-01", "--end", "2024-03-02", "--json"])
+    assert result.exit_code == 1, result.output
+    lines = {k["kpi"]: k for k in json.loads(result.output)["kpis"]}
+    checks = lines["daily"]["failed"]
+    assert [f["partition"] for f in checks] == ["2024-03-01", "2024-03-02"]
+    assert checks[0] == {
+        "partition": "2024-03-01",
+        "kind": "checks",
+        "message": "checks failed, nothing was committed:\n"
+        "  - 2024-03-01: min_rows: 1 row(s), at least 2 expected\n"
+        "  - 2024-03-02: min_rows: 1 row(s), at least 2 expected",
+        "hint": "fix the query or the data, or change `checks:` in the header if the rule is wrong",
+        "where": "queries/daily.sql (daily)",
+    }
+    (typed,) = {f["message"] for f in lines["typed"]["failed"]}
+    assert typed == (
+        "the query's result does not match the header:\n"
+        "  - column 'orders': INT64 cannot be loaded as DATE without changing values; declare INT64"
+    )
+    assert lines["typed"]["failed"][0]["kind"] == "export"
+
+    table = CliRunner().invoke(cli, ["run", "--start", "2024-03-01", "--end", "2024-03-02"])
+    assert table.exit_code == 1
+    assert table.output.split("┘\n", 1)[1] == (
+        "failed: daily 2024-03-01 … 2024-03-02 (2 partitions, checks): queries/daily.sql (daily): checks failed, "
+        "nothing was committed:\n"
+        "  - 2024-03-01: min_rows: 1 row(s), at least 2 expected\n"
+        "  - 2024-03-02: min_rows: 1 row(s), at least 2 expected\n"
+        "  hint: fix the query or the data, or change `checks:` in the header if the rule is wrong\n"
+        "failed: typed 2024-03-01 … 2024-03-02 (2 partitions, export): queries/typed.sql: the query's result does "
+        "not match the header:\n"
+        "  - column 'orders': INT64 cannot be loaded as DATE without changing values; declare INT64\n"
+        "  hint: change the declared types in the header, or CAST in the SELECT (`kpi render typed` shows the SQL)\n"
+    )
+
+
+def test_a_run_refuses_partitions_not_over_yet_and_before_start_naming_them(project: Path) -> None:
+    from pipeline import catalog
+    from pipeline.core.selection import refuse_unsafe
+
+    kpi = catalog.load_one((project / "queries",), "daily")
+    now = datetime(2024, 3, 10, 9, 30, tzinfo=ZoneInfo("Asia/Tokyo"))
+    both = list(intervals_between(Grain.DAY, kpi.zone, datetime(2023, 12, 30), datetime(2024, 3, 12)))
+    with pytest.raises(UsageError) as refused:
+        refuse_unsafe(kpi, both, now=now)
+    assert refused.value.where == "queries/daily.sql"
+    assert refused.value.message == (
+        "refusing to run daily: 3 partitions (2024-03-10 … 2024-03-12) are not over yet (it is 2024-03-10 09:30 "
+        "Asia/Tokyo now; 2024-03-10 ends 2024-03-11 00:00): loaded, a partition with partial or no rows would count "
+        "as the newest data; 2 partitions (2023-12-30 … 2023-12-31) are before the header's start (2024-01-01), the "
+        "earliest partition the KPI is defined for"
+    )
+    assert refused.value.hint == (
+        "the latest complete partition is 2024-03-09; --allow-incomplete loads one that is not over; change "
+        "`start:` in the header if it is wrong, or pass --allow-before-start"
+    )
+    refuse_unsafe(kpi, both, now=now, allow_incomplete=True, allow_before_start=True)
+    refuse_unsafe(kpi, both[2:-3], now=now)  # 2024-01-01 … 2024-03-09: every one over and after the start
+
+    future = CliRunner().invoke(cli, ["run", "daily", "--date", "2099-05-01"])
+    assert future.exit_code == 2
+    assert "refusing to run daily: 2099-05-01 is not over yet (it is " in future.output
+    early = CliRunner().invoke(cli, ["export", "daily", "--date", "2023-12-31"])
+    assert early.exit_code == 2
+    assert "refusing to run daily: 2023-12-31 is before the header's start (2024-01-01)" in early.output
+    assert not (project / "lake").exists()  # nothing was exported
+
+    told = CliRunner().invoke(cli, ["run", "daily", "--date", "2099-05-01", "--allow-incomplete", "--json"])
+    assert told.exit_code == 0, told.output
+    CliRunner().invoke(cli, ["run", "daily", "--date", "2024-03-01"])
+    status = CliRunner().invoke(cli, ["status", "daily", "--json"])
+    line = json.loads(status.output)["kpis"][0]
+    assert (line["partition"], line["future_partitions"], line["partitions_loaded"]) == (
+        "2024-03-01",
+        ["2099-05-01"],
+        2,
+    )
+    assert line["freshness"] == "stale"  # the age counts from 2024-03-01, not from a day in 2099
+    assert status.exit_code == 1
+    table = CliRunner().invoke(cli, ["status", "daily"])
+    assert "warning: daily: 1 loaded partition(s) have not begun yet (2099-05-01): not counted as the newest" in (
+        table.output
+    )
+    from pipeline.demo.report_data import build_report
+
+    kpi = catalog.load_one((project / "queries",), "daily")
+    page = build_report([kpi], project / "wh.duckdb", now=datetime.now(ZoneInfo("UTC")))
+    assert "2024-03-01" in page
+    assert "2099" not in page  # the report neither charts it nor shows it as the last partition
+
+
+def test_a_backfill_with_nothing_to_run_says_so(project: Path) -> None:
+    future = CliRunner().invoke(cli, ["backfill", "daily", "--start", "2099-01-01", "--end", "2099-01-31"])
+    assert future.exit_code == 2
+    assert "daily: error: nothing to do: no partition from 2099-01-01 to 2099-01-31 can run — 31 not over yet " in (
+        future.output
+    )
+    early = CliRunner().invoke(cli, ["backfill", "daily", "--start", "2023-12-01", "--end", "2023-12-31"])
+    assert early.exit_code == 2
+    assert "31 before the header's start (2024-01-01)" in early.output
+    CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-02-27", "--end", "2024-02-29"])
+    done = CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-02-27", "--end", "2024-02-29"])
+    assert done.exit_code == 0, done.output
+    assert done.output == (
+        "nothing to do: daily's 3 partition(s) from 2024-02-27 to 2024-02-29 are loaded from this SQL already "
+        "(--force runs them again)\n"
+    )
 
 
 def test_status_reports_freshness_and_fails_when_stale(project: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import UsageError
-from pipeline.settings import EMBEDDED_LAKE, EMBEDDED_SOURCE, EMBEDDED_WAREHOUSE, load_environment
+from pipeline.settings import EMBEDDED_LAKE, EMBEDDED_SOURCE, EMBEDDED_WAREHOUSE, load_environment, redact
 
 CONFIG = """
 [environments.local.sources]
@@ -100,3 +100,14 @@ def test_the_ops_modules_tables_sit_beside_the_environments(tmp_path: Path) -> N
     assert load_suspend(path, environ={}).accounts == ("123456789012",)
     with pytest.raises(CloneError, match=r"kpi.toml \[clone\]: missing keys: source_cluster"):
         load_clone(path, environ={})
+
+
+def test_the_label_says_what_variables_replaced_and_never_shows_a_password(tmp_path: Path) -> None:
+    """A summary titled `(local)` must not hide that KPI_SOURCE points at a production database."""
+    plain = load_environment(config=tmp_path / "none.toml", environ={})
+    assert plain.label == "local"
+    environ = {"KPI_SOURCE": "mysql://kpi:hunter2@db.internal:3306/shop", "KPI_LAKE": "s3://lake/v1"}
+    overridden = load_environment(config=tmp_path / "none.toml", environ=environ)
+    assert overridden.label == "local, KPI_SOURCE=mysql://kpi@db.internal:3306/shop, KPI_LAKE=s3://lake/v1"
+    assert redact("mysql://kpi:hunter2@[::1/shop") == "mysql://…"
+    assert redact("duckdb:///tmp/shop.duckdb") == "duckdb:///tmp/shop.duckdb"

@@ -139,6 +139,8 @@ def test_abort_leaves_nothing(store: Store) -> None:
         writer.commit()
     assert leftovers(store) == []
     assert store.list("") == []
+    if isinstance(store, LocalStore):  # nor the folders the temp file was written in: they would look like a run
+        assert list(store.root.iterdir()) == []
 
 
 def test_exception_inside_with_aborts(store: Store) -> None:

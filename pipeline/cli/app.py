@@ -2,11 +2,13 @@
 
 A :class:`~pipeline.errors.KpiError` is a user mistake or an environment problem: it is printed with its
 location and hint, never with a traceback, and the process exits 1 (2 for a wrong command line, as click does).
-Anything else is a bug of ours and keeps its traceback.
+A stop by SIGINT or SIGTERM (:mod:`pipeline.interrupts`) exits 128 + the signal's number: 130, 143. Anything
+else is a bug of ours and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,10 @@ from typing import Any
 import click
 
 from pipeline import __version__
-from pipeline.cli.output import print_error
+from pipeline.cli.arguments import ENV_HELP
+from pipeline.cli.output import print_error, stderr
 from pipeline.errors import KpiError, UsageError
+from pipeline.interrupts import Interrupted
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -30,6 +34,11 @@ class KpiGroup(click.Group):
         except KpiError as error:
             print_error(error)
             ctx.exit(EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILED)
+        except Interrupted as stop:  # the command has said what finished
+            ctx.exit(stop.exit_code)
+        except KeyboardInterrupt:  # Ctrl-C in a command that has nothing to cancel or report
+            stderr().print("[yellow]interrupted[/] (SIGINT)")
+            ctx.exit(Interrupted(signal.SIGINT).exit_code)
 
 
 @click.group(cls=KpiGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -41,15 +50,16 @@ class KpiGroup(click.Group):
     show_default=True,
     help="Folder of KPI files (env: KPI_QUERIES).",
 )
+@click.option("--env", "env_name", envvar="KPI_ENV", metavar="NAME", help=ENV_HELP)
 @click.version_option(__version__, prog_name="kpi")
 @click.pass_context
-def cli(ctx: click.Context, queries: Path) -> None:
+def cli(ctx: click.Context, queries: Path, env_name: str | None) -> None:
     """KPI pipeline: SQL files in, warehouse partitions out.
 
     \b
     Analysts: kpi new NAME → edit queries/NAME.sql → kpi check → kpi render NAME
     """
-    ctx.obj = queries
+    ctx.obj = queries  # the environment (--env) is read by each command's own --env, which falls back to this one
 
 
 def main() -> None:

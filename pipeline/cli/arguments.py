@@ -12,16 +12,29 @@ from pipeline.errors import UsageError
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+ENV_HELP = "Environment of kpi.toml: its sources, lake and warehouse (env: KPI_ENV; default local)."
+
+
 def env_option(command: F) -> F:
-    """``--env NAME``: the environment of kpi.toml the command works in."""
-    option = click.option(
-        "--env",
-        "env_name",
-        envvar="KPI_ENV",
-        metavar="NAME",
-        help="Environment of kpi.toml: its sources, lake and warehouse (env: KPI_ENV; default local).",
-    )
+    """``--env NAME``: the environment of kpi.toml the command works in. ``kpi --env NAME COMMAND`` works as well
+    as ``kpi COMMAND --env NAME`` (the command's own wins); either beats ``KPI_ENV``, which the group reads."""
+    option = click.option("--env", "env_name", metavar="NAME", callback=_or_the_groups, help=ENV_HELP)
     return option(command)
+
+
+def _or_the_groups(ctx: click.Context, _: click.Parameter, value: str | None) -> str | None:
+    return value or ctx.find_root().params.get("env_name")
+
+
+def allow_options(command: F) -> F:
+    """``--allow-incomplete`` and ``--allow-before-start``: write partitions a run refuses by default."""
+    incomplete = click.option(
+        "--allow-incomplete",
+        is_flag=True,
+        help="Also run partitions that are not over yet: they load partial (or no) rows and count as the newest.",
+    )
+    early = click.option("--allow-before-start", is_flag=True, help="Also run partitions before the header's `start`.")
+    return incomplete(early(command))
 
 
 def param_pairs(items: tuple[str, ...]) -> dict[str, str]:

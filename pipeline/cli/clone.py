@@ -103,22 +103,11 @@ def _connect(url: str) -> Any:
     import pymysql
 
     from pipeline.clone import CloneError
-    from pipeline.sources.mysql import parse_mysql_url, resolve_credentials
+    from pipeline.sources.mysql import connection_arguments, parse_mysql_url, resolve_credentials
 
     settings = resolve_credentials(parse_mysql_url(url), where="kpi clone plan --url")
-    tls: dict[str, Any] = {"ssl": {"check_hostname": False}, "ssl_verify_cert": False} if settings.ssl else {}
-    if settings.ssl_ca:
-        tls = {"ssl_ca": settings.ssl_ca, "ssl_verify_cert": True}
-    try:
-        return pymysql.connect(
-            host=settings.host,
-            port=settings.port,
-            user=settings.user,
-            password=settings.password or "",
-            charset="utf8mb4",
-            connect_timeout=10,
-            **tls,
-        )
+    try:  # TLS as a source's: ssl=true verifies the certificate and the host name
+        return pymysql.connect(**connection_arguments(settings, connect_timeout=10), charset="utf8mb4")
     except pymysql.MySQLError as error:
         raise CloneError(
             f"cannot connect to {settings.display}: {error}",

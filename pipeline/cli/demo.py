@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline import settings
+from pipeline import interrupts, settings
 from pipeline.cli.app import cli
 from pipeline.cli.arguments import env_option
 from pipeline.cli.output import stdout
@@ -28,20 +28,24 @@ def demo(queries: Path, env_name: str | None, as_json: bool) -> None:
       kpi demo && open .kpi/report.html
     """
     from pipeline.demo.flow import DAYS, run_demo
-    from pipeline.runner import summarize
+    from pipeline.runner import Job, Outcome, Runner, summarize
 
     environment = settings.load_environment(env_name)
-    result = run_demo(
-        chosen_kpis(queries, ()),
-        environment,
-        run=lambda runner, jobs: run_with_progress(runner, jobs, quiet=as_json),
-    )
+    planned = 0
+
+    def run(runner: Runner, jobs: list[Job]) -> list[Outcome]:
+        nonlocal planned
+        planned = sum(len(job.partitions) for job in jobs)
+        return run_with_progress(runner, jobs, quiet=as_json)
+
+    with interrupts.handled():  # a signal stops the demo cleanly: see pipeline.interrupts
+        result = run_demo(chosen_kpis(queries, ()), environment, run=run)
     if not as_json:
         console = stdout()
         shop = "generated" if result.generated else "up to date"
         console.print(f"demo shop {environment.source('default').url}: {shop}; last {DAYS} days exported and loaded")
     try:
-        report(summarize(result.outcomes), title=f"kpi demo ({environment.name})", as_json=as_json)
+        report(summarize(result.outcomes), title=f"kpi demo ({environment.label})", as_json=as_json, planned=planned)
     finally:
         if not as_json:
             stdout().print(f"report: [bold]{result.report}[/] (open it in a browser; it needs no server)")

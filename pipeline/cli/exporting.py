@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from pipeline import settings
+from pipeline import interrupts, settings
 from pipeline.cli.app import cli
-from pipeline.cli.arguments import env_option, param_pairs
-from pipeline.cli.output import print_json, stdout
+from pipeline.cli.arguments import allow_options, env_option, param_pairs
+from pipeline.cli.output import print_json, stderr, stdout
 
 
 @cli.command()
@@ -20,6 +20,7 @@ from pipeline.cli.output import print_json, stdout
 @click.option("--end", "end_text", help="Last partition of the range, included.")
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Value of a declared parameter.")
 @click.option("--run-id", help="Reuse a run id: a retry returns the committed run instead of writing again.")
+@allow_options
 @env_option
 @click.option("--source", help="Source URL instead of the environment's (env: KPI_SOURCE).")
 @click.option("--lake", help="Lake URL or folder instead of the environment's (env: KPI_LAKE).")
@@ -33,6 +34,8 @@ def export(
     end_text: str | None,
     params: tuple[str, ...],
     run_id: str | None,
+    allow_incomplete: bool,
+    allow_before_start: bool,
     env_name: str | None,
     source: str | None,
     lake: str | None,
@@ -50,9 +53,26 @@ def export(
     from pipeline.core.selection import moment
     from pipeline.export.request import ExportRequest, run_export
 
-    request = ExportRequest(name, moment(date_text), moment(start_text), moment(end_text), run_id, param_pairs(params))
+    request = ExportRequest(
+        name,
+        moment(date_text),
+        moment(start_text),
+        moment(end_text),
+        run_id,
+        param_pairs(params),
+        allow_incomplete=allow_incomplete,
+        allow_before_start=allow_before_start,
+    )
     environment = settings.load_environment(env_name).overridden(source=source, lake=lake)
-    manifests = run_export(request, queries=queries, environment=environment)
+    try:
+        with interrupts.handled():
+            manifests = run_export(request, queries=queries, environment=environment)
+    except interrupts.Interrupted as stop:
+        stderr().print(
+            f"[yellow]{stop}[/]: nothing was committed; the query was cancelled and the run's files removed",
+            highlight=False,
+        )
+        raise
     if as_json:
         print_json([m.summary() for m in manifests])
         return

@@ -29,26 +29,53 @@ def stderr() -> Console:
 
 @lru_cache(maxsize=64)
 def _lines(path: str) -> list[str]:
+    """The lines of a file a problem points into: regular files of a KPI file's size only (a problem may be about a
+    link to /dev/zero)."""
+    from pipeline.catalog import MAX_FILE_BYTES
+
+    file = Path(path)
     try:
-        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+        if not file.is_file() or file.stat().st_size > MAX_FILE_BYTES:
+            return []
+        return file.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return []
 
 
-def print_problems(console: Console, problems: Iterable[Problem]) -> None:
-    """Each problem as ``path:line:col: message``, then the source line with a caret, then the hint."""
+# Control characters in a quoted source line are shown as their pictures (␀), so they reach no terminal as such.
+_VISIBLE = {code: 0x2400 + code for code in range(32)} | {0x7F: 0x2421}
+SHOWN_PER_FILE = 20  # problems printed per file; a file of 32,000 unknown keys must not print 128,000 lines
+
+
+def print_problems(console: Console, problems: Iterable[Problem], *, per_file: int = SHOWN_PER_FILE) -> None:
+    """Each problem as ``path:line:col: message``, then the source line with a caret, then the hint; at most
+    ``per_file`` of one file, then how many more there are (``--json`` lists them all)."""
+    shown: dict[str, int] = {}
     for problem in problems:
-        location = problem.location
-        console.print(f"[bold]{escape(str(location))}:[/] [red]{escape(problem.message)}[/]")
-        lines = _lines(location.path)
-        if 0 < location.line <= len(lines):
-            source = lines[location.line - 1].replace("\t", " ")
-            gutter = f"{location.line:>5} | "
-            console.print(f"[dim]{gutter}[/]{escape(source)}")
-            if location.col > 0:
-                console.print(f"[dim]{' ' * (len(gutter) - 2)}| [/]{' ' * (location.col - 1)}[red]^[/]")
-        if problem.hint:
-            console.print(f"  [cyan]hint:[/] {escape(problem.hint)}")
+        path = problem.location.path
+        shown[path] = shown.get(path, 0) + 1
+        if shown[path] <= per_file:
+            _print_problem(console, problem)
+    for path, count in shown.items():
+        if count > per_file:
+            console.print(
+                f"[bold]{escape(path)}:[/] [yellow]… and {count - per_file:,} more problem(s)[/] "
+                "(`kpi check --json` lists them all)"
+            )
+
+
+def _print_problem(console: Console, problem: Problem) -> None:
+    location = problem.location
+    console.print(f"[bold]{escape(str(location))}:[/] [red]{escape(problem.message)}[/]")
+    lines = _lines(location.path)
+    if 0 < location.line <= len(lines):
+        source = lines[location.line - 1].replace("\t", " ").translate(_VISIBLE)
+        gutter = f"{location.line:>5} | "
+        console.print(f"[dim]{gutter}[/]{escape(source)}")
+        if location.col > 0:
+            console.print(f"[dim]{' ' * (len(gutter) - 2)}| [/]{' ' * (location.col - 1)}[red]^[/]")
+    if problem.hint:
+        console.print(f"  [cyan]hint:[/] {escape(problem.hint)}")
 
 
 def print_error(error: KpiError) -> None:

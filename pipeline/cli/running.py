@@ -9,14 +9,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pipeline import catalog, settings
+from pipeline import catalog, interrupts, settings
 from pipeline.cli.app import EXIT_FAILED, cli
-from pipeline.cli.arguments import env_option
-from pipeline.cli.output import print_json, print_problems, stderr, stdout
+from pipeline.cli.arguments import allow_options, env_option
+from pipeline.cli.output import SHOWN_PER_FILE, print_json, print_problems, stderr, stdout
 from pipeline.core.spec import Kpi
+from pipeline.errors import Problem, UsageError
 
 if TYPE_CHECKING:
     from pipeline.core.plan import BackfillPlan
@@ -26,7 +29,9 @@ _PARALLEL_HELP = "Queries at once per source (default: the source's `parallel` i
 
 
 def run_with_progress(runner: Runner, jobs: Sequence[Job], *, quiet: bool) -> list[Outcome]:
-    """The jobs with a progress bar on stderr (none with --json or when stderr is not a terminal)."""
+    """The jobs with a progress bar on stderr (none with --json or when stderr is not a terminal). Called inside
+    ``interrupts.handled()``: after SIGINT or SIGTERM the outcomes are those of what finished, and
+    ``interrupts.requested()`` names the signal (:func:`report` says so)."""
     total = sum(len(job.partitions) for job in jobs)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=stderr(), transient=True, disable=quiet) as progress:
@@ -38,11 +43,28 @@ def run_with_progress(runner: Runner, jobs: Sequence[Job], *, quiet: bool) -> li
         return runner.run(jobs, advance)
 
 
-def report(summaries: Sequence[KpiSummary], *, title: str, as_json: bool) -> None:
-    """The summary table (KPI, partitions, rows, bytes, seconds, status) or the same as JSON; exit 1 on a failure."""
+def report(
+    summaries: Sequence[KpiSummary],
+    *,
+    title: str,
+    as_json: bool,
+    planned: int = 0,
+    again: str = "run the same command again: it does only what is missing",
+) -> None:
+    """The summary table (KPI, partitions, rows, bytes, seconds, status) or the same as JSON; exit 1 on a failure.
+
+    Each failure is shown with its whole reason — every line of the message, and the hint — once for a run of
+    partitions that failed for the same reason (``--json`` lists each partition: partition, kind, message, hint).
+    After a stop (SIGINT, SIGTERM), the table holds what finished, a line says how much of the ``planned``
+    partitions did not run and what to do (``again``), and the exit code is 130 or 143."""
     failed = any(s.failed for s in summaries)
+    stopped = interrupts.requested()
+    finished = sum(s.partitions for s in summaries)
     if as_json:
-        print_json({"ok": not failed, "kpis": [s.as_dict() for s in summaries]})
+        document: dict[str, object] = {"ok": not failed and not stopped, "kpis": [s.as_dict() for s in summaries]}
+        if stopped:
+            document |= {"interrupted": interrupts.signal_name(stopped), "not_run": max(planned - finished, 0)}
+        print_json(document)
     else:
         table = Table("KPI", "partitions", "rows", "bytes", "seconds", "status", title=title)
         for s in summaries:
@@ -51,10 +73,47 @@ def report(summaries: Sequence[KpiSummary], *, title: str, as_json: bool) -> Non
         console = stdout()
         console.print(table)
         for s in summaries:
-            for failure in s.failed:
-                console.print(f"[red]failed:[/] {s.kpi} {failure}", markup=True, highlight=False)
+            for failures in _same_reason(s.failed):
+                print_failure(console, s.kpi, failures)
+        if stopped:
+            console.print(
+                f"[yellow]interrupted[/] by {interrupts.signal_name(stopped)}: {finished:,} of {planned:,} "
+                f"partition(s) finished, {max(planned - finished, 0):,} not run — queries in flight were "
+                f"cancelled, nothing uncommitted was kept, nothing was half-loaded; {again}",
+                highlight=False,
+            )
+    if stopped:
+        raise interrupts.Interrupted(stopped)
     if failed:
         sys.exit(EXIT_FAILED)
+
+
+def _same_reason(outcomes: Sequence[Outcome]) -> list[list[Outcome]]:
+    """Consecutive partitions (in order) that failed for one reason, grouped."""
+    groups: list[list[Outcome]] = []
+    for outcome in sorted(outcomes, key=lambda o: o.partition):
+        reason = (outcome.kind, outcome.where, outcome.message, outcome.hint)
+        last = groups[-1][-1] if groups else None
+        if last is not None and (last.kind, last.where, last.message, last.hint) == reason:
+            groups[-1].append(outcome)
+        else:
+            groups.append([outcome])
+    return groups
+
+
+def print_failure(console: Console, kpi: str, failures: Sequence[Outcome]) -> None:
+    """``failed: KPI PARTITION(S) (kind): where: message`` with the message's further lines and the hint below."""
+    first, last = failures[0], failures[-1]
+    span = first.partition if len(failures) == 1 else f"{first.partition} … {last.partition}"
+    about = ", ".join(filter(None, [f"{len(failures)} partitions" if len(failures) > 1 else "", first.kind]))
+    head, *rest = first.message.splitlines() or [""]
+    where = f"{first.where}: " if first.where and first.where != kpi else ""
+    title = " ".join(filter(None, [kpi, span, f"({about})" if about else ""]))
+    console.print(f"[red]failed:[/] {escape(title)}: {escape(where + head)}", highlight=False)
+    for line in rest:
+        console.print(escape(line if line.startswith(" ") else "  " + line), highlight=False)
+    if first.hint:
+        console.print(f"  [cyan]hint:[/] {escape(first.hint)}", highlight=False)
 
 
 def chosen_kpis(queries: Path, names: Sequence[str]) -> list[Kpi]:
@@ -62,16 +121,34 @@ def chosen_kpis(queries: Path, names: Sequence[str]) -> list[Kpi]:
     return kpis_and_broken(queries, names)[0]
 
 
-def kpis_and_broken(queries: Path, names: Sequence[str]) -> tuple[list[Kpi], list[str]]:
-    """:func:`chosen_kpis`, and the KPIs (or files) left out because of their problems."""
+def kpis_and_broken(queries: Path, names: Sequence[str]) -> tuple[list[Kpi], list[Outcome]]:
+    """:func:`chosen_kpis`, and for each KPI (or file) left out because of its problems a failed outcome that
+    lists them."""
+    from pipeline.runner import FAILED, Outcome
+
     found = catalog.load((queries,))
     if names:
         return [found.get(name) for name in names], []
     if found.problems:
         print_problems(stderr(), found.problems)
         stderr().print(f"[yellow]warning:[/] {len(found.problems)} problem(s): those KPIs are left out; see kpi check")
-    broken = sorted({problem.kpi or problem.location.path for problem in found.problems})
-    return [kpi for kpi in found.kpis.values() if kpi.enabled], broken
+    broken: dict[str, list[Problem]] = {}
+    for problem in found.problems:
+        broken.setdefault(problem.kpi or problem.location.path, []).append(problem)
+    left_out = [
+        Outcome(
+            name,
+            "",
+            FAILED,
+            message=f"not run: its file has {len(problems)} problem(s):\n"
+            + "\n".join(f"  {p}" + (f" ({p.hint})" if p.hint else "") for p in problems[:SHOWN_PER_FILE])
+            + (f"\n  … and {len(problems) - SHOWN_PER_FILE:,} more" if len(problems) > SHOWN_PER_FILE else ""),
+            kind="spec",
+            hint="run `kpi check` and fix the file",
+        )
+        for name, problems in sorted(broken.items())
+    ]
+    return [kpi for kpi in found.kpis.values() if kpi.enabled], left_out
 
 
 @cli.command()
@@ -79,6 +156,7 @@ def kpis_and_broken(queries: Path, names: Sequence[str]) -> tuple[list[Kpi], lis
 @click.option("--date", "date_text", help="The partition containing this moment, instead of the due ones.")
 @click.option("--start", "start_text", help="First partition of a range (with --end).")
 @click.option("--end", "end_text", help="Last partition of the range, included.")
+@allow_options
 @env_option
 @click.option("--parallel", type=click.IntRange(1, 64), help=_PARALLEL_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
@@ -89,6 +167,8 @@ def run(
     date_text: str | None,
     start_text: str | None,
     end_text: str | None,
+    allow_incomplete: bool,
+    allow_before_start: bool,
     env_name: str | None,
     parallel: int | None,
     as_json: bool,
@@ -96,7 +176,8 @@ def run(
     """Export and load every partition due: the latest complete one and the header's `lookback` before it.
 
     NAMES are KPIs (default: every enabled one). One failing partition does not stop the others; the exit
-    code is 1 when any failed.
+    code is 1 when any failed. Dates that name a partition not over yet, or one before the header's `start`,
+    are refused unless --allow-incomplete / --allow-before-start.
 
     \b
     Examples:
@@ -105,7 +186,7 @@ def run(
       kpi run --env production --parallel 1
     """
     from pipeline.core.plan import batches, due_intervals
-    from pipeline.core.selection import moment, requested_intervals
+    from pipeline.core.selection import moment, refuse_unsafe, requested_intervals
     from pipeline.runner import Job, KpiSummary, Runner, summarize
 
     environment = settings.load_environment(env_name)
@@ -118,15 +199,24 @@ def run(
             chosen = requested_intervals(
                 kpi, now=now, date=moment(date_text), start=moment(start_text), end=moment(end_text)
             )
+            refuse_unsafe(
+                kpi, chosen, now=now, allow_incomplete=allow_incomplete, allow_before_start=allow_before_start
+            )
         else:
             chosen = due_intervals(kpi, now)
         if kpi.incremental and not chosen:
             continue  # nothing due yet: the header's start is in the future
         jobs += [Job(kpi, batch) for batch in batches(chosen)] if kpi.incremental else [Job(kpi)]
-    runner = Runner(environment, parallel=parallel)
-    outcomes = run_with_progress(runner, jobs, quiet=as_json)
-    left_out = [KpiSummary(name, failed=["not run: its file has problems (kpi check)"]) for name in broken]
-    report(summarize(outcomes) + left_out, title=f"kpi run ({environment.name})", as_json=as_json)
+    with interrupts.handled():  # from here on, a signal stops the run cleanly: see pipeline.interrupts
+        outcomes = run_with_progress(Runner(environment, parallel=parallel), jobs, quiet=as_json)
+    left_out = [KpiSummary(outcome.kpi, failed=[outcome]) for outcome in broken]
+    report(
+        summarize(outcomes) + left_out,
+        title=f"kpi run ({environment.label})",
+        as_json=as_json,
+        planned=sum(len(job.partitions) for job in jobs),
+        again="run the same command again to run them (it runs every partition it names again)",
+    )
 
 
 @cli.command()
@@ -186,16 +276,53 @@ def backfill(
         else:
             stdout().print(f"started {execution}\nwatch it: {console}", markup=False, highlight=False)
         return
-    runner = Runner(environment, parallel=parallel, force=force)
-    plan = plan_kpi(kpi, start_text, end_text, runner.warehouse, force=force)
-    runner.warehouse.close()
-    if dry_run:
-        print_plan(kpi, plan, environment, as_json=as_json)
-        return
-    outcomes = run_with_progress(runner, [Job(kpi, batch) for batch in plan.batches], quiet=as_json)
+    with interrupts.handled():  # from here on, a signal stops the backfill cleanly: see pipeline.interrupts
+        runner = Runner(environment, parallel=parallel, force=force)
+        plan = plan_kpi(kpi, start_text, end_text, runner.warehouse, force=force)
+        runner.warehouse.close()
+        if dry_run:
+            print_plan(kpi, plan, environment, as_json=as_json)
+            return
+        if not plan.batches:
+            nothing_to_do(kpi, plan, start_text, end_text, as_json=as_json)
+            return
+        outcomes = run_with_progress(runner, [Job(kpi, batch) for batch in plan.batches], quiet=as_json)
     if plan.done and not as_json:
         stdout().print(f"skipped {len(plan.done)} partition(s) already loaded from this SQL (--force runs them)")
-    report(summarize(outcomes), title=f"kpi backfill {name} ({environment.name})", as_json=as_json)
+    report(
+        summarize(outcomes),
+        title=f"kpi backfill {name} ({environment.label})",
+        as_json=as_json,
+        planned=plan.partitions,
+    )
+
+
+def nothing_to_do(kpi: Kpi, plan: BackfillPlan, start: str, end: str, *, as_json: bool) -> None:
+    """A backfill whose range holds nothing to run: fine when everything is loaded already (exit 0), a mistake
+    when the range is all in the future or before the header's start (a UsageError, exit 2)."""
+    left_out = []
+    if plan.incomplete:
+        left_out.append(f"{len(plan.incomplete)} not over yet (from {plan.incomplete[0]})")
+    if plan.before_start:
+        left_out.append(f"{len(plan.before_start)} before the header's start ({kpi.start})")
+    if not plan.done:
+        from pipeline.core.intervals import latest_complete
+
+        latest = latest_complete(kpi.grain, kpi.zone, datetime.now(kpi.zone)).partition
+        raise UsageError(
+            f"nothing to do: no partition from {start} to {end} can run — " + " and ".join(left_out),
+            where=kpi.name,
+            hint=f"pick a range between the header's start ({kpi.start}) and the latest complete partition ({latest})",
+        )
+    note = f"; left out: {', '.join(left_out)}" if left_out else ""
+    if as_json:
+        print_json({"ok": True, "kpis": [], "already_loaded": len(plan.done), "left_out": left_out})
+    else:
+        stdout().print(
+            f"nothing to do: {kpi.name}'s {len(plan.done)} partition(s) from {start} to {end} are loaded from this "
+            f"SQL already (--force runs them again){note}",
+            highlight=False,
+        )
 
 
 def print_plan(kpi: Kpi, plan: BackfillPlan, environment: settings.Environment, *, as_json: bool) -> None:
@@ -271,7 +398,7 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
       kpi status
       kpi status daily_sales hourly_orders --env production --json
     """
-    from pipeline.core.freshness import freshness
+    from pipeline.core.freshness import freshness, split_future
     from pipeline.warehouses import open_warehouse
 
     environment = settings.load_environment(env_name)
@@ -282,12 +409,14 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
     finally:
         warehouse.close()
     lines = []
+    futures: dict[str, list[str]] = {}
+    now = datetime.now(UTC)
     for kpi in kpis:
         loads = loaded[kpi.name]
-        newest = loads[max(loads)] if loads else None
-        state = freshness(
-            kpi, newest.partition if newest else None, newest.loaded_at if newest else None, datetime.now(UTC)
-        )
+        begun, future = split_future(kpi, loads, now)
+        futures[kpi.name] = future
+        newest = loads[begun[-1]] if begun else None
+        state = freshness(kpi, newest.partition if newest else None, newest.loaded_at if newest else None, now)
         lines.append(
             {
                 "kpi": kpi.name,
@@ -298,6 +427,7 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
                 "age_hours": round(state.age.total_seconds() / 3600, 1) if state.age is not None else None,
                 "freshness": state.level,
                 "failing": state.failing,
+                "future_partitions": future,
             }
         )
     if as_json:
@@ -310,7 +440,7 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
             "loaded (UTC)",
             "age",
             "freshness",
-            title=f"kpi status ({environment.name})",
+            title=f"kpi status ({environment.label})",
         )
         colours = {"fresh": "green", "warn": "yellow", "stale": "red", "never loaded": "red"}
         for line in lines:
@@ -323,6 +453,15 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
                 _age(line["age_hours"]),
                 f"[{colours.get(level, 'white')}]{level}[/]",
             )
-        stdout().print(table)
+        console = stdout()
+        console.print(table)
+        for name, future in futures.items():
+            if future:
+                console.print(
+                    f"[yellow]warning:[/] {name}: {len(future)} loaded partition(s) have not begun yet "
+                    f"({', '.join(future[:3])}{' …' if len(future) > 3 else ''}): not counted as the newest; "
+                    "a run with a mistyped --date loaded them — remove them from the warehouse",
+                    highlight=False,
+                )
     if any(line["failing"] for line in lines):
         sys.exit(EXIT_FAILED)

@@ -275,7 +275,7 @@ def calendar_command(now_text: str | None, days: int, as_json: bool) -> None:
     from pipeline.suspend import Calendar, load_config
     from pipeline.suspend.request import parse_now
 
-    config = load_config()
+    config = load_config(accounts=False)  # the calendar touches no AWS: it needs no account allow-list
     calendar = Calendar(config)
     now = calendar.local(parse_now(now_text) if now_text else datetime.now(UTC))
     window = calendar.window(now)

@@ -3,6 +3,12 @@
 PyYAML's composed node tree carries marks (line and column) that the plain ``safe_load`` throws away. The
 spec checker needs them so that each problem points at the exact key, as a compiler would. PyYAML also keeps
 the last of two equal keys silently; here a duplicate key is a problem, because the first value would be lost.
+
+Files come from pull requests, so reading one must stay cheap whatever it holds: before anything is built, the
+tokens are scanned (linear, not recursive) and anchors and aliases are refused — a few hundred bytes of nested
+aliases expand to gigabytes (measured: a 460-byte header took 4.5 minutes and 15 GB) and no header needs them —
+as is nesting deeper than :data:`MAX_DEPTH`, which would exhaust Python's recursion in the composer. Characters
+YAML refuses (a NUL byte) are reported at their position.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.core.kpifile import CONTROL_HINT, control_character
 from pipeline.errors import Location, Problem
 
 KeyPath = tuple[str | int, ...]
@@ -61,6 +68,8 @@ class Header:
         return Location(self.path, self.first_line, 1)
 
 
+MAX_DEPTH = 16  # mappings and lists inside each other; a KPI header needs 3, a masking rule file 6
+
 _YAML_HINTS = {
     "cannot start any token": (
         'quote values that start with * & ! or %: schedule: "0 6 * * *"; indent with spaces, not tabs'
@@ -82,7 +91,14 @@ def parse(
 ) -> tuple[Header | None, list[Problem]]:
     """Parse YAML whose first line is file line ``first_line``; problems carry file positions. ``what`` names the
     document in messages; ``syntax_hint`` is the hint for a syntax error no specific hint covers."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as error:  # a character YAML does not allow, found before any token
+        return None, [_bad_character(path, text, first_line, error, what)]
+    refused = _refusals(path, text, first_line, what)
+    if refused:
+        loader.dispose()
+        return None, refused
     try:
         node = loader.get_single_node()
         header = Header(path, None, first_line=first_line)
@@ -100,6 +116,66 @@ def parse(
         return None, [Problem(Location(path, line, col), "yaml-syntax", f"{what} is not valid YAML: {reason}", hint)]
     finally:
         loader.dispose()
+
+
+def _refusals(path: str, text: str, first_line: int, what: str) -> list[Problem]:
+    """Anchors, aliases and nesting past MAX_DEPTH, found by scanning the tokens; syntax errors are left to the
+    parse, which reports them with their hints."""
+    problems: list[Problem] = []
+    depth = 0
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            mark = token.start_mark
+            where = Location(path, mark.line + first_line, mark.column + 1)
+            if isinstance(token, yaml.AnchorToken | yaml.AliasToken):
+                problems.append(
+                    Problem(
+                        where,
+                        "yaml-alias",
+                        f"YAML {'anchors (&name)' if isinstance(token, yaml.AnchorToken) else 'aliases (*name)'} "
+                        f"are not allowed in a {what}",
+                        'write the value out; a value starting with * or & is text only when quoted ("*")',
+                    )
+                )
+            elif isinstance(token, _OPENING):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    problems.append(
+                        Problem(
+                            where,
+                            "yaml-too-deep",
+                            f"the {what} nests mappings and lists more than {MAX_DEPTH} deep",
+                            "flatten it: a header needs three levels (columns → name → type)",
+                        )
+                    )
+                    break
+            elif isinstance(token, _CLOSING):
+                depth -= 1
+    except yaml.YAMLError:
+        pass  # a syntax error: the parse reports it, at its position, with its hint
+    return problems
+
+
+_OPENING = (
+    yaml.BlockMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.FlowSequenceStartToken,
+)
+_CLOSING = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+def _bad_character(path: str, text: str, first_line: int, error: yaml.reader.ReaderError, what: str) -> Problem:
+    before = text[: error.position]
+    line = before.count("\n") + first_line
+    col = error.position - (before.rfind("\n") + 1) + 1
+    code = error.character if isinstance(error.character, int) else ord(str(error.character)[:1] or "\0")
+    return Problem(
+        Location(path, line, col),
+        "yaml-character",
+        f"the {what} holds {control_character(code)}, which YAML does not allow",
+        CONTROL_HINT,
+    )
 
 
 def _construct(

@@ -26,6 +26,14 @@ class KpiFile:
     sql_line: int
 
 
+CONTROL_HINT = "remove it (a NUL usually means the file was saved as UTF-16 or as binary); save the file as UTF-8 text"
+
+
+def control_character(code: int) -> str:
+    """How a message names a control character found in a file: ``a NUL byte``, ``the control character U+0007``."""
+    return "a NUL byte" if code == 0 else f"the control character U+{code:04X}"
+
+
 def decode(path: str, raw: bytes) -> tuple[str | None, list[Problem]]:
     """Decode a file as UTF-8, naming the first bad byte by line and column when it is not."""
     try:

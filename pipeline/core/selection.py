@@ -1,10 +1,13 @@
-"""Which partitions a command means: ``--date D``, ``--start S --end E`` (both included), or the latest complete."""
+"""Which partitions a command means: ``--date D``, ``--start S --end E`` (both included), or the latest complete;
+and which of them a run may write."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from pipeline.core.intervals import Interval, interval_containing, intervals_between, latest_complete, parse_moment
+from pipeline.core.plan import before_start
 from pipeline.core.spec import Kpi
 from pipeline.errors import UsageError
 
@@ -43,3 +46,50 @@ def requested_intervals(
             raise UsageError(f"--end {end:%Y-%m-%d %H:%M} is before --start {start:%Y-%m-%d %H:%M}")
         return list(intervals_between(kpi.grain, kpi.zone, start, end))
     return [latest_complete(kpi.grain, kpi.zone, now)]
+
+
+def refuse_unsafe(
+    kpi: Kpi,
+    intervals: Sequence[Interval],
+    *,
+    now: datetime,
+    allow_incomplete: bool = False,
+    allow_before_start: bool = False,
+) -> None:
+    """Refuse, naming each, the partitions a run must not write unless the operator says so.
+
+    A partition **not over yet** holds partial rows (none at all in the future), yet once loaded it counts as the
+    newest data: ``kpi status`` would call the KPI fresh for as long as the future lasts. A partition **before the
+    header's ``start``** is one the analyst declared meaningless. ``--allow-incomplete`` / ``--allow-before-start``
+    (``allow_*``) let a run write them all the same."""
+    unfinished = [] if allow_incomplete else [i for i in intervals if i.end > now]
+    early = [] if allow_before_start else [i for i in intervals if before_start(kpi, i)]
+    if not unfinished and not early:
+        return
+    reasons, hints = [], []
+    if unfinished:
+        first = unfinished[0]
+        reasons.append(
+            f"{_span(unfinished)} {'is' if len(unfinished) == 1 else 'are'} not over yet (it is "
+            f"{now.astimezone(kpi.zone):%Y-%m-%d %H:%M} {kpi.timezone} now; {first.partition} ends "
+            f"{first.end:%Y-%m-%d %H:%M}): loaded, a partition with partial or no rows would count as the newest data"
+        )
+        latest = latest_complete(kpi.grain, kpi.zone, now).partition
+        hints.append(f"the latest complete partition is {latest}; --allow-incomplete loads one that is not over")
+    if early:
+        reasons.append(
+            f"{_span(early)} {'is' if len(early) == 1 else 'are'} before the header's start ({kpi.start}), "
+            "the earliest partition the KPI is defined for"
+        )
+        hints.append("change `start:` in the header if it is wrong, or pass --allow-before-start")
+    raise UsageError(
+        f"refusing to run {kpi.name}: " + "; ".join(reasons),
+        where=kpi.path,
+        hint="; ".join(hints),
+    )
+
+
+def _span(intervals: Sequence[Interval]) -> str:
+    if len(intervals) == 1:
+        return intervals[0].partition
+    return f"{len(intervals)} partitions ({intervals[0].partition} … {intervals[-1].partition})"

@@ -21,6 +21,7 @@ from sqlglot.dialects.mysql import MySQL
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
+from pipeline.core.kpifile import CONTROL_HINT, control_character
 from pipeline.errors import Location, Problem
 
 PLACEHOLDER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -113,6 +114,29 @@ class SqlPositions:
         return Location(self.path, self.first_line + line - 1, col)
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")  # C0 controls but tab, newline, form feed, carriage return
+MAX_SQL_DEPTH = 64  # parentheses inside each other: sqlglot's parser and generator recurse once or more per level
+
+
+def _too_deep(tokens: list[Token], where: SqlPositions) -> Problem | None:
+    """Nesting that would exhaust Python's recursion in sqlglot (a few hundred levels do), refused before parsing.
+    Real queries nest a handful of levels; subqueries and function calls all take parentheses in MySQL."""
+    depth = 0
+    for token in tokens:
+        if token.token_type is TokenType.L_PAREN:
+            depth += 1
+            if depth > MAX_SQL_DEPTH:
+                return Problem(
+                    where.at(token.start),
+                    "sql-too-deep",
+                    f"the SQL nests parentheses more than {MAX_SQL_DEPTH} deep",
+                    "flatten the expression, or move parts of it into a CTE (WITH name AS (…))",
+                )
+        elif token.token_type is TokenType.R_PAREN:
+            depth -= 1
+    return None
+
+
 def gate(path: str, sql: str, first_line: int) -> tuple[Query | None, list[Problem]]:
     """Check that ``sql`` is one read-only SELECT; return it with its placeholders and output columns.
 
@@ -121,6 +145,17 @@ def gate(path: str, sql: str, first_line: int) -> tuple[Query | None, list[Probl
     it against the header; it is safe to run only when the problem list is empty.
     """
     where = SqlPositions(path, sql, first_line)
+    control = _CONTROL.search(sql)
+    if control:
+        code = ord(control.group())
+        return None, [
+            Problem(
+                where.at(control.start()),
+                "sql-character",
+                f"the SQL holds {control_character(code)}",
+                CONTROL_HINT,
+            )
+        ]
     try:
         tokens = MySQL().tokenize(sql)
     except TokenError as error:
@@ -134,6 +169,9 @@ def gate(path: str, sql: str, first_line: int) -> tuple[Query | None, list[Probl
         ]
     if not tokens:
         return None, [_empty(where)]
+    too_deep = _too_deep(tokens, where)
+    if too_deep:
+        return None, [too_deep]
 
     # Token-level refusals come first: they name constructs (INTO OUTFILE, LOCK IN SHARE MODE) that sqlglot
     # may not parse at all. The parse still runs, so that placeholders and columns are checked too.
@@ -142,6 +180,15 @@ def gate(path: str, sql: str, first_line: int) -> tuple[Query | None, list[Probl
     try:
         with _quiet_sqlglot():
             statements = [s for s in sqlglot.parse(body, read="mysql") if s is not None]
+    except RecursionError:  # nesting without parentheses (CASE in CASE…) deeper than the parser can follow
+        return None, [
+            Problem(
+                where.at(0),
+                "sql-too-deep",
+                "the SQL nests too deeply to be checked",
+                "flatten the expression, or move parts of it into a CTE (WITH name AS (…))",
+            )
+        ]
     except ParseError as error:
         if problems:
             return None, problems  # the refused construct is the likely cause; one message is enough

@@ -172,7 +172,8 @@ def plan_columns(kpi: Kpi, columns: list[SourceColumn]) -> list[ColumnPlan]:
         raise ExportError(
             "the query's result does not match the header:\n  - " + "\n  - ".join(problems),
             where=kpi.path,
-            hint="change the declared types in the header, or CAST in the SELECT (`kpi render NAME` shows the SQL)",
+            hint="change the declared types in the header, or CAST in the SELECT "
+            f"(`kpi render {kpi.name}` shows the SQL)",
         )
     return plans
 

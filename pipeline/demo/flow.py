@@ -21,7 +21,7 @@ from pipeline.demo.generate import demo_is_current, generate_demo_source
 from pipeline.demo.report_data import build_report
 from pipeline.errors import UsageError
 from pipeline.runner import Job, Outcome, Runner
-from pipeline.settings import Environment
+from pipeline.settings import Environment, redact
 from pipeline.sources.duckdb import duckdb_path
 from pipeline.warehouses.duckdb import warehouse_path
 
@@ -65,7 +65,8 @@ def run_demo(
     source = environment.source("default").url
     if not source.startswith("duckdb://"):
         raise UsageError(
-            f"the demo writes its own DuckDB shop, but the '{environment.name}' environment's source is {source}",
+            f"the demo writes its own DuckDB shop, but the '{environment.name}' environment's source is "
+            f"{redact(source)}",
             hint="run `kpi demo` without KPI_SOURCE, or with --env pointing at an embedded environment",
         )
     today = today or datetime.now(DEMO_ZONE).date()

@@ -14,9 +14,10 @@ from typing import Any
 
 import duckdb
 
-from pipeline.core.freshness import freshness
+from pipeline.core.freshness import freshness, split_future
 from pipeline.core.spec import Kpi
 from pipeline.core.types import BqType
+from pipeline.errors import LoadError
 from pipeline.report import Chart, Column, ReportKpi, render_report
 from pipeline.warehouses.base import LoadRecord
 from pipeline.warehouses.duckdb import DuckDbWarehouse, quote
@@ -33,17 +34,25 @@ def build_report(kpis: Sequence[Kpi], warehouse: Path, *, now: datetime) -> str:
     finally:
         store.close()
     sections = []
-    with duckdb.connect(str(warehouse)) as db:
+    try:
+        db = duckdb.connect(str(warehouse))
+    except duckdb.Error as error:
+        raise LoadError(
+            f"cannot open the DuckDB warehouse {warehouse} for the report: {str(error).splitlines()[0]}",
+            hint="point KPI_WAREHOUSE (or the environment's warehouse) at a folder you may write",
+        ) from None
+    with db:
         tables = {name for (name,) in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         for kpi in sorted(kpis, key=lambda k: k.name):
             loaded = loads[kpi.name]
-            chart = _chart(db, kpi, loaded) if kpi.name in tables else Chart("line", (), {})
+            chart = _chart(db, kpi, loaded, now) if kpi.name in tables else Chart("line", (), {})
             sections.append(_section(kpi, loaded, chart, now))
     return render_report(sections, title="kpi-pipeline demo", generated_at=now)
 
 
 def _section(kpi: Kpi, loaded: dict[str, LoadRecord], chart: Chart, now: datetime) -> ReportKpi:
-    newest = loaded[max(loaded)] if loaded else None
+    begun = split_future(kpi, loaded, now)[0]  # a partition loaded ahead of its time is neither newest nor charted
+    newest = loaded[begun[-1]] if begun else None
     state = freshness(kpi, newest.partition if newest else None, newest.loaded_at if newest else None, now)
     return ReportKpi(
         name=kpi.name,
@@ -60,13 +69,13 @@ def _section(kpi: Kpi, loaded: dict[str, LoadRecord], chart: Chart, now: datetim
     )
 
 
-def _chart(db: duckdb.DuckDBPyConnection, kpi: Kpi, loaded: dict[str, LoadRecord]) -> Chart:
+def _chart(db: duckdb.DuckDBPyConnection, kpi: Kpi, loaded: dict[str, LoadRecord], now: datetime) -> Chart:
     measures = [c.name for c in kpi.columns if c.type in MEASURE_TYPES and c.name != kpi.time_column]
     sums = ", ".join(f"CAST(SUM({quote(m)}) AS DOUBLE)" for m in measures)
     if kpi.time_column:
         rows = db.execute(f"SELECT {quote(kpi.time_column)}, {sums} FROM {quote(kpi.name)} GROUP BY 1").fetchall()
         by_label = {_label(value, kpi.grain.value): values for value, *values in rows}
-        labels = sorted(set(loaded) | set(by_label))
+        labels = split_future(kpi, set(loaded) | set(by_label), now)[0]
         series = {
             m: [_number(by_label.get(label, [0.0] * len(measures))[n]) for label in labels]
             for n, m in enumerate(measures)

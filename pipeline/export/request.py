@@ -16,7 +16,7 @@ from pipeline import catalog
 from pipeline.core.lake import execution_run_id
 from pipeline.core.manifest import Manifest
 from pipeline.core.plan import due_intervals
-from pipeline.core.selection import moment, requested_intervals
+from pipeline.core.selection import moment, refuse_unsafe, requested_intervals
 from pipeline.errors import UsageError
 from pipeline.export.flow import export
 from pipeline.settings import Environment
@@ -24,6 +24,7 @@ from pipeline.sources import open_source
 from pipeline.stores import open_store
 
 _EVENT_KEYS = {"kpi", "date", "start", "end", "run_id", "params", "execution", "started_at"}
+_EVENT_FLAGS = {"allow_incomplete", "allow_before_start"}
 
 
 @dataclass(frozen=True)
@@ -35,14 +36,17 @@ class ExportRequest:
     run_id: str | None = None
     params: dict[str, str] = field(default_factory=dict)
     due: bool = False  # without dates: the latest complete partition and its lookback, not only the latest
+    allow_incomplete: bool = False  # export partitions not over yet (refused by default: see refuse_unsafe)
+    allow_before_start: bool = False
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> ExportRequest:
-        """``{"kpi": NAME, "date": D | "start": S, "end": E, "run_id"?: ID, "params"?: {…}}`` (Step Functions).
+        """``{"kpi": NAME, "date": D | "start": S, "end": E, "run_id"?: ID, "params"?: {…}}`` (Step Functions), and
+        ``"allow_incomplete": true`` / ``"allow_before_start": true`` for what a run refuses by default.
 
         Without dates, what is due (as ``kpi run``). A state machine passes ``execution`` and ``started_at`` (its
         execution's name and start time) instead of a run id: retries of a state then reuse one run id."""
-        unknown = sorted(set(event) - _EVENT_KEYS)
+        unknown = sorted(set(event) - _EVENT_KEYS - _EVENT_FLAGS)
         if unknown or not isinstance(event.get("kpi"), str):
             raise UsageError(
                 f"the export event {'has unknown keys ' + ', '.join(unknown) if unknown else 'names no kpi'}",
@@ -62,6 +66,8 @@ class ExportRequest:
             run_id=run_id,
             params={str(k): str(v) for k, v in params.items()},
             due=not dated,
+            allow_incomplete=event.get("allow_incomplete") is True,
+            allow_before_start=event.get("allow_before_start") is True,
         )
 
 
@@ -73,6 +79,13 @@ def run_export(request: ExportRequest, *, queries: Path, environment: Environmen
         intervals = due_intervals(kpi, now)
     else:
         intervals = requested_intervals(kpi, now=now, date=request.date, start=request.start, end=request.end)
+        refuse_unsafe(
+            kpi,
+            intervals,
+            now=now,
+            allow_incomplete=request.allow_incomplete,
+            allow_before_start=request.allow_before_start,
+        )
     if kpi.incremental and not intervals:
         return []  # nothing due yet: the header's start is in the future
     return export(

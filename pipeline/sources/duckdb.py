@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pyarrow as pa
 
+from pipeline import interrupts
 from pipeline.core.render import Rendered, render_duckdb
 from pipeline.core.sqlgate import Query
 from pipeline.core.typeplan import SourceColumn, SourceKind
@@ -61,11 +62,13 @@ class DuckDbSource:
         timer = threading.Timer(timeout.total_seconds(), connection.interrupt)
         timer.start()
         try:
-            connection.execute("SET TimeZone = ?", [zone.key])
-            reader = connection.execute(rendered.sql, rendered.values).to_arrow_reader(self.batch_rows)
-            columns = [_source_column(f) for f in reader.schema]
-            yield ResultStream(columns, self._batches(reader, where, timeout, timer), text=False)
+            with interrupts.on_stop(connection.interrupt):  # a stop request interrupts the query as the timeout does
+                connection.execute("SET TimeZone = ?", [zone.key])
+                reader = connection.execute(rendered.sql, rendered.values).to_arrow_reader(self.batch_rows)
+                columns = [_source_column(f) for f in reader.schema]
+                yield ResultStream(columns, self._batches(reader, where, timeout, timer), text=False)
         except duckdb.Error as error:
+            interrupts.check()
             raise self._error(error, where, timeout, timer) from None
         finally:
             timer.cancel()
@@ -76,8 +79,10 @@ class DuckDbSource:
     ) -> Iterator[list[pa.Array]]:
         try:
             for batch in reader:
+                interrupts.check()
                 yield list(batch.columns)
         except (duckdb.Error, pa.ArrowException) as error:
+            interrupts.check()
             raise self._error(error, where, timeout, timer) from None
 
     def _error(self, error: Exception, where: str, timeout: timedelta, timer: threading.Timer) -> SourceError:
@@ -90,7 +95,7 @@ class DuckDbSource:
         return SourceError(
             f"{self.url}: {str(error).splitlines()[0]}",
             where=where,
-            hint="run `kpi render NAME --dialect duckdb` and try the SQL in DuckDB",
+            hint=f"run `kpi render {where or '<kpi>'} --dialect duckdb` and try the SQL in DuckDB",
         )
 
 

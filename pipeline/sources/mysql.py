@@ -10,15 +10,25 @@ URL: ``mysql://user:password@host:3306/db?ssl=true&ssl_ca=/path/ca.pem&secret=<a
 ``secret`` reads user, password (and host, port, dbname when the URL leaves them out) from AWS Secrets
 Manager (the RDS secret format); ``iam=true`` signs an RDS IAM auth token instead of a password (TLS forced).
 Passwords never appear in ``url``, logs or errors.
+
+TLS (``ssl=true``, ``ssl_ca=…`` or ``iam=true``) verifies the server's certificate *and* its host name, so a
+password or an IAM token cannot be handed to a server in the middle: against ``ssl_ca`` when given, otherwise
+against the RDS CA bundle shipped in the package (every region's root CAs, ``rds-global-bundle.pem``) and the
+system's store. ``ssl=insecure`` encrypts without verifying — for a dev server with a self-made certificate only.
 """
 
 from __future__ import annotations
 
+import logging
+import socket
+import ssl
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo
@@ -28,6 +38,7 @@ import pymysql.converters
 import pymysql.cursors
 from pymysql.constants import ER
 
+from pipeline import interrupts
 from pipeline.core.render import Rendered, render_mysql
 from pipeline.core.sqlgate import Query
 from pipeline.errors import SourceError
@@ -36,23 +47,45 @@ from pipeline.sources.base import BATCH_ROWS, ResultStream
 from pipeline.sources.mysql_types import source_column
 from pipeline.sources.mysql_wire import DeadlineExceeded, read_batches
 
+log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10  # seconds
 # pymysql's converters keyed by Python type encode bound values; those keyed by MySQL type (decoders) are left out.
 _ENCODERS = {key: value for key, value in pymysql.converters.conversions.items() if not isinstance(key, int)}
 _TIMEOUT_ERRORS = {3024, 1969, ER.QUERY_INTERRUPTED}  # MySQL MAX_EXECUTION_TIME, MariaDB max_statement_time
 _LOST = {2006, 2013, 2055, 1927, 1053}  # gone away, lost during query, killed, shutdown
 _TRANSIENT = {2003, 1040, 1205, 1213}  # cannot connect, too many connections, lock wait, deadlock
-_HINTS = {
+_SQL_HINT = "run `kpi render {kpi}` and try the SQL in a MySQL client against the same database"
+_HINTS = {  # by error code; {kpi} is the KPI's name
     ER.ACCESS_DENIED_ERROR: "check the user and password (or the secret / IAM setup) of KPI_SOURCE",
     1698: "check the user and password (or the secret / IAM setup) of KPI_SOURCE",
     ER.BAD_DB_ERROR: "check the database name at the end of KPI_SOURCE",
-    ER.NO_SUCH_TABLE: "run `kpi render NAME` and try the SQL in a MySQL client against the same database",
-    ER.BAD_FIELD_ERROR: "run `kpi render NAME` and try the SQL in a MySQL client against the same database",
-    ER.PARSE_ERROR: "run `kpi render NAME` and try the SQL in a MySQL client against the same database",
     2026: "the URL asks for TLS (ssl=true, ssl_ca or iam=true) but the server does not offer it",
     1792: "the exporter only reads: the statement tried to write inside START TRANSACTION READ ONLY",
     1298: "the server has no time zone tables: load them (mysql_tzinfo_to_sql) or use a zone without DST",
 }
+
+
+def _hint(code: int, kpi: str, text: str = "") -> str:
+    """What to do about a MySQL error: a certificate refused is about TLS; a connection error (client codes
+    2000–2999, a server gone) is about the network; a server busy is retried; any other server error is about the
+    SQL, which the KPI's render shows."""
+    if "CERTIFICATE_VERIFY_FAILED" in text and "mismatch" in text:
+        return (
+            "TLS checks the server's name: connect by the name its certificate was issued for (the cluster or "
+            "instance endpoint, not an IP address or a CNAME of your own); ssl=insecure skips the check (dev only)"
+        )
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            "the server's certificate is not signed by a CA of the RDS bundle or the system store: give ssl_ca=PATH "
+            "of the CA that signed it; ssl=insecure skips the check (dev only)"
+        )
+    if code in _HINTS:
+        return _HINTS[code]
+    if 2000 <= code < 3000 or code in _LOST:
+        return "check that the source is reachable: host and port, the network path (VPC, security group), the server"
+    if code in _TRANSIENT:
+        return "the server is busy (connections, a lock wait or a deadlock): try again, or lower the source's parallel"
+    return _SQL_HINT.format(kpi=kpi or "<kpi>")
 
 
 @dataclass(frozen=True)
@@ -66,6 +99,7 @@ class MySqlSettings:
     database: str = ""
     ssl: bool = False
     ssl_ca: str | None = None
+    ssl_verify: bool = True  # False only for ssl=insecure
     secret: str | None = None
     iam: bool = False
     region: str | None = None
@@ -77,9 +111,31 @@ class MySqlSettings:
 
 
 def parse_mysql_url(url: str) -> MySqlSettings:
-    parts = urlsplit(url)
+    """The URL's parts; a malformed one is a SourceError that names the part, never echoing the URL (it may hold
+    a password)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port or 3306
+    except ValueError:
+        address = url.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[2]  # after the credentials
+        if "[" in address and "]" not in address:
+            raise SourceError(
+                "the source URL's host is a malformed [IPv6] address", hint="use mysql://user@[::1]:3306/db"
+            ) from None
+        text = address.rpartition("]")[2].rpartition(":")[2]
+        raise SourceError(
+            f"the source URL's port '{text}' is not a number from 1 to 65535", hint="use mysql://user@host:3306/db"
+        ) from None
     query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
     unknown = set(query) - {"ssl", "ssl_ca", "secret", "iam", "region"}
+    tls = query.get("ssl", "").lower()
+    if tls not in _TLS_VERIFIED | _TLS_OFF | {"insecure"} or (tls == "insecure" and "ssl_ca" in query):
+        raise SourceError(
+            "the source URL's ssl= must be true (TLS, the server's certificate and name verified) or insecure (TLS "
+            "without verification, for a dev server)"
+            + ("; insecure with ssl_ca means nothing" if tls == "insecure" else ""),
+            hint="use ?ssl=true (and ssl_ca=PATH for a CA of your own), or ?ssl=insecure for a dev server",
+        )
     if parts.scheme not in ("mysql", "mariadb", "aurora") or unknown:
         raise SourceError(
             f"cannot read the source URL (scheme {parts.scheme!r}"
@@ -87,13 +143,14 @@ def parse_mysql_url(url: str) -> MySqlSettings:
             hint="use mysql://user:password@host:3306/db[?ssl=true&ssl_ca=PATH&secret=ARN&iam=true&region=R]",
         )
     return MySqlSettings(
-        host=parts.hostname or "",
-        port=parts.port or 3306,
+        host=host,
+        port=port,
         user=unquote(parts.username or ""),
         password=unquote(parts.password or ""),
         database=unquote(parts.path.lstrip("/")),
-        ssl=query.get("ssl", "").lower() in ("1", "true", "required", "verify_identity") or "ssl_ca" in query,
+        ssl=tls in _TLS_VERIFIED or tls == "insecure" or "ssl_ca" in query,
         ssl_ca=query.get("ssl_ca"),
+        ssl_verify=tls != "insecure",
         secret=query.get("secret"),
         iam=query.get("iam", "").lower() in ("1", "true"),
         region=query.get("region"),
@@ -114,44 +171,38 @@ class MySqlSource:
     @contextmanager
     def stream(self, rendered: Rendered, *, timeout: timedelta, zone: ZoneInfo, where: str) -> Iterator[ResultStream]:
         deadline = time.monotonic() + timeout.total_seconds()
-        connection = self._connect(timeout, where)
+        settings = self._credentials(where)
+        connection = self._connect(settings, timeout, where)
         try:
-            with self._errors(where, timeout):
-                cursor = self._start(connection, rendered, timeout, zone)
-            result = cursor._result  # the cursor stays referenced: closing it would drain the rows
-            columns = [source_column(f) for f in result.fields]
-            batches = read_batches(connection, result, len(columns), deadline=deadline, batch_rows=self.batch_rows)
-            yield ResultStream(columns, self._guarded(batches, where, timeout), text=True)
-            with self._errors(where, timeout):
-                connection.rollback()  # ends the read-only transaction; nothing to undo
+            with interrupts.on_stop(lambda: _cancel(settings, connection)):
+                with self._errors(where, timeout):
+                    cursor = self._start(connection, rendered, timeout, zone)
+                result = cursor._result  # the cursor stays referenced: closing it would drain the rows
+                columns = [source_column(f) for f in result.fields]
+                batches = read_batches(connection, result, len(columns), deadline=deadline, batch_rows=self.batch_rows)
+                yield ResultStream(columns, self._guarded(batches, where, timeout), text=True)
+                with self._errors(where, timeout):
+                    connection.rollback()  # ends the read-only transaction; nothing to undo
         finally:
             _release(connection)
 
     def _guarded(self, batches: Iterator[Any], where: str, timeout: timedelta) -> Iterator[Any]:
         with self._errors(where, timeout):
-            yield from batches
+            for batch in batches:
+                interrupts.check()  # rows already on the wire must not keep an export going after a stop
+                yield batch
 
-    def _connect(self, timeout: timedelta, where: str) -> Any:
-        settings = self._credentials(where)
-        options: dict[str, Any] = {}
-        if settings.ssl or settings.iam:
-            options.update(ssl_ca=settings.ssl_ca, ssl_verify_cert=bool(settings.ssl_ca))
-            if not settings.ssl_ca:
-                options["ssl"] = {"check_hostname": False}
+    def _connect(self, settings: MySqlSettings, timeout: timedelta, where: str) -> Any:
+        if settings.ssl and not settings.ssl_verify:
+            log.warning("%s: TLS without verification (ssl=insecure): for a dev server only", self.url)
         with self._errors(where, timeout):
             return pymysql.connect(
-                host=settings.host,
-                port=settings.port,
-                user=settings.user,
-                password=settings.password,
-                database=settings.database or None,
+                **connection_arguments(settings, connect_timeout=CONNECT_TIMEOUT),
                 charset="utf8mb4",
-                connect_timeout=CONNECT_TIMEOUT,
                 read_timeout=timeout.total_seconds() + 30,
                 write_timeout=60,
                 autocommit=True,
                 conv=_ENCODERS,  # values are decoded by the exporter, never by pymysql
-                **options,
             )
 
     def _credentials(self, where: str) -> MySqlSettings:
@@ -175,32 +226,106 @@ class MySqlSource:
 
     @contextmanager
     def _errors(self, where: str, timeout: timedelta) -> Iterator[None]:
-        """pymysql's exceptions as SourceError: what happened, at which source, and whether to retry."""
+        """pymysql's exceptions as SourceError: what happened, at which source, and whether to retry. After a stop
+        request, the error that the cancelled query ends with is :class:`~pipeline.interrupts.Interrupted`."""
         try:
             yield
-        except DeadlineExceeded:
-            raise SourceError(
+        except (DeadlineExceeded, pymysql.err.MySQLError, OSError) as error:
+            interrupts.check()
+            raise self._error(error, where, timeout) from None
+
+    def _error(self, error: Exception, where: str, timeout: timedelta) -> SourceError:
+        if isinstance(error, DeadlineExceeded):
+            return SourceError(
                 f"the query ran longer than the KPI's timeout ({timeout}); stopped reading from {self.url}",
                 where=where,
                 hint="make the query cheaper (an index on the time column?) or raise `timeout` (at most 15m)",
-            ) from None
-        except pymysql.err.MySQLError as error:
+            )
+        if isinstance(error, pymysql.err.MySQLError):
             code = error.args[0] if error.args and isinstance(error.args[0], int) else 0
             text = error.args[1] if len(error.args) > 1 else str(error)
             if code in _TIMEOUT_ERRORS:
-                raise SourceError(
+                return SourceError(
                     f"{self.url} stopped the query at the KPI's timeout ({timeout}): {text}",
                     where=where,
                     hint="make the query cheaper (an index on the time column?) or raise `timeout` (at most 15m)",
-                ) from None
-            raise SourceError(
+                )
+            return SourceError(
                 f"{self.url}: MySQL error {code}: {text}",
                 where=where,
-                hint=_HINTS.get(code, "check that the source is reachable and the SQL runs in a MySQL client"),
+                hint=_hint(code, where, text),
                 retryable=code in _LOST or code in _TRANSIENT,
+            )
+        return SourceError(f"{self.url}: {error}", where=where, retryable=True)  # socket timeouts and resets
+
+
+def connection_arguments(settings: MySqlSettings, *, connect_timeout: float) -> dict[str, Any]:
+    """pymysql's arguments for resolved ``settings``: address, credentials, TLS. One place, so that the exporter's
+    connection, the one that cancels its query and ``kpi clone plan --url`` connect alike."""
+    options: dict[str, Any] = {}
+    if settings.ssl or settings.iam:
+        options["ssl"] = tls_context(settings.ssl_ca, verify=settings.ssl_verify)
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "user": settings.user,
+        "password": settings.password,
+        "database": settings.database or None,
+        "connect_timeout": connect_timeout,
+        **options,
+    }
+
+
+_TLS_VERIFIED = {"1", "true", "required", "verify_identity", "verify_ca"}
+_TLS_OFF = {"", "0", "false"}
+RDS_CA_BUNDLE = "rds-global-bundle.pem"  # AWS's global bundle: the root CAs of every region's RDS certificates
+
+
+@lru_cache(maxsize=8)
+def tls_context(ca_file: str | None, *, verify: bool = True) -> ssl.SSLContext:
+    """The TLS settings of a connection: certificate and host name verified against ``ca_file``, or against the
+    RDS bundle and the system store; neither with ``verify=False`` (``ssl=insecure``)."""
+    if not verify:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if ca_file:
+        try:
+            context = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError) as error:
+            raise SourceError(
+                f"cannot read the CA bundle ssl_ca={ca_file}: {getattr(error, 'strerror', None) or error}",
+                hint="give the path of a PEM file of CA certificates (Aurora: AWS's global-bundle.pem)",
             ) from None
-        except OSError as error:  # socket timeouts and resets that pymysql lets through
-            raise SourceError(f"{self.url}: {error}", where=where, retryable=True) from None
+        # As pymysql does: a CA of one's own (MySQL's auto-generated one) may lack what Python 3.13's strict
+        # X.509 checking asks for. The shipped bundle and the system store keep the strict checks.
+        context.verify_flags &= ~ssl.VERIFY_X509_STRICT
+        return context
+    context = ssl.create_default_context()  # the system store
+    context.load_verify_locations(cadata=resources.files(__package__).joinpath(RDS_CA_BUNDLE).read_text("ascii"))
+    return context
+
+
+def _cancel(settings: MySqlSettings, connection: Any) -> None:
+    """Stop the connection's query on the server: ``KILL QUERY`` from a second connection (closing ours would not
+    do — the server notices a client gone only when it next writes to it, which an aggregating query may not do
+    for minutes), then drop our socket so that the thread reading it stops waiting. A user may kill its own
+    queries without any privilege (MySQL, Aurora and MariaDB alike). An IAM token lives 15 minutes, as long as a
+    query may run, so the second connection signs a fresh one."""
+    thread = int(connection.thread_id())
+    try:
+        if settings.iam:
+            settings = replace(settings, password=_iam_token(settings, "KILL QUERY"))
+        killer = pymysql.connect(**connection_arguments(settings, connect_timeout=5), read_timeout=5, write_timeout=5)
+        try:
+            with killer.cursor() as cursor:
+                cursor.execute(f"KILL QUERY {thread}")
+        finally:
+            killer.close()
+    finally:
+        with suppress(OSError, AttributeError):
+            connection._sock.shutdown(socket.SHUT_RDWR)
 
 
 def _release(connection: Any) -> None:

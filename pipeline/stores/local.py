@@ -48,12 +48,25 @@ def _temp_file(target: Path) -> tuple[int, Path]:
     return fd, Path(name)
 
 
+def _prune(path: Path, root: Path) -> None:
+    """Remove the folders above ``path`` that are left empty, up to (not including) ``root``: an aborted or deleted
+    file must not leave an empty run folder behind, which would look like a run that never committed."""
+    for parent in path.parents:
+        if parent == root or not parent.is_relative_to(root):
+            break
+        try:
+            parent.rmdir()
+        except OSError:  # not empty (or not ours to remove): stop climbing
+            break
+
+
 class LocalWriter(StoreWriter):
     """Writes to a hidden temp file; commit publishes it under the final name without ever overwriting."""
 
-    def __init__(self, key: str, target: Path) -> None:
+    def __init__(self, key: str, target: Path, root: Path) -> None:
         super().__init__(key, str(target))
         self._target = target
+        self._root = root
         try:
             fd, self._temp = _temp_file(target)
         except OSError as error:
@@ -99,6 +112,7 @@ class LocalWriter(StoreWriter):
     def _abort(self) -> None:
         self._file.close()
         self._temp.unlink(missing_ok=True)
+        _prune(self._temp, self._root)
 
 
 class LocalStore:
@@ -122,7 +136,7 @@ class LocalStore:
                 where=str(target),
                 hint="data files are immutable; write under a new key or delete the old one first",
             )
-        return LocalWriter(key, target)
+        return LocalWriter(key, target, self.root)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         target = self._path(key)
@@ -201,10 +215,4 @@ class LocalStore:
             path.unlink(missing_ok=True)
         except OSError as error:
             raise _error(error, "delete", str(path)) from None
-        for parent in path.parents:
-            if parent == self.root or not parent.is_relative_to(self.root):
-                break
-            try:
-                parent.rmdir()
-            except OSError:  # not empty (or not ours to remove): stop climbing
-                break
+        _prune(path, self.root)

@@ -109,9 +109,12 @@ class SuspendConfig:
         return f"{self.state_tag_prefix}{name}"
 
 
-def load_config(path: Path | None = None, *, environ: Mapping[str, str] | None = None) -> SuspendConfig:
+def load_config(
+    path: Path | None = None, *, environ: Mapping[str, str] | None = None, accounts: bool = True
+) -> SuspendConfig:
     """The ``[suspend]`` table of ``path`` (default ``KPI_CONFIG`` or ``./kpi.toml``; a missing file is an empty
-    table), with the ``KPI_SUSPEND_*`` variables applied on top, checked."""
+    table), with the ``KPI_SUSPEND_*`` variables applied on top, checked. ``accounts=False`` for what touches no
+    AWS (``kpi suspend calendar``): the allow-list may then be missing."""
     environ = os.environ if environ is None else environ
     path = path or Path(environ.get("KPI_CONFIG") or CONFIG_FILE)
     found = config_table(path, "suspend", SuspendError, EXAMPLE)
@@ -124,19 +127,21 @@ def load_config(path: Path | None = None, *, environ: Mapping[str, str] | None =
         origin = f"{origin} + KPI_SUSPEND_* variables" if table else origin
     table.update(overrides)
     _check_keys(table, origin)
-    if "accounts" not in table:
+    if "accounts" not in table and accounts:
         raise SuspendError(
             f"no account allow-list: {path} has no [suspend] accounts and KPI_SUSPEND_ACCOUNTS is not set",
             where=str(path),
             hint=f"the suspend module refuses to run without one; add to {CONFIG_FILE}:\n{EXAMPLE}",
         )
-    return config_from_table(table, origin=origin)
+    return config_from_table(table, origin=origin, accounts=accounts)
 
 
-def config_from_table(table: Mapping[str, Any], *, origin: str = "[suspend]") -> SuspendConfig:
-    """A checked :class:`SuspendConfig` from the table's values (strings, lists, a production_tag table)."""
+def config_from_table(table: Mapping[str, Any], *, origin: str = "[suspend]", accounts: bool = True) -> SuspendConfig:
+    """A checked :class:`SuspendConfig` from the table's values (strings, lists, a production_tag table); the
+    account allow-list may be missing only with ``accounts=False``."""
     _check_keys(table, origin)
-    config = SuspendConfig(accounts=_accounts(table.get("accounts"), origin), origin=origin)
+    allowed = _accounts(table.get("accounts"), origin) if accounts or "accounts" in table else ()
+    config = SuspendConfig(accounts=allowed, origin=origin)
     changes: dict[str, Any] = {}
     for key in ("timezone", "suspend_at", "resume_at", "holidays", "holiday_language", "topic_arn"):
         if key in table:

@@ -99,7 +99,16 @@ class DuckDbWarehouse:
         file and closing it (a checkpoint) cost more than a small partition's whole load."""
         if self._connection is not None:
             return self._connection
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            reason = (
+                "a file is in the way" if isinstance(error, FileExistsError | NotADirectoryError) else error.strerror
+            )
+            raise LoadError(
+                f"cannot create the folder {self.path.parent} for the DuckDB warehouse: {reason}",
+                hint="point KPI_WAREHOUSE (or the environment's warehouse) at a folder you may write",
+            ) from None
         try:
             connection = duckdb.connect(str(self.path))
         except duckdb.Error as error:
