@@ -25,7 +25,7 @@ endif
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help browser install demo run backfill status clone-plan clone check lint test bench package deploy destroy clean
+.PHONY: help browser install native demo run backfill status clone-plan clone check lint test bench package deploy destroy clean
 
 help: ## Show the targets and what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,6 +35,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m infra.native
 	@touch $(STAMP)
 
 $(LAMBDA_STAMP): pyproject.toml
@@ -53,6 +54,9 @@ browser: ## Headless Chromium (Debian's package) for the test that opens the dem
 	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 install: $(STAMP) ## Create .venv and install the project with its development tools
+
+native: $(STAMP) ## Build the exporter's C reader for this machine (pipeline/sources/_mysql_wire.<machine>.so)
+	@$(BIN)/python -m infra.native
 
 demo: $(STAMP) ## The main job on the embedded default: demo shop → lake → warehouse → .kpi/report.html
 	$(BIN)/kpi demo
@@ -81,10 +85,10 @@ lint: $(STAMP) ## ruff (lint and format) and mypy --strict
 	$(BIN)/ruff format --check pipeline tests bench infra
 	$(BIN)/mypy
 
-test: lint $(BQ_STAMP) browser ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306; a BigQuery emulator)
+test: lint native $(BQ_STAMP) browser ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306; a BigQuery emulator)
 	$(BIN)/pytest
 
-bench: $(STAMP) $(LAMBDA_STAMP) ## Exporter speed and memory, a year's backfill, the loader's memory at 1 GB, handlers' cold imports (MariaDB on 127.0.0.1:3306)
+bench: native $(LAMBDA_STAMP) $(BENCH_STAMP) ## Exporter speed and memory, a year's backfill, the loader's memory at 1 GB, handlers' cold imports (MariaDB on 127.0.0.1:3306)
 	$(BIN)/python -m bench.export_bench --kpi $(LAMBDA_VENV)/bin/kpi
 	$(BIN)/python -m bench.backfill_bench --kpi $(LAMBDA_VENV)/bin/kpi
 	$(BIN)/python -m bench.load_bench --kpi $(LAMBDA_VENV)/bin/kpi

@@ -55,11 +55,12 @@ CREATE TABLE {table} (
   amount     DECIMAL(12,2) NOT NULL,
   note       VARCHAR(64)   NULL,
   is_paid    TINYINT(1)    NOT NULL
-) ENGINE=InnoDB
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
 """
 # Deterministic values from the sequence number: users spread over 100k ids, timestamps spread over 2024 (a
-# multiplicative step, so neighbouring ids are far apart in time), half the rows paid, notes of 15–52
-# characters and NULL in a third of the rows. Bump GENERATOR when this changes, so old tables are rebuilt.
+# multiplicative step, so neighbouring ids are far apart in time), half the rows paid, notes of 8–31
+# characters of Japanese text (3 bytes each in UTF-8) and NULL in a third of the rows, as the issue's table.
+# Bump GENERATOR when this changes, so old tables are rebuilt.
 FILL_SQL = """
 INSERT INTO {table} ({columns})
 SELECT seq,
@@ -67,11 +68,11 @@ SELECT seq,
        TIMESTAMP '2024-01-01 00:00:00' + INTERVAL ((seq * 104729) % 31622400) SECOND,
        ELT(1 + seq % 4, 'paid', 'paid', 'refunded', 'cancelled'),
        ((seq * 7907) % 1000000) / 100,
-       IF(seq % 3 = 0, NULL, CONCAT('order note #', seq, ' ', REPEAT('x', seq % 32))),
+       IF(seq % 3 = 0, NULL, CONCAT('注文メモ #', seq, ' ', REPEAT('あ', seq % 16))),
        seq % 4 < 2
 FROM seq_{low}_to_{high}
 """
-GENERATOR = 1
+GENERATOR = 2
 FILL_CHUNK = 1_000_000
 AGGREGATE_SELECT = (
     "SELECT DATE(created_at) AS d, status, COUNT(*) AS orders, SUM(amount) AS sales FROM {table} GROUP BY 1, 2"
