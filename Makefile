@@ -8,6 +8,9 @@ STAMP  := $(VENV)/.installed
 # The exporter as the Lambda package holds it: runtime dependencies only (no pandas, so no NumPy), for `make bench`.
 LAMBDA_VENV  := .venv-lambda
 LAMBDA_STAMP := $(LAMBDA_VENV)/.installed
+# The peers `make bench` measures the exporter against (pandas, dlt, connectorx, polars): their own environment.
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
 # The BigQuery emulator the loader's tests use, in its own environment (it pins an older sqlglot).
 BQ_VENV  := .venv-bq
 BQ_STAMP := $(BQ_VENV)/.installed
@@ -43,6 +46,12 @@ $(LAMBDA_STAMP): pyproject.toml
 	$(LAMBDA_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LAMBDA_VENV)/bin/python -m pip install --quiet -e .
 	@touch $(LAMBDA_STAMP)
+
+$(BENCH_STAMP): bench/peers.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/peers.txt
+	@touch $(BENCH_STAMP)
 
 $(BQ_STAMP): tests/bigquery-emulator.txt
 	$(PYTHON) -m venv $(BQ_VENV)
@@ -88,8 +97,9 @@ lint: $(STAMP) ## ruff (lint and format) and mypy --strict
 test: lint native $(BQ_STAMP) browser ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306; a BigQuery emulator)
 	$(BIN)/pytest
 
-bench: native $(LAMBDA_STAMP) $(BENCH_STAMP) ## Exporter speed and memory, a year's backfill, the loader's memory at 1 GB, handlers' cold imports (MariaDB on 127.0.0.1:3306)
-	$(BIN)/python -m bench.export_bench --kpi $(LAMBDA_VENV)/bin/kpi
+bench: native $(LAMBDA_STAMP) $(BENCH_STAMP) ## Exporter against its peers, a 1,000-KPI catalog, a year's backfill, the loader at 1 GB, cold imports (MariaDB on 127.0.0.1:3306)
+	$(BIN)/python -m bench.export_bench --kpi $(LAMBDA_VENV)/bin/kpi --peers-python $(BENCH_VENV)/bin/python
+	$(BIN)/python -m bench.catalog_bench --kpi $(LAMBDA_VENV)/bin/kpi
 	$(BIN)/python -m bench.backfill_bench --kpi $(LAMBDA_VENV)/bin/kpi
 	$(BIN)/python -m bench.load_bench --kpi $(LAMBDA_VENV)/bin/kpi
 	$(BIN)/python -m bench.cold_import
@@ -109,4 +119,4 @@ destroy: ## Delete a stage's stack (asks first; the lake bucket is kept): make d
 	$(SAM) delete --stack-name $(STACK)
 
 clean: ## Remove the virtual environment and caches
-	rm -rf $(VENV) $(LAMBDA_VENV) $(BQ_VENV) build/lambda build/template.yaml .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LAMBDA_VENV) $(BENCH_VENV) $(BQ_VENV) build/lambda build/template.yaml .pytest_cache .mypy_cache .ruff_cache
