@@ -28,7 +28,7 @@ endif
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help browser install native demo run backfill status clone-plan clone check lint test bench package deploy destroy clean
+.PHONY: help browser qemu install native demo run backfill status clone-plan clone check lint test bench package deploy destroy clean
 
 help: ## Show the targets and what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,6 +62,9 @@ $(BQ_STAMP): tests/bigquery-emulator.txt
 browser: ## Headless Chromium (Debian's package) for the test that opens the demo report
 	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
+qemu: ## qemu-user (Debian's package), to run the C reader's arm64 build in the tests
+	@command -v qemu-aarch64-static >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y qemu-user-static)
+
 install: $(STAMP) ## Create .venv and install the project with its development tools
 
 native: $(STAMP) ## Build the exporter's C reader for this machine (pipeline/sources/_mysql_wire.<machine>.so)
@@ -94,7 +97,7 @@ lint: $(STAMP) ## ruff (lint and format) and mypy --strict
 	$(BIN)/ruff format --check pipeline tests bench infra
 	$(BIN)/mypy
 
-test: lint native $(BQ_STAMP) browser ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306; a BigQuery emulator)
+test: lint native $(BQ_STAMP) browser qemu ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306; a BigQuery emulator)
 	$(BIN)/pytest
 
 bench: native $(LAMBDA_STAMP) $(BENCH_STAMP) ## Exporter against its peers, a 1,000-KPI catalog, a year's backfill, the loader at 1 GB, cold imports (MariaDB on 127.0.0.1:3306)

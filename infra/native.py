@@ -8,6 +8,11 @@ Python headers are needed — the library has no Python API (it is loaded with c
 the manylinux2014 floor, far below Amazon Linux 2023's 2.34. ``infra/package.py`` calls :func:`build` for the
 architecture it packages.
 
+``python -m infra.native --check aarch64`` compiles ``infra/native_check.c`` (a self-check: packets of every
+length class and NULLs, walked, split and compared value by value, and a malformed row refused) with the
+reader's source, statically for that architecture (musl), and runs it — under ``qemu-aarch64-static``
+(Debian's ``qemu-user-static``) when this machine is not aarch64.
+
 The flags: ``-O2`` (measured: ``-O3`` is no faster on this loop), ``-fPIC -shared``, no ``-march``: the
 library must run on every CPU of its architecture (Graviton 2 and later, any x86-64).
 """
@@ -76,13 +81,42 @@ def build(machine: str | None = None, out: Path | None = None, *, portable: bool
     return target
 
 
+def check(machine: str, work: Path) -> str:
+    """Compile the self-check with the reader for ``machine`` and run it there (qemu-user for a foreign one);
+    returns its output. Raises BuildError when it cannot be built or run, or fails."""
+    command = zig()
+    if command is None:
+        raise BuildError("the check cross-compiles with zig: install the development extras (ziglang)")
+    work.mkdir(parents=True, exist_ok=True)
+    program = work / f"native-check-{machine}"
+    build_check = [*command, "cc", "-target", f"{machine}-linux-musl", "-static", *FLAGS[:1], "-std=c99"]
+    build_check += ["-o", str(program), str(ROOT / "infra" / "native_check.c"), str(SOURCE)]
+    done = subprocess.run(build_check, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BuildError(f"compiling the check for {machine} failed:\n{done.stdout}{done.stderr}")
+    runner: list[str] = []
+    if machine != platform.machine():
+        emulator = shutil.which(f"qemu-{machine}-static") or shutil.which(f"qemu-{machine}")
+        if emulator is None:
+            raise BuildError(f"running the {machine} check here needs qemu-user: apt-get install qemu-user-static")
+        runner = [emulator]
+    ran = subprocess.run([*runner, str(program)], capture_output=True, text=True, check=False)
+    if ran.returncode != 0:
+        raise BuildError(f"the {machine} check failed: {ran.stdout}{ran.stderr}")
+    return ran.stdout.strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.native", description=__doc__.split("\n\n")[0])
     parser.add_argument("--machine", choices=["x86_64", "aarch64"], default=None, help="default: this machine")
     parser.add_argument("--out", type=Path, default=None, help="folder (default: pipeline/sources)")
     parser.add_argument("--portable", action="store_true", help="zig for glibc 2.17, as the Lambda packages")
+    parser.add_argument("--check", choices=["x86_64", "aarch64"], help="run the reader's self-check on that arch")
     args = parser.parse_args(argv)
     try:
+        if args.check:
+            print(f"{args.check}: {check(args.check, ROOT / 'build' / 'native')}")
+            return 0
         path = build(args.machine, args.out, portable=args.portable)
     except BuildError as error:
         print(error, file=sys.stderr)

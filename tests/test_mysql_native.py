@@ -10,11 +10,13 @@ from __future__ import annotations
 import ctypes
 import platform
 import random
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from pymysql import err
 
+from infra import native as native_build
 from pipeline.sources import mysql_native, mysql_wire
 from pipeline.sources.mysql_native import NativeWire
 
@@ -145,3 +147,14 @@ def test_an_empty_batch_and_empty_values(native: NativeWire) -> None:
     arrays = native.split(buf, native_starts(native, [4]), 1, 3)
     assert [a.to_pylist() for a in arrays] == [[b""], [None], [b""]]
     assert [a.null_count for a in arrays] == [0, 1, 0]
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_the_reader_builds_and_runs_on_both_lambda_architectures(machine: str, tmp_path: Path) -> None:
+    """The same C, cross-compiled by zig for each of Lambda's architectures and run there (arm64 under qemu-user,
+    which `make test` installs), decodes every length class and refuses a malformed row."""
+    assert native_build.check(machine, tmp_path) == "ok: 300 rows, 963 values"
+    library = native_build.build(machine, tmp_path / "lib", portable=True)
+    header = library.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF"
+    assert int.from_bytes(header[18:20], "little") == {"x86_64": 62, "aarch64": 183}[machine]  # ELF e_machine
