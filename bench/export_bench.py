@@ -708,6 +708,20 @@ def speed_table(speed: dict[str, Runs]) -> list[str]:
     return lines
 
 
+def per_round(speed: dict[str, Runs]) -> str:
+    """kpi export's rows/s over connectorx's and the client's round by round, with the load: how the ratio moves
+    when the machine is busy."""
+    kpi, cx, client = speed["kpi"].runs, speed["connectorx"].runs, speed["client"].runs
+    parts = []
+    for ours, theirs, limit in zip(kpi, cx, client, strict=False):
+        if ours.ok and theirs.ok and limit.ok:
+            parts.append(
+                f"{theirs.seconds / ours.seconds:.2f}× connectorx and {limit.seconds / ours.seconds:.2f}× the client "
+                f"(load {ours.load:.1f})"
+            )
+    return "Round by round, kpi export: " + "; ".join(parts) + "." if parts else ""
+
+
 def _times(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}×"
 
@@ -812,7 +826,7 @@ def machine(config: Config, version: str) -> str:
     peer_text = ", ".join(f"{name} {v}" for name, v in peer_versions.items()) or "peers: versions unknown"
     return (
         f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB; MariaDB {version} on {config.source.host}; "
-        f"{kpi_text} ({exporter_environment(config)}); peers ({config.peers_python.parent.parent.name}): "
+        f"{kpi_text}, from {exporter_environment(config)}; peers ({config.peers_python.parent.parent.name}): "
         f"{peer_text}; client {shutil.which('mariadb') or shutil.which('mysql')}"
     )
 
@@ -850,6 +864,8 @@ def report(config: Config, version: str, outcome: Outcome, loads: list[float]) -
             "nullable VARCHAR(64) of Japanese text, TINYINT(1)) → Parquet (the client: → /dev/null):",
             "",
             *speed_table(outcome.speed),
+            "",
+            per_round(outcome.speed),
             "",
             *findings(outcome),
             "",

@@ -154,6 +154,7 @@ EXPORTER = Function(
         "pipeline.catalog",
         "pipeline.core.header",
         "pipeline.core.header_rules",
+        "pipeline.core.sqlgate",  # when the one KPI file is parsed (pipeline.catalog.load_one)
         "pipeline.export.files",
         "pyarrow.parquet",
         "pyarrow.csv",
@@ -169,7 +170,8 @@ LOADER = Function(
         # Pulls google-auth (ADC, Workload Identity Federation, service-account keys: cryptography), google-api-core
         # (and with it grpcio, which BigQuery's REST client does not use: ~19 MB that works without), requests.
         "google-cloud-bigquery": "the BigQuery warehouse (pipeline.warehouses.bigquery): load jobs, the audit table",
-        "sqlglot": "imported by pipeline.core on the loader's path (manifests, types, partition bounds)",
+        "sqlglot": "the SQL gate of KPI files, for the backfill planner (pipeline.catalog → pipeline.core.sqlgate, "
+        "imported when a file is parsed)",
         "tzdata": "IANA zones for zoneinfo (partition bounds in the KPI's timezone); the image has none",
         # The loader itself reads manifests only; the backfill planner, deployed from this zip, reads KPI files.
         "pyyaml": "KPI file headers, for the backfill planner (pipeline.lambdas.planner → pipeline.catalog)",
@@ -198,6 +200,7 @@ LOADER = Function(
         "pipeline.catalog",
         "pipeline.core.header",
         "pipeline.core.header_rules",
+        "pipeline.core.sqlgate",  # when the planner parses a KPI file (a cached KPI needs no sqlglot)
     ),
 )
 
