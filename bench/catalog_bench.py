@@ -3,7 +3,8 @@
 ``python -m bench.catalog_bench`` (``--files N``, default 1,000) writes N KPI files into a scratch ``queries/``
 folder — the five example KPIs of ``queries/`` again and again, each copy with its own ``name:`` — and times,
 each in a fresh process measured by ``bench/_rss.py`` (wall time including Python's start-up and imports, and
-peak RSS), in the scratch folder as working directory (so the parse cache is its ``.kpi/cache``):
+peak RSS), in the scratch folder as working directory, with the parse cache in its ``.kpi/cache``
+(``KPI_CACHE``):
 
 * ``kpi check`` without the parse cache (``KPI_CACHE=off``): every file parsed, as before the cache existed;
 * ``kpi check`` cold (an empty cache, which it fills) and warm (the cache filled, nothing changed);

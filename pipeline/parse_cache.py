@@ -6,16 +6,19 @@ of 1,000 files took 5.1 s for every ``kpi check``. A warm check reads each file,
 here instead (``make bench`` measures both; ``bench/catalog_bench.py``).
 
 A key is the SHA-256 of the shown path, the default name and the raw bytes, and the whole cache belongs to one
-parser: its fingerprint (the source of ``pipeline/core`` and ``pipeline/errors.py``, the installed sqlglot and
-PyYAML, Python's version) is stored with it, and a cache of another fingerprint is ignored. A changed file, a moved file
-or a changed parser therefore misses; a hit returns exactly what parsing the same bytes returned. The
-SQL's sqlglot tree is not stored: :class:`~pipeline.core.sqlgate.Query` parses it again when something asks.
+parser: its fingerprint (the source of ``pipeline/core`` and ``pipeline/errors.py``, the installed sqlglot,
+PyYAML, cronsim and tzdata, Python's version) is stored with it, and a cache of another fingerprint is ignored.
+A changed file, a moved file or a changed parser therefore misses; a hit returns exactly what parsing the same
+bytes returned. The SQL's sqlglot tree is not stored: :class:`~pipeline.core.query.Query` parses it again when
+something asks.
 
-Storage: one pickle file in the cache folder (``KPI_CACHE``, default ``.kpi/cache``; ``off`` disables), replaced
-atomically after a run that parsed something new, so concurrent runs never read half a file — at worst one run's
-new entries are lost and parsed again. The file holds values this project wrote itself into a folder of the
-project; anything unreadable or of another format is ignored, never an error. A folder that cannot be written
-(Lambda's read-only ``/var/task``) just means no cache.
+Storage: one pickle file in the user's cache folder (``$XDG_CACHE_HOME/kpi-pipeline``, else
+``~/.cache/kpi-pipeline``; ``KPI_CACHE=DIR`` moves it, ``KPI_CACHE=off`` disables it), replaced atomically after
+a run that parsed something new, so concurrent runs never read half a file — at worst one run's new entries are
+lost and parsed again. Not in the project folder: unpickling runs code, and a pull request could carry a planted
+``.kpi/`` file into the CI job that checks it; the user's cache folder is written only by the user's own runs.
+Anything unreadable or of another format is ignored, never an error; a folder that cannot be written (Lambda's
+read-only file system, no home folder) just means no cache.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import os
 import pickle
 import sys
 import tempfile
+from collections.abc import Mapping
 from contextlib import suppress
 from functools import cache
 from pathlib import Path
@@ -34,7 +38,7 @@ from typing import Any
 from pipeline.core.spec import Kpi
 from pipeline.errors import Problem
 
-DEFAULT_FOLDER = Path(".kpi") / "cache"
+CACHE_FOLDER = "kpi-pipeline"
 FILE_NAME = "kpi-parse.pickle"
 FORMAT = 1
 MAX_ENTRIES = 20_000  # beyond this, entries not used by the current run are dropped on the next write
@@ -44,11 +48,12 @@ Parsed = tuple[Kpi | None, list[Problem]]
 
 @cache
 def fingerprint() -> str:
-    """What decides a parse besides the file: our parser's source, and the installed sqlglot and PyYAML (their
-    files' paths, sizes and modification times: reinstalling either changes it, and nothing is imported)."""
+    """What decides a parse besides the file: our parser's source, and the installed libraries it runs on —
+    sqlglot, PyYAML, cronsim (schedules), tzdata (zone names) — by their files' paths, sizes and modification
+    times: reinstalling one changes it, and nothing is imported."""
     root = Path(__file__).resolve().parent
     digest = hashlib.sha256(f"{FORMAT} {sys.version}".encode())
-    for library in ("sqlglot", "yaml"):
+    for library in ("sqlglot", "yaml", "cronsim", "tzdata"):
         spec = importlib.util.find_spec(library)
         origin = spec.origin if spec else None
         stat = os.stat(origin) if origin else None
@@ -58,11 +63,20 @@ def fingerprint() -> str:
     return digest.hexdigest()
 
 
-def folder_from_environment(environ: dict[str, str] | None = None) -> Path | None:
-    value = (os.environ if environ is None else environ).get("KPI_CACHE", "")
-    if value.strip().lower() in ("off", "0", "false", "no"):
+def folder_from_environment(environ: Mapping[str, str] | None = None) -> Path | None:
+    """``KPI_CACHE`` (a folder, or ``off``), else the user's cache folder; None when there is none."""
+    environ = os.environ if environ is None else environ
+    value = environ.get("KPI_CACHE", "").strip()
+    if value.lower() in ("off", "0", "false", "no"):
         return None
-    return Path(value) if value.strip() else DEFAULT_FOLDER
+    if value:
+        return Path(value)
+    if environ.get("XDG_CACHE_HOME", "").strip():
+        return Path(environ["XDG_CACHE_HOME"]) / CACHE_FOLDER
+    try:
+        return Path.home() / ".cache" / CACHE_FOLDER
+    except (KeyError, RuntimeError):  # no HOME and no passwd entry
+        return None
 
 
 class ParseCache:

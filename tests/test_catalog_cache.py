@@ -123,14 +123,20 @@ def test_no_cache_when_off_and_no_error_where_it_cannot_be_written(
         blocked.chmod(0o700)
 
 
-def test_the_default_cache_is_the_working_directorys_kpi_folder(
+def test_the_default_cache_is_the_users_cache_folder_never_the_project(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("KPI_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user-cache"))
     monkeypatch.chdir(tmp_path)
     folder = _copy(tmp_path, QUERIES)
     catalog.load([folder])
-    assert (tmp_path / ".kpi" / "cache" / parse_cache.FILE_NAME).is_file()
+    assert (tmp_path / "user-cache" / "kpi-pipeline" / parse_cache.FILE_NAME).is_file()
+    assert not (tmp_path / ".kpi").exists()  # a planted project file is never unpickled
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert parse_cache.folder_from_environment() == tmp_path / "home" / ".cache" / "kpi-pipeline"
+    assert parse_cache.folder_from_environment({"KPI_CACHE": "off", "XDG_CACHE_HOME": "/x"}) is None
 
 
 # -- load_one: the files that could claim the name, and the same answer as load().get
