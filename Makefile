@@ -8,6 +8,9 @@ STAMP  := $(VENV)/.installed
 # The exporter as the Lambda package holds it: runtime dependencies only (no pandas, so no NumPy), for `make bench`.
 LAMBDA_VENV  := .venv-lambda
 LAMBDA_STAMP := $(LAMBDA_VENV)/.installed
+# The peers `make bench` measures the exporter against (pandas, dlt, connectorx, polars): their own environment.
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
 # The BigQuery emulator the loader's tests use, in its own environment (it pins an older sqlglot).
 BQ_VENV  := .venv-bq
 BQ_STAMP := $(BQ_VENV)/.installed
@@ -25,7 +28,7 @@ endif
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help browser install demo run backfill status clone-plan clone check lint test bench package deploy destroy clean
+.PHONY: help browser qemu install native demo run backfill status clone-plan clone check lint test bench package deploy destroy clean
 
 help: ## Show the targets and what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,6 +38,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m infra.native
 	@touch $(STAMP)
 
 $(LAMBDA_STAMP): pyproject.toml
@@ -42,6 +46,12 @@ $(LAMBDA_STAMP): pyproject.toml
 	$(LAMBDA_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(LAMBDA_VENV)/bin/python -m pip install --quiet -e .
 	@touch $(LAMBDA_STAMP)
+
+$(BENCH_STAMP): bench/peers.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -r bench/peers.txt
+	@touch $(BENCH_STAMP)
 
 $(BQ_STAMP): tests/bigquery-emulator.txt
 	$(PYTHON) -m venv $(BQ_VENV)
@@ -52,7 +62,13 @@ $(BQ_STAMP): tests/bigquery-emulator.txt
 browser: ## Headless Chromium (Debian's package) for the test that opens the demo report
 	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
+qemu: ## qemu-user (Debian's package), to run the C reader's arm64 build in the tests
+	@command -v qemu-aarch64-static >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y qemu-user-static)
+
 install: $(STAMP) ## Create .venv and install the project with its development tools
+
+native: $(STAMP) ## Build the exporter's C reader for this machine (pipeline/sources/_mysql_wire.<machine>.so)
+	@$(BIN)/python -m infra.native
 
 demo: $(STAMP) ## The main job on the embedded default: demo shop → lake → warehouse → .kpi/report.html
 	$(BIN)/kpi demo
@@ -82,11 +98,12 @@ lint: $(STAMP) ## ruff (lint and format) and mypy --strict
 	$(BIN)/ruff format --check pipeline tests bench infra
 	$(BIN)/mypy
 
-test: lint $(BQ_STAMP) browser ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306; a BigQuery emulator)
+test: lint native $(BQ_STAMP) browser qemu ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306; a BigQuery emulator)
 	$(BIN)/pytest
 
-bench: $(STAMP) $(LAMBDA_STAMP) ## Exporter speed and memory, a year's backfill, the loader's memory at 1 GB, handlers' cold imports (MariaDB on 127.0.0.1:3306)
-	$(BIN)/python -m bench.export_bench --kpi $(LAMBDA_VENV)/bin/kpi
+bench: native $(LAMBDA_STAMP) $(BENCH_STAMP) ## Exporter against its peers, a 1,000-KPI catalog, a year's backfill, the loader at 1 GB, cold imports (MariaDB on 127.0.0.1:3306)
+	$(BIN)/python -m bench.export_bench --kpi $(LAMBDA_VENV)/bin/kpi --peers-python $(BENCH_VENV)/bin/python
+	$(BIN)/python -m bench.catalog_bench --kpi $(LAMBDA_VENV)/bin/kpi
 	$(BIN)/python -m bench.backfill_bench --kpi $(LAMBDA_VENV)/bin/kpi
 	$(BIN)/python -m bench.load_bench --kpi $(LAMBDA_VENV)/bin/kpi
 	$(BIN)/python -m bench.cold_import
@@ -106,4 +123,4 @@ destroy: ## Delete a stage's stack (asks first; the lake bucket is kept): make d
 	$(SAM) delete --stack-name $(STACK)
 
 clean: ## Remove the virtual environment and caches
-	rm -rf $(VENV) $(LAMBDA_VENV) $(BQ_VENV) build/lambda build/template.yaml .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LAMBDA_VENV) $(BENCH_VENV) $(BQ_VENV) build/lambda build/template.yaml .pytest_cache .mypy_cache .ruff_cache

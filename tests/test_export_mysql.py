@@ -15,13 +15,28 @@ import pytest
 from pipeline.core.render import Rendered
 from pipeline.errors import CheckFailed, ExportError, SourceError
 from pipeline.export import export
-from pipeline.sources import open_source
+from pipeline.sources import mysql_native, open_source
 from pipeline.sources.mysql import MySqlSource, parse_mysql_url
 from pipeline.stores import LocalStore
 from tests.conftest import MySqlServer
 from tests.exporting import days, keys, make_kpi, manifests, read_partition
 
 pytestmark = pytest.mark.mysql
+
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every rule of the exporter on MySQL holds on both readers of the text protocol: the C one (the default,
+    which must be built here) and the pure-Python one (``KPI_WIRE=python``, where no build exists)."""
+    if request.param == "python":
+        monkeypatch.setenv("KPI_WIRE", "python")
+        assert mysql_native.load() is None
+    else:
+        monkeypatch.delenv("KPI_WIRE", raising=False)
+        assert mysql_native.load() is not None, "the C reader is not built here: run `python -m infra.native`"
+    return str(request.param)
+
+
 JST = "Asia/Tokyo"
 
 
@@ -357,7 +372,9 @@ def test_credentials_from_secrets_manager(
     import boto3
 
     secret = {"username": mysql_db.user, "password": mysql_db.password, "host": mysql_db.host}
-    arn = boto3.client("secretsmanager").create_secret(Name="kpi/source", SecretString=json.dumps(secret))["ARN"]
+    arn = boto3.client("secretsmanager").create_secret(
+        Name=f"kpi/source-{tmp_path.name}", SecretString=json.dumps(secret)
+    )["ARN"]
     kpi = make_kpi(tmp_path / "q", "one", "grain: none\ncolumns:\n  n: {type: INT64}", "SELECT 41 + 1 AS n")
     source = open_source(f"mysql://:{mysql_db.port}/{mysql_db.database}?secret={arn}")
     store = LocalStore(tmp_path / "lake")

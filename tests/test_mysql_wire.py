@@ -15,11 +15,23 @@ import pymysql.converters
 import pymysql.cursors
 import pytest
 
+from pipeline.sources import mysql_native
+from pipeline.sources.mysql_native import NativeWire
 from pipeline.sources.mysql_wire import read_batches
 from tests.conftest import MySqlServer
 
 pytestmark = pytest.mark.mysql
 BIG = 16 * 1024 * 1024 + 1000  # over one packet
+
+
+@pytest.fixture(params=["c", "python"])
+def wire(request: pytest.FixtureRequest) -> NativeWire | None:
+    """Every test runs on both readers: the C one (which must be built here) and the pure-Python one."""
+    if request.param == "python":
+        return None
+    native = mysql_native.load()
+    assert native is not None, "the C reader is not built for this machine: run `python -m infra.native`"
+    return native
 
 
 def reference(db: MySqlServer, sql: str) -> list[tuple[Any, ...]]:
@@ -29,13 +41,18 @@ def reference(db: MySqlServer, sql: str) -> list[tuple[Any, ...]]:
         return [tuple(None if v is None else v if isinstance(v, bytes) else v.encode() for v in r) for r in cursor]
 
 
-def fast(db: MySqlServer, sql: str, batch_rows: int) -> Iterator[list[tuple[Any, ...]]]:
+def fast(db: MySqlServer, sql: str, batch_rows: int, wire: NativeWire | None) -> Iterator[list[tuple[Any, ...]]]:
     with db.connect(max_allowed_packet=64 << 20) as connection:
         cursor = connection.cursor(pymysql.cursors.SSCursor)
         cursor.execute(sql)
         result = cursor._result
         batches = read_batches(
-            connection, result, len(result.fields), deadline=time.monotonic() + 60, batch_rows=batch_rows
+            connection,
+            result,
+            len(result.fields),
+            deadline=time.monotonic() + 60,
+            batch_rows=batch_rows,
+            native=wire,
         )
         for batch in batches:
             yield list(zip(*(column.to_pylist() for column in batch), strict=True))
@@ -44,25 +61,27 @@ def fast(db: MySqlServer, sql: str, batch_rows: int) -> Iterator[list[tuple[Any,
 
 
 @pytest.mark.parametrize("batch_rows", [1, 7, 65_536])
-def test_values_of_every_length_class_match_pymysql(mysql_db: MySqlServer, batch_rows: int) -> None:
+def test_values_of_every_length_class_match_pymysql(
+    mysql_db: MySqlServer, batch_rows: int, wire: NativeWire | None
+) -> None:
     sql = (
         "SELECT seq, IF(seq % 3 = 0, NULL, REPEAT('a', seq)), REPEAT('é', seq * 37), "
         "IF(seq % 5 = 0, REPEAT('z', 70000 + seq), ''), NULL FROM seq_1_to_300"
     )
     expected = reference(mysql_db, sql)
-    rows = [row for batch in fast(mysql_db, sql, batch_rows) for row in batch]
+    rows = [row for batch in fast(mysql_db, sql, batch_rows, wire) for row in batch]
     assert rows == expected
     assert {len(r[3]) for r in rows if r[3]} >= {70005}  # 3-byte lengths were present
 
 
-def test_rows_over_16_mib_span_packets_and_batches(mysql_db: MySqlServer) -> None:
+def test_rows_over_16_mib_span_packets_and_batches(mysql_db: MySqlServer, wire: NativeWire | None) -> None:
     with mysql_db.connect(autocommit=True) as admin, admin.cursor() as cursor:
         cursor.execute("SELECT @@GLOBAL.max_allowed_packet")
         (previous,) = cursor.fetchone()
         cursor.execute("SET GLOBAL max_allowed_packet = 67108864")
     try:
         sql = f"SELECT seq, IF(seq = 2, REPEAT('x', {BIG}), CONCAT('row ', seq)) FROM seq_1_to_4"
-        batches = list(fast(mysql_db, sql, 65_536))
+        batches = list(fast(mysql_db, sql, 65_536, wire))
         rows = [row for batch in batches for row in batch]
         assert [r[0] for r in rows] == [b"1", b"2", b"3", b"4"]
         assert rows[0][1] == b"row 1"
@@ -75,7 +94,7 @@ def test_rows_over_16_mib_span_packets_and_batches(mysql_db: MySqlServer) -> Non
             cursor.execute(f"SET GLOBAL max_allowed_packet = {int(previous)}")
 
 
-def test_an_error_packet_mid_stream_raises_pymysqls_error(mysql_db: MySqlServer) -> None:
+def test_an_error_packet_mid_stream_raises_pymysqls_error(mysql_db: MySqlServer, wire: NativeWire | None) -> None:
     sql = "SELECT seq, MD5(seq) FROM seq_1_to_100000000 AS s"
     with mysql_db.connect() as connection:
         cursor = connection.cursor(pymysql.cursors.SSCursor)
@@ -85,7 +104,7 @@ def test_an_error_packet_mid_stream_raises_pymysqls_error(mysql_db: MySqlServer)
         rows: list[int] = []
 
         def consume() -> None:
-            for batch in read_batches(connection, result, 2, deadline=time.monotonic() + 60):
+            for batch in read_batches(connection, result, 2, deadline=time.monotonic() + 60, native=wire):
                 rows.append(len(batch[0]))
 
         with pytest.raises(pymysql.err.OperationalError) as caught:

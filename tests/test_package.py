@@ -157,6 +157,17 @@ def test_the_packages_hold_their_handlers_and_the_kpi_files(built: dict[str, Bui
             assert sorted(n for n in listing if n.startswith("queries/")) == kpi_files
 
 
+def test_the_exporter_holds_the_c_reader_built_for_its_arch_and_loads_it(
+    built: dict[str, Built], unpacked: dict[str, Path], runtime: Path, lambda_python: str
+) -> None:
+    machine = package.ARCHES[ARCH]
+    readers = {name: [n for n in names(b) if "_mysql_wire" in n or n.endswith(".c")] for name, b in built.items()}
+    assert readers == {"exporter": [f"pipeline/sources/_mysql_wire.{machine}.so"], "loader": [], "ops": []}
+    code = "from pipeline.sources import mysql_native; print(mysql_native.load() is not None)"
+    done = run_in_lambda(lambda_python, unpacked["exporter"], runtime, code)
+    assert (done.returncode, done.stdout.strip()) == (0, "True"), done.stderr
+
+
 def test_the_packages_leave_out_what_lambda_provides_and_what_they_must_not_hold(built: dict[str, Built]) -> None:
     exporter, loader, ops = (top_levels(built[name]) for name in ("exporter", "loader", "ops"))
     for tops in (exporter, loader, ops):

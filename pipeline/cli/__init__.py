@@ -1,6 +1,25 @@
 """The ``kpi`` command line. Commands parse arguments, call the library and report; they hold no logic."""
 
-from pipeline.cli import authoring, clone, demo, exporting, loading, preview, running, suspend  # noqa: F401  (register the commands on the group)
-from pipeline.cli.app import cli, main
+from pipeline.cli.app import KpiGroup, cli, main
 
-__all__ = ["cli", "main"]
+# Which module defines each command; it is imported when the command runs (KpiGroup). tests/test_cli_lazy.py
+# checks that this is exactly what the modules register.
+COMMANDS = {
+    "check": "pipeline.cli.authoring",
+    "list": "pipeline.cli.authoring",
+    "render": "pipeline.cli.authoring",
+    "new": "pipeline.cli.authoring",
+    "clone": "pipeline.cli.clone",
+    "demo": "pipeline.cli.demo",
+    "export": "pipeline.cli.exporting",
+    "load": "pipeline.cli.loading",
+    "dashboard": "pipeline.cli.loading",
+    "preview": "pipeline.cli.preview",
+    "run": "pipeline.cli.running",
+    "backfill": "pipeline.cli.running",
+    "status": "pipeline.cli.running",
+    "suspend": "pipeline.cli.suspend",
+}
+KpiGroup.lazy = COMMANDS
+
+__all__ = ["COMMANDS", "cli", "main"]

@@ -8,6 +8,7 @@ else is a bug of ours and keeps its traceback.
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 from pathlib import Path
@@ -26,7 +27,22 @@ EXIT_USAGE = 2
 
 
 class KpiGroup(click.Group):
-    """Runs a sub-command and turns our errors into a printed message and an exit code."""
+    """Runs a sub-command and turns our errors into a printed message and an exit code.
+
+    Commands are imported when they run (``lazy``: command name → the module that defines it), not all at start:
+    every module imports what its commands need (rich tables, DuckDB, boto3…), and a command that needs one KPI
+    should cost one KPI, not the whole command line's imports. ``kpi --help`` imports them all.
+    """
+
+    lazy: dict[str, str] = {}  # noqa: RUF012 (filled once by pipeline.cli)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            importlib.import_module(self.lazy[cmd_name])  # registers the command on this group
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

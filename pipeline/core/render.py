@@ -12,11 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlglot import exp
-
 from pipeline.core.intervals import Interval
+from pipeline.core.query import Query
 from pipeline.core.spec import Kpi
-from pipeline.core.sqlgate import Query
 from pipeline.core.types import coerce_param
 from pipeline.errors import RenderError
 
@@ -87,6 +85,8 @@ def inline_mysql(query: Query, values: Mapping[str, Any]) -> str:
     For display only: execution always binds (``render_mysql``). Literals come from sqlglot's generator, which
     quotes and escapes strings for MySQL.
     """
+    from sqlglot import exp
+
     pieces: list[str] = []
     cursor = 0
     for placeholder in query.placeholders:

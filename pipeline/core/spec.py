@@ -14,7 +14,7 @@ from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from pipeline.core.intervals import Grain
-from pipeline.core.sqlgate import Query
+from pipeline.core.query import Query
 from pipeline.core.types import BqType
 
 

@@ -13,7 +13,6 @@ import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
@@ -22,7 +21,10 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
 from pipeline.core.kpifile import CONTROL_HINT, control_character
+from pipeline.core.query import OutputColumn, Placeholder, Query
 from pipeline.errors import Location, Problem
+
+__all__ = ["FORBIDDEN_FUNCTIONS", "OutputColumn", "Placeholder", "Query", "SqlPositions", "gate"]
 
 PLACEHOLDER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -65,37 +67,6 @@ FORBIDDEN_FUNCTIONS: dict[str, str] = {
 _STRING_TOKENS = frozenset({TokenType.STRING, TokenType.IDENTIFIER, TokenType.NATIONAL_STRING, TokenType.BIT_STRING})
 _EXECUTABLE_COMMENT = re.compile(r"/\*M?!")
 _TOKEN_REPR = re.compile(r"<Token token_type: [^,]+, text: (.*?), line: \d+.*?>")  # sqlglot's debug form of a token
-
-
-@dataclass(frozen=True)
-class Placeholder:
-    """A ``:name`` in the SQL; ``start``/``end`` are character offsets of ``:name`` in ``Query.sql``."""
-
-    name: str
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class OutputColumn:
-    """A column of the result, named by the outermost SELECT list; ``offset`` locates it in the SQL."""
-
-    name: str
-    offset: int
-
-
-@dataclass(frozen=True)
-class Query:
-    """A query that passed the gate: its text, its placeholders in order of appearance, its output columns."""
-
-    sql: str
-    placeholders: tuple[Placeholder, ...]
-    columns: tuple[OutputColumn, ...]
-    tree: exp.Expr = field(compare=False, repr=False)
-
-    @property
-    def parameter_names(self) -> frozenset[str]:
-        return frozenset(p.name for p in self.placeholders)
 
 
 class SqlPositions:
@@ -178,7 +149,7 @@ def gate(path: str, sql: str, first_line: int) -> tuple[Query | None, list[Probl
     problems = list(_token_refusals(tokens, sql, where))
     body = _without_trailing_semicolon(sql, tokens)
     try:
-        with _quiet_sqlglot():
+        with quiet_sqlglot():
             statements = [s for s in sqlglot.parse(body, read="mysql") if s is not None]
     except RecursionError:  # nesting without parentheses (CASE in CASE…) deeper than the parser can follow
         return None, [
@@ -393,7 +364,7 @@ def _without_trailing_semicolon(sql: str, tokens: list[Token]) -> str:
 
 
 @contextmanager
-def _quiet_sqlglot() -> Iterator[None]:
+def quiet_sqlglot() -> Iterator[None]:
     """sqlglot logs a warning when it falls back to a raw Command; the gate reports that itself."""
     logger = logging.getLogger("sqlglot")
     level = logger.level

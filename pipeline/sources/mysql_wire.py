@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from array import array
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,9 +27,12 @@ from pymysql.constants import CR
 from pymysql.protocol import MysqlPacket
 
 from pipeline.core.arrays import arange
+from pipeline.sources.mysql_native import NativeWire
+from pipeline.sources.mysql_native import load as load_native
 
 MAX_PACKET = 0xFFFFFF
 _READ_SIZE = 1 << 16
+_NATIVE_READ_SIZE = 1 << 18  # the C reader's cost per read is a copy, not a Python step per row
 _NULL, _TWO_BYTES, _THREE_BYTES = 0xFB, 0xFC, 0xFD
 _ZERO = pa.Array.from_buffers(pa.int32(), 1, [None, pa.py_buffer(array("i", [0]))])
 
@@ -39,14 +42,97 @@ class DeadlineExceeded(Exception):
 
 
 def read_batches(
-    connection: Any, result: Any, columns: int, *, deadline: float, batch_rows: int = 65_536
+    connection: Any,
+    result: Any,
+    columns: int,
+    *,
+    deadline: float,
+    batch_rows: int = 65_536,
+    native: NativeWire | Literal["auto"] | None = "auto",
 ) -> Iterator[list[pa.Array]]:
     """Yield the rows of the unbuffered result that ``result`` (pymysql's MySQLResult) has started.
 
     Stops after the server's end-of-result packet and hands the connection back to pymysql in a clean state.
     Raises pymysql's own errors for error packets and lost connections, :class:`DeadlineExceeded` at ``deadline``
     (``time.monotonic()``). On any exception the connection is left mid-result: close it, do not reuse it.
+
+    ``native``: the C reader (:mod:`pipeline.sources.mysql_native`; ``"auto"``: the one built for this machine,
+    if any) or None for the pure-Python path. Both yield the same arrays.
     """
+    wire = load_native() if native == "auto" else native
+    if wire is not None:
+        return _read_native(wire, connection, result, columns, deadline, batch_rows)
+    return _read_python(connection, result, columns, deadline, batch_rows)
+
+
+def _read_native(
+    wire: NativeWire, connection: Any, result: Any, columns: int, deadline: float, batch_rows: int
+) -> Iterator[list[pa.Array]]:
+    """The C reader: it walks packets and splits columns straight out of the receive buffer."""
+    rfile = connection._rfile
+    buf = bytearray()
+    scan = 0  # where the next packet header starts
+    starts = wire.starts(batch_rows)  # payload offsets of the rows walked but not yet yielded
+    count = 0
+    while True:
+        data = rfile.read1(_NATIVE_READ_SIZE)
+        if not data:
+            raise err.OperationalError(CR.CR_SERVER_LOST, "Lost connection to MySQL server during query")
+        if time.monotonic() > deadline:
+            raise DeadlineExceeded
+        buf += data
+        while True:  # consume what is buffered; read again only when a packet is incomplete
+            added, scan, long_row = wire.walk(buf, scan, starts, count)
+            count += added
+            if count:
+                last = starts[count - 1]
+                if _ends_result(connection, result, buf, last):
+                    count -= 1
+                    if count:
+                        yield wire.split(buf, starts, count, columns)
+                    _hand_back(connection, result, buf, last)
+                    return
+            if long_row:
+                whole = _long_row(buf, scan)
+                if whole is None:
+                    break  # its remaining packets have not arrived yet
+                if count:
+                    yield wire.split(buf, starts, count, columns)
+                    count = 0
+                payload, end = whole
+                yield _single_row(payload, columns)
+                del buf[:end]
+                scan = 0
+                continue
+            if count >= batch_rows or (count and scan > (64 << 20)):
+                yield wire.split(buf, starts, count, columns)
+                count = 0
+                del buf[:scan]
+                scan = 0
+                continue  # more complete packets may be buffered already
+            break
+
+
+def _ends_result(connection: Any, result: Any, buf: bytearray, last: int) -> bool:
+    """Raise the server's error if the packet at ``last`` is an error packet; True if it ends the result set."""
+    length = buf[last - 4] | (buf[last - 3] << 8) | (buf[last - 2] << 16)
+    if length and buf[last] == 0xFF:  # an error packet is always the last of a response
+        result.unbuffered_active = False
+        MysqlPacket(bytes(buf[last : last + length]), connection.encoding).raise_for_error()
+    return length > 0 and buf[last] == 0xFE and length < 9
+
+
+def _hand_back(connection: Any, result: Any, buf: bytearray, last: int) -> None:
+    """After the end-of-result packet: the connection is pymysql's again, ready for the next statement."""
+    connection._next_seq_id = (buf[last - 1] + 1) % 256
+    result.unbuffered_active = False
+    result.connection = None
+
+
+def _read_python(
+    connection: Any, result: Any, columns: int, deadline: float, batch_rows: int
+) -> Iterator[list[pa.Array]]:
+    """The pure-Python reader: one Python step per row packet, columns split by Arrow kernels."""
     rfile = connection._rfile
     buf = bytearray()
     scan = 0  # where the next packet header starts
@@ -62,17 +148,11 @@ def read_batches(
             scan, long_row = _walk(buf, scan, starts)
             if starts:
                 last = starts[-1]
-                length = buf[last - 4] | (buf[last - 3] << 8) | (buf[last - 2] << 16)
-                if buf[last] == 0xFF:  # an error packet is always the last of a response
-                    result.unbuffered_active = False
-                    MysqlPacket(bytes(buf[last : last + length]), connection.encoding).raise_for_error()
-                if buf[last] == 0xFE and length < 9:  # end of the result set
+                if _ends_result(connection, result, buf, last):
                     starts.pop()
                     if starts:
                         yield _split(bytes(buf[: last - 4]), starts, last - 4, columns)
-                    connection._next_seq_id = (buf[last - 1] + 1) % 256
-                    result.unbuffered_active = False
-                    result.connection = None
+                    _hand_back(connection, result, buf, last)
                     return
             if long_row:
                 whole = _long_row(buf, scan)
