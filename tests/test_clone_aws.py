@@ -17,7 +17,7 @@ import pytest
 
 from pipeline.clone.cloud import Account
 from pipeline.clone.config import config_from_table
-from pipeline.clone.errors import CloneError, CoverageError
+from pipeline.clone.errors import CloneError, CoverageError, RuleFileError
 from pipeline.clone.names import Names, Tags, check_deletable
 from pipeline.clone.worker import mask_temporary
 from pipeline.clone.workflow import CloneWorkflow
@@ -406,3 +406,32 @@ def test_a_copy_on_write_clone_takes_no_snapshot_of_production(accounts: Account
     assert manual_snapshots(accounts) == NIGHTLY | {Names(RUN).masked_snapshot, Names(RUN).shared_snapshot}
     assert restore.calls[0]["shared"] == [STAGING]
     assert_masked_exactly_once(reader(loopback), b"k" * 32)
+
+
+def test_databases_scope_the_clone_and_the_others_never_reach_the_snapshot(
+    accounts: Accounts, shop: tuple[str, Loopback]
+) -> None:
+    database, loopback = shop
+    other = f"{database}_scratch"
+    with loopback.server.connect() as admin, admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{other}`")
+        cursor.execute(f"CREATE TABLE `{other}`.`notes` (id INT PRIMARY KEY, email TEXT)")
+        cursor.execute(f"INSERT INTO `{other}`.`notes` VALUES (1, 'taro@mail.co.jp')")
+        for host in ("%", "localhost"):
+            cursor.execute(f"GRANT ALL ON `{other}`.* TO '{loopback.user}'@'{host}'")
+    try:
+        unscoped = workflow(accounts)
+        drive(unscoped, loopback, stop_at="mask")
+        with pytest.raises(RuleFileError, match=f"database {other} has no masking rule file"):
+            mask_temporary(accounts.config(), RUN, clients=accounts.production, connect=loopback)
+        answer = mask_temporary(
+            accounts.config(databases=(database,)), RUN, clients=accounts.production, connect=loopback
+        )
+        assert answer["masked"] is True
+        assert answer["databases"] == {database: "masked"}
+        with loopback.server.connect() as admin, admin.cursor() as cursor:
+            cursor.execute("SHOW DATABASES LIKE %s", (other,))
+            assert cursor.fetchall() == ()  # dropped from the temporary cluster before the masking started
+    finally:
+        with loopback.server.connect() as admin, admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{other}`")

@@ -20,13 +20,14 @@ from typing import Any
 from pipeline.clone.errors import CloneError
 from pipeline.settings import config_table
 
-__all__ = ["SNAPSHOT_MODES", "CloneConfig", "config_from_table", "load_config"]
+__all__ = ["SNAPSHOT_MODES", "CloneConfig", "config_from_table", "configured_scope", "load_config"]
 
 CONFIG_FILE = "kpi.toml"
 ENV_PREFIX = "KPI_CLONE_"
 SNAPSHOT_MODES = ("latest", "take", "clone")
 _ACCOUNT = re.compile(r"\d{12}")
 _ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::(\d{12}):role/[\w+=,.@/-]+")
+_DATABASE = re.compile(r"[A-Za-z0-9_$]{1,64}")
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,39}")  # leaves room for the run id in cluster names
 _EXAMPLE = """[clone]
 source_account = "111111111111"            # production: where the snapshot is masked
@@ -63,6 +64,7 @@ class CloneConfig:
     instance_class: str = "db.r6g.large"
     cluster_parameter_group: str = ""  # the temporary cluster's; "" is the engine's default (binary log off)
     rules: str = "masking"
+    databases: tuple[str, ...] = ()  # the databases a clone carries; () every one (the others are dropped)
     target_cluster_prefix: str = "staging-db"
     target_instance_class: str = "db.r6g.large"
     target_cluster_parameter_group: str = ""
@@ -84,7 +86,7 @@ class CloneConfig:
 
 _REQUIRED = tuple(f.name for f in fields(CloneConfig) if f.default is MISSING)
 _KEYS = tuple(f.name for f in fields(CloneConfig) if f.name != "origin")
-_LISTS = {"target_security_groups"}
+_LISTS = {"target_security_groups", "databases"}
 _NUMBERS = {
     "poll_seconds": (0, 3600),
     "record_ttl": (1, 86400),
@@ -98,6 +100,7 @@ _HINTS = {
     "snapshot": f"one of {', '.join(SNAPSHOT_MODES)}",
     "source_cluster": "the production Aurora cluster identifier",
     "target_cluster_prefix": "letters, digits and hyphens, starting with a letter, at most 40 characters",
+    "databases": 'database names, e.g. databases = ["shop"]; leave it out to clone every database',
 }
 
 
@@ -119,6 +122,20 @@ def load_config(path: Path | None = None, *, environ: Mapping[str, str] | None =
             hint=f"add to {CONFIG_FILE} (README: Cloning production into staging):\n{_EXAMPLE}",
         )
     return config_from_table(table, origin=origin)
+
+
+def configured_scope(path: Path | None = None, *, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """``databases`` of ``[clone]`` (or ``KPI_CLONE_DATABASES``) alone, checked: what ``kpi clone plan`` needs
+    without the AWS settings."""
+    environ = os.environ if environ is None else environ
+    path = path or Path(environ.get("KPI_CONFIG") or CONFIG_FILE)
+    table = {**(config_table(path, "clone", CloneError, _EXAMPLE) or {}), **_variables(environ)}
+    if "databases" not in table:
+        return ()
+    origin = f"{path} [clone]"
+    scope = _list(table["databases"], "databases", origin)
+    _check_databases(scope, origin)
+    return scope
 
 
 def config_from_table(table: Mapping[str, Any], *, origin: str = "[clone]") -> CloneConfig:
@@ -194,12 +211,19 @@ def _check(config: CloneConfig) -> None:
             where=origin,
             hint="the full ARN of a customer-managed key: staging resolves it by ARN, not by alias",
         )
+    _check_databases(config.databases, origin)
     if not config.target_security_groups:
         raise CloneError(
             "target_security_groups is empty",
             where=origin,
             hint='the staging cluster\'s security groups, e.g. ["sg-0abc…"]',
         )
+
+
+def _check_databases(databases: tuple[str, ...], origin: str) -> None:
+    for name in databases:
+        if not _DATABASE.fullmatch(name):
+            raise CloneError(f"databases: '{name}' is not a database name", where=origin, hint=_HINTS["databases"])
 
 
 def _variables(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -20,7 +20,16 @@ from pipeline.clone.sql import output_length
 from pipeline.core.header_rules import suggest
 from pipeline.errors import Location, Problem
 
-__all__ = ["Coverage", "Stub", "apply_stubs", "check_coverage", "check_databases", "new_rule_file", "suggest_rule"]
+__all__ = [
+    "Coverage",
+    "Stub",
+    "apply_stubs",
+    "check_coverage",
+    "check_databases",
+    "in_scope",
+    "new_rule_file",
+    "suggest_rule",
+]
 
 _HASHING = (Strategy.HASH, Strategy.EMAIL, Strategy.LOGIN, Strategy.PHONE)
 # Guesses for a stub, by column name; the first that matches and fits the column wins.
@@ -117,10 +126,34 @@ def check_coverage(rules: RuleFile, schema: Schema) -> Coverage:
     return Coverage(tuple(problems), tuple(stubs), tuple(uncovered))
 
 
-def check_databases(databases: Iterable[str], rules: Mapping[str, RuleFile], folder: str = "masking") -> list[Problem]:
-    """Every database of the restored cluster needs a rule file; a rule file for no database is stale."""
-    present = list(databases)
-    problems = [
+def check_databases(
+    databases: Iterable[str],
+    rules: Mapping[str, RuleFile],
+    folder: str = "masking",
+    scope: Iterable[str] = (),
+) -> list[Problem]:
+    """Every database of the restored cluster needs a rule file; a rule file for no database is stale.
+
+    With a ``scope`` (the database of a ``--url``, or ``databases`` of ``[clone]``) only those databases count:
+    one missing from the server is a problem, the server's others and the folder's other files are not looked at.
+    """
+    present, wanted = list(databases), list(scope)
+    if wanted:
+        problems = [
+            Problem(
+                Location(str(Path(folder) / f"{name}.yaml")),
+                "missing-database",
+                f"database {name} is not on the server{suggest(name, present)}",
+                "check the database name in the URL (or `databases` in [clone]), and that this login may see it",
+            )
+            for name in wanted
+            if name not in present
+        ]
+        present = [name for name in present if name in wanted]
+        rules = {name: file for name, file in rules.items() if name in wanted}
+    else:
+        problems = []
+    problems += [
         Problem(
             Location(str(Path(folder) / f"{name}.yaml")),
             "unclassified-database",
@@ -138,9 +171,15 @@ def check_databases(databases: Iterable[str], rules: Mapping[str, RuleFile], fol
             "remove the file of a dropped database, or fix its `database:` key",
         )
         for name, file in rules.items()
-        if name not in present
+        if name not in present and not wanted
     )
     return problems
+
+
+def in_scope(databases: Iterable[str], scope: Iterable[str] = ()) -> list[str]:
+    """The databases a run covers: every one of the server's, or those of the scope that are there."""
+    wanted = set(scope)
+    return [name for name in databases if not wanted or name in wanted]
 
 
 def new_rule_file(schema: Schema, folder: str = "masking") -> str:

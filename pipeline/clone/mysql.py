@@ -23,7 +23,7 @@ from typing import Any
 import pymysql
 
 from pipeline.clone.errors import CloneError
-from pipeline.clone.progress import JOURNAL_TABLE
+from pipeline.clone.progress import HELPER_TABLES
 from pipeline.clone.schema import Column, Schema, Table
 from pipeline.clone.sql import IPAD_VARIABLE, OPAD_VARIABLE, KeyPads
 
@@ -45,11 +45,11 @@ def list_databases(cursor: Any) -> list[str]:
 
 
 def read_schema(cursor: Any, database: str) -> Schema:
-    """The base tables of ``database`` from information_schema (views and the masking journal left out)."""
+    """The base tables of ``database`` from information_schema (views and the module's helper tables left out)."""
     cursor.execute(
         "SELECT TABLE_NAME, ENGINE, TABLE_ROWS FROM information_schema.TABLES "
-        "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME <> %s",
-        (database, JOURNAL_TABLE),
+        "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME NOT IN (%s, %s)",
+        (database, *HELPER_TABLES),
     )
     tables = {name: (engine or "", int(rows or 0)) for name, engine, rows in cursor.fetchall()}
     json_columns = _mariadb_json_columns(cursor, database)

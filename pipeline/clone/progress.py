@@ -28,9 +28,21 @@ from typing import Any, Protocol
 
 from pipeline.clone.sql import quote
 
-__all__ = ["JOURNAL_TABLE", "CompletionMarker", "Journal", "JournalState", "Step", "TableProgress"]
+__all__ = [
+    "DISPOSABLE_MARKER",
+    "HELPER_TABLES",
+    "JOURNAL_TABLE",
+    "CompletionMarker",
+    "Journal",
+    "JournalState",
+    "Step",
+    "TableProgress",
+]
 
 JOURNAL_TABLE = "kpi_masking_progress"
+# The table that marks a database as a disposable copy `kpi clone mask` may rewrite (pipeline.clone.local).
+DISPOSABLE_MARKER = "kpi_disposable_copy"
+HELPER_TABLES = (JOURNAL_TABLE, DISPOSABLE_MARKER)  # the module's own tables: no masking rule covers them
 RUN_ROW = ""  # the run's own row: no table is named ''
 
 

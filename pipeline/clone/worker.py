@@ -20,13 +20,14 @@ import pymysql.cursors
 from pipeline.aws import AWS_ERRORS, AwsClients, describe_error
 from pipeline.clone.cloud import Account, Cluster
 from pipeline.clone.config import CloneConfig
-from pipeline.clone.coverage import check_databases
+from pipeline.clone.coverage import check_databases, in_scope
 from pipeline.clone.errors import CloneError, RuleFileError
 from pipeline.clone.masking import DEFAULT_CHUNK_ROWS, MaskingPaused, mask
 from pipeline.clone.mysql import list_databases
 from pipeline.clone.names import MASKED_PREFIX, Names, Tags, parse_run_id
 from pipeline.clone.progress import JOURNAL_TABLE
 from pipeline.clone.rules import load_rule_folder
+from pipeline.clone.sql import quote
 
 __all__ = ["Connect", "TagMarker", "check_health", "connect_mysql", "mask_temporary", "masking_key"]
 
@@ -103,7 +104,8 @@ def mask_temporary(
 ) -> dict[str, Any]:
     """Mask every database of the run's temporary cluster for at most ``seconds``; ``{"masked": bool, …}``.
 
-    Every database on the cluster needs a rule file (the gate), checked before the first write.
+    Every database on the cluster needs a rule file (the gate), checked before the first write; with
+    ``databases`` in [clone], only those do, and the cluster's others are dropped before masking starts.
     """
     clients = clients or AwsClients()
     names = Names(parse_run_id(run), config.target_cluster_prefix)
@@ -119,10 +121,12 @@ def mask_temporary(
     connection = (connect or connect_mysql)(account.read_secret(names.temp_secret))
     try:
         with connection.cursor(pymysql.cursors.Cursor) as cursor:
-            databases = list_databases(cursor)
-        problems = check_databases(databases, rules, config.rules)
-        if problems:
-            raise RuleFileError(problems)
+            found = list_databases(cursor)
+            problems = check_databases(found, rules, config.rules, config.databases)
+            if problems:
+                raise RuleFileError(problems)
+            databases = in_scope(found, config.databases)
+            drop_out_of_scope(cursor, found, databases)
         done: dict[str, str] = {}
         for database in databases:
             marker = TagMarker(account, cluster.id, database)
@@ -136,6 +140,15 @@ def mask_temporary(
     cluster = account.cluster(cluster.id) or cluster
     account.tag(cluster.arn, cluster.id, cluster.tags, {Tags.MASKED_ALL: "true"})
     return {"run": run, "masked": True, "databases": done, "message": f"{len(done)} databases masked and scanned"}
+
+
+def drop_out_of_scope(cursor: Any, found: list[str], kept: list[str]) -> list[str]:
+    """Drop the temporary cluster's databases outside ``databases`` of [clone]: what is not masked is not in the
+    snapshot. (Only ever called on the run's temporary cluster, over its own rotated master login.)"""
+    dropped = [name for name in found if name not in kept]
+    for name in dropped:
+        cursor.execute(f"DROP DATABASE IF EXISTS {quote(name)}")
+    return dropped
 
 
 def check_health(
