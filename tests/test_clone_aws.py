@@ -7,12 +7,14 @@ module's own guards never get that far.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
 
 from pipeline.clone.cloud import Account
@@ -24,10 +26,14 @@ from pipeline.clone.workflow import CloneWorkflow
 from pipeline.lambdas import clone as clone_lambda
 from pipeline.lambdas.errorlog import RetryableError
 from tests.aws import MotoServer
+from tests.clone_masking import USERS
 from tests.cloning import (
+    ANALYST_PASSWORD,
+    APP_PASSWORD,
     NOON,
     PROD_PASSWORD,
     PRODUCTION,
+    RECORD,
     ROLE,
     SOURCE,
     STAGING,
@@ -42,6 +48,7 @@ from tests.cloning import (
     set_up_accounts,
 )
 from tests.conftest import MySqlServer
+from tests.mariadb import ADMIN, ADMIN_PASSWORD
 from tests.test_clone_masking import SHOP_TABLES, assert_masked_exactly_once, dump, tables_of
 
 RUN = "20261128-0300"
@@ -49,8 +56,8 @@ NIGHTLY = {"shop-prod-2026-11-26", "shop-prod-2026-11-27"}
 
 
 @pytest.fixture
-def shop(mysql_server: MySqlServer) -> Iterator[tuple[str, Loopback]]:
-    yield from clone_database(mysql_server)
+def shop(cluster_server: MySqlServer) -> Iterator[tuple[str, Loopback]]:
+    yield from clone_database(cluster_server)
 
 
 @pytest.fixture
@@ -435,3 +442,65 @@ def test_databases_scope_the_clone_and_the_others_never_reach_the_snapshot(
     finally:
         with loopback.server.connect() as admin, admin.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{other}`")
+
+
+def test_staging_gets_new_logins_and_no_production_password_opens_it(
+    accounts: Accounts, shop: tuple[str, Loopback]
+) -> None:
+    database, loopback = shop
+    loopback.log_in(loopback.app, APP_PASSWORD).close()  # production's passwords work on the fresh copy
+    loopback.log_in(loopback.analyst, ANALYST_PASSWORD).close()
+    grant = f"GRANT INSERT ON `{database}`.`orders` TO '{loopback.app}'@'%'"
+    clone = workflow(accounts, staging_logins=(loopback.app,), login_statements=(grant,))
+    steps = drive(clone, loopback)
+    assert steps[-1].next == "done"
+    names = Names(RUN)
+
+    # production's passwords open nothing: the staging login was re-passworded, every other login locked
+    for login, password in ((loopback.app, APP_PASSWORD), (loopback.analyst, ANALYST_PASSWORD)):
+        with pytest.raises(pymysql.OperationalError) as refused:
+            loopback.log_in(login, password)
+        assert refused.value.args[0] in (1045, 4151), refused.value  # access denied / account locked
+    with loopback.server.connect() as admin, admin.cursor() as cursor:
+        for host in ("%", "localhost"):
+            cursor.execute(f"SHOW CREATE USER '{loopback.analyst}'@'{host}'")
+            assert "ACCOUNT LOCK" in cursor.fetchone()[0]  # and its production hash overwritten
+
+    # staging's applications find the new credentials in staging's Secrets Manager, under the record's name
+    secret = accounts.staging("secretsmanager").get_secret_value(SecretId=f"kpi-clone/login/{loopback.app}")
+    credentials = json.loads(secret["SecretString"])
+    assert credentials["host"] == RECORD
+    assert credentials["username"] == loopback.app
+    assert credentials["password"] not in (APP_PASSWORD, PROD_PASSWORD)
+    assert len(credentials["password"]) >= 24
+    app = loopback.log_in(loopback.app, credentials["password"])
+    with app.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM `{database}`.users")
+        assert cursor.fetchone() == (USERS,)
+    app.close()
+    with loopback.server.connect() as admin, admin.cursor() as cursor:
+        cursor.execute(f"SHOW GRANTS FOR '{loopback.app}'@'%'")
+        assert any("INSERT ON" in row[0] and "`orders`" in row[0] for row in cursor.fetchall())  # login_statements
+    # the health check logged in with it before the record was switched
+    health_logins = [c for c in loopback.seen if c.get("username") == loopback.app]
+    assert [c["password"] for c in health_logins] == [credentials["password"]]
+    assert health_logins[0]["dbClusterIdentifier"] == names.staging_cluster
+
+    # the masked snapshot says what was done to the logins; the passwords' production copy is gone
+    tags = Account(accounts.production, label="p", protected=SOURCE).snapshot(names.masked_snapshot)
+    assert tags is not None
+    assert tags.tags[Tags.LOGINS].startswith("2 for staging / 2 locked / ")  # app and analyst, @% and @localhost
+    production_secrets = {s["Name"] for s in accounts.production("secretsmanager").list_secrets()["SecretList"]}
+    assert production_secrets == {"kpi/clone-masking-key"}
+    assert loopback.log_in(ADMIN, ADMIN_PASSWORD)  # keep_logins: left as they were
+
+
+def test_a_staging_login_the_copy_does_not_have_stops_the_clone_before_the_snapshot(
+    accounts: Accounts, shop: tuple[str, Loopback]
+) -> None:
+    _, loopback = shop
+    restore = SharedRestore(accounts)
+    with pytest.raises(CloneError, match="staging_logins names ghost, which the copy does not have"):
+        drive(workflow(accounts, restore, staging_logins=("ghost",)), loopback)
+    assert manual_snapshots(accounts) == NIGHTLY
+    assert restore.calls == []

@@ -24,8 +24,8 @@ from tests.test_clone_masking import assert_masked_exactly_once, dump
 
 
 @pytest.fixture
-def shop(mysql_server: MySqlServer) -> Iterator[tuple[str, Loopback]]:
-    yield from clone_database(mysql_server)
+def shop(cluster_server: MySqlServer) -> Iterator[tuple[str, Loopback]]:
+    yield from clone_database(cluster_server)
 
 
 def url_of(loopback: Loopback) -> str:
