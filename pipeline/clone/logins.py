@@ -43,7 +43,7 @@ SYSTEM_LOGINS = frozenset(
     {"rdsadmin", "rdsrepladmin", "rdsproxyadmin", "rds_superuser_role", "mysql.sys", "mysql.session"}
     | {"mysql.infoschema", "mariadb.sys", "PUBLIC"}
 )
-_AWS_ROLE = re.compile(r"AWS_[A-Z_]+_ACCESS")
+_AWS_ROLE = re.compile(r"AWS_[A-Z0-9_]+_ACCESS")
 
 
 @dataclass(frozen=True)
