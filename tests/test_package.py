@@ -426,6 +426,26 @@ print(json.dumps(sorted(load_rule_folder(os.environ["KPI_CLONE_RULES"]))))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == sorted(load_rule_folder(ROOT / "masking"))
 
+    # the `fake` rules' Faker, with only the locales the package keeps, draws what the development one does
+    from pipeline.clone.fakes import fake
+
+    kinds = [
+        ("name", "ja_JP"),
+        ("kana_name", "ja_JP"),
+        ("address", "ja_JP"),
+        ("company", "en_US"),
+        ("postcode", "en_US"),
+    ]
+    code = f"""
+import json
+from pipeline.clone.fakes import fake
+print(json.dumps([fake(kind, locale, "ab" * 32, suffix=8) for kind, locale in {kinds!r}], ensure_ascii=False))
+"""
+    done = run_in_lambda(lambda_python, unpacked["exporter"], runtime, code, env=env)
+    assert done.returncode == 0, done.stderr
+    drawn = [fake(kind, locale, "ab" * 32, suffix=8) for kind, locale in kinds]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == drawn
+
 
 def invoke(python: str, task: Path, runtime: Path, function: str, event: dict[str, Any], env: Mapping[str, str]) -> Any:
     """What Lambda does with the handler, less the sandbox: import it, call it with the event, JSON back."""

@@ -47,8 +47,9 @@ RUN_ROW = ""  # the run's own row: no table is named ''
 
 
 class Step(StrEnum):
-    """A table goes pending → masking → done; the run goes masking → masked (scan pending) → done."""
+    """A table goes pending → masking → done; the run goes (subset →) masking → masked (scan pending) → done."""
 
+    SUBSET = "subset"
     PENDING = "pending"
     MASKING = "masking"
     MASKED = "masked"
@@ -113,7 +114,7 @@ class Journal:
         state.tables = tables
         return state
 
-    def create(self, cursor: Any, digest: str, tables: Iterable[str]) -> None:
+    def create(self, cursor: Any, digest: str, tables: Iterable[str], step: Step = Step.MASKING) -> None:
         cursor.execute(
             f"CREATE TABLE {self.table_sql} ("
             " table_name VARCHAR(64) NOT NULL PRIMARY KEY,"
@@ -131,7 +132,7 @@ class Journal:
         cursor.executemany(f"INSERT INTO {self.table_sql} (table_name, step, digest) VALUES (%s, %s, %s)", rows)
         cursor.execute(
             f"INSERT INTO {self.table_sql} (table_name, step, digest) VALUES (%s, %s, %s)",
-            (RUN_ROW, Step.MASKING.value, digest),
+            (RUN_ROW, step.value, digest),
         )
 
     def advance(self, cursor: Any, table: str, position: Sequence[object], rows: int) -> None:
