@@ -68,6 +68,7 @@ SUSPEND_READS = {
     "ecs:DescribeServices",
     "ecs:ListTagsForResource",
     "application-autoscaling:DescribeScalableTargets",
+    "pricing:GetProducts",  # the savings report: AWS Price List prices (public, account-less data)
     "sts:GetCallerIdentity",
 }
 # … and the clone Lambda's: which account its credentials are of, and its security group found by name (EC2's
