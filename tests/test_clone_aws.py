@@ -24,6 +24,7 @@ from pipeline.clone.names import Names, Tags, check_deletable
 from pipeline.clone.worker import mask_temporary
 from pipeline.clone.workflow import CloneWorkflow
 from pipeline.lambdas import clone as clone_lambda
+from pipeline.lambdas import clone_database as clone_database_lambda
 from pipeline.lambdas.errorlog import RetryableError
 from tests.aws import MotoServer
 from tests.clone_masking import USERS
@@ -41,6 +42,7 @@ from tests.cloning import (
     Loopback,
     SharedRestore,
     clone_database,
+    clone_variables,
     drive,
     reader,
     record_target,
@@ -504,3 +506,24 @@ def test_a_staging_login_the_copy_does_not_have_stops_the_clone_before_the_snaps
         drive(workflow(accounts, restore, staging_logins=("ghost",)), loopback)
     assert manual_snapshots(accounts) == NIGHTLY
     assert restore.calls == []
+
+
+def test_the_ecs_tasks_entry_point_masks_with_no_time_limit_and_exits_with_what_happened(
+    accounts: Accounts, shop: tuple[str, Loopback], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m pipeline.lambdas.clone_database mask RUN`, as the Fargate task runs it (CloneMaskRunner=ecs):
+    configured by the same variables as the Lambda, it masks in one go and says so on stdout and in its code."""
+    _, loopback = shop
+    drive(workflow(accounts), loopback, stop_at="mask")
+    for name, value in clone_variables(accounts.config()).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("KPI_CONFIG", "/nonexistent/kpi.toml")
+    monkeypatch.setattr("pipeline.clone.worker.connect_mysql", loopback)  # the VPC and its DNS (tests/cloning.py)
+    assert clone_database_lambda.main(["mask"]) == 2
+    assert clone_database_lambda.main(["mask", RUN]) == 0
+    answer = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["clone_database"]
+    assert (answer["run"], answer["masked"]) == (RUN, True)
+    assert_masked_exactly_once(reader(loopback), b"k" * 32)
+    monkeypatch.setenv("KPI_CLONE_MASKING_KEY_SECRET", "kpi/missing-key")
+    assert clone_database_lambda.main(["mask", "20261001-0000"]) == 1  # no such run: a person must look
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["level"] == "error"
