@@ -209,6 +209,7 @@ def test_every_dependency_of_pyproject_is_in_or_out_of_each_function_with_its_ve
     dependencies = package.project_dependencies()
     assert package.requirements(FUNCTIONS["exporter"], dependencies) == [
         f"cronsim{dependencies['cronsim']}",
+        "faker==40.63.0",  # the clone's fakes (the clone-database Lambda, and the ECS masking task)
         f"pyarrow{dependencies['pyarrow']}",
         "pymysql[rsa]==1.2.4",
         f"pyyaml{dependencies['pyyaml']}",
