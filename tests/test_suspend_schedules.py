@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from pipeline.aws import AwsClients
-from pipeline.suspend import Calendar, Kind, Request, SuspendError, Verdict, build_plan
+from pipeline.suspend import Calendar, Kind, Request, Selector, SuspendError, Verdict, build_plan
 from pipeline.suspend.request import parse_now
 from pipeline.suspend.rules import maintenance_span
 from pipeline.suspend.savings import PriceBook, savings_report
@@ -193,3 +193,17 @@ def test_the_price_list_api_is_asked_first_and_the_offline_table_answers_when_it
         assert book.hourly("ec2", "t3.micro") == (0.0136, "offline table")  # refused: the table, from now on
         assert book.hourly("ec2", "t3.nano") == (None, "unknown")
         stub.assert_no_pending_responses()
+
+
+def test_aws_seven_day_restart_is_judged_by_the_resources_own_schedule() -> None:
+    """At 22:00 JST on a Friday the global window is in force (21:00), the late one (23:00) is not yet."""
+    settings = config(schedules=LATE)
+    late = resource(Kind.DB_CLUSTER, "late-aurora", tags={"kpi:suspend": "late"})
+    now = parse_now("2026-11-20T22:00:00+09:00")
+    request = Request("suspend", "databases", (Selector("late-aurora", Kind.DB_CLUSTER),), now=now, restart=True)
+    (step,) = build_plan([late], request, settings, Calendar(settings), now).steps
+    assert step.verdict == Verdict.SKIP
+    assert step.reason.startswith("schedule late: outside the suspend window")
+    later = parse_now("2026-11-20T23:30:00+09:00")
+    (step,) = build_plan([late], request, settings, Calendar(settings), later).steps
+    assert step.verdict == Verdict.ACT

@@ -270,7 +270,7 @@ def restart(
             }
         )
         return report
-    if not window.inside:
+    if not window.inside and not config.schedules:  # with named schedules, each resource's own decides (plan)
         report = Report.of(Plan("suspend", Tier.DATABASE.value, now), trigger=event.event_id, window=window.reason)
         report.skipped.append(
             {"id": event.identifier, "type": event.kind.value, "reason": f"{window.reason}: left running"}

@@ -115,6 +115,12 @@ def decide(
             f"({config.state_tag(rules.LAST_ACTION)}); left running",
             before,
         )
+    named = rules.schedule_of(resource, config)
+    if request.restart and config.schedules:  # AWS's restart, judged by the resource's own schedule
+        own = config.schedule(named if named in config.schedules else None)
+        window = Calendar(config, own).window(now)
+        if not window.inside:
+            return Step(resource, Verdict.SKIP, f"schedule {own.name}: {window.reason}; left running", before)
     if resource.state == State.GONE:
         return Step(resource, Verdict.SKIP, f"{resource.status}: nothing to do", before)
     reason = rules.guard(resource, request.action)
