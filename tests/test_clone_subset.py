@@ -219,3 +219,19 @@ def test_fake_rules_that_cannot_apply_are_refused_at_their_position(databases: C
         "`fake` writes email_events.email row by row, by primary key, and email_events has none",
     ) in {(p.rule, p.message) for p in raised.value.problems}
     assert found
+
+
+def test_unique_fakes_whose_hash_suffixes_would_collide_are_refused_before_any_write(
+    databases: Callable[[], Any],
+) -> None:
+    """Four hex characters for 400 logins: two of them share a prefix (computed in Python for this key)."""
+    connection = databases()
+    before = dump(connection, "users")
+    short = FAKES.replace(
+        "login: {fake: {kind: kana_name, locale: ja_JP}}", "login: {fake: {kind: kana_name, length: 4}}"
+    )
+    with pytest.raises(
+        CloneError, match=r"would merge distinct values of a unique key into one: users\(login\): 1 groups"
+    ):
+        mask(connection, rules_for(database_of(connection), short), KEY)
+    assert dump(connection, "users") == before  # nothing was written
