@@ -29,6 +29,10 @@ from pipeline.suspend.savings import Savings, month_start, savings_report
 from pipeline.suspend.targets import AwsClients, Target, open_targets
 from pipeline.suspend.targets.base import AWS_ERRORS, describe_error
 
+# Minutes after a resume_at during which every tick starts the schedule again (idempotent): Aurora takes minutes to
+# come up, and apps start only once their databases are available.
+START_CATCH_UP = 60
+
 __all__ = ["Planned", "check_account", "check_databases", "make_plan", "restart", "run", "savings", "tick"]
 
 
@@ -151,7 +155,9 @@ def tick(
 ) -> list[Report]:
     """What is due since the last tick (``tick_minutes`` ago), run every few minutes by a schedule:
 
-    1. each schedule whose ``suspend_at``, or working-day ``resume_at``, fired since: a run of its resources;
+    1. each schedule whose ``suspend_at``, or working-day ``resume_at``, fired since: a run of its resources —
+       and a start again at every tick for an hour after its ``resume_at`` (:data:`START_CATCH_UP`): a tick has
+       no time to wait for databases, so apps held back are started by a later one (what runs already is left);
     2. suspends a maintenance window deferred (the ``deferred`` state tag): stopped once the window is over, if
        their schedule's suspend window is still in force (its tag is dropped otherwise);
     3. with ``start_for_maintenance``: stopped databases whose maintenance window opens before the next tick are
@@ -162,7 +168,10 @@ def tick(
     clients = clients or AwsClients()
     reports = []
     for schedule in config.all_schedules():
-        due = Calendar(config, schedule).fired(since, moment)
+        calendar = Calendar(config, schedule)
+        due = calendar.fired(since, moment)
+        if due is None and calendar.fired(moment - timedelta(minutes=START_CATCH_UP), moment) == "start":
+            due = "start"  # apps held back until their databases were available: started by a later tick
         if due:
             name = "" if schedule.name == DEFAULT_SCHEDULE else schedule.name
             reports.append(run(Request(due, schedule=name, now=moment), config, clients=clients, notify=notify))
