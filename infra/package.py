@@ -68,7 +68,7 @@ MIB = 1024 * 1024
 LAMBDA_LIMIT_MIB = 250  # unzipped, function code and layers together
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say: no build's clock leaks into its bytes
 # Bump when the stripping rules or the cache layout change: every cached dependency set is rebuilt.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 # ------------------------------------------------------------------------------------------------ the functions
@@ -129,6 +129,8 @@ EXPORTER = Function(
         "pymysql[rsa]": "the MySQL wire protocol (pipeline.sources.mysql, mysql_wire; the clone's masking, "
         "pipeline.clone.worker); pinned, we use its internals",
         "pyarrow": "Arrow batches and Parquet/CSV files; without NumPy (pyarrow ≥ 16 does not require it)",
+        # Only its en and ja_JP data are kept (FAKER_LOCALES): the other locales are most of its size.
+        "faker": "the clone's `fake` rules (pipeline.clone.fakes), for the clone-database Lambda; imported lazily",
     },
     exclude={
         "boto3": IN_RUNTIME,
@@ -186,6 +188,7 @@ LOADER = Function(
         "rich": CLI_ONLY,
         "duckdb": DUCKDB,
         "holidays": HOLIDAYS,
+        "faker": "the clone's realistic fakes; only the clone-database Lambda (exporter zip) masks",
     },
     queries=True,  # for the planner (KPI_QUERIES=queries); the loader never reads them
     absent=("boto3", "botocore", "pyarrow", "pandas", "numpy", "duckdb", "pymysql", "click", "rich"),
@@ -229,6 +232,7 @@ OPS = Function(
         "click": CLI_ONLY,
         "rich": CLI_ONLY,
         "duckdb": DUCKDB,
+        "faker": "the clone's realistic fakes; only the clone-database Lambda (exporter zip) masks",
     },
     config=True,  # kpi.toml's [suspend] (and [clone]) table, at /var/task/kpi.toml (the working directory)
     other_handlers=("pipeline.lambdas.clone.handler",),
@@ -256,6 +260,8 @@ STRIP_DIRS = {"__pycache__", "tests", "include", "src"}  # src/include: pyarrow'
 STRIP_DIRS_ONLY_IN = {"include": "pyarrow", "src": "pyarrow"}  # elsewhere a folder named so may be code
 STRIP_SUFFIXES = (".pyc", ".pyx", ".pxd", ".pxi", ".h", ".hpp", ".cc", ".cpp", ".c", ".cmake")
 STRIP_TOP = {"bin"}  # console scripts, with a shebang of the building machine's Python
+# Faker's providers hold one folder per locale; the clone's fakes are ja_JP and en_US (which build on en).
+FAKER_LOCALES = {"en", "en_US", "ja_JP", "en_GB", "la"}  # en_GB, la: the bank and lorem providers fall back to them
 
 
 # ------------------------------------------------------------------------------------------------ requirements
@@ -371,7 +377,13 @@ def dependencies_key(reqs: Sequence[str], options: Options) -> str:
         "platforms": platforms(options.arch, options.python),
         "python": options.python,
         "compiled_by": options.compiler_version,
-        "strip": [sorted(STRIP_DIRS), sorted(STRIP_DIRS_ONLY_IN.items()), list(STRIP_SUFFIXES), sorted(STRIP_TOP)],
+        "strip": [
+            sorted(STRIP_DIRS),
+            sorted(STRIP_DIRS_ONLY_IN.items()),
+            list(STRIP_SUFFIXES),
+            sorted(STRIP_TOP),
+            sorted(FAKER_LOCALES),
+        ],
         "v": CACHE_VERSION,
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
@@ -411,6 +423,10 @@ def strip(site: Path) -> int:
         top = here.relative_to(site).parts[:1]
         for name in list(dirs):
             if name in STRIP_DIRS and (name not in STRIP_DIRS_ONLY_IN or top == (STRIP_DIRS_ONLY_IN[name],)):
+                gone(here / name)
+                dirs.remove(name)
+        if here.parent == site / "faker" / "providers":  # here is faker/providers/<provider>: its folders are locales
+            for name in [d for d in dirs if d != "__pycache__" and d not in FAKER_LOCALES]:
                 gone(here / name)
                 dirs.remove(name)
         for name in files:

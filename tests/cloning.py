@@ -7,9 +7,11 @@ calls made with assumed-role credentials as that account). Two stand-ins, both a
   cannot serve (restoring another account's shared snapshot). It refuses what AWS refuses — a snapshot not
   shared with the caller's account, or encrypted with a key the caller was not granted — and otherwise
   creates the cluster the restore would.
-- :class:`Loopback` is what DNS and the VPC would be: every cluster endpoint reaches the MariaDB server,
-  as a user who sees only the cloned database (as a restored cluster holds only production's databases).
-  It records the credentials each connection was opened with.
+- :class:`Loopback` is what DNS and the VPC would be: every cluster endpoint reaches one MariaDB server of
+  the tests' own (tests/mariadb.py), whose logins are the cluster's. The master login (``admin``, moto's)
+  arrives as a user who may read and change logins and sees only the cloned database (as a restored cluster
+  holds only production's databases); any other login is checked by the server with the password given. It
+  records the credentials each connection was opened with.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pipeline.clone.worker import check_health, mask_temporary
 from pipeline.clone.workflow import CloneWorkflow, Progress, assume_role
 from tests.clone_masking import RULES, create_shop
 from tests.conftest import MySqlServer
+from tests.mariadb import ADMIN
 
 PRODUCTION = "123456789012"
 STAGING = "210987654321"
@@ -74,6 +77,7 @@ class Accounts:
             poll_seconds=0,
             min_interval_hours=12,
             grace_hours=24,
+            keep_logins=(ADMIN, "root"),  # the tests' own logins on their MariaDB
         )
         return replace(base, **changes)
 
@@ -205,22 +209,41 @@ def _refused(message: str) -> ClientError:
     return ClientError({"Error": {"Code": "InvalidRestoreFault", "Message": message}}, "RestoreDBClusterFromSnapshot")
 
 
-class Loopback:
-    """Every cluster endpoint reaches the MariaDB server as a user who sees only ``database``."""
+MASTER = "admin"  # the master user of every cluster moto makes here
+APP_PASSWORD = "production-app-password"  # staging's application login, as production has it
+ANALYST_PASSWORD = "production-analyst-password"  # a login staging does not need
 
-    def __init__(self, server: MySqlServer, database: str, user: str, password: str) -> None:
+
+class Loopback:
+    """Every cluster endpoint reaches the tests' MariaDB: the master login as a user who sees only ``database``,
+    any other login as itself. ``app`` (a staging login) and ``analyst`` exist with production's passwords."""
+
+    def __init__(self, server: MySqlServer, database: str, user: str, password: str, suffix: str = "") -> None:
         self.server, self.database, self.user, self.password = server, database, user, password
+        self.app, self.analyst = f"app{suffix}", f"analyst{suffix}"
         self.seen: list[dict[str, Any]] = []
 
     def __call__(self, credentials: Mapping[str, Any]) -> Any:
         self.seen.append(dict(credentials))
+        master = credentials.get("username") == MASTER
         return pymysql.connect(
             host=self.server.host,
             port=self.server.port,
-            user=self.user,
-            password=self.password,
+            user=self.user if master else str(credentials["username"]),
+            password=self.password if master else str(credentials["password"]),
             charset="utf8mb4",
             autocommit=False,
+        )
+
+    def log_in(self, user: str, password: str) -> Any:
+        """A login to the copy as ``user`` (what staging's applications do)."""
+        return pymysql.connect(
+            host=self.server.host,
+            port=self.server.port,
+            user=user,
+            password=password,
+            connect_timeout=3,
+            autocommit=True,  # holds no metadata lock that would block the test's DROP DATABASE
         )
 
 
@@ -277,22 +300,30 @@ def drive(
 
 
 def clone_database(server: MySqlServer) -> Iterator[tuple[str, Loopback]]:
-    """A fresh shop database and a MariaDB user who sees only it."""
-    name = f"kpi_clone_{uuid.uuid4().hex[:10]}"
-    user, password = f"u{uuid.uuid4().hex[:12]}", uuid.uuid4().hex
+    """A fresh shop database on the tests' own MariaDB (``cluster_server``), a master user who sees only it and
+    may change logins, and production's logins ``app`` and ``analyst``."""
+    suffix = uuid.uuid4().hex[:8]
+    name = f"kpi_clone_{suffix}"
+    user, password = f"u{suffix}", uuid.uuid4().hex
+    loopback = Loopback(server, name, user, password, suffix)
+    logins = {user: password, loopback.app: APP_PASSWORD, loopback.analyst: ANALYST_PASSWORD}
     with server.connect() as admin, admin.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-        cursor.execute(f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'")
-        cursor.execute(f"CREATE USER '{user}'@'localhost' IDENTIFIED BY '{password}'")
-        cursor.execute(f"GRANT ALL ON `{name}`.* TO '{user}'@'%'")
-        cursor.execute(f"GRANT ALL ON `{name}`.* TO '{user}'@'localhost'")
+        for host in ("%", "localhost"):
+            for login, secret in logins.items():
+                cursor.execute(f"CREATE USER '{login}'@'{host}' IDENTIFIED BY '{secret}'")
+            cursor.execute(f"GRANT ALL ON `{name}`.* TO '{user}'@'{host}' WITH GRANT OPTION")
+            cursor.execute(f"GRANT CREATE USER ON *.* TO '{user}'@'{host}'")  # as RDS's master user has
+            cursor.execute(f"GRANT SELECT ON `mysql`.* TO '{user}'@'{host}'")
+            cursor.execute(f"GRANT SELECT ON `{name}`.* TO '{loopback.app}'@'{host}'")
     connection = replace(server, database=name).connect(charset="utf8mb4")
     create_shop(connection)
     connection.close()
     try:
-        yield name, Loopback(server, name, user, password)
+        yield name, loopback
     finally:
         with server.connect() as admin, admin.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
-            cursor.execute(f"DROP USER IF EXISTS '{user}'@'localhost'")
+            for login in logins:
+                cursor.execute(f"DROP USER IF EXISTS '{login}'@'%'")
+                cursor.execute(f"DROP USER IF EXISTS '{login}'@'localhost'")

@@ -117,6 +117,16 @@ def demo_schema_statements() -> list[str]:
     return [statement.strip() for statement in body.split(";") if statement.strip()]
 
 
+@pytest.fixture(scope="session")
+def cluster_server() -> Iterator[MySqlServer]:
+    """A MariaDB server of the tests' own whose logins stand for a cluster's (tests/mariadb.py): the clone locks
+    and re-passwords logins, which it must never do on the shared server."""
+    from tests.mariadb import PrivateMariaDB
+
+    with PrivateMariaDB() as server:
+        yield server.server()
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

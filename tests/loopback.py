@@ -71,12 +71,18 @@ class LoopbackServer:
         while time.monotonic() < deadline:
             if self._process is None or self._process.poll() is not None:
                 return False
-            try:
-                with OPENER.open(self.endpoint + self.ready_path, timeout=1):
-                    return True
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.05)
+            if self.answers():
+                return True
+            time.sleep(0.05)
         return False
+
+    def answers(self) -> bool:
+        """Whether the server answers yet (an HTTP GET of ``ready_path``; other protocols override it)."""
+        try:
+            with OPENER.open(self.endpoint + self.ready_path, timeout=1):
+                return True
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
 
     def stop(self) -> None:
         process, self._process = self._process, None

@@ -36,7 +36,16 @@ SUBSTITUTIONS = {
     "backfill.asl.json": {"PlannerFunctionArn", "ExporterFunctionArn", "AlertTopicArn", "BackfillConcurrency"},
     "suspend.asl.json": {"SuspendFunctionArn", "AlertTopicArn"},
     "resume.asl.json": {"SuspendFunctionArn", "AlertTopicArn"},
-    "clone.asl.json": {"CloneFunctionArn", "CloneDatabaseFunctionArn", "AlertTopicArn"},
+    "clone.asl.json": {
+        "CloneFunctionArn",
+        "CloneDatabaseFunctionArn",
+        "AlertTopicArn",
+        "CloneMaskRunner",
+        "CloneMaskClusterArn",
+        "CloneMaskTaskDefinitionArn",
+        "CloneMaskSubnets",
+        "CloneMaskSecurityGroups",
+    },
 }
 PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
 TERMINAL_TYPES = {"Succeed", "Fail"}
@@ -71,6 +80,11 @@ def sample_substitutions() -> dict[str, str]:
         "CloneDatabaseFunctionArn": f"{arn}-clone-database",
         "AlertTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:kpi-pipeline-alerts",
         "BackfillConcurrency": "2",
+        "CloneMaskRunner": "ecs",
+        "CloneMaskClusterArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/kpi-pipeline-clone-mask",
+        "CloneMaskTaskDefinitionArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/kpi-pipeline-clone-mask:1",
+        "CloneMaskSubnets": "subnet-0a1b2c3d,subnet-4e5f6a7b",
+        "CloneMaskSecurityGroups": "sg-0123456789abcdef0,sg-0fedcba9876543210",
     }
 
 

@@ -7,27 +7,34 @@ module's own guards never get that far.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pymysql
 import pytest
 
 from pipeline.clone.cloud import Account
 from pipeline.clone.config import config_from_table
-from pipeline.clone.errors import CloneError, CoverageError
+from pipeline.clone.errors import CloneError, CoverageError, RuleFileError
 from pipeline.clone.names import Names, Tags, check_deletable
 from pipeline.clone.worker import mask_temporary
 from pipeline.clone.workflow import CloneWorkflow
 from pipeline.lambdas import clone as clone_lambda
+from pipeline.lambdas import clone_database as clone_database_lambda
 from pipeline.lambdas.errorlog import RetryableError
 from tests.aws import MotoServer
+from tests.clone_masking import USERS
 from tests.cloning import (
+    ANALYST_PASSWORD,
+    APP_PASSWORD,
     NOON,
     PROD_PASSWORD,
     PRODUCTION,
+    RECORD,
     ROLE,
     SOURCE,
     STAGING,
@@ -35,6 +42,7 @@ from tests.cloning import (
     Loopback,
     SharedRestore,
     clone_database,
+    clone_variables,
     drive,
     reader,
     record_target,
@@ -42,6 +50,7 @@ from tests.cloning import (
     set_up_accounts,
 )
 from tests.conftest import MySqlServer
+from tests.mariadb import ADMIN, ADMIN_PASSWORD
 from tests.test_clone_masking import SHOP_TABLES, assert_masked_exactly_once, dump, tables_of
 
 RUN = "20261128-0300"
@@ -49,8 +58,8 @@ NIGHTLY = {"shop-prod-2026-11-26", "shop-prod-2026-11-27"}
 
 
 @pytest.fixture
-def shop(mysql_server: MySqlServer) -> Iterator[tuple[str, Loopback]]:
-    yield from clone_database(mysql_server)
+def shop(cluster_server: MySqlServer) -> Iterator[tuple[str, Loopback]]:
+    yield from clone_database(cluster_server)
 
 
 @pytest.fixture
@@ -406,3 +415,115 @@ def test_a_copy_on_write_clone_takes_no_snapshot_of_production(accounts: Account
     assert manual_snapshots(accounts) == NIGHTLY | {Names(RUN).masked_snapshot, Names(RUN).shared_snapshot}
     assert restore.calls[0]["shared"] == [STAGING]
     assert_masked_exactly_once(reader(loopback), b"k" * 32)
+
+
+def test_databases_scope_the_clone_and_the_others_never_reach_the_snapshot(
+    accounts: Accounts, shop: tuple[str, Loopback]
+) -> None:
+    database, loopback = shop
+    other = f"{database}_scratch"
+    with loopback.server.connect() as admin, admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{other}`")
+        cursor.execute(f"CREATE TABLE `{other}`.`notes` (id INT PRIMARY KEY, email TEXT)")
+        cursor.execute(f"INSERT INTO `{other}`.`notes` VALUES (1, 'taro@mail.co.jp')")
+        for host in ("%", "localhost"):
+            cursor.execute(f"GRANT ALL ON `{other}`.* TO '{loopback.user}'@'{host}'")
+    try:
+        unscoped = workflow(accounts)
+        drive(unscoped, loopback, stop_at="mask")
+        with pytest.raises(RuleFileError, match=f"database {other} has no masking rule file"):
+            mask_temporary(accounts.config(), RUN, clients=accounts.production, connect=loopback)
+        answer = mask_temporary(
+            accounts.config(databases=(database,)), RUN, clients=accounts.production, connect=loopback
+        )
+        assert answer["masked"] is True
+        assert answer["databases"] == {database: "masked"}
+        with loopback.server.connect() as admin, admin.cursor() as cursor:
+            cursor.execute("SHOW DATABASES LIKE %s", (other,))
+            assert cursor.fetchall() == ()  # dropped from the temporary cluster before the masking started
+    finally:
+        with loopback.server.connect() as admin, admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{other}`")
+
+
+def test_staging_gets_new_logins_and_no_production_password_opens_it(
+    accounts: Accounts, shop: tuple[str, Loopback]
+) -> None:
+    database, loopback = shop
+    loopback.log_in(loopback.app, APP_PASSWORD).close()  # production's passwords work on the fresh copy
+    loopback.log_in(loopback.analyst, ANALYST_PASSWORD).close()
+    grant = f"GRANT INSERT ON `{database}`.`orders` TO '{loopback.app}'@'%'"
+    clone = workflow(accounts, staging_logins=(loopback.app,), login_statements=(grant,))
+    steps = drive(clone, loopback)
+    assert steps[-1].next == "done"
+    names = Names(RUN)
+
+    # production's passwords open nothing: the staging login was re-passworded, every other login locked
+    for login, password in ((loopback.app, APP_PASSWORD), (loopback.analyst, ANALYST_PASSWORD)):
+        with pytest.raises(pymysql.OperationalError) as refused:
+            loopback.log_in(login, password)
+        assert refused.value.args[0] in (1045, 4151), refused.value  # access denied / account locked
+    with loopback.server.connect() as admin, admin.cursor() as cursor:
+        for host in ("%", "localhost"):
+            cursor.execute(f"SHOW CREATE USER '{loopback.analyst}'@'{host}'")
+            assert "ACCOUNT LOCK" in cursor.fetchone()[0]  # and its production hash overwritten
+
+    # staging's applications find the new credentials in staging's Secrets Manager, under the record's name
+    secret = accounts.staging("secretsmanager").get_secret_value(SecretId=f"kpi-clone/login/{loopback.app}")
+    credentials = json.loads(secret["SecretString"])
+    assert credentials["host"] == RECORD
+    assert credentials["username"] == loopback.app
+    assert credentials["password"] not in (APP_PASSWORD, PROD_PASSWORD)
+    assert len(credentials["password"]) >= 24
+    app = loopback.log_in(loopback.app, credentials["password"])
+    with app.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM `{database}`.users")
+        assert cursor.fetchone() == (USERS,)
+    app.close()
+    with loopback.server.connect() as admin, admin.cursor() as cursor:
+        cursor.execute(f"SHOW GRANTS FOR '{loopback.app}'@'%'")
+        assert any("INSERT ON" in row[0] and "`orders`" in row[0] for row in cursor.fetchall())  # login_statements
+    # the health check logged in with it before the record was switched
+    health_logins = [c for c in loopback.seen if c.get("username") == loopback.app]
+    assert [c["password"] for c in health_logins] == [credentials["password"]]
+    assert health_logins[0]["dbClusterIdentifier"] == names.staging_cluster
+
+    # the masked snapshot says what was done to the logins; the passwords' production copy is gone
+    tags = Account(accounts.production, label="p", protected=SOURCE).snapshot(names.masked_snapshot)
+    assert tags is not None
+    assert tags.tags[Tags.LOGINS].startswith("2 for staging / 2 locked / ")  # app and analyst, @% and @localhost
+    production_secrets = {s["Name"] for s in accounts.production("secretsmanager").list_secrets()["SecretList"]}
+    assert production_secrets == {"kpi/clone-masking-key"}
+    assert loopback.log_in(ADMIN, ADMIN_PASSWORD)  # keep_logins: left as they were
+
+
+def test_a_staging_login_the_copy_does_not_have_stops_the_clone_before_the_snapshot(
+    accounts: Accounts, shop: tuple[str, Loopback]
+) -> None:
+    _, loopback = shop
+    restore = SharedRestore(accounts)
+    with pytest.raises(CloneError, match="staging_logins names ghost, which the copy does not have"):
+        drive(workflow(accounts, restore, staging_logins=("ghost",)), loopback)
+    assert manual_snapshots(accounts) == NIGHTLY
+    assert restore.calls == []
+
+
+def test_the_ecs_tasks_entry_point_masks_with_no_time_limit_and_exits_with_what_happened(
+    accounts: Accounts, shop: tuple[str, Loopback], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m pipeline.lambdas.clone_database mask RUN`, as the Fargate task runs it (CloneMaskRunner=ecs):
+    configured by the same variables as the Lambda, it masks in one go and says so on stdout and in its code."""
+    _, loopback = shop
+    drive(workflow(accounts), loopback, stop_at="mask")
+    for name, value in clone_variables(accounts.config()).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("KPI_CONFIG", "/nonexistent/kpi.toml")
+    monkeypatch.setattr("pipeline.clone.worker.connect_mysql", loopback)  # the VPC and its DNS (tests/cloning.py)
+    assert clone_database_lambda.main(["mask"]) == 2
+    assert clone_database_lambda.main(["mask", RUN]) == 0
+    answer = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["clone_database"]
+    assert (answer["run"], answer["masked"]) == (RUN, True)
+    assert_masked_exactly_once(reader(loopback), b"k" * 32)
+    monkeypatch.setenv("KPI_CLONE_MASKING_KEY_SECRET", "kpi/missing-key")
+    assert clone_database_lambda.main(["mask", "20261001-0000"]) == 1  # no such run: a person must look
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["level"] == "error"

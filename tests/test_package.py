@@ -220,6 +220,7 @@ def test_every_dependency_of_pyproject_is_in_or_out_of_each_function_with_its_ve
     dependencies = package.project_dependencies()
     assert package.requirements(FUNCTIONS["exporter"], dependencies) == [
         f"cronsim{dependencies['cronsim']}",
+        "faker==40.63.0",  # the clone's fakes (the clone-database Lambda, and the ECS masking task)
         f"pyarrow{dependencies['pyarrow']}",
         "pymysql[rsa]==1.2.4",
         f"pyyaml{dependencies['pyyaml']}",
@@ -436,6 +437,26 @@ print(json.dumps(sorted(load_rule_folder(os.environ["KPI_CLONE_RULES"]))))
     done = run_in_lambda(lambda_python, unpacked["exporter"], runtime, code, env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == sorted(load_rule_folder(ROOT / "masking"))
+
+    # the `fake` rules' Faker, with only the locales the package keeps, draws what the development one does
+    from pipeline.clone.fakes import fake
+
+    kinds = [
+        ("name", "ja_JP"),
+        ("kana_name", "ja_JP"),
+        ("address", "ja_JP"),
+        ("company", "en_US"),
+        ("postcode", "en_US"),
+    ]
+    code = f"""
+import json
+from pipeline.clone.fakes import fake
+print(json.dumps([fake(kind, locale, "ab" * 32, suffix=8) for kind, locale in {kinds!r}], ensure_ascii=False))
+"""
+    done = run_in_lambda(lambda_python, unpacked["exporter"], runtime, code, env=env)
+    assert done.returncode == 0, done.stderr
+    drawn = [fake(kind, locale, "ab" * 32, suffix=8) for kind, locale in kinds]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == drawn
 
 
 def invoke(python: str, task: Path, runtime: Path, function: str, event: dict[str, Any], env: Mapping[str, str]) -> Any:

@@ -234,6 +234,26 @@ def test_the_schedules_are_japan_time_and_switched_off_by_default(template: dict
         assert json.loads(properties["Target"]["Input"]) == {}
 
 
+def test_the_tick_of_the_named_schedules_invokes_only_the_suspend_lambda_and_is_off_by_default(
+    template: dict[str, Any],
+) -> None:
+    parameters, resources = template["Parameters"], template["Resources"]
+    assert parameters["SuspendTickEnabled"]["Default"] == "false"
+    assert template["Conditions"]["SuspendTickOn"] == {
+        "Fn::And": [{"Condition": "SuspendOn"}, {"Fn::Equals": [{"Ref": "SuspendTickEnabled"}, "true"]}]
+    }
+    properties = resources["SuspendTickSchedule"]["Properties"]
+    assert properties["State"] == {"Fn::If": ["SuspendTickOn", "ENABLED", "DISABLED"]}
+    assert properties["ScheduleExpression"] == "rate(15 minutes)"
+    assert SuspendConfig(accounts=(ACCOUNT,)).tick_minutes == 15  # what a tick looks back over
+    assert properties["Target"]["Arn"] == {"Fn::GetAtt": ["SuspendFunction", "Arn"]}
+    assert json.loads(properties["Target"]["Input"]) == {"action": "tick"}
+    (invoke, dead_letters) = resources["SuspendTickRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert invoke["Action"] == "lambda:InvokeFunction"
+    assert invoke["Resource"] == [{"Fn::GetAtt": ["SuspendFunction", "Arn"]}, {"Fn::Sub": "${SuspendFunction.Arn}:*"}]
+    assert dead_letters["Resource"] == {"Fn::GetAtt": ["ScheduleDeadLetterQueue", "Arn"]}
+
+
 def test_aws_automatic_database_starts_go_to_the_suspend_state_machine(template: dict[str, Any]) -> None:
     rule = template["Resources"]["DatabaseAutoStartRule"]["Properties"]
     assert rule["State"] == {"Fn::If": ["SuspendOn", "ENABLED", "DISABLED"]}
@@ -302,7 +322,9 @@ def test_every_mutating_suspend_action_is_allowed_only_on_opted_in_resources_of_
     template: dict[str, Any],
 ) -> None:
     policy = SuspendPolicy.of(template)
-    opt_in = {"aws:ResourceTag/kpi:suspend": "true"}
+    # opted in: the tag carries a value other than false ("true", or a schedule's name: [suspend.schedules])
+    opt_in = {"aws:ResourceTag/kpi:suspend": "?*"}
+    not_off = {"aws:ResourceTag/kpi:suspend": "false"}
     assert policy.mutating() >= {
         "ec2:StopInstances",
         "ec2:StartInstances",
@@ -325,7 +347,8 @@ def test_every_mutating_suspend_action_is_allowed_only_on_opted_in_resources_of_
         if not actions & policy.mutating():
             continue
         # tag-conditioned …
-        assert statement["Condition"]["StringEquals"] == opt_in, statement["Sid"]
+        assert statement["Condition"]["StringLike"] == opt_in, statement["Sid"]
+        assert statement["Condition"]["StringNotEqualsIgnoreCase"] == not_off, statement["Sid"]
         # … and narrowed to this partition, Region and account, by the resource type each action acts on
         for resource in resources:
             service = resource.split(":")[2]

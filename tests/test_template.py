@@ -68,6 +68,7 @@ SUSPEND_READS = {
     "ecs:DescribeServices",
     "ecs:ListTagsForResource",
     "application-autoscaling:DescribeScalableTargets",
+    "pricing:GetProducts",  # the savings report: AWS Price List prices (public, account-less data)
     "sts:GetCallerIdentity",
 }
 # … and the clone Lambda's: which account its credentials are of, and its security group found by name (EC2's
@@ -418,6 +419,10 @@ PARAMETERS = {
     "CloneSourceKmsKeyArn": "",
     "CloneInstanceClass": "db.r6g.large",
     "CloneClusterParameterGroup": "",
+    "CloneDatabases": "shop",
+    "CloneStagingLogins": "shop_app,shop_batch",
+    "CloneKeepLogins": "",
+    "CloneLoginStatements": "ALTER USER shop_batch IDENTIFIED WITH AWSAuthenticationPlugin AS 'RDS'",
     "CloneTargetAccount": "210987654321",
     "CloneTargetRoleArn": "arn:aws:iam::210987654321:role/kpi-clone-staging",
     "CloneTargetSubnetGroup": "shop-staging-private",
@@ -523,7 +528,8 @@ def test_the_code_is_the_zips_of_the_chosen_architecture(tmp_path: Path) -> None
     machines = resources_of(template, "AWS::Serverless::StateMachine")
     kpis = {"ExporterFunctionArn", "PlannerFunctionArn", "AlertTopicArn", "BackfillConcurrency"}
     suspend = {"SuspendFunctionArn", "AlertTopicArn"}
-    clone = {"CloneFunctionArn", "CloneDatabaseFunctionArn", "AlertTopicArn"}
+    clone = {"CloneFunctionArn", "CloneDatabaseFunctionArn", "AlertTopicArn", "CloneMaskRunner"}
+    clone |= {"CloneMaskClusterArn", "CloneMaskTaskDefinitionArn", "CloneMaskSubnets", "CloneMaskSecurityGroups"}
     expected = {"export": kpis, "backfill": kpis, "suspend": suspend, "resume": suspend, "clone": clone}
     assert len(machines) == len(expected)
     for machine in machines.values():
@@ -678,7 +684,12 @@ def test_nothing_is_allowed_on_any_resource_but_log_delivery(template: dict[str,
             continue
         assert statement["Effect"] == "Allow"
         if "*" in as_list(statement["Resource"]):
-            allowed = {"SuspendRole": SUSPEND_READS, "CloneRole": CLONE_READS}.get(role, ALLOWED_ON_ANY_RESOURCE)
+            # ECR's login (GetAuthorizationToken) takes no narrower resource: the clone's Fargate masking task pulls
+            allowed = {
+                "SuspendRole": SUSPEND_READS,
+                "CloneRole": CLONE_READS,
+                "CloneMaskExecutionRole": {"ecr:GetAuthorizationToken"},
+            }.get(role, ALLOWED_ON_ANY_RESOURCE)
             assert actions <= allowed, (role, actions)
     managed = {
         name: r["Properties"].get("ManagedPolicyArns", [])

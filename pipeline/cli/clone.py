@@ -26,6 +26,7 @@ def clone() -> None:
     Examples:
       kpi clone plan                                   # the rule files, checked
       kpi clone plan --url mysql://root@127.0.0.1:3306/   # ... against a server's schema: the coverage gate
+      kpi clone mask --url mysql://root@127.0.0.1:3306/shop_copy --rules masking/shop.yaml   # try on a copy
       kpi clone run                                    # start the deployed state machine
       kpi clone status
     """
@@ -47,8 +48,9 @@ def plan_command(url: str | None, folder: Path, write: bool) -> None:
     """Check the masking rules; with --url, run the coverage gate and print what masking would do.
 
     Every column of every database on the server must be covered by a rule (keep counts): a column no rule
-    covers fails the gate, and the stub to paste is printed (--write adds it for you to review). Reads
-    information_schema only; writes nothing to the server.
+    covers fails the gate, and the stub to paste is printed (--write adds it for you to review). A database
+    at the end of the URL (mysql://reader@host:3306/shop) checks that one only; without, `databases` of
+    [clone] in kpi.toml, else every database the login sees. Reads information_schema only; writes nothing.
     """
     from pipeline.clone import load_rule_folder
 
@@ -66,14 +68,22 @@ def plan_command(url: str | None, folder: Path, write: bool) -> None:
 
 def _gate(url: str, folder: Path, rules: dict[str, Any], write: bool) -> bool:
     from pipeline.clone import CoverageError, apply_stubs, check_databases, new_rule_file, plan_masking
+    from pipeline.clone.config import configured_scope
+    from pipeline.clone.coverage import in_scope
+    from pipeline.clone.local import connect
     from pipeline.clone.mysql import list_databases, read_schema
 
     console, ok = stdout(), True
-    connection = _connect(url)
+    connection, settings = connect(url, "kpi clone plan --url")
+    scope = (settings.database,) if settings.database else configured_scope()
+    if scope:
+        whose = "the URL's" if settings.database else "[clone] databases"
+        console.print(escape(f"databases: {', '.join(scope)} ({whose})"))
     try:
         with connection.cursor() as cursor:
-            databases = list_databases(cursor)
-            for problem in check_databases(databases, rules, str(folder)):
+            found = list_databases(cursor)
+            databases = in_scope(found, scope)
+            for problem in check_databases(found, rules, str(folder), scope):
                 ok = False
                 stderr().print(escape(str(problem)))
                 name = Path(problem.location.path).stem
@@ -99,20 +109,42 @@ def _gate(url: str, folder: Path, rules: dict[str, Any], write: bool) -> bool:
     return ok
 
 
-def _connect(url: str) -> Any:
-    import pymysql
+@clone.command("mask")
+@click.option("--url", metavar="MYSQL_URL", required=True, help="The copy to mask: mysql://user@host:3306/shop_copy.")
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(path_type=Path),
+    default=Path("masking"),
+    show_default=True,
+    help="A rule file, or a folder holding one for the URL's database.",
+)
+@click.option("--key-secret", metavar="SECRET", help="Mask with the key in this Secrets Manager secret (name or ARN).")
+@click.option("--chunk-rows", type=click.IntRange(1, 1_000_000), default=5000, show_default=True, hidden=True)
+def mask_command(url: str, rules_path: Path, key_secret: str | None, chunk_rows: int) -> None:
+    """Mask a disposable copy in place, as a clone would: the gate, the engine, the journal, the PII scan.
 
-    from pipeline.clone import CloneError
-    from pipeline.sources.mysql import connection_arguments, parse_mysql_url, resolve_credentials
+    Refuses a database not marked as a disposable copy (a table kpi_disposable_copy naming it; README: Trying
+    a rule file on a dev copy). Stopped anywhere, run it again: it resumes after the last chunk. Without
+    --key-secret a random key is used, so values differ from a real clone's.
 
-    settings = resolve_credentials(parse_mysql_url(url), where="kpi clone plan --url")
-    try:  # TLS as a source's: ssl=true verifies the certificate and the host name
-        return pymysql.connect(**connection_arguments(settings, connect_timeout=10), charset="utf8mb4")
-    except pymysql.MySQLError as error:
-        raise CloneError(
-            f"cannot connect to {settings.display}: {error}",
-            hint="a URL takes ?secret=ARN (Secrets Manager), iam=true or ssl=true, as a source's does",
-        ) from None
+    \b
+    Examples:
+      kpi clone mask --url mysql://root@127.0.0.1:3306/shop_copy --rules masking/shop.yaml
+      kpi clone mask --url 'mysql://me@dev-db:3306/shop_copy?ssl=true' --key-secret kpi/clone-masking-key
+    """
+    from pipeline.clone.local import mask_copy, random_key
+
+    if key_secret:
+        from pipeline.aws import AwsClients
+        from pipeline.clone.worker import masking_key
+
+        key = masking_key(AwsClients(), key_secret)
+    else:
+        key = random_key()
+        stderr().print("no --key-secret: masking with a random key (values differ from a real clone's)")
+    report = mask_copy(url, rules_path, key, chunk_rows=chunk_rows)
+    stdout().print(escape(report.text()))
 
 
 @clone.command("run")

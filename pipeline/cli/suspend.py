@@ -64,6 +64,9 @@ def _request_options(command: F) -> F:
         ),
         click.option("--id", "ids", multiple=True, metavar="ID", help="Only this resource (id or ARN); repeatable."),
         click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only opted-in resources with it."),
+        click.option(
+            "--schedule", default="", metavar="NAME", help="The resources of this schedule (default: the global one)."
+        ),
         click.option("--now", "now_text", metavar="ISO", help="Decide as at this moment (no offset: the zone's)."),
         click.option("--ignore-holiday", is_flag=True, help="Start even on a holiday."),
         click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (the Lambda's answer)."),
@@ -74,7 +77,13 @@ def _request_options(command: F) -> F:
 
 
 def _request(
-    action: str, phase: str, ids: tuple[str, ...], tags: tuple[str, ...], now_text: str | None, **flags: bool
+    action: str,
+    phase: str,
+    ids: tuple[str, ...],
+    tags: tuple[str, ...],
+    now_text: str | None,
+    schedule: str = "",
+    **flags: bool,
 ) -> Request:
     from pipeline.suspend import Request, Selector
     from pipeline.suspend.request import parse_now
@@ -91,6 +100,7 @@ def _request(
         tuple(Selector(i) for i in ids),
         tuple(pairs),
         now=parse_now(now_text) if now_text else None,
+        schedule=schedule,
         **flags,
     )
 
@@ -102,6 +112,7 @@ def plan_command(
     phase: str,
     ids: tuple[str, ...],
     tags: tuple[str, ...],
+    schedule: str,
     now_text: str | None,
     ignore_holiday: bool,
     as_json: bool,
@@ -117,7 +128,7 @@ def plan_command(
     from pipeline.suspend import load_config, make_plan
     from pipeline.suspend.apply import preview
 
-    request = _request(action, phase, ids, tags, now_text, ignore_holiday=ignore_holiday)
+    request = _request(action, phase, ids, tags, now_text, schedule, ignore_holiday=ignore_holiday)
     planned = make_plan(request, load_config())
     if as_json:
         print_json(preview(planned.plan, account=planned.account, region=planned.region).to_dict())
@@ -173,6 +184,7 @@ def apply_command(
     phase: str,
     ids: tuple[str, ...],
     tags: tuple[str, ...],
+    schedule: str,
     now_text: str | None,
     ignore_holiday: bool,
     as_json: bool,
@@ -193,7 +205,7 @@ def apply_command(
     """
     from pipeline.suspend import load_config, make_plan, run
 
-    request = _request(action, phase, ids, tags, now_text, ignore_holiday=ignore_holiday, dry_run=dry_run)
+    request = _request(action, phase, ids, tags, now_text, schedule, ignore_holiday=ignore_holiday, dry_run=dry_run)
     config = load_config()
     if dry_run and not as_json:
         _print_plan(make_plan(request, config))
@@ -301,3 +313,80 @@ def calendar_command(now_text: str | None, days: int, as_json: bool) -> None:
     for day, name in upcoming:
         table.add_row(day.isoformat(), f"{day:%a}", escape(name))
     console.print(table)
+
+
+@suspend.command("tick")
+@click.option("--now", "now_text", metavar="ISO", help="As at this moment (no offset: the zone's wall clock).")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs' reports as JSON.")
+def tick_command(now_text: str | None, as_json: bool) -> None:
+    """Do what every schedule says is due since the last tick (run it every tick_minutes, 15 by default).
+
+    A schedule whose suspend_at or working-day resume_at fired since runs for its resources (those whose
+    kpi:suspend tag names it; true is the global one); suspends a maintenance window deferred are finished;
+    with start_for_maintenance, stopped databases are started for their maintenance window. Exit 1 when a run
+    needs attention.
+
+    \b
+    Example:
+      kpi suspend tick --now 2026-11-20T23:00
+    """
+    from pipeline.suspend import load_config, tick
+    from pipeline.suspend.request import parse_now
+
+    reports = tick(load_config(), now=parse_now(now_text) if now_text else None)
+    if as_json:
+        print_json([report.to_dict() for report in reports])
+    elif not reports:
+        stdout().print("nothing is due")
+    for report in reports if not as_json else ():
+        _print_report(report)
+    if any(not report.ok for report in reports):
+        sys.exit(EXIT_FAILED)
+
+
+@suspend.command("savings")
+@click.option("--since", "since_text", metavar="ISO", help="From this moment (default: the first of this month).")
+@click.option("--now", "now_text", metavar="ISO", hidden=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the savings as JSON.")
+def savings_command(since_text: str | None, now_text: str | None, as_json: bool) -> None:
+    """The hours the schedules keep each opted-in resource stopped, and what those hours would have cost.
+
+    Hours follow each resource's schedule and the holidays; prices are on-demand USD from the AWS Price List
+    API where it answers, else an offline table (README: Savings). Aurora clusters count their member
+    instances, Multi-AZ instances their standby.
+
+    \b
+    Examples:
+      kpi suspend savings
+      kpi suspend savings --since 2026-11-01 --json
+    """
+    from pipeline.suspend import load_config, savings
+    from pipeline.suspend.request import parse_now
+
+    found = savings(
+        load_config(),
+        since=parse_now(since_text) if since_text else None,
+        now=parse_now(now_text) if now_text else None,
+    )
+    if as_json:
+        print_json(found.to_dict())
+        return
+    console = _console()
+    title = f"kpi suspend savings: {found.since:%Y-%m-%d %H:%M} → {found.until:%Y-%m-%d %H:%M %Z}"
+    table = Table("type", "id", "schedule", "stopped h", "USD/h", "saved USD", "counted", title=title)
+    for row in found.rows:
+        hourly = "-" if row["hourly_usd"] is None else f"{row['hourly_usd']:.4f}"
+        saved = "-" if row["saved_usd"] is None else f"{row['saved_usd']:,.2f}"
+        counted = f"{row['basis']} ({row['priced_by']})"
+        table.add_row(
+            row["type"],
+            escape(row["id"]),
+            escape(row["schedule"]),
+            f"{row['stopped_hours']:.1f}",
+            hourly,
+            saved,
+            escape(counted),
+        )
+    console.print(table)
+    unpriced = f"; not priced: {', '.join(found.summary()['unpriced'])}" if found.summary()["unpriced"] else ""
+    console.print(f"{found.hours:,.1f} hours stopped, {found.cost:,.2f} USD saved{escape(unpriced)}")

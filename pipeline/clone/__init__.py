@@ -6,12 +6,15 @@ the database):
 - ``rules``    masking rule files (``masking/<database>.yaml``), parsed with positions (pure)
 - ``schema``   the restored schema as data: tables, columns, keys, triggers (pure)
 - ``coverage`` the gate: every column covered, every rule fits; stubs for what is not (pure)
-- ``sql``      the SQL of each rule: HMAC-SHA256 on the server, generators, chunk statements (pure)
-- ``plan``     rules × schema → what happens to each table (pure)
+- ``sql``      the SQL of each rule: HMAC-SHA256 on the server, generators, chunk and subset statements (pure)
+- ``plan``     rules × schema → what happens to each table, the subset's order, the reference checks (pure)
 - ``mysql``    information_schema → schema; the masking session
 - ``progress`` the in-database journal (one table, dropped at the end) and the completion marker
-- ``masking``  the engine: in place, in chunks by primary key, resumable, exactly once
+- ``fakes``    realistic fakes (Faker) seeded from keyed hashes
+- ``masking``  the engine: subset, then in place, in chunks by primary key, resumable, exactly once
 - ``scan``     the PII scan after masking, fail closed
+- ``logins``   the copy's database logins: staging's re-passworded, every other one locked
+- ``local``    the gate and the masking on a server the operator names (``kpi clone plan|mask --url``)
 
 And the AWS side: ``config`` (the ``[clone]`` table), ``names`` (run ids, names, tags, the delete guard),
 ``cloud`` (one account's RDS, EC2, Secrets Manager, Route 53), ``workflow`` (the idempotent steps the state

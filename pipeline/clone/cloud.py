@@ -243,6 +243,16 @@ class Account:
             self._check_secret(name)
             self._call("store secret", name, lambda: client.put_secret_value(SecretId=name, SecretString=text))
 
+    def find_secret(self, name: str) -> dict[str, Any] | None:
+        """The secret's JSON value, or None when there is no such secret."""
+        try:
+            value = self.clients("secretsmanager").get_secret_value(SecretId=name)["SecretString"]
+        except AWS_ERRORS as error:
+            if error_code(error) in _GONE:
+                return None
+            raise self._failed("read secret", name, error) from None
+        return dict(json.loads(value))
+
     def read_secret(self, name: str) -> dict[str, Any]:
         try:
             value = json.loads(self.clients("secretsmanager").get_secret_value(SecretId=name)["SecretString"])

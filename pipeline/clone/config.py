@@ -20,13 +20,15 @@ from typing import Any
 from pipeline.clone.errors import CloneError
 from pipeline.settings import config_table
 
-__all__ = ["SNAPSHOT_MODES", "CloneConfig", "config_from_table", "load_config"]
+__all__ = ["SNAPSHOT_MODES", "CloneConfig", "config_from_table", "configured_scope", "load_config"]
 
 CONFIG_FILE = "kpi.toml"
 ENV_PREFIX = "KPI_CLONE_"
 SNAPSHOT_MODES = ("latest", "take", "clone")
 _ACCOUNT = re.compile(r"\d{12}")
 _ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::(\d{12}):role/[\w+=,.@/-]+")
+_DATABASE = re.compile(r"[A-Za-z0-9_$]{1,64}")
+_LOGIN = re.compile(r"[^'`\\\s@]{1,80}")  # a user name (any host): what ALTER USER accepts, without quotes
 _IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,39}")  # leaves room for the run id in cluster names
 _EXAMPLE = """[clone]
 source_account = "111111111111"            # production: where the snapshot is masked
@@ -63,6 +65,10 @@ class CloneConfig:
     instance_class: str = "db.r6g.large"
     cluster_parameter_group: str = ""  # the temporary cluster's; "" is the engine's default (binary log off)
     rules: str = "masking"
+    databases: tuple[str, ...] = ()  # the databases a clone carries; () every one (the others are dropped)
+    staging_logins: tuple[str, ...] = ()  # new passwords, kept in staging as kpi-clone/login/<login>
+    keep_logins: tuple[str, ...] = ()  # left as they are (no password to leak: IAM); every other login is locked
+    login_statements: tuple[str, ...] = ()  # run on the copy after the logins (e.g. switching one to IAM)
     target_cluster_prefix: str = "staging-db"
     target_instance_class: str = "db.r6g.large"
     target_cluster_parameter_group: str = ""
@@ -84,7 +90,9 @@ class CloneConfig:
 
 _REQUIRED = tuple(f.name for f in fields(CloneConfig) if f.default is MISSING)
 _KEYS = tuple(f.name for f in fields(CloneConfig) if f.name != "origin")
-_LISTS = {"target_security_groups"}
+_LISTS = {"target_security_groups", "databases", "staging_logins", "keep_logins", "login_statements"}
+# KPI_CLONE_LOGIN_STATEMENTS separates its statements with ";" (a statement may hold commas, never a ";").
+_SEPARATORS = {"login_statements": ";"}
 _NUMBERS = {
     "poll_seconds": (0, 3600),
     "record_ttl": (1, 86400),
@@ -98,6 +106,9 @@ _HINTS = {
     "snapshot": f"one of {', '.join(SNAPSHOT_MODES)}",
     "source_cluster": "the production Aurora cluster identifier",
     "target_cluster_prefix": "letters, digits and hyphens, starting with a letter, at most 40 characters",
+    "logins": 'user names without a host, e.g. staging_logins = ["shop_app"]: staging\'s applications log in '
+    "with these (new passwords); keep_logins are left as they are; every other login is locked",
+    "databases": 'database names, e.g. databases = ["shop"]; leave it out to clone every database',
 }
 
 
@@ -119,6 +130,20 @@ def load_config(path: Path | None = None, *, environ: Mapping[str, str] | None =
             hint=f"add to {CONFIG_FILE} (README: Cloning production into staging):\n{_EXAMPLE}",
         )
     return config_from_table(table, origin=origin)
+
+
+def configured_scope(path: Path | None = None, *, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """``databases`` of ``[clone]`` (or ``KPI_CLONE_DATABASES``) alone, checked: what ``kpi clone plan`` needs
+    without the AWS settings."""
+    environ = os.environ if environ is None else environ
+    path = path or Path(environ.get("KPI_CONFIG") or CONFIG_FILE)
+    table = {**(config_table(path, "clone", CloneError, _EXAMPLE) or {}), **_variables(environ)}
+    if "databases" not in table:
+        return ()
+    origin = f"{path} [clone]"
+    scope = _list(table["databases"], "databases", origin)
+    _check_databases(scope, origin)
+    return scope
 
 
 def config_from_table(table: Mapping[str, Any], *, origin: str = "[clone]") -> CloneConfig:
@@ -194,12 +219,37 @@ def _check(config: CloneConfig) -> None:
             where=origin,
             hint="the full ARN of a customer-managed key: staging resolves it by ARN, not by alias",
         )
+    _check_databases(config.databases, origin)
+    _check_logins(config, origin)
     if not config.target_security_groups:
         raise CloneError(
             "target_security_groups is empty",
             where=origin,
             hint='the staging cluster\'s security groups, e.g. ["sg-0abc…"]',
         )
+
+
+def _check_databases(databases: tuple[str, ...], origin: str) -> None:
+    for name in databases:
+        if not _DATABASE.fullmatch(name):
+            raise CloneError(f"databases: '{name}' is not a database name", where=origin, hint=_HINTS["databases"])
+
+
+def _check_logins(config: CloneConfig, origin: str) -> None:
+    for key in ("staging_logins", "keep_logins"):
+        for login in getattr(config, key):
+            if not _LOGIN.fullmatch(login):
+                raise CloneError(f"{key}: '{login}' is not a MySQL user name", where=origin, hint=_HINTS["logins"])
+    both = sorted(set(config.staging_logins) & set(config.keep_logins))
+    if both:
+        raise CloneError(
+            f"{', '.join(both)} is in both staging_logins and keep_logins", where=origin, hint=_HINTS["logins"]
+        )
+    for statement in config.login_statements:
+        if ";" in statement:
+            raise CloneError(
+                f"login_statements: {statement!r} holds a ';'", where=origin, hint="one statement per list item"
+            )
 
 
 def _variables(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -210,7 +260,8 @@ def _variables(environ: Mapping[str, str]) -> dict[str, Any]:
         value = environ.get(ENV_PREFIX + key.upper())
         if value is None or (not value and (key in _REQUIRED or key in _NUMBERS or key in _LISTS)):
             continue
-        found[key] = [part.strip() for part in value.split(",") if part.strip()] if key in _LISTS else value
+        separator = _SEPARATORS.get(key, ",")
+        found[key] = [part.strip() for part in value.split(separator) if part.strip()] if key in _LISTS else value
     return found
 
 

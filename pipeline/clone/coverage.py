@@ -20,7 +20,16 @@ from pipeline.clone.sql import output_length
 from pipeline.core.header_rules import suggest
 from pipeline.errors import Location, Problem
 
-__all__ = ["Coverage", "Stub", "apply_stubs", "check_coverage", "check_databases", "new_rule_file", "suggest_rule"]
+__all__ = [
+    "Coverage",
+    "Stub",
+    "apply_stubs",
+    "check_coverage",
+    "check_databases",
+    "in_scope",
+    "new_rule_file",
+    "suggest_rule",
+]
 
 _HASHING = (Strategy.HASH, Strategy.EMAIL, Strategy.LOGIN, Strategy.PHONE)
 # Guesses for a stub, by column name; the first that matches and fits the column wins.
@@ -114,13 +123,38 @@ def check_coverage(rules: RuleFile, schema: Schema) -> Coverage:
             uncovered.extend(missing)
             stubs.append(_stub(rules, table, table_rule, missing))
     problems.sort(key=lambda p: (p.rule != "unclassified-column", p.location))
+    problems.extend(_subset_problems(rules, schema))
     return Coverage(tuple(problems), tuple(stubs), tuple(uncovered))
 
 
-def check_databases(databases: Iterable[str], rules: Mapping[str, RuleFile], folder: str = "masking") -> list[Problem]:
-    """Every database of the restored cluster needs a rule file; a rule file for no database is stale."""
-    present = list(databases)
-    problems = [
+def check_databases(
+    databases: Iterable[str],
+    rules: Mapping[str, RuleFile],
+    folder: str = "masking",
+    scope: Iterable[str] = (),
+) -> list[Problem]:
+    """Every database of the restored cluster needs a rule file; a rule file for no database is stale.
+
+    With a ``scope`` (the database of a ``--url``, or ``databases`` of ``[clone]``) only those databases count:
+    one missing from the server is a problem, the server's others and the folder's other files are not looked at.
+    """
+    present, wanted = list(databases), list(scope)
+    if wanted:
+        problems = [
+            Problem(
+                Location(str(Path(folder) / f"{name}.yaml")),
+                "missing-database",
+                f"database {name} is not on the server{suggest(name, present)}",
+                "check the database name in the URL (or `databases` in [clone]), and that this login may see it",
+            )
+            for name in wanted
+            if name not in present
+        ]
+        present = [name for name in present if name in wanted]
+        rules = {name: file for name, file in rules.items() if name in wanted}
+    else:
+        problems = []
+    problems += [
         Problem(
             Location(str(Path(folder) / f"{name}.yaml")),
             "unclassified-database",
@@ -138,9 +172,15 @@ def check_databases(databases: Iterable[str], rules: Mapping[str, RuleFile], fol
             "remove the file of a dropped database, or fix its `database:` key",
         )
         for name, file in rules.items()
-        if name not in present
+        if name not in present and not wanted
     )
     return problems
+
+
+def in_scope(databases: Iterable[str], scope: Iterable[str] = ()) -> list[str]:
+    """The databases a run covers: every one of the server's, or those of the scope that are there."""
+    wanted = set(scope)
+    return [name for name in databases if not wanted or name in wanted]
 
 
 def new_rule_file(schema: Schema, folder: str = "masking") -> str:
@@ -224,6 +264,22 @@ def fit(rule: ColumnRule, column: Column, table: Table) -> list[tuple[str, str, 
                 f"write `{{json: {{$.key: {strategy.value}}}}}` for the path that holds it, or `hash`",
             )
         )
+    if strategy is Strategy.FAKE:
+        if not column.text or column.json:
+            found.append(
+                ("wrong-column-type", f"`fake` writes text, but {where} is {column.describe()}", "use hash or keep")
+            )
+        if not table.primary_key:
+            found.append(
+                (
+                    "fake-needs-primary-key",
+                    f"`fake` writes {where} row by row, by primary key, and {table.name} has none",
+                    "use hash, email, login or phone (computed by the server), or add a primary key",
+                )
+            )
+        room = (rule.length or 0) + 2 if rule.unique or _in_unique_key(column, table) else 1
+        if column.max_length is not None and column.max_length < room:
+            found.append(("too-long", f"{where} holds {column.max_length} characters: no room for a fake", "use hash"))
     if strategy is Strategy.JSON and not column.json:
         found.append(("not-json", f"{where} is {column.column_type}, not JSON", "use a rule for the whole column"))
     if strategy is Strategy.FIXED:
@@ -246,6 +302,46 @@ def fit(rule: ColumnRule, column: Column, table: Table) -> list[tuple[str, str, 
             )
         )
     return found
+
+
+def _in_unique_key(column: Column, table: Table) -> bool:
+    return any(column.name in key for key in (*table.unique_keys, table.primary_key))
+
+
+def _subset_problems(rules: RuleFile, schema: Schema) -> Iterable[Problem]:
+    """A subset needs a primary key to draw its fraction by; a reference must name columns that exist."""
+    for rule in rules.tables.values():
+        table = schema.tables.get(rule.name)
+        if table is None:
+            continue
+        if rule.subset is not None and rule.subset.fraction < 1 and not table.primary_key:
+            yield Problem(
+                rule.subset.location,
+                "subset-needs-primary-key",
+                f"table {table.name} has no primary key: a fraction of it cannot be drawn",
+                "use `where:` alone, or subset a table that has one",
+            )
+        if rule.subset is not None and rule.truncate:
+            yield Problem(
+                rule.subset.location, "truncate-with-rules", f"table {table.name} is truncated", "drop `subset`"
+            )
+        for reference in rule.references:
+            target = schema.tables.get(reference.table)
+            if table.column(reference.column) is None:
+                yield Problem(
+                    reference.location,
+                    "unknown-column",
+                    f"references: column '{reference.column}' is not in table {table.name}"
+                    f"{suggest(reference.column, [c.name for c in table.columns])}",
+                    "name a column of this table",
+                )
+            elif target is None or target.column(reference.target) is None:
+                yield Problem(
+                    reference.location,
+                    "unknown-reference",
+                    f"references: {reference.table}.{reference.target} is not a column of database {schema.database}",
+                    "name the table and column the values come from, e.g. users.email",
+                )
 
 
 def suggest_rule(column: Column, table: Table) -> str:

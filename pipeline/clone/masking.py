@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,16 @@ from pipeline.clone.plan import MaskingPlan, TablePlan, build_plan
 from pipeline.clone.progress import CompletionMarker, Journal, JournalState, Step, TableProgress
 from pipeline.clone.rules import RuleFile
 from pipeline.clone.scan import Finding, scan, scan_targets
-from pipeline.clone.sql import KeyPads, chunk_end, chunk_range, chunk_update, masked_pattern, quote, whole_update
+from pipeline.clone.sql import (
+    KeyPads,
+    chunk_end,
+    chunk_range,
+    chunk_update,
+    fake_update,
+    masked_pattern,
+    quote,
+    whole_update,
+)
 from pipeline.errors import Problem
 
 __all__ = [
@@ -96,11 +105,13 @@ class MaskingReport:
     tables: list[TableReport] = field(default_factory=list)
     scanned: int = 0
     seconds: float = 0.0
+    subset: list[tuple[str, int]] = field(default_factory=list)  # rows each subset step removed
 
     def text(self) -> str:
         if self.status != "masked":
             return f"database {self.database}: {self.status} (rules and key {self.digest}); nothing done"
         lines = [f"database {self.database}: masked in {self.seconds:.1f}s (rules and key {self.digest})"]
+        lines.extend(f"  subset: {table}: {rows:,} rows removed" for table, rows in self.subset)
         lines.extend(f"  {table}" for table in self.tables)
         lines.append(f"PII scan: {self.scanned} columns sampled, nothing found")
         return "\n".join(lines)
@@ -239,11 +250,20 @@ def _locked_run(
         if state is None:
             _refuse_masked(cursor, plan)
             _preflight(cursor, plan)
-            journal.create(cursor, digest, [t.name for t in plan.tables])
+            first = Step.SUBSET if plan.subset else Step.MASKING
+            journal.create(cursor, digest, [t.name for t in plan.tables], first)
             connection.commit()
             state = journal.read(cursor)
             assert state is not None
         report = MaskingReport(database, digest, "masked")
+        if state.step is Step.SUBSET:  # every delete is idempotent: after a crash the whole subset runs again
+            for step in plan.subset:
+                deleted = _delete(connection, cursor, plan.table(step.table), chunk_rows, step.condition)
+                report.subset.append((step.table, deleted))
+            connection.begin()
+            journal.set_run_step(cursor, Step.MASKING)
+            connection.commit()
+            state.step = Step.MASKING
         if state.step is Step.MASKING:
             for table in plan.tables:
                 progress = state.tables.get(table.name, TableProgress(Step.PENDING))
@@ -253,6 +273,7 @@ def _locked_run(
             connection.begin()
             journal.set_run_step(cursor, Step.MASKED)
             connection.commit()
+        _check_references(cursor, plan)
         findings = scan(cursor, plan)
         if findings:
             raise _scan_error(rules, findings)
@@ -306,8 +327,30 @@ def _refuse_masked(cursor: Any, plan: MaskingPlan) -> None:
         )
 
 
+def _check_references(cursor: Any, plan: MaskingPlan) -> None:
+    """After a subset, no key of the database may point at a row that is gone (declared and virtual keys)."""
+    dangling = []
+    for check in plan.reference_checks:
+        cursor.execute(check.sql, ())
+        (count,) = cursor.fetchone()
+        if count:
+            dangling.append(f"{check.key}: {count} rows")
+    if dangling:
+        raise CloneError(
+            "the subset left references to rows that are gone: " + "; ".join(dangling),
+            where=plan.rules.path,
+            hint="declare the missing key with `references:` (or subset the other table too) so that the subset "
+            "follows it; restore the temporary cluster again, nothing was shared",
+        )
+
+
 def _preflight(cursor: Any, plan: MaskingPlan) -> None:
     problems: list[Problem] = []
+    for step in plan.subset:
+        rule = plan.rules.tables.get(step.table)
+        location = rule.subset.location if rule is not None and rule.subset is not None else plan.rules.path
+        sql = f"SELECT 1 FROM {plan.table(step.table).table_sql} WHERE {step.condition} LIMIT 0"
+        _try(cursor, sql, location, problems)
     for table in plan.tables:
         if table.delete_where:
             rule = plan.rules.tables[table.name]
@@ -370,11 +413,11 @@ def _mask_table(
                 connection.commit()
                 return report
             if table.delete_where:
-                report.deleted = _delete(connection, cursor, table, chunk_rows)
+                report.deleted = _delete(connection, cursor, table, chunk_rows, table.delete_where.replace("%", "%%"))
             connection.begin()
             journal.set_step(cursor, table.name, Step.MASKING)
             connection.commit()
-        if not table.assignments:
+        if not table.assignments and not table.fakes:
             pass
         elif not table.table.primary_key:
             connection.begin()
@@ -423,9 +466,11 @@ def _chunks(
         if end is None:
             connection.commit()
             return
-        sql, params = chunk_update(table.table_sql, table.assignments, key, position, end)
-        cursor.execute(sql, params)
-        rows = max(cursor.rowcount, 0)
+        rows = _fake_chunk(cursor, table, position, end) if table.fakes else 0
+        if table.assignments:
+            sql, params = chunk_update(table.table_sql, table.assignments, key, position, end)
+            cursor.execute(sql, params)
+            rows = max(rows, cursor.rowcount, 0)
         journal.advance(cursor, table.name, end, rows)
         connection.commit()  # the chunk and its journal row, together
         position = tuple(end)
@@ -438,10 +483,35 @@ def _chunks(
             time.sleep(pause)
 
 
-def _delete(connection: Any, cursor: Any, table: TablePlan, chunk_rows: int) -> int:
-    """``delete_where`` in chunks by primary key, each its own transaction (one pass over the table, however
-    few rows match). Deleting is idempotent, so after a crash it simply runs again from the start."""
-    where = table.delete_where.replace("%", "%%")
+def _fake_chunk(cursor: Any, table: TablePlan, position: Sequence[object] | None, end: Sequence[object]) -> int:
+    """One chunk's fakes: the keyed hashes read (never the values), the fakes made here, written by primary key."""
+    from pipeline.clone.fakes import fake
+
+    key = table.table.primary_key
+    where, params = chunk_range(table.table_sql, key, position, end)
+    digests = ", ".join(f.digest_sql for f in table.fakes)
+    cursor.execute(f"SELECT {', '.join(quote(k) for k in key)}, {digests} FROM {table.table_sql} WHERE {where}", params)
+    rows = cursor.fetchall()
+    if not rows:
+        return 0
+    values: list[object] = []
+    for row in rows:
+        values.extend(row[: len(key)])
+        for item, digest in zip(table.fakes, row[len(key) :], strict=True):
+            made = (
+                None
+                if digest is None
+                else fake(item.kind, item.locale, str(digest), suffix=item.suffix, max_length=item.max_length)
+            )
+            values.append(made)
+    cursor.execute(fake_update(table.table_sql, key, [f.column for f in table.fakes], len(rows)), values)
+    return len(rows)
+
+
+def _delete(connection: Any, cursor: Any, table: TablePlan, chunk_rows: int, where: str) -> int:
+    """Rows meeting ``where`` (SQL, ``%`` already doubled) deleted in chunks by primary key, each its own
+    transaction (one pass over the table, however few rows match). Deleting is idempotent, so after a crash it
+    simply runs again from the start."""
     key = table.table.primary_key
     total = 0
     position: tuple[object, ...] | None = None

@@ -23,8 +23,8 @@ from typing import Any
 import pymysql
 
 from pipeline.clone.errors import CloneError
-from pipeline.clone.progress import JOURNAL_TABLE
-from pipeline.clone.schema import Column, Schema, Table
+from pipeline.clone.progress import HELPER_TABLES
+from pipeline.clone.schema import Column, ForeignKey, Schema, Table
 from pipeline.clone.sql import IPAD_VARIABLE, OPAD_VARIABLE, KeyPads
 
 __all__ = ["SYSTEM_DATABASES", "close_session", "list_databases", "open_session", "read_schema"]
@@ -45,11 +45,11 @@ def list_databases(cursor: Any) -> list[str]:
 
 
 def read_schema(cursor: Any, database: str) -> Schema:
-    """The base tables of ``database`` from information_schema (views and the masking journal left out)."""
+    """The base tables of ``database`` from information_schema (views and the module's helper tables left out)."""
     cursor.execute(
         "SELECT TABLE_NAME, ENGINE, TABLE_ROWS FROM information_schema.TABLES "
-        "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME <> %s",
-        (database, JOURNAL_TABLE),
+        "WHERE TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME NOT IN (%s, %s)",
+        (database, *HELPER_TABLES),
     )
     tables = {name: (engine or "", int(rows or 0)) for name, engine, rows in cursor.fetchall()}
     json_columns = _mariadb_json_columns(cursor, database)
@@ -97,6 +97,18 @@ def read_schema(cursor: Any, database: str) -> Schema:
     triggers: dict[str, list[str]] = defaultdict(list)
     for table, name, timing, event in cursor.fetchall():
         triggers[table].append(f"{name} ({timing} {event})")
+    cursor.execute(
+        "SELECT TABLE_NAME, CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME "
+        "FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = %s AND REFERENCED_TABLE_SCHEMA = %s "
+        "AND REFERENCED_TABLE_NAME IS NOT NULL ORDER BY TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION",
+        (database, database),
+    )
+    keys: dict[tuple[str, str], list[tuple[str, str, str]]] = defaultdict(list)
+    for table, constraint, column, target, target_column in cursor.fetchall():
+        keys[(table, constraint)].append((column, target, target_column))
+    foreign: dict[str, list[ForeignKey]] = defaultdict(list)
+    for (table, _), parts in keys.items():
+        foreign[table].append(ForeignKey(table, tuple(p[0] for p in parts), parts[0][1], tuple(p[2] for p in parts)))
     result = {}
     for name, (engine, rows) in sorted(tables.items()):
         result[name] = Table(
@@ -112,6 +124,7 @@ def read_schema(cursor: Any, database: str) -> Schema:
             ),
             triggers=tuple(triggers[name]),
             rows=rows,
+            foreign_keys=tuple(foreign[name]),
         )
     return Schema(database, result)
 

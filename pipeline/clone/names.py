@@ -22,6 +22,7 @@ __all__ = [
     "Tags",
     "check_deletable",
     "check_interval",
+    "login_secret",
     "masked_databases",
     "new_run_id",
     "owned",
@@ -46,6 +47,7 @@ class Tags:
     LIVE = "kpi:clone:live"  # when the DNS record was switched to it
     RETIRED = "kpi:clone:retired-at"  # when the DNS record was switched away from it: deleted after the grace
     MASKED_ALL = "kpi:clone:masked"  # every database masked and scanned (per database: MASKED_PREFIX + name)
+    LOGINS = "kpi:clone:masked-logins"  # the copy's logins re-passworded or locked (pipeline.clone.logins)
 
 
 def new_run_id(now: datetime) -> str:
@@ -100,6 +102,11 @@ class Names:
         return f"kpi-clone/{self.run}/staging"
 
     @property
+    def logins_secret(self) -> str:
+        """The staging logins' new passwords, for the worker (production; deleted with the run)."""
+        return f"kpi-clone/{self.run}/logins"
+
+    @property
     def staging_cluster(self) -> str:
         return f"{self.staging_prefix}-{self.run}"
 
@@ -108,6 +115,12 @@ class Names:
         if source:
             tags[Tags.SOURCE] = source
         return tags
+
+
+def login_secret(login: str) -> str:
+    """Where staging's applications find a staging login's credentials (staging account; one name per login,
+    updated by every clone right before the DNS switch)."""
+    return f"kpi-clone/login/{login}"
 
 
 def owned(tags: Mapping[str, str]) -> bool:

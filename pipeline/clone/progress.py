@@ -28,15 +28,28 @@ from typing import Any, Protocol
 
 from pipeline.clone.sql import quote
 
-__all__ = ["JOURNAL_TABLE", "CompletionMarker", "Journal", "JournalState", "Step", "TableProgress"]
+__all__ = [
+    "DISPOSABLE_MARKER",
+    "HELPER_TABLES",
+    "JOURNAL_TABLE",
+    "CompletionMarker",
+    "Journal",
+    "JournalState",
+    "Step",
+    "TableProgress",
+]
 
 JOURNAL_TABLE = "kpi_masking_progress"
+# The table that marks a database as a disposable copy `kpi clone mask` may rewrite (pipeline.clone.local).
+DISPOSABLE_MARKER = "kpi_disposable_copy"
+HELPER_TABLES = (JOURNAL_TABLE, DISPOSABLE_MARKER)  # the module's own tables: no masking rule covers them
 RUN_ROW = ""  # the run's own row: no table is named ''
 
 
 class Step(StrEnum):
-    """A table goes pending → masking → done; the run goes masking → masked (scan pending) → done."""
+    """A table goes pending → masking → done; the run goes (subset →) masking → masked (scan pending) → done."""
 
+    SUBSET = "subset"
     PENDING = "pending"
     MASKING = "masking"
     MASKED = "masked"
@@ -101,7 +114,7 @@ class Journal:
         state.tables = tables
         return state
 
-    def create(self, cursor: Any, digest: str, tables: Iterable[str]) -> None:
+    def create(self, cursor: Any, digest: str, tables: Iterable[str], step: Step = Step.MASKING) -> None:
         cursor.execute(
             f"CREATE TABLE {self.table_sql} ("
             " table_name VARCHAR(64) NOT NULL PRIMARY KEY,"
@@ -119,7 +132,7 @@ class Journal:
         cursor.executemany(f"INSERT INTO {self.table_sql} (table_name, step, digest) VALUES (%s, %s, %s)", rows)
         cursor.execute(
             f"INSERT INTO {self.table_sql} (table_name, step, digest) VALUES (%s, %s, %s)",
-            (RUN_ROW, Step.MASKING.value, digest),
+            (RUN_ROW, step.value, digest),
         )
 
     def advance(self, cursor: Any, table: str, position: Sequence[object], rows: int) -> None:

@@ -18,10 +18,16 @@ One file per database, reviewed in pull requests like KPI files::
           note: null                    # NULL
           plan: {fixed: free}           # one value for every row
           display: {sql: "CONCAT('user ', id)"}   # any expression; sees the other columns already masked
+          full_name: {fake: name}       # a realistic fake (Faker, ja_JP), seeded from the keyed hash
+          kana: {fake: {kind: kana_name, locale: ja_JP}}
           profile:
             json:                       # per path inside a JSON document; the rest of it is kept
               $.phone: phone
               $.birthday: null
+      orders:
+        subset: {fraction: 0.1}         # keep 10% of the rows (by the keyed hash of the primary key) …
+        references: {buyer_email: users.email}   # … a key no constraint declares, followed like one
+        columns: {...}
     scan:                               # the PII scan after masking (see pipeline.clone.scan)
       sample: 1000
       allow_domains: [shop.example.com]
@@ -48,11 +54,14 @@ from pipeline.errors import Location, Problem
 
 __all__ = [
     "DEFAULT_PHONE_FORMAT",
+    "FAKE_KINDS",
     "MASKED_EMAIL_DOMAIN",
     "ColumnRule",
+    "Reference",
     "RuleFile",
     "ScanSettings",
     "Strategy",
+    "Subset",
     "TableRule",
     "load_rule_folder",
     "load_rules",
@@ -72,6 +81,7 @@ class Strategy(StrEnum):
     LOGIN = "login"
     PHONE = "phone"
     JSON = "json"
+    FAKE = "fake"
 
 
 STRATEGY_HELP: dict[Strategy, str] = {
@@ -84,7 +94,27 @@ STRATEGY_HELP: dict[Strategy, str] = {
     Strategy.LOGIN: "user_<hash16>",
     Strategy.PHONE: "+81-90-####-####, the digits from the keyed hash; {phone: {format: ...}}",
     Strategy.JSON: "{json: {$.path: RULE, ...}}: rules for paths inside a JSON document, the rest kept",
+    Strategy.FAKE: "{fake: KIND} or {fake: {kind: KIND, locale: ja_JP|en_US, unique: true}}: a realistic fake",
 }
+# What `fake` makes (pipeline.clone.fakes has the Faker call of each), and the locales it makes them in.
+FAKE_KINDS = (
+    "name",
+    "first_name",
+    "last_name",
+    "kana_name",
+    "first_kana_name",
+    "last_kana_name",
+    "company",
+    "address",
+    "prefecture",
+    "city",
+    "street_address",
+    "postcode",
+)
+KANA_KINDS = ("kana_name", "first_kana_name", "last_kana_name")
+FAKE_LOCALES = ("ja_JP", "en_US")
+DEFAULT_FAKE_LOCALE = "ja_JP"
+DEFAULT_FAKE_SUFFIX = 8  # hex characters of the keyed hash after a fake of a unique column
 MASKED_EMAIL_DOMAIN = "example.invalid"
 DEFAULT_PHONE_FORMAT = "+81-90-####-####"
 DEFAULT_GENERATED_LENGTH = 16  # hex characters of the keyed hash in email and login: 64 bits
@@ -94,15 +124,17 @@ SCAN_PATTERNS = ("email", "phone", "card")
 
 # Scalars that name a strategy on their own; the others need a value ({fixed: x}, {sql: x}, {json: {...}}).
 _BARE = (Strategy.KEEP, Strategy.NULL, Strategy.HASH, Strategy.EMAIL, Strategy.LOGIN, Strategy.PHONE)
-_PATH_STRATEGIES = tuple(s for s in Strategy if s not in (Strategy.KEEP, Strategy.JSON))
+_PATH_STRATEGIES = tuple(s for s in Strategy if s not in (Strategy.KEEP, Strategy.JSON, Strategy.FAKE))
 _FILE_KEYS = ("database", "tables", "scan")
-_TABLE_KEYS = ("columns", "truncate", "delete_where", "allow_triggers")
+_TABLE_KEYS = ("columns", "truncate", "delete_where", "allow_triggers", "subset", "references")
+_SUBSET_KEYS = ("fraction", "where")
 _SCAN_KEYS = ("sample", "allow_domains", "ignore")
 _OPTIONS: dict[Strategy, tuple[str, ...]] = {
     Strategy.HASH: ("length", "unique"),
     Strategy.EMAIL: ("length", "unique"),
     Strategy.LOGIN: ("length", "unique"),
     Strategy.PHONE: ("format", "unique"),
+    Strategy.FAKE: ("kind", "locale", "unique", "length"),
 }
 IDENTIFIER = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
 JSON_PATH = re.compile(r"^\$(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])+$")
@@ -122,6 +154,7 @@ class ColumnRule:
     format: str = DEFAULT_PHONE_FORMAT
     unique: bool = False
     paths: tuple[tuple[str, ColumnRule], ...] = ()
+    locale: str = DEFAULT_FAKE_LOCALE  # fake only
 
     def describe(self) -> str:
         """The rule as one would write it in the file (for the plan and for error messages)."""
@@ -133,19 +166,43 @@ class ColumnRule:
             return "json " + ", ".join(f"{path}: {rule.describe()}" for path, rule in self.paths)
         if self.strategy is Strategy.PHONE:
             return f"phone {self.format}"
+        if self.strategy is Strategy.FAKE:
+            return f"fake {self.value} ({self.locale}{', unique' if self.unique else ''})"
         if self.length is not None:
             return f"{self.strategy.value} (length {self.length})"
         return self.strategy.value
 
     def canonical(self) -> object:
         """A plain value that changes whenever what the rule writes changes (the run digest's input)."""
-        return [
+        found = [
             self.strategy.value,
             self.value,
             self.length,
             self.format if self.strategy is Strategy.PHONE else None,
             [[path, rule.canonical()] for path, rule in self.paths],
         ]
+        return [*found, self.locale, self.unique] if self.strategy is Strategy.FAKE else found
+
+
+@dataclass(frozen=True)
+class Subset:
+    """Which rows of a root table stay: those ``where`` holds for (SQL), and of those a ``fraction`` chosen by
+    the keyed hash of the primary key (the same rows in every run with one key). Rows of every table that
+    references a removed row go too."""
+
+    location: Location
+    fraction: float = 1.0
+    where: str = ""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A foreign key no constraint declares: ``column`` of this table holds values of ``table.target``."""
+
+    column: str
+    table: str
+    target: str
+    location: Location
 
 
 @dataclass(frozen=True)
@@ -160,6 +217,8 @@ class TableRule:
     allow_triggers: bool = False
     columns_line: int = 0
     columns_indent: int = 0
+    subset: Subset | None = None
+    references: tuple[Reference, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -187,6 +246,8 @@ class RuleFile:
             self.database,
             [
                 [t.name, t.truncate, t.delete_where, [[c, r.canonical()] for c, r in sorted(t.columns.items())]]
+                + ([[t.subset.fraction, t.subset.where]] if t.subset else [])
+                + ([[[r.column, r.table, r.target] for r in t.references]] if t.references else [])
                 for t in sorted(self.tables.values(), key=lambda t: t.name)
             ],
         ]
@@ -335,6 +396,8 @@ class _Checker:
         where = ""
         if "delete_where" in value:
             where = self.sql((*here, "delete_where"), value["delete_where"])
+        subset = self.subset((*here, "subset"), value["subset"]) if "subset" in value else None
+        references = self.references((*here, "references"), value.get("references", {}))
         columns: dict[str, ColumnRule] = {}
         raw = value.get("columns")
         if truncate and (where or raw):
@@ -376,7 +439,47 @@ class _Checker:
             allow_triggers=allow_triggers,
             columns_line=mark.key_line if block and mark else 0,
             columns_indent=min(column_cols) if column_cols else (mark.key_col + 1 if mark else 0),
+            subset=subset,
+            references=references,
         )
+
+    def subset(self, here: KeyPath, value: Any) -> Subset | None:
+        location = self.doc.key_at(here)
+        if not isinstance(value, dict) or not value:
+            self.wrong_type(here, "a mapping: {fraction: 0.1} and/or {where: SQL}", value)
+            return None
+        self.unknown_keys(value, _SUBSET_KEYS, here, "subset key")
+        fraction = value.get("fraction", 1.0)
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+            self.report(
+                (*here, "fraction"),
+                "invalid-fraction",
+                f"fraction must be a number above 0 and at most 1, found {fraction!r}",
+                "e.g. fraction: 0.1 keeps about one row in ten",
+            )
+            fraction = 1.0
+        where = self.sql((*here, "where"), value["where"]) if "where" in value else ""
+        return Subset(location, float(fraction), where)
+
+    def references(self, here: KeyPath, value: Any) -> tuple[Reference, ...]:
+        if not isinstance(value, dict):
+            self.wrong_type(here, "a mapping of column → table.column", value)
+            return ()
+        found = []
+        for column, target in value.items():
+            key_path = (*here, str(column))
+            table, _, target_column = str(target).partition(".")
+            if not IDENTIFIER.match(str(column)) or not IDENTIFIER.match(table) or not IDENTIFIER.match(target_column):
+                self.report(
+                    key_path,
+                    "invalid-reference",
+                    f"references wants `column: table.column`, found {column}: {target!r}",
+                    "e.g. references: {buyer_email: users.email}",
+                    at_key=True,
+                )
+                continue
+            found.append(Reference(str(column), table, target_column, self.doc.key_at(key_path)))
+        return tuple(found)
 
     def column(self, here: KeyPath, value: Any, *, in_json: bool = False) -> ColumnRule | None:
         location = self.doc.value_at(here)
@@ -456,6 +559,8 @@ class _Checker:
             return ColumnRule(strategy, location, value=expression) if expression else None
         if strategy is Strategy.JSON:
             return self.json_paths(here, options, location)
+        if strategy is Strategy.FAKE:
+            return self.fake(here, options, location)
         if strategy is Strategy.PHONE and isinstance(options, str):
             options = {"format": options}
         if options is None or options == {}:
@@ -480,6 +585,45 @@ class _Checker:
             )
             length = self.default_length(strategy)
         return ColumnRule(strategy, location, length=length, unique=unique)
+
+    def fake(self, here: KeyPath, options: Any, location: Location) -> ColumnRule | None:
+        if isinstance(options, str):
+            options = {"kind": options}
+        if not isinstance(options, dict) or "kind" not in options:
+            self.wrong_type(here, f"a kind ({', '.join(FAKE_KINDS)}) or {{kind: …, locale: …}}", options)
+            return None
+        self.unknown_keys(options, _OPTIONS[Strategy.FAKE], here, "option of fake")
+        kind, locale = str(options["kind"]), options.get("locale", DEFAULT_FAKE_LOCALE)
+        if kind not in FAKE_KINDS:
+            self.report(
+                (*here, "kind") if isinstance(options.get("kind"), str) and len(options) > 1 else here,
+                "unknown-fake",
+                f"unknown fake '{kind}'{suggest(kind, FAKE_KINDS)}",
+                f"kinds: {', '.join(FAKE_KINDS)}",
+            )
+            return None
+        if locale not in FAKE_LOCALES:
+            self.report(
+                (*here, "locale"),
+                "unknown-locale",
+                f"locale {locale!r} is not one of {', '.join(FAKE_LOCALES)}",
+                "ja_JP: Japanese names, kana, addresses, postal codes; en_US: English ones",
+            )
+            return None
+        if kind in KANA_KINDS and locale != "ja_JP":
+            self.report(here, "unknown-fake", f"`{kind}` exists in ja_JP only", "write locale: ja_JP")
+            return None
+        length = options.get("length", DEFAULT_FAKE_SUFFIX)
+        if isinstance(length, bool) or not isinstance(length, int) or not 4 <= length <= 32:
+            self.report(
+                (*here, "length"),
+                "invalid-length",
+                f"length must be a whole number from 4 to 32 (hex characters after a unique fake), found {length!r}",
+                "8 keeps a million values apart with a collision chance near 1 in 9,000 (the preflight checks it)",
+            )
+            length = DEFAULT_FAKE_SUFFIX
+        unique = self.boolean((*here, "unique"), options.get("unique", False))
+        return ColumnRule(Strategy.FAKE, location, value=kind, locale=str(locale), unique=unique, length=length)
 
     def phone_format(self, here: KeyPath, options: Mapping[str, Any]) -> str:
         value = options.get("format", DEFAULT_PHONE_FORMAT)

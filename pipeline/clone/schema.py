@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Column", "Schema", "Table"]
+__all__ = ["Column", "ForeignKey", "Schema", "Table"]
 
 TEXT_TYPES = frozenset({"char", "varchar", "tinytext", "text", "mediumtext", "longtext"})
 BINARY_TYPES = frozenset({"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"})
@@ -53,6 +53,21 @@ class Column:
 
 
 @dataclass(frozen=True)
+class ForeignKey:
+    """``columns`` of ``table`` hold values of ``target_columns`` of ``target`` (declared, or a rule file's
+    ``references`` when ``declared`` is false)."""
+
+    table: str
+    columns: tuple[str, ...]
+    target: str
+    target_columns: tuple[str, ...]
+    declared: bool = True
+
+    def __str__(self) -> str:
+        return f"{self.table}({', '.join(self.columns)}) → {self.target}({', '.join(self.target_columns)})"
+
+
+@dataclass(frozen=True)
 class Table:
     """A base table: its columns in order, primary key, unique keys and the triggers an UPDATE would fire."""
 
@@ -63,6 +78,7 @@ class Table:
     unique_keys: tuple[tuple[str, ...], ...] = ()
     triggers: tuple[str, ...] = ()
     rows: int = 0
+    foreign_keys: tuple[ForeignKey, ...] = ()
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)

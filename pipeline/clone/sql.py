@@ -327,3 +327,53 @@ def whole_update(table_sql: str, assignments: Sequence[Assignment]) -> str:
     """The UPDATE of a table without a primary key: every row in one transaction."""
     ordered = sorted(assignments, key=lambda a: a.late)
     return f"UPDATE {table_sql} SET {', '.join(a.sql for a in ordered)}"
+
+
+# -- subsetting and fakes ----------------------------------------------------------------------------------------
+
+FRACTION_BITS = 32  # a row's share of the keyed hash's first 32 bits decides whether a fraction keeps it
+
+
+def kept_by_subset(key: Sequence[str], fraction: float, where: str) -> str:
+    """The condition a root table's kept rows meet: ``where`` and, below 1, the fraction by the keyed hash of the
+    primary key (deterministic for one key: the same rows in every run)."""
+    parts = [f"({where.replace('%', '%%')})"] if where else []
+    if fraction < 1:
+        message = message_of(f"CONCAT_WS(0x1f, {', '.join(quote(k) for k in key)})", None)
+        threshold = int(fraction * 2**FRACTION_BITS)
+        parts.append(f"CONV(LEFT({keyed_hash(message)}, {FRACTION_BITS // 4}), 16, 10) < {threshold}")
+    return " AND ".join(parts) or "TRUE"
+
+
+def orphaned(table_sql: str, columns: Sequence[str], target_sql: str, targets: Sequence[str], *, same: bool) -> str:
+    """The condition of rows of ``table_sql`` whose key (all of it set: MySQL checks no key with a NULL part)
+    points at no row of ``target_sql``. A table that references itself reads its keys through a derived table,
+    which MySQL allows in a DELETE of the same table."""
+    own = [f"{table_sql}.{quote(c)}" for c in columns]
+    present = " AND ".join(f"{c} IS NOT NULL" for c in own)
+    if same:
+        wanted = ", ".join(f"{quote(t)} AS k{i}" for i, t in enumerate(targets))
+        keys = ", ".join(f"k{i}" for i in range(len(targets)))
+        row = own[0] if len(own) == 1 else f"({', '.join(own)})"
+        return (
+            f"({present} AND {row} NOT IN (SELECT {keys} FROM (SELECT DISTINCT {wanted} FROM {target_sql}) "
+            "AS kpi_parent))"
+        )
+    matches = " AND ".join(f"kpi_parent.{quote(t)} = {c}" for t, c in zip(targets, own, strict=True))
+    return f"({present} AND NOT EXISTS (SELECT 1 FROM {target_sql} AS kpi_parent WHERE {matches}))"
+
+
+def column_digest(column: Column) -> str:
+    """The keyed hash of a column's value (hex, NULL for NULL): what a fake is seeded with."""
+    return keyed_hash(message_of(quote(column.name), column))
+
+
+def fake_update(table_sql: str, key: Sequence[str], columns: Sequence[str], rows: int) -> str:
+    """``rows`` rows of new values joined to the table by primary key: ``(key…, value…)`` per row as parameters."""
+    width = len(key) + len(columns)
+    first = ", ".join([f"%s AS k{i}" for i in range(len(key))] + [f"%s AS v{i}" for i in range(len(columns))])
+    rest = " UNION ALL ".join(["SELECT " + ", ".join(["%s"] * width)] * (rows - 1))
+    values = f"SELECT {first}" + (f" UNION ALL {rest}" if rows > 1 else "")
+    on = " AND ".join(f"kpi_t.{quote(k)} = kpi_f.k{i}" for i, k in enumerate(key))
+    sets = ", ".join(f"kpi_t.{quote(c)} = kpi_f.v{i}" for i, c in enumerate(columns))
+    return f"UPDATE {table_sql} AS kpi_t JOIN ({values}) AS kpi_f ON {on} SET {sets}"

@@ -5,7 +5,9 @@ Both read the credentials the workflow stored in production's Secrets Manager (n
 machine's history) and open one MySQL connection with TLS. Masking runs for as long as the invocation allows
 and then stops between two chunks; the state machine calls it again and it resumes (the engine's journal).
 The masking engine's completion marker is a tag per database on the temporary cluster; when every database
-is done the cluster is tagged ``kpi:clone:masked``, the only sign the workflow takes a snapshot on.
+is done, the copy's logins are re-passworded or locked (:mod:`pipeline.clone.logins`) and the cluster is tagged
+``kpi:clone:masked`` and ``kpi:clone:masked-logins``, the only signs the workflow takes a snapshot on. The
+health check logs in with every staging login's new password too.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import pymysql.cursors
 from pipeline.aws import AWS_ERRORS, AwsClients, describe_error
 from pipeline.clone.cloud import Account, Cluster
 from pipeline.clone.config import CloneConfig
-from pipeline.clone.coverage import check_databases
+from pipeline.clone.coverage import check_databases, in_scope
 from pipeline.clone.errors import CloneError, RuleFileError
+from pipeline.clone.logins import LoginPlan, apply_logins, plan_logins, read_logins
 from pipeline.clone.masking import DEFAULT_CHUNK_ROWS, MaskingPaused, mask
 from pipeline.clone.mysql import list_databases
 from pipeline.clone.names import MASKED_PREFIX, Names, Tags, parse_run_id
 from pipeline.clone.progress import JOURNAL_TABLE
 from pipeline.clone.rules import load_rule_folder
+from pipeline.clone.sql import quote
 
 __all__ = ["Connect", "TagMarker", "check_health", "connect_mysql", "mask_temporary", "masking_key"]
 
@@ -103,7 +107,8 @@ def mask_temporary(
 ) -> dict[str, Any]:
     """Mask every database of the run's temporary cluster for at most ``seconds``; ``{"masked": bool, …}``.
 
-    Every database on the cluster needs a rule file (the gate), checked before the first write.
+    Every database on the cluster needs a rule file (the gate), checked before the first write; with
+    ``databases`` in [clone], only those do, and the cluster's others are dropped before masking starts.
     """
     clients = clients or AwsClients()
     names = Names(parse_run_id(run), config.target_cluster_prefix)
@@ -119,10 +124,12 @@ def mask_temporary(
     connection = (connect or connect_mysql)(account.read_secret(names.temp_secret))
     try:
         with connection.cursor(pymysql.cursors.Cursor) as cursor:
-            databases = list_databases(cursor)
-        problems = check_databases(databases, rules, config.rules)
-        if problems:
-            raise RuleFileError(problems)
+            found = list_databases(cursor)
+            problems = check_databases(found, rules, config.rules, config.databases)
+            if problems:
+                raise RuleFileError(problems)
+            databases = in_scope(found, config.databases)
+            drop_out_of_scope(cursor, found, databases)
         done: dict[str, str] = {}
         for database in databases:
             marker = TagMarker(account, cluster.id, database)
@@ -131,11 +138,38 @@ def mask_temporary(
             except MaskingPaused as paused:
                 return {"run": run, "masked": False, "databases": done, "message": str(paused)}
             done[database] = report.status
+        logins = secure_logins(connection, config, account.read_secret(names.logins_secret))
     finally:
         connection.close()
     cluster = account.cluster(cluster.id) or cluster
-    account.tag(cluster.arn, cluster.id, cluster.tags, {Tags.MASKED_ALL: "true"})
-    return {"run": run, "masked": True, "databases": done, "message": f"{len(done)} databases masked and scanned"}
+    account.tag(cluster.arn, cluster.id, cluster.tags, {Tags.MASKED_ALL: "true", Tags.LOGINS: logins.summary()})
+    message = f"{len(done)} databases masked and scanned; logins: {logins.summary()}"
+    return {"run": run, "masked": True, "databases": done, "message": message}
+
+
+def secure_logins(connection: Any, config: CloneConfig, passwords: Mapping[str, str]) -> LoginPlan:
+    """The copy's logins handled (pipeline.clone.logins): staging's re-passworded, the others locked."""
+    with connection.cursor(pymysql.cursors.Cursor) as cursor:
+        accounts, master = read_logins(cursor)
+        plan = plan_logins(
+            accounts,
+            master=master,
+            staging=config.staging_logins,
+            keep=config.keep_logins,
+            statements=config.login_statements,
+        )
+        apply_logins(cursor, plan, passwords)
+    connection.commit()
+    return plan
+
+
+def drop_out_of_scope(cursor: Any, found: list[str], kept: list[str]) -> list[str]:
+    """Drop the temporary cluster's databases outside ``databases`` of [clone]: what is not masked is not in the
+    snapshot. (Only ever called on the run's temporary cluster, over its own rotated master login.)"""
+    dropped = [name for name in found if name not in kept]
+    for name in dropped:
+        cursor.execute(f"DROP DATABASE IF EXISTS {quote(name)}")
+    return dropped
 
 
 def check_health(
@@ -147,7 +181,8 @@ def check_health(
     names = Names(parse_run_id(run), config.target_cluster_prefix)
     account = Account(clients, label="production", protected=config.source_cluster)
     credentials = account.read_secret(names.staging_secret)
-    connection = (connect or connect_mysql)(credentials)
+    connect = connect or connect_mysql
+    connection = connect(credentials)
     try:
         with connection.cursor(pymysql.cursors.Cursor) as cursor:
             cursor.execute(config.health_query)
@@ -170,9 +205,37 @@ def check_health(
             f"staging cluster {names.staging_cluster} holds a masking journal in {', '.join(journals)}",
             hint="the snapshot was taken before masking finished: abort this run and clone again",
         )
+    passwords = account.read_secret(names.logins_secret)
+    for login in config.staging_logins:
+        _log_in(connect, {**credentials, "username": login, "password": passwords.get(login, "")}, config, names)
     return {
         "run": run,
         "healthy": True,
         "answer": [[str(value) for value in row] for row in answer[:5]],
         "databases": databases,
+        "logins": list(config.staging_logins),
     }
+
+
+def _log_in(connect: Connect, credentials: Mapping[str, Any], config: CloneConfig, names: Names) -> None:
+    """A staging login opens the staging cluster with its new password and answers ``health_query``."""
+    login = credentials["username"]
+    try:
+        connection = connect(credentials)
+    except (CloneError, pymysql.MySQLError) as error:
+        raise CloneError(
+            f"staging login {login} cannot log in to {names.staging_cluster} with its new password: {error}",
+            hint="the record still points to the previous cluster; rerun with the same run id",
+            retryable=True,
+        ) from None
+    try:
+        with connection.cursor(pymysql.cursors.Cursor) as cursor:
+            cursor.execute(config.health_query)
+            cursor.fetchall()
+    except pymysql.MySQLError as error:
+        raise CloneError(
+            f"staging login {login} logs in to {names.staging_cluster} but fails the health query: {error}",
+            hint="grant it what the health query needs, or change health_query; rerun with the same run id",
+        ) from None
+    finally:
+        connection.close()

@@ -43,6 +43,7 @@ from pipeline.clone.names import (
     Names,
     Tags,
     check_interval,
+    login_secret,
     masked_databases,
     new_run_id,
     owned,
@@ -251,12 +252,23 @@ class CloneWorkflow:
         if waiting is not None:
             return waiting
         if Tags.MASKED_ALL not in temp.tags:
+            self._store_passwords(names)
             return Progress(run, "mask", "mask", 0, f"masking {temp.id}")
         tags = {**names.tags("masked-snapshot", self.config.source_cluster), **_masked_tags(temp.tags)}
         self.production.take_snapshot(temp.id, names.masked_snapshot, tags)
         return Progress(
             run, "snapshot", "wait", self.config.poll_seconds, f"taking masked snapshot {names.masked_snapshot}"
         )
+
+    def _store_passwords(self, names: Names) -> None:
+        """The staging logins' new passwords, made once per run and kept in production for the worker, which sets
+        them on the copy after masking (pipeline.clone.logins); a login added to the configuration since gets
+        one too, the others keep theirs."""
+        stored = self.production.find_secret(names.logins_secret)
+        missing = [login for login in self.config.staging_logins if login not in (stored or {})]
+        if stored is None or missing:
+            value = {**(stored or {}), **{login: secrets.token_urlsafe(24) for login in missing}}
+            self.production.put_secret(names.logins_secret, value, names.tags("secret"))
 
     def _restore_temporary(self, names: Names) -> Progress:
         config, run = self.config, names.run
@@ -343,7 +355,8 @@ class CloneWorkflow:
 
     def _check_masked(self, snapshot: Snapshot) -> Snapshot:
         """The share guard: only a snapshot this module took of a cluster it masked completely."""
-        if not owned(snapshot.tags) or Tags.MASKED_ALL not in snapshot.tags or not masked_databases(snapshot.tags):
+        tags = snapshot.tags
+        if not owned(tags) or Tags.MASKED_ALL not in tags or Tags.LOGINS not in tags or not masked_databases(tags):
             raise CloneError(
                 f"snapshot {snapshot.id} does not carry the masked tags: it is not shared",
                 hint="only snapshots of a temporary cluster the masking finished on are shared; rerun the clone",
@@ -402,12 +415,26 @@ class CloneWorkflow:
     def _switch(self, names: Names, cluster: Cluster) -> None:
         config, staging, now = self.config, self.staging, self.now().isoformat()
         previous = staging.record(config.hosted_zone_id, config.record_name)
+        self._publish_logins(names, cluster)
         staging.point(config.hosted_zone_id, config.record_name, cluster.endpoint, config.record_ttl)
         staging.tag(cluster.arn, cluster.id, cluster.tags, {Tags.LIVE: now})
         for other in staging.clusters():
             replaced = other.endpoint == previous or Tags.LIVE in other.tags
             if other.id != cluster.id and owned(other.tags) and Tags.RETIRED not in other.tags and replaced:
                 staging.tag(other.arn, other.id, other.tags, {Tags.RETIRED: now})
+
+    def _publish_logins(self, names: Names, cluster: Cluster) -> None:
+        """Each staging login's new credentials in staging's Secrets Manager (``kpi-clone/login/<login>``), where
+        staging's applications read them, right before the record points at the cluster that has them."""
+        passwords = self.production.find_secret(names.logins_secret) or {}
+        for login in self.config.staging_logins:
+            if login not in passwords:
+                raise CloneError(
+                    f"no new password of staging login {login} is stored for clone {names.run}",
+                    hint="the login was added to staging_logins after this run masked its copy: clone again",
+                )
+            credentials = {**_credentials(cluster, passwords[login]), "host": self.config.record_name}
+            self.staging.put_secret(login_secret(login), {**credentials, "username": login}, names.tags("login"))
 
     def _is_live(self, cluster: Cluster) -> bool:
         return self.staging.record(self.config.hosted_zone_id, self.config.record_name) == cluster.endpoint
@@ -445,8 +472,8 @@ class CloneWorkflow:
             pending.append(temp.id)
         elif not production.delete_security_group(names.security_group):
             pending.append(names.security_group)
-        production.delete_secret(names.temp_secret)
-        production.delete_secret(names.staging_secret)
+        for secret in (names.temp_secret, names.staging_secret, names.logins_secret):
+            production.delete_secret(secret)
         doomed = [names.source_snapshot] + ([] if keep_masked else [names.masked_snapshot, names.shared_snapshot])
         for identifier in doomed:
             snapshot = production.snapshot(identifier)
@@ -503,7 +530,7 @@ def assume_role(clients: AwsClients, role_arn: str, external_id: str = "") -> Aw
 
 
 def _masked_tags(tags: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in tags.items() if k.startswith(MASKED_PREFIX) or k == Tags.MASKED_ALL}
+    return {k: v for k, v in tags.items() if k.startswith(MASKED_PREFIX) or k in (Tags.MASKED_ALL, Tags.LOGINS)}
 
 
 def _credentials(cluster: Cluster, password: str) -> dict[str, Any]:

@@ -7,6 +7,9 @@ Events (configured by ``KPI_SUSPEND_*`` variables or the ``[suspend]`` table of 
   ``{"action", "phase", "holiday", "acted", "skipped", "failed", "pending", "ok", …}``, also sent to SNS when
   ``KPI_SUSPEND_TOPIC_ARN`` is set. A start on a holiday does nothing and names the holiday.
 - ``{"action": "check", "phase": "databases"}`` → ``{"databases_available", "pending", "holiday"}``.
+- ``{"action": "tick", "now"?: ISO}`` → ``{"runs": [report…]}``: what every schedule says is due since the last
+  tick (``tick_minutes``), deferred suspends after a maintenance window, starts for one.
+- ``{"action": "savings", "since"?: ISO, "now"?: ISO}`` → stopped hours and their cost per resource.
 - an EventBridge RDS event (RDS-EVENT-0153/0154, AWS's seven-day automatic start) → stopped again when the
   module manages the database and the suspend window is in force; the report says why not otherwise.
 
@@ -21,7 +24,18 @@ from typing import Any
 
 from pipeline.errors import KpiError
 from pipeline.lambdas.errorlog import log_error, reraise
-from pipeline.suspend import Request, check_databases, is_rds_event, load_config, parse_rds_event, restart, run
+from pipeline.suspend import (
+    Request,
+    check_databases,
+    is_rds_event,
+    load_config,
+    parse_rds_event,
+    restart,
+    run,
+    savings,
+    tick,
+)
+from pipeline.suspend.request import parse_now
 
 # Seconds kept back from the invocation's remaining time when a start waits for its databases.
 _MARGIN = 60.0
@@ -35,6 +49,13 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
         elif isinstance(event, dict) and event.get("action") == "check":
             request = Request.from_event({**event, "action": "start", "phase": "databases"})
             result = check_databases(request, config)
+        elif isinstance(event, dict) and event.get("action") == "tick":
+            now = parse_now(event["now"]) if event.get("now") else None
+            result = {"runs": [report.to_dict() for report in tick(config, now=now)]}
+        elif isinstance(event, dict) and event.get("action") == "savings":
+            since = parse_now(event["since"]) if event.get("since") else None
+            now = parse_now(event["now"]) if event.get("now") else None
+            result = savings(config, since=since, now=now).to_dict()
         else:
             request = Request.from_event(event)
             result = run(request, config, wait_seconds=_wait_budget(request, context)).to_dict()

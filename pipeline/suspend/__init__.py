@@ -11,13 +11,14 @@ The stages, in the order a run goes through them (only ``flow`` and ``targets/``
 - ``apply``    carry out the steps, databases before apps on start; never abort on one refusal
 - ``report``   acted / skipped / failed / pending, as JSON and on SNS
 - ``restart``  AWS's seven-day automatic start of a stopped database (RDS-EVENT-0153/0154)
-- ``flow``     one run end to end, for the CLI and the Lambda
+- ``savings``  the hours the schedules keep each resource stopped, and their price (Price List or a table)
+- ``flow``     one run end to end, a tick of every schedule, the savings — for the CLI and the Lambda
 """
 
 from pipeline.suspend.calendar import Calendar, Window
 from pipeline.suspend.config import ProductionTag, SuspendConfig, config_from_table, load_config
 from pipeline.suspend.errors import SuspendError
-from pipeline.suspend.flow import check_account, check_databases, make_plan, restart, run
+from pipeline.suspend.flow import check_account, check_databases, make_plan, restart, run, savings, tick
 from pipeline.suspend.model import Kind, Resource, State
 from pipeline.suspend.plan import Plan, Step, Verdict, build_plan
 from pipeline.suspend.report import Report
@@ -52,4 +53,6 @@ __all__ = [
     "parse_rds_event",
     "restart",
     "run",
+    "savings",
+    "tick",
 ]

@@ -105,6 +105,15 @@ def _wait(
         sleep(poll_seconds)
 
 
+def _record(step: Step, targets: Mapping[Kind, Target], config: SuspendConfig, report: Report) -> None:
+    if not step.record or rules.production(step.resource, config) is not None:
+        return
+    try:
+        targets[step.resource.kind].tag(step.resource, step.record)
+    except AWS_ERRORS as error:
+        report.fail(step.resource.id, step.resource.kind.value, f"tagging it failed: {describe_error(error)}")
+
+
 def _run(step: Step, action: str, targets: Mapping[Kind, Target], config: SuspendConfig, report: Report) -> None:
     resource = step.resource
     if step.verdict == Verdict.FAIL:
@@ -115,6 +124,7 @@ def _run(step: Step, action: str, targets: Mapping[Kind, Target], config: Suspen
         if step.verdict == Verdict.WAIT:
             report.pending.append(resource.id)
             report.incomplete = True
+            _record(step, targets, config, report)  # a suspend deferred for a maintenance window: a tick ends it
         return
     refused = rules.production(resource, config)
     if refused:  # the plan never acts on production; this is the second lock on the same door

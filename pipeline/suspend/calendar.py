@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import cronsim
 import holidays
 
-from pipeline.suspend.config import ExtraHoliday, SuspendConfig
+from pipeline.suspend.config import ExtraHoliday, Schedule, SuspendConfig
 
 __all__ = ["Calendar", "Window"]
 
@@ -37,13 +37,17 @@ class Window:
 class Calendar:
     """Holidays and the two schedules of one configuration."""
 
-    def __init__(self, config: SuspendConfig) -> None:
-        self.zone = ZoneInfo(config.timezone)
-        self.suspend_at = config.suspend_at
-        self.resume_at = config.resume_at
+    def __init__(self, config: SuspendConfig, schedule: Schedule | None = None) -> None:
+        schedule = schedule or config.schedule()
+        self.schedule = schedule.name
+        self.zone = ZoneInfo(schedule.timezone)
+        self.suspend_at = schedule.suspend_at
+        self.resume_at = schedule.resume_at
         self._extra: tuple[ExtraHoliday, ...] = config.extra_holidays
         self._national: holidays.HolidayBase | None = (
-            holidays.country_holidays(config.holidays, language=config.holiday_language) if config.holidays else None
+            holidays.country_holidays(schedule.holidays, language=config.holiday_language)
+            if schedule.holidays
+            else None
         )
 
     def local(self, now: datetime) -> datetime:
@@ -92,6 +96,31 @@ class Calendar:
         since = f"resumed {self.format(resumed)}" if resumed else "never suspended"
         when = f"next suspend {self.format(following)}" if following else "no suspend scheduled"
         return Window(False, resumed, following, f"outside the suspend window: {since}, {when}")
+
+    def fired(self, since: datetime, now: datetime) -> str | None:
+        """``suspend`` or ``start`` when that schedule fired in (since, now] (a resume only on a working day; the
+        later one when both did), else None: what a tick is due to do."""
+        local = self.local(now)
+        suspended = self._latest(self.suspend_at, local, skip_holidays=False)
+        resumed = self._latest(self.resume_at, local, skip_holidays=True)
+        start = self.local(since)
+        due = [(m, a) for m, a in ((suspended, "suspend"), (resumed, "start")) if m is not None and start < m]
+        return max(due)[1] if due else None
+
+    def stopped_hours(self, since: datetime, until: datetime) -> float:
+        """Hours of (since, until] inside the suspend window: what the schedule keeps a resource stopped."""
+        start, end = self.local(since), self.local(until)
+        total, moment = 0.0, start
+        while moment < end:
+            window = self.window(moment)
+            following = window.until if window.until is not None and window.until > moment else end
+            following = min(following, end)
+            if window.inside:
+                total += (following - moment).total_seconds() / 3600
+            if following <= moment:  # pragma: no cover - a schedule that never fires again
+                break
+            moment = following
+        return total
 
     def format(self, moment: datetime) -> str:
         """``2026-11-20 21:00 JST (Fri)``, and the holiday's name when the day is one."""

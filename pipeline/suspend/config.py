@@ -10,6 +10,7 @@ naming the key and how to fix it.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -25,7 +26,16 @@ import holidays
 from pipeline.settings import config_table
 from pipeline.suspend.errors import SuspendError
 
-__all__ = ["SERVICES", "ExtraHoliday", "ProductionTag", "SuspendConfig", "config_from_table", "load_config"]
+__all__ = [
+    "DEFAULT_SCHEDULE",
+    "SERVICES",
+    "ExtraHoliday",
+    "ProductionTag",
+    "Schedule",
+    "SuspendConfig",
+    "config_from_table",
+    "load_config",
+]
 
 CONFIG_FILE = "kpi.toml"
 SERVICES = ("ecs", "asg", "ec2", "rds")
@@ -48,7 +58,13 @@ _KEYS = (
     "state_tag_prefix",
     "services",
     "topic_arn",
+    "schedules",
+    "tick_minutes",
+    "start_for_maintenance",
 )
+_SCHEDULE_KEYS = ("timezone", "suspend_at", "resume_at", "holidays")
+_SCHEDULE_NAME = re.compile(r"[A-Za-z0-9_.:/=+@-]{1,64}")  # a tag value names it
+DEFAULT_SCHEDULE = "default"  # the global schedule: the opt-in tag's value "true"
 _ACCOUNT = re.compile(r"\d{12}")
 _MONTH_DAY = re.compile(r"(\d{2})-(\d{2})")
 
@@ -82,6 +98,19 @@ class ExtraHoliday:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """When resources of one schedule stop and start: the opt-in tag's value names it (``kpi:suspend=late``);
+    ``true`` is the global one, ``default``. Evaluated in its own zone with its own holiday country (the
+    configuration's ``extra_holidays`` count for every schedule)."""
+
+    name: str
+    timezone: str
+    suspend_at: str
+    resume_at: str
+    holidays: str
+
+
+@dataclass(frozen=True)
 class SuspendConfig:
     """What the suspend module may touch, when, and where it keeps its state (tags)."""
 
@@ -98,11 +127,28 @@ class SuspendConfig:
     state_tag_prefix: str = "kpi:suspend:"
     services: tuple[str, ...] = SERVICES
     topic_arn: str = ""
+    schedules: Mapping[str, Schedule] = field(default_factory=dict)  # named ones; the global one is default
+    tick_minutes: int = 15  # how often `tick` runs: the schedules' firings of the last tick_minutes are due
+    start_for_maintenance: bool = False  # start a stopped database for its maintenance window, stop it after
     origin: str = "the defaults"  # where it was read from, for messages
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def schedule(self, name: str | None = None) -> Schedule:
+        """The schedule ``name`` (None or ``default``: the global one); a SuspendError for an unknown name."""
+        if not name or name == DEFAULT_SCHEDULE:
+            return Schedule(DEFAULT_SCHEDULE, self.timezone, self.suspend_at, self.resume_at, self.holidays)
+        if name not in self.schedules:
+            known = ", ".join([DEFAULT_SCHEDULE, *sorted(self.schedules)])
+            raise SuspendError(
+                f"no schedule '{name}' in [suspend.schedules]", where=self.origin, hint=f"known: {known}"
+            )
+        return self.schedules[name]
+
+    def all_schedules(self) -> list[Schedule]:
+        return [self.schedule(), *(self.schedules[name] for name in sorted(self.schedules))]
 
     def state_tag(self, name: str) -> str:
         """The tag key under which the module keeps ``name`` (``desired-count``, ``last-action``…)."""
@@ -155,9 +201,54 @@ def config_from_table(table: Mapping[str, Any], *, origin: str = "[suspend]", ac
         changes["production_tag"] = _production_tag(table["production_tag"], origin)
     if "services" in table:
         changes["services"] = _services(table["services"], origin)
+    if "tick_minutes" in table:
+        changes["tick_minutes"] = _minutes(table["tick_minutes"], origin)
+    if "start_for_maintenance" in table:
+        changes["start_for_maintenance"] = _flag(table["start_for_maintenance"], "start_for_maintenance", origin)
     config = replace(config, **changes)
     _check_calendar(config, origin)
+    if "schedules" in table:
+        config = replace(config, schedules=_schedules(table["schedules"], config, origin))
     return config
+
+
+def _schedules(value: object, config: SuspendConfig, origin: str) -> dict[str, Schedule]:
+    """``[suspend.schedules.NAME]`` tables; a key left out is the global schedule's. Each is checked as the
+    global one is (zone, crons, holiday country)."""
+    hint = '[suspend.schedules.late] suspend_at = "0 23 * * 1-5" (keys: ' + ", ".join(_SCHEDULE_KEYS) + ")"
+    if not isinstance(value, dict):
+        raise SuspendError("schedules must be a table of named schedules", where=origin, hint=hint)
+    found = {}
+    for name, table in value.items():
+        where = f"{origin} schedules.{name}"
+        if not _SCHEDULE_NAME.fullmatch(str(name)) or str(name).lower() in ("true", "false", DEFAULT_SCHEDULE):
+            raise SuspendError(f"schedule name '{name}' cannot be a tag value here", where=origin, hint=hint)
+        if not isinstance(table, dict) or set(table) - set(_SCHEDULE_KEYS):
+            unknown = sorted(set(table) - set(_SCHEDULE_KEYS)) if isinstance(table, dict) else []
+            raise SuspendError(f"unknown key '{unknown[0]}'" if unknown else "not a table", where=where, hint=hint)
+        texts: dict[str, Any] = {
+            key: _text(table[key], key, where, empty=key == "holidays") for key in _SCHEDULE_KEYS if key in table
+        }
+        own = replace(config, **texts)
+        _check_calendar(own, where)
+        found[str(name)] = Schedule(str(name), own.timezone, own.suspend_at, own.resume_at, own.holidays)
+    return found
+
+
+def _minutes(value: object, origin: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise SuspendError("tick_minutes must be a whole number of minutes", where=origin, hint="e.g. 15")
+    if not 1 <= int(value) <= 1440:
+        raise SuspendError("tick_minutes must be from 1 to 1440", where=origin, hint="e.g. 15")
+    return int(value)
+
+
+def _flag(value: object, key: str, origin: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise SuspendError(f"{key} must be true or false", where=origin, hint=f"{key} = true")
 
 
 def _check_keys(table: Mapping[str, Any], origin: str) -> None:
@@ -184,6 +275,14 @@ def _from_variables(environ: Mapping[str, str]) -> dict[str, Any]:
                     "key": tag_key or default.key,
                     "values": _split(values) if values else list(default.values),
                 }
+        elif key == "schedules" and value:
+            try:
+                found[key] = json.loads(value)
+            except ValueError:
+                raise SuspendError(
+                    "KPI_SUSPEND_SCHEDULES is not JSON",
+                    hint='e.g. KPI_SUSPEND_SCHEDULES={"late": {"suspend_at": "0 23 * * 1-5"}}',
+                ) from None
         elif value:
             found[key] = _split(value) if key in lists else value
     return found

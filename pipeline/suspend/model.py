@@ -95,6 +95,8 @@ class Resource:
     multi_az: bool = False
     daemon: bool = False  # ECS schedulingStrategy DAEMON
     instance_store: bool = False  # EC2 root device on instance store: cannot be stopped
+    maintenance_window: str = ""  # RDS PreferredMaintenanceWindow, ``sun:19:00-sun:19:30`` (UTC)
+    size: str = ""  # what it costs by: the instance type or DB instance class (savings)
 
     @property
     def label(self) -> str:

@@ -104,6 +104,9 @@ def decide(
     reason = rules.production(resource, config)
     if reason:
         return Step(resource, Verdict.SKIP, reason, before)
+    reason = rules.unknown_schedule(resource, config) if not request.ids else None
+    if reason:
+        return Step(resource, Verdict.SKIP, reason, before)
     if request.restart and not rules.managed(resource, config):
         return Step(
             resource,
@@ -112,6 +115,12 @@ def decide(
             f"({config.state_tag(rules.LAST_ACTION)}); left running",
             before,
         )
+    named = rules.schedule_of(resource, config)
+    if request.restart and config.schedules:  # AWS's restart, judged by the resource's own schedule
+        own = config.schedule(named if named in config.schedules else None)
+        window = Calendar(config, own).window(now)
+        if not window.inside:
+            return Step(resource, Verdict.SKIP, f"schedule {own.name}: {window.reason}; left running", before)
     if resource.state == State.GONE:
         return Step(resource, Verdict.SKIP, f"{resource.status}: nothing to do", before)
     reason = rules.guard(resource, request.action)
@@ -130,12 +139,25 @@ def _suspend(resource: Resource, config: SuspendConfig, calendar: Calendar, now:
         return Step(resource, Verdict.ALREADY, f"already {resource.state.value}", before)
     if resource.state != State.RUNNING:
         return Step(resource, Verdict.WAIT, f"{resource.status}: it can be stopped once it is running", before)
+    deferred = config.state_tag(rules.DEFERRED)
+    maintenance = rules.in_maintenance(resource, now) if resource.kind.tier == Tier.DATABASE else None
+    if maintenance is not None:
+        until = calendar.format(maintenance[1])
+        return Step(
+            resource,
+            Verdict.WAIT,
+            f"in its maintenance window {resource.maintenance_window} (UTC): never stopped during one; "
+            f"the next tick after {until} stops it",
+            before,
+            record={deferred: stamp("suspend", now)},
+        )
+    clear = (deferred,) if deferred in resource.tags else ()
     last = {config.state_tag(rules.LAST_ACTION): stamp("suspend", now)}
     if resource.kind in rules.CAPACITY_TAGS:
         store = {**rules.capacity_to_store(resource, config), **last}
         after = rules.describe_capacity(resource.kind, rules.zero_capacity(resource.capacity))
-        return Step(resource, Verdict.ACT, "", before, after, store=store)
-    return Step(resource, Verdict.ACT, "", before, "stopped", record=last)
+        return Step(resource, Verdict.ACT, "", before, after, store=store, clear=clear)
+    return Step(resource, Verdict.ACT, "", before, "stopped", clear=clear, record=last)
 
 
 def _start(resource: Resource, config: SuspendConfig, now: datetime, before: str) -> Step:

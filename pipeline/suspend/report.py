@@ -33,6 +33,7 @@ class Report:
     failed: list[dict[str, str]] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     incomplete: bool = False
+    savings: dict[str, Any] = field(default_factory=dict)  # this month so far (pipeline.suspend.savings)
 
     @classmethod
     def of(cls, plan: Plan, **extra: Any) -> Report:
@@ -73,6 +74,8 @@ class Report:
             data["trigger"] = self.trigger
         if self.window:
             data["window"] = self.window
+        if self.savings:
+            data["savings"] = self.savings
         return data
 
     def subject(self) -> str:

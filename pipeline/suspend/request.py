@@ -1,8 +1,8 @@
 """What was asked: the Lambda event or the command line's options, as one frozen :class:`Request`.
 
 The original event ``{"action": "suspend"|"start", "dbClusterIdentifiers": [...]}`` keeps working; the optional
-keys ``phase``, ``ids``, ``tags``, ``dryRun``, ``ignoreHoliday`` and ``now`` (tests) are added. A missing or
-wrong key is a :class:`SuspendError` naming it, raised at the door rather than deep in a run.
+keys ``phase``, ``ids``, ``tags``, ``schedule``, ``dryRun``, ``ignoreHoliday`` and ``now`` (tests) are added. A
+missing or wrong key is a :class:`SuspendError` naming it, raised at the door rather than deep in a run.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class Request:
     now: datetime | None = None
     ignore_holiday: bool = False
     restart: bool = False
+    schedule: str = ""  # the opt-in tag's value of the resources a tag-selected run takes: "" is the global one
 
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
@@ -82,6 +83,7 @@ class Request:
             dry_run=_flag(event, "dryRun"),
             now=parse_now(event["now"]) if event.get("now") else None,
             ignore_holiday=_flag(event, "ignoreHoliday"),
+            schedule=_schedule(event),
         )
 
     def to_event(self) -> dict[str, Any]:
@@ -95,6 +97,8 @@ class Request:
             event["ids"] = others
         if self.tags:
             event["tags"] = dict(self.tags)
+        if self.schedule:
+            event["schedule"] = self.schedule
         return event
 
 
@@ -113,6 +117,13 @@ def _names(event: Mapping[str, Any], key: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) and item for item in value):
         raise SuspendError(f"'{key}' must be a list of identifiers", hint=f"send e.g. {EXAMPLE_EVENT}")
     return list(value)
+
+
+def _schedule(event: Mapping[str, Any]) -> str:
+    value = event.get("schedule") or ""
+    if not isinstance(value, str):
+        raise SuspendError("'schedule' must be a schedule's name", hint='e.g. "schedule": "late"')
+    return value
 
 
 def _flag(event: Mapping[str, Any], key: str) -> bool:

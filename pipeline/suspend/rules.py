@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pipeline.suspend.calendar import Calendar
-from pipeline.suspend.config import SuspendConfig
+from pipeline.suspend.config import DEFAULT_SCHEDULE, SuspendConfig
 from pipeline.suspend.model import Kind, Resource
 from pipeline.suspend.request import Request
 
@@ -49,6 +49,8 @@ _UNSTOPPABLE_MODES = {
     "global": "a cluster of an Aurora global database cannot be stopped",
 }
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_WINDOW = re.compile(r"([a-z]{3}):(\d{2}):(\d{2})-([a-z]{3}):(\d{2}):(\d{2})")
+DEFERRED = "deferred"  # state tag: a suspend waits for the maintenance window to end (or a start was for one)
 
 
 def production(resource: Resource, config: SuspendConfig) -> str | None:
@@ -62,19 +64,68 @@ def production(resource: Resource, config: SuspendConfig) -> str | None:
     return None
 
 
+def schedule_of(resource: Resource, config: SuspendConfig) -> str | None:
+    """The schedule the opt-in tag names: ``true`` the global one (``default``), any other value a named one
+    (perhaps unknown: the plan says so); None when the resource is not opted in."""
+    value = resource.tags.get(config.opt_in_tag, "").strip()
+    if not value or value.lower() == "false":
+        return None
+    return DEFAULT_SCHEDULE if value.lower() in ("true", DEFAULT_SCHEDULE) else value
+
+
 def selected(resource: Resource, request: Request, config: SuspendConfig) -> bool:
-    """Named explicitly (an id or ARN), else opted in by tag and matching every requested tag pair."""
+    """Named explicitly (an id or ARN), else opted in by tag for the request's schedule (a run of the global one
+    also takes resources naming a schedule that does not exist, to report them) and matching every tag pair."""
     if request.ids:
         return any(s.matches(resource.kind, resource.id, resource.arn) for s in request.ids)
-    if resource.tags.get(config.opt_in_tag, "").strip().lower() != "true":
+    schedule = schedule_of(resource, config)
+    wanted = request.schedule or DEFAULT_SCHEDULE
+    unknown = schedule is not None and schedule != DEFAULT_SCHEDULE and schedule not in config.schedules
+    if schedule != wanted and not (unknown and wanted == DEFAULT_SCHEDULE):
         return False
     return all(resource.tags.get(key) == value for key, value in request.tags)
 
 
+def unknown_schedule(resource: Resource, config: SuspendConfig) -> str | None:
+    schedule = schedule_of(resource, config)
+    if schedule is None or schedule == DEFAULT_SCHEDULE or schedule in config.schedules:
+        return None
+    known = ", ".join(["true", *sorted(config.schedules)])
+    return f"{config.opt_in_tag}={schedule} names no schedule of [suspend.schedules] (known: {known}); left as is"
+
+
 def managed(resource: Resource, config: SuspendConfig) -> bool:
     """Opted in, or suspended by this module last (the original event selects clusters by name, untagged)."""
-    opted = resource.tags.get(config.opt_in_tag, "").strip().lower() == "true"
+    opted = schedule_of(resource, config) is not None
     return opted or resource.tags.get(config.state_tag(LAST_ACTION), "").startswith("suspend@")
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def maintenance_span(window: str, now: datetime) -> tuple[datetime, datetime] | None:
+    """The occurrence of an RDS maintenance window (``sun:19:00-sun:19:30``, UTC) that holds ``now`` or comes
+    next; None when the text is not one. https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.Maintenance.html"""
+    match = _WINDOW.fullmatch(window.strip().lower())
+    if not match or match[1] not in _DAYS or match[4] not in _DAYS:
+        return None
+    now = now.astimezone(UTC)
+    week = (now - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = week + timedelta(days=_DAYS.index(match[1]), hours=int(match[2]), minutes=int(match[3]))
+    end = week + timedelta(days=_DAYS.index(match[4]), hours=int(match[5]), minutes=int(match[6]))
+    if end <= start:
+        end += timedelta(days=7)
+    for shift in (-7, 0, 7):
+        span = (start + timedelta(days=shift), end + timedelta(days=shift))
+        if now < span[1]:
+            return span
+    return None  # pragma: no cover - the next week's always ends later
+
+
+def in_maintenance(resource: Resource, now: datetime) -> tuple[datetime, datetime] | None:
+    """The maintenance window the database is in at ``now``, if any."""
+    span = maintenance_span(resource.maintenance_window, now) if resource.maintenance_window else None
+    return span if span is not None and span[0] <= now.astimezone(UTC) else None
 
 
 def guard(resource: Resource, action: str = "suspend") -> str | None:

@@ -44,6 +44,7 @@ class AsgTarget:
             status=f"{instances} instance(s)",
             tags=tag_dict(group.get("Tags")),
             capacity=capacity,
+            size=str(next((i.get("InstanceType") for i in group.get("Instances", []) if i.get("InstanceType")), "")),
         )
 
     def suspend(self, resource: Resource) -> None:

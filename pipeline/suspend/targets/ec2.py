@@ -53,6 +53,7 @@ class Ec2Target:
             tags=tags,
             parent=tags.get("aws:autoscaling:groupName", ""),
             instance_store=instance.get("RootDeviceType") == "instance-store",
+            size=str(instance.get("InstanceType") or ""),
         )
 
     def suspend(self, resource: Resource) -> None:

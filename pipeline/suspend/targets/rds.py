@@ -87,6 +87,7 @@ class RdsTarget:
             replica_of=str(cluster.get("ReplicationSourceIdentifier") or ""),
             global_cluster=members_of_global.get(str(cluster["DBClusterArn"]), ""),
             multi_az=bool(cluster.get("MultiAZ", False)),
+            maintenance_window=str(cluster.get("PreferredMaintenanceWindow") or ""),
         )
 
     def _instance(self, instance: Mapping[str, Any], cluster_tags: Mapping[str, dict[str, str]]) -> Resource:
@@ -108,6 +109,8 @@ class RdsTarget:
             replica_of=str(source or ""),
             replicas=tuple(str(r) for r in instance.get("ReadReplicaDBInstanceIdentifiers", [])),
             multi_az=bool(instance.get("MultiAZ", False)),
+            maintenance_window=str(instance.get("PreferredMaintenanceWindow") or ""),
+            size=str(instance.get("DBInstanceClass") or ""),
         )
 
     def suspend(self, resource: Resource) -> None:
