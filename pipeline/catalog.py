@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.core.header_rules import KPI_NAME, suggest
+from pipeline.core.header_rules import suggest
+from pipeline.core.identifiers import KPI_NAME
 from pipeline.core.spec import Kpi
 from pipeline.errors import Location, Problem, SpecError, UsageError
 from pipeline.parse_cache import ParseCache, folder_from_environment
@@ -278,7 +279,7 @@ def load_one(paths: Iterable[Path], name: str) -> Kpi:
     files, problems = discover(list(paths))
     if KPI_NAME.match(name):
         raws: dict[Path, bytes | Problem] = {path: _read(path, str(path)) for path in files}
-        candidates = [p for p in files if could_claim(name, p, raw) if isinstance(raw := raws[p], bytes)]
+        candidates = [p for p in files if isinstance(raw := raws[p], bytes) and could_claim(name, p, raw)]
         found = _load(candidates, raws)
         if name in found.kpis or any(p.kpi == name for p in found.problems):
             return found.get(name)

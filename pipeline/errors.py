@@ -157,6 +157,7 @@ class LoadError(KpiError):
 
     kind = "load"
 
+
 # -- what BigQuery's errors mean for a retry --------------------------------------------------------------------
 #
 # The `reason` of BigQuery's ErrorProto, as its "Error messages" page lists them
