@@ -46,10 +46,12 @@ MARK_SQL = (
 def connect(url: str, where: str) -> tuple[Any, MySqlSettings]:
     """A pymysql connection as the URL says (login, secret or IAM token, TLS), and the URL's settings."""
     settings = resolve_credentials(parse_mysql_url(url), where=where)
-    try:  # TLS as a source's: ssl=true verifies the certificate and the host name
-        connection = pymysql.connect(
-            **connection_arguments(settings, connect_timeout=10), charset="utf8mb4", autocommit=False
-        )
+    # TLS as a source's: ssl=true verifies the certificate and the host name. No database is selected: the URL's
+    # database is a scope that the coverage check reports on ("database X is not on the server"), and every
+    # statement of the masking engine names its database, so a missing one must not fail the connection itself.
+    arguments = {**connection_arguments(settings, connect_timeout=10), "database": None}
+    try:
+        connection = pymysql.connect(**arguments, charset="utf8mb4", autocommit=False)
     except pymysql.MySQLError as error:
         raise CloneError(
             f"cannot connect to {settings.display}: {error}",
