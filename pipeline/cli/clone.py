@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.app import EXIT_FAILED, cli
+from pipeline.cli.app import Failed, cli
 from pipeline.cli.output import print_json, stderr, stdout
 from pipeline.errors import UsageError
 
@@ -63,7 +63,7 @@ def plan_command(url: str | None, folder: Path, write: bool) -> None:
         console.print(f"{files} the format; pass --url to check them against a schema")
         return
     if not _gate(url, folder, rules, write):
-        raise SystemExit(EXIT_FAILED)
+        raise Failed("coverage")
 
 
 def _gate(url: str, folder: Path, rules: dict[str, Any], write: bool) -> bool:
