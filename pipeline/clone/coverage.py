@@ -17,7 +17,7 @@ from pathlib import Path
 from pipeline.clone.rules import DEFAULT_PHONE_FORMAT, ColumnRule, RuleFile, Strategy, TableRule
 from pipeline.clone.schema import TRANSACTIONAL_ENGINES, Column, Schema, Table
 from pipeline.clone.sql import output_length
-from pipeline.core.header_rules import suggest
+from pipeline.core.validator import suggest
 from pipeline.errors import Location, Problem
 
 __all__ = [
