@@ -24,14 +24,16 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any, ClassVar, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from cronsim import CronSim, CronSimError
 
 from pipeline.core.durations import parse_duration
-from pipeline.core.header import Header, KeyPath
 from pipeline.errors import KpiError, Problem
+
+if TYPE_CHECKING:  # not at run time: the ops Lambdas read TOML tables with this module and carry no PyYAML
+    from pipeline.core.header import Header, KeyPath
 
 __all__ = [
     "ACCOUNT_ID",
