@@ -12,9 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.core.header_rules import suggest
 from pipeline.core.identifiers import KPI_NAME
 from pipeline.core.spec import Kpi
+from pipeline.core.validator import suggest
 from pipeline.errors import Location, Problem, SpecError, UsageError
 from pipeline.parse_cache import ParseCache, folder_from_environment
 

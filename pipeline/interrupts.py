@@ -45,10 +45,6 @@ class Interrupted(BaseException):
     def name(self) -> str:
         return signal_name(self.signum)
 
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
-
     def __str__(self) -> str:
         return f"interrupted by {self.name}"
 

@@ -26,6 +26,7 @@ import duckdb
 import pytest
 
 from pipeline import interrupts
+from pipeline.cli.app import exit_code
 from tests.conftest import MySqlServer
 from tests.exporting import DAILY, make_kpi
 from tests.relay import Relay
@@ -349,7 +350,7 @@ def test_a_stop_request_cancels_what_is_in_flight_and_refuses_new_work() -> None
         assert interrupts.requested() == signal.SIGTERM
         with pytest.raises(interrupts.Interrupted) as raised, interrupts.on_stop(hook):
             pytest.fail("a block must not start after a stop")
-        assert (raised.value.exit_code, str(raised.value)) == (143, "interrupted by SIGTERM")
+        assert (exit_code(raised.value), str(raised.value)) == (143, "interrupted by SIGTERM")
     with interrupts.handled():  # each command starts afresh
         assert interrupts.requested() == 0
         interrupts.check()

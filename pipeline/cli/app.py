@@ -1,9 +1,11 @@
-"""The ``kpi`` group and the one place where errors become exit codes.
+"""The ``kpi`` group and the one place where outcomes become exit codes: :func:`exit_code`.
 
 A :class:`~pipeline.errors.KpiError` is a user mistake or an environment problem: it is printed with its
 location and hint, never with a traceback, and the process exits 1 (2 for a wrong command line, as click does).
-A stop by SIGINT or SIGTERM (:mod:`pipeline.interrupts`) exits 128 + the signal's number: 130, 143. Anything
-else is a bug of ours and keeps its traceback.
+A command that ran to its end and reported what failed (a stale KPI, a failed partition, a check with problems)
+raises :class:`Failed` after printing: exit 1. A stop by SIGINT or SIGTERM (:mod:`pipeline.interrupts`) exits
+128 + the signal's number: 130, 143. Anything else is a bug of ours and keeps its traceback. No command calls
+``sys.exit`` or ``ctx.exit`` itself.
 """
 
 from __future__ import annotations
@@ -22,8 +24,41 @@ from pipeline.cli.output import print_error, stderr
 from pipeline.errors import KpiError, UsageError
 from pipeline.interrupts import Interrupted
 
+EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+
+class Failed(Exception):
+    """A command finished and has printed what failed; the process exits :data:`EXIT_FAILED`.
+
+    ``reason`` says which outcome it was (``"stale"``, ``"problems"``, ``"partitions failed"``…), for tests and
+    for readers of the code; it is not printed again.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def exit_code(outcome: BaseException | None) -> int:
+    """The exit code of a command that ended with ``outcome`` (None: it returned normally).
+
+    The table the README lists: 0 done; 1 an error of ours (:class:`KpiError`) or a reported failure
+    (:class:`Failed`); 2 a wrong command line (:class:`UsageError`; click's own usage errors exit 2 as well);
+    128 + the signal's number when stopped (130 SIGINT, 143 SIGTERM).
+    """
+    if outcome is None:
+        return EXIT_OK
+    if isinstance(outcome, Interrupted):
+        return 128 + outcome.signum
+    if isinstance(outcome, KeyboardInterrupt):
+        return 128 + signal.SIGINT
+    if isinstance(outcome, UsageError):
+        return EXIT_USAGE
+    if isinstance(outcome, KpiError | Failed):
+        return EXIT_FAILED
+    raise TypeError(f"no exit code for {type(outcome).__name__}: a bug, keep its traceback") from outcome
 
 
 class KpiGroup(click.Group):
@@ -49,12 +84,12 @@ class KpiGroup(click.Group):
             return super().invoke(ctx)
         except KpiError as error:
             print_error(error)
-            ctx.exit(EXIT_USAGE if isinstance(error, UsageError) else EXIT_FAILED)
-        except Interrupted as stop:  # the command has said what finished
-            ctx.exit(stop.exit_code)
-        except KeyboardInterrupt:  # Ctrl-C in a command that has nothing to cancel or report
+            ctx.exit(exit_code(error))
+        except (Failed, Interrupted) as outcome:  # the command has said what failed or what finished
+            ctx.exit(exit_code(outcome))
+        except KeyboardInterrupt as stop:  # Ctrl-C in a command that has nothing to cancel or report
             stderr().print("[yellow]interrupted[/] (SIGINT)")
-            ctx.exit(Interrupted(signal.SIGINT).exit_code)
+            ctx.exit(exit_code(stop))
 
 
 @click.group(cls=KpiGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline import catalog
-from pipeline.cli.app import EXIT_FAILED, cli
+from pipeline.cli.app import Failed, cli
 from pipeline.cli.arguments import param_pairs
 from pipeline.cli.output import print_json, print_problems, stderr, stdout
 from pipeline.core.intervals import Grain
@@ -56,7 +56,7 @@ def check(queries: Path, paths: tuple[Path, ...], as_json: bool) -> None:
             problems, files = _count(len(found.problems), "problem"), _count(len(found.files), "file")
             console.print(f"[red]{problems}[/] in {broken} of {files}")
     if not found.ok:
-        raise SystemExit(EXIT_FAILED)
+        raise Failed("problems")
 
 
 @cli.command(name="list")
@@ -82,7 +82,7 @@ def list_kpis(queries: Path, as_json: bool) -> None:
         stdout().print(table)
     if not found.ok:
         stderr().print(f"[yellow]{len(found.problems)} problems left some files out; run `kpi check`[/]")
-        raise SystemExit(EXIT_FAILED)
+        raise Failed("files left out")
 
 
 @cli.command()

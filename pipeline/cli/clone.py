@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.app import EXIT_FAILED, cli
+from pipeline.cli.app import Failed, cli
 from pipeline.cli.output import print_json, stderr, stdout
 from pipeline.errors import UsageError
 
@@ -52,7 +52,7 @@ def plan_command(url: str | None, folder: Path, write: bool) -> None:
     at the end of the URL (mysql://reader@host:3306/shop) checks that one only; without, `databases` of
     [clone] in kpi.toml, else every database the login sees. Reads information_schema only; writes nothing.
     """
-    from pipeline.clone import load_rule_folder
+    from pipeline.clone.rules import load_rule_folder
 
     rules = load_rule_folder(folder)
     console = stdout()
@@ -63,15 +63,17 @@ def plan_command(url: str | None, folder: Path, write: bool) -> None:
         console.print(f"{files} the format; pass --url to check them against a schema")
         return
     if not _gate(url, folder, rules, write):
-        raise SystemExit(EXIT_FAILED)
+        raise Failed("coverage")
 
 
 def _gate(url: str, folder: Path, rules: dict[str, Any], write: bool) -> bool:
-    from pipeline.clone import CoverageError, apply_stubs, check_databases, new_rule_file, plan_masking
     from pipeline.clone.config import configured_scope
-    from pipeline.clone.coverage import in_scope
+    from pipeline.clone.coverage import check_databases, in_scope, new_rule_file
+    from pipeline.clone.errors import CoverageError
     from pipeline.clone.local import connect
+    from pipeline.clone.masking import plan_masking
     from pipeline.clone.mysql import list_databases, read_schema
+    from pipeline.clone.stubs import apply_stubs
 
     console, ok = stdout(), True
     connection, settings = connect(url, "kpi clone plan --url")
@@ -159,8 +161,8 @@ def run_command(run_id: str | None) -> None:
     import boto3
     import botocore.exceptions
 
-    from pipeline.clone import CloneError
     from pipeline.clone.config import load_config
+    from pipeline.clone.errors import CloneError
     from pipeline.clone.names import parse_run_id
 
     config = load_config()

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pipeline import settings
-from pipeline.cli.app import EXIT_FAILED, cli
+from pipeline.cli.app import Failed, cli
 from pipeline.cli.arguments import env_option, param_pairs
 from pipeline.cli.output import print_json, stdout
 
@@ -62,7 +62,7 @@ def preview(
     else:
         _show(result)
     if not result.ok:
-        ctx.exit(EXIT_FAILED)
+        raise Failed("preview failed")
 
 
 def _show(result: Preview) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipeline import catalog, interrupts, settings
-from pipeline.cli.app import EXIT_FAILED, cli
+from pipeline.cli.app import Failed, cli
 from pipeline.cli.arguments import allow_options, env_option
 from pipeline.cli.output import SHOWN_PER_FILE, print_json, print_problems, stderr, stdout
 from pipeline.core.spec import Kpi
@@ -85,7 +84,7 @@ def report(
     if stopped:
         raise interrupts.Interrupted(stopped)
     if failed:
-        sys.exit(EXIT_FAILED)
+        raise Failed("partitions failed")
 
 
 def _same_reason(outcomes: Sequence[Outcome]) -> list[list[Outcome]]:
@@ -464,4 +463,4 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
                     highlight=False,
                 )
     if any(line["failing"] for line in lines):
-        sys.exit(EXIT_FAILED)
+        raise Failed("stale")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.app import EXIT_FAILED, cli
+from pipeline.cli.app import Failed, cli
 from pipeline.cli.output import print_json, stderr, stdout
 from pipeline.errors import UsageError
 
@@ -222,7 +221,7 @@ def apply_command(
     else:
         _print_report(report)
     if not report.ok:
-        sys.exit(EXIT_FAILED)
+        raise Failed("actions failed")
 
 
 def _print_report(report: Report) -> None:
@@ -269,7 +268,7 @@ def check_command(ids: tuple[str, ...], as_json: bool) -> None:
     else:
         stdout().print(f"not available yet: {', '.join(answer['pending'])}", highlight=False)
     if not answer["databases_available"]:
-        sys.exit(EXIT_FAILED)
+        raise Failed("databases not available")
 
 
 @suspend.command("calendar")
@@ -341,7 +340,7 @@ def tick_command(now_text: str | None, as_json: bool) -> None:
     for report in reports if not as_json else ():
         _print_report(report)
     if any(not report.ok for report in reports):
-        sys.exit(EXIT_FAILED)
+        raise Failed("actions failed")
 
 
 @suspend.command("savings")

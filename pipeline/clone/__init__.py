@@ -22,88 +22,29 @@ machine loops over) and ``worker`` (masking and the health check, from inside th
 """
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-# The names below are loaded on first use: the clone Lambda outside the VPC (the ops package, boto3 only) imports
-# pipeline.clone.workflow, which must not pull in the masking engine's YAML, SQL and MySQL dependencies.
-_EXPORTS = {
-    "CloneError": "pipeline.clone.errors",
-    "Column": "pipeline.clone.schema",
-    "CompletionMarker": "pipeline.clone.progress",
-    "Coverage": "pipeline.clone.coverage",
-    "CoverageError": "pipeline.clone.errors",
-    "Finding": "pipeline.clone.scan",
-    "JOURNAL_TABLE": "pipeline.clone.progress",
-    "KeyPads": "pipeline.clone.sql",
-    "MaskingPlan": "pipeline.clone.plan",
-    "MaskingReport": "pipeline.clone.masking",
-    "RuleFile": "pipeline.clone.rules",
-    "RuleFileError": "pipeline.clone.errors",
-    "Schema": "pipeline.clone.schema",
-    "Strategy": "pipeline.clone.rules",
-    "Stub": "pipeline.clone.coverage",
-    "Table": "pipeline.clone.schema",
-    "apply_stubs": "pipeline.clone.coverage",
-    "build_plan": "pipeline.clone.plan",
-    "check_coverage": "pipeline.clone.coverage",
-    "check_databases": "pipeline.clone.coverage",
-    "find_pii": "pipeline.clone.scan",
-    "journal_state": "pipeline.clone.masking",
-    "load_rule_folder": "pipeline.clone.rules",
-    "load_rules": "pipeline.clone.rules",
-    "mask": "pipeline.clone.masking",
-    "new_rule_file": "pipeline.clone.coverage",
-    "parse_rules": "pipeline.clone.rules",
-    "plan_masking": "pipeline.clone.masking",
-    "reference_value": "pipeline.clone.sql",
+# The package's names, by the module that defines them: the one list (``__all__`` is made from it). They are
+# loaded on first use: the clone Lambda outside the VPC (the ops package, boto3 only) imports
+# pipeline.clone.workflow, which must not pull in the masking engine's YAML, SQL and MySQL dependencies. Code that
+# wants the types imports from the defining module (``from pipeline.clone.rules import parse_rules``).
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "pipeline.clone.coverage": ("Coverage", "check_coverage", "check_databases", "new_rule_file"),
+    "pipeline.clone.errors": ("CloneError", "CoverageError", "RuleFileError"),
+    "pipeline.clone.masking": ("MaskingReport", "journal_state", "mask", "plan_masking"),
+    "pipeline.clone.plan": ("MaskingPlan", "build_plan"),
+    "pipeline.clone.progress": ("JOURNAL_TABLE", "CompletionMarker"),
+    "pipeline.clone.rules": ("RuleFile", "Strategy", "load_rule_folder", "load_rules", "parse_rules"),
+    "pipeline.clone.scan": ("Finding", "find_pii"),
+    "pipeline.clone.schema": ("Column", "Schema", "Table"),
+    "pipeline.clone.sql": ("KeyPads", "reference_value"),
+    "pipeline.clone.stubs": ("Stub", "apply_stubs"),
 }
-
-if TYPE_CHECKING:
-    from pipeline.clone.coverage import Coverage, Stub, apply_stubs, check_coverage, check_databases, new_rule_file
-    from pipeline.clone.errors import CloneError, CoverageError, RuleFileError
-    from pipeline.clone.masking import MaskingReport, journal_state, mask, plan_masking
-    from pipeline.clone.plan import MaskingPlan, build_plan
-    from pipeline.clone.progress import JOURNAL_TABLE, CompletionMarker
-    from pipeline.clone.rules import RuleFile, Strategy, load_rule_folder, load_rules, parse_rules
-    from pipeline.clone.scan import Finding, find_pii
-    from pipeline.clone.schema import Column, Schema, Table
-    from pipeline.clone.sql import KeyPads, reference_value
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
+    if name not in _MODULE_OF:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-__all__ = [
-    "JOURNAL_TABLE",
-    "CloneError",
-    "Column",
-    "CompletionMarker",
-    "Coverage",
-    "CoverageError",
-    "Finding",
-    "KeyPads",
-    "MaskingPlan",
-    "MaskingReport",
-    "RuleFile",
-    "RuleFileError",
-    "Schema",
-    "Strategy",
-    "Stub",
-    "Table",
-    "apply_stubs",
-    "build_plan",
-    "check_coverage",
-    "check_databases",
-    "find_pii",
-    "journal_state",
-    "load_rule_folder",
-    "load_rules",
-    "mask",
-    "new_rule_file",
-    "parse_rules",
-    "plan_masking",
-    "reference_value",
-]
+    return getattr(importlib.import_module(_MODULE_OF[name]), name)

@@ -9,7 +9,6 @@ single API call.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.clone.errors import CloneError
+from pipeline.core.validator import ACCOUNT_ID, TableReader, whole_number
 from pipeline.settings import config_table
 
 __all__ = ["SNAPSHOT_MODES", "CloneConfig", "config_from_table", "configured_scope", "load_config"]
@@ -25,7 +25,6 @@ __all__ = ["SNAPSHOT_MODES", "CloneConfig", "config_from_table", "configured_sco
 CONFIG_FILE = "kpi.toml"
 ENV_PREFIX = "KPI_CLONE_"
 SNAPSHOT_MODES = ("latest", "take", "clone")
-_ACCOUNT = re.compile(r"\d{12}")
 _ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::(\d{12}):role/[\w+=,.@/-]+")
 _DATABASE = re.compile(r"[A-Za-z0-9_$]{1,64}")
 _LOGIN = re.compile(r"[^'`\\\s@]{1,80}")  # a user name (any host): what ALTER USER accepts, without quotes
@@ -148,13 +147,7 @@ def configured_scope(path: Path | None = None, *, environ: Mapping[str, str] | N
 
 def config_from_table(table: Mapping[str, Any], *, origin: str = "[clone]") -> CloneConfig:
     """A checked :class:`CloneConfig` from the table's values."""
-    unknown = sorted(set(table) - set(_KEYS))
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], _KEYS, n=1)
-        guess = f" (did you mean '{close[0]}'?)" if close else ""
-        raise CloneError(
-            f"unknown key '{unknown[0]}'{guess}", where=origin, hint=f"keys of [clone]: {', '.join(_KEYS)}"
-        )
+    TableReader(CloneError, origin, "clone").known_keys(table, _KEYS)
     missing = [key for key in _REQUIRED if key not in table]
     if missing:
         raise CloneError(
@@ -178,7 +171,7 @@ def config_from_table(table: Mapping[str, Any], *, origin: str = "[clone]") -> C
 def _check(config: CloneConfig) -> None:
     origin = config.origin
     for key in ("source_account", "target_account"):
-        if not _ACCOUNT.fullmatch(getattr(config, key)):
+        if not ACCOUNT_ID.fullmatch(getattr(config, key)):
             raise CloneError(
                 f"{key} '{getattr(config, key)}' is not a 12-digit AWS account id", where=origin, hint=_HINTS[key]
             )
@@ -280,10 +273,7 @@ def _list(value: object, key: str, origin: str) -> tuple[str, ...]:
 
 def _number(value: object, key: str, origin: str) -> int:
     low, high = _NUMBERS[key]
-    try:
-        number = int(value) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
-    except ValueError:
-        number = None
+    number = whole_number(value)
     if number is None or not low <= number <= high:
         raise CloneError(
             f"{key} must be a whole number from {low} to {high}, found {value!r}",

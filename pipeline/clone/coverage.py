@@ -17,7 +17,8 @@ from pathlib import Path
 from pipeline.clone.rules import DEFAULT_PHONE_FORMAT, ColumnRule, RuleFile, Strategy, TableRule
 from pipeline.clone.schema import TRANSACTIONAL_ENGINES, Column, Schema, Table
 from pipeline.clone.sql import output_length
-from pipeline.core.header_rules import suggest
+from pipeline.clone.stubs import Stub, apply_stubs
+from pipeline.core.validator import suggest
 from pipeline.errors import Location, Problem
 
 __all__ = [
@@ -38,37 +39,6 @@ _NAME_GUESSES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"phone|(^|_)tel(ephone)?($|_)|mobile|fax"), "phone"),
     (re.compile(r"login|user_?name|screen_?name|nick_?name|handle|account_?name"), "login"),
 )
-
-
-@dataclass(frozen=True)
-class Stub:
-    """Rule lines for uncovered columns, to paste after line ``after_line`` of ``path`` (0: no block to paste
-    into; the text then starts at the `tables:` level)."""
-
-    path: str
-    table: str
-    after_line: int
-    text: str
-    columns: tuple[str, ...]
-
-    def __str__(self) -> str:
-        where = f"after line {self.after_line}" if self.after_line else "under `tables:`"
-        return f"paste into {self.path} {where} (table {self.table}), then review each guess:\n{self.text}"
-
-    def apply(self, text: str) -> str:
-        """The rule file's text with the stub pasted in (what a person would do; used by tests and tools)."""
-        lines = text.splitlines(keepends=True)
-        if self.after_line:
-            return "".join([*lines[: self.after_line], self.text, *lines[self.after_line :]])
-        separator = "" if text.endswith("\n") or not text else "\n"
-        return text + separator + self.text
-
-
-def apply_stubs(text: str, stubs: Iterable[Stub]) -> str:
-    """A rule file's text with every stub pasted in, the lowest first so that line numbers stay right."""
-    for stub in sorted(stubs, key=lambda s: s.after_line, reverse=True):
-        text = stub.apply(text)
-    return text
 
 
 @dataclass(frozen=True)

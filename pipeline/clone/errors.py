@@ -9,12 +9,9 @@ the masking journal, so that a rerun resumes and nothing is shared in between.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
+from pipeline.clone.stubs import Stub
 from pipeline.errors import KpiError, Problem, ProblemsError
-
-if TYPE_CHECKING:
-    from pipeline.clone.coverage import Stub
 
 __all__ = ["CloneError", "CoverageError", "RuleFileError"]
 

@@ -49,7 +49,7 @@ from typing import Any
 from pipeline.clone.errors import RuleFileError
 from pipeline.core.header import Header, KeyPath
 from pipeline.core.header import parse as parse_yaml
-from pipeline.core.header_rules import suggest
+from pipeline.core.validator import PositionalValidator, suggest
 from pipeline.errors import Location, Problem
 
 __all__ = [
@@ -311,25 +311,14 @@ def _load(path: str, text: str) -> tuple[Header | None, list[Problem]]:
 # -- checks ------------------------------------------------------------------------------------------------------
 
 
-class _Checker:
-    def __init__(self, doc: Header, problems: list[Problem]) -> None:
-        self.doc = doc
-        self.problems = problems
+class _Checker(PositionalValidator):
+    """The masking rules on top of the shared readers (:class:`~pipeline.core.validator.PositionalValidator`):
+    positions, unknown keys, true/false and wrong types are reported as for a KPI header, in this format's words."""
 
-    def report(self, key_path: KeyPath, rule: str, message: str, hint: str, *, at_key: bool = False) -> None:
-        location = self.doc.key_at(key_path) if at_key else self.doc.value_at(key_path)
-        self.problems.append(Problem(location, rule, message, hint))
+    wrong_type_hint = "write {expected}"
 
-    def unknown_keys(self, mapping: Mapping[Any, Any], allowed: tuple[str, ...], here: KeyPath, what: str) -> None:
-        for key in mapping:
-            if key not in allowed:
-                self.report(
-                    (*here, str(key)),
-                    "unknown-key",
-                    f"unknown {what} '{key}'{suggest(str(key), allowed)}",
-                    f"allowed: {', '.join(allowed)}",
-                    at_key=True,
-                )
+    def described(self, value: Any) -> str:
+        return _describe(value)
 
     def rule_file(self, database: str, stem: str) -> RuleFile | None:
         data = self.doc.data
@@ -668,12 +657,6 @@ class _Checker:
             return ""
         return value.strip()
 
-    def boolean(self, here: KeyPath, value: Any) -> bool:
-        if isinstance(value, bool):
-            return value
-        self.wrong_type(here, "true or false", value)
-        return False
-
     def identifier(self, here: KeyPath, value: Any, what: str) -> str:
         if isinstance(value, str) and IDENTIFIER.match(value):
             return value
@@ -713,15 +696,6 @@ class _Checker:
                 continue
             ignore[(table, column)] = frozenset(names)
         return ScanSettings(sample, tuple(d.lower() for d in domains), ignore)
-
-    def wrong_type(self, here: KeyPath, expected: str, value: Any) -> None:
-        self.report(
-            here, "wrong-type", f"'{_dotted(here)}' must be {expected}, found {_describe(value)}", f"write {expected}"
-        )
-
-
-def _dotted(key_path: KeyPath) -> str:
-    return ".".join(str(part) for part in key_path)
 
 
 def _describe(value: Any) -> str:

@@ -7,24 +7,20 @@ valid name when one was misspelt. ``HEADER_KEYS`` is the one list of keys, defau
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
 from functools import cache
-from typing import Any, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from cronsim import CronSim, CronSimError
-
-from pipeline.core.durations import parse_duration
 from pipeline.core.header import Header, KeyPath
 from pipeline.core.identifiers import KPI_NAME, is_column_name
 from pipeline.core.intervals import Grain
 from pipeline.core.spec import Checks, Column, FileFormat, Freshness, Param, Policy
 from pipeline.core.types import CLUSTER_TYPES, PARAM_TYPES, PARTITION_TYPES, TYPE_ALIASES, BqType, coerce_param
+from pipeline.core.validator import PositionalValidator, dotted, suggest
 from pipeline.errors import Location, Problem
 
 # Every header key with its default and meaning; the README's table and `kpi new` follow this order.
@@ -62,33 +58,24 @@ RESERVED_PARAMS = frozenset({"start", "end"})
 MAX_TIMEOUT = timedelta(minutes=15)
 MAX_CLUSTER_COLUMNS = 4
 
-_E = TypeVar("_E", bound=StrEnum)
 
+class HeaderChecker(PositionalValidator):
+    """Turns the header mapping into Kpi fields, recording a problem for each bad key or value.
 
-def suggest(word: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest choice, or an empty string."""
-    options = list(choices)
-    lowered = {c.lower(): c for c in options}
-    if word.lower() in lowered:
-        return f" (did you mean '{lowered[word.lower()]}'?)"
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    The typed readers (text, true/false, whole number, zone, cron, duration…) and the problem positions are
+    :class:`~pipeline.core.validator.PositionalValidator`'s; this class holds the KPI rules.
+    """
 
-
-class HeaderChecker:
-    """Turns the header mapping into Kpi fields, recording a problem for each bad key or value."""
+    many_keys_hint = "the README lists every header key; `kpi new NAME` writes them all"
+    boolean_fallback = True  # `enabled` keeps its default when it is not true/false
 
     def __init__(self, header: Header, problems: list[Problem], default_name: str) -> None:
+        super().__init__(header, problems)
         self.header = header
-        self.problems = problems
         self.default_name = default_name
         # Names declared under columns/params, even those whose spec is broken: the cross-checks compare the
         # SQL with what the analyst wrote, so that one bad type does not also report "column not declared".
         self.declared: dict[str, list[str]] = {"columns": [], "params": []}
-
-    def report(self, key_path: KeyPath, rule: str, message: str, hint: str, *, at_key: bool = False) -> None:
-        location = self.header.key_at(key_path) if at_key else self.header.value_at(key_path)
-        self.problems.append(Problem(location, rule, message, hint))
 
     def fields(self) -> dict[str, Any] | None:
         data = self.header.data
@@ -145,20 +132,6 @@ class HeaderChecker:
 
     # -- keys ----------------------------------------------------------------------------------------------
 
-    def unknown_keys(self, mapping: Mapping[Any, Any], allowed: Iterable[str], here: KeyPath, what: str) -> None:
-        known = list(allowed)
-        for key in mapping:
-            if key not in known:
-                self.report(
-                    (*here, str(key)),
-                    "unknown-key",
-                    f"unknown {what} '{key}'{suggest(str(key), known)}",
-                    f"allowed: {', '.join(known)}"
-                    if len(known) <= 6
-                    else "the README lists every header key; `kpi new NAME` writes them all",
-                    at_key=True,
-                )
-
     def name(self, data: Mapping[str, Any]) -> str:
         if "name" in data:
             value = self.text(("name",), data["name"]) or ""
@@ -178,122 +151,6 @@ class HeaderChecker:
 
     # -- scalar values -------------------------------------------------------------------------------------
 
-    def wrong_type(self, key_path: KeyPath, expected: str, value: Any) -> None:
-        self.report(
-            key_path,
-            "wrong-type",
-            f"'{_dotted(key_path)}' must be {expected}, found {_describe(value)}",
-            f"write it as {expected}",
-        )
-
-    def text(self, key_path: KeyPath, value: Any) -> str | None:
-        if isinstance(value, str):
-            return value.strip()
-        self.wrong_type(key_path, "a text", value)
-        return None
-
-    def boolean(self, key_path: KeyPath, value: Any) -> bool:
-        if isinstance(value, bool):
-            return value
-        self.wrong_type(key_path, "true or false", value)
-        return True
-
-    def integer(self, key_path: KeyPath, value: Any, minimum: int) -> int | None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.wrong_type(key_path, "a whole number", value)
-            return None
-        if value < minimum:
-            self.report(
-                key_path,
-                "out-of-range",
-                f"'{_dotted(key_path)}' must be {minimum} or more, found {value}",
-                f"write a whole number from {minimum} up",
-            )
-            return None
-        return value
-
-    def choice(self, key_path: KeyPath, value: Any, kind: type[_E]) -> _E | None:
-        allowed = [member.value for member in kind]
-        text = value.strip().lower() if isinstance(value, str) else None
-        if value is None and "null" in allowed:
-            text = "null"  # YAML reads an unquoted `null` as nothing; `zero_dates: null` means the policy
-        if text in allowed:
-            return kind(text)
-        shown = value if isinstance(value, str) else _describe(value)
-        self.report(
-            key_path,
-            "invalid-value",
-            f"'{_dotted(key_path)}' is '{shown}'{suggest(str(shown), allowed)}",
-            f"allowed: {', '.join(allowed)}",
-        )
-        return None
-
-    def names(self, key_path: KeyPath, value: Any, what: str) -> tuple[str, ...]:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.wrong_type(key_path, f"a list of {what}s, e.g. [a, b]", value)
-            return ()
-        return tuple(v.strip() for v in value)
-
-    def zone(self, key_path: KeyPath, value: Any) -> str | None:
-        text = self.text(key_path, value)
-        if text is None:
-            return None
-        try:
-            ZoneInfo(text)
-        except (ZoneInfoNotFoundError, ValueError):
-            self.report(
-                key_path,
-                "invalid-timezone",
-                f"unknown time zone '{text}'{suggest(text, sorted(available_timezones()))}",
-                "use an IANA name such as Asia/Tokyo or UTC",
-            )
-            return None
-        return text
-
-    def day(self, key_path: KeyPath, value: Any) -> date | datetime | None:
-        if value is None or isinstance(value, date):
-            return value
-        if isinstance(value, str):
-            try:
-                return date.fromisoformat(value) if len(value) <= 10 else datetime.fromisoformat(value)
-            except ValueError:
-                pass
-        self.report(
-            key_path, "invalid-date", f"'{_dotted(key_path)}' is not a date: {value!r}", "write it as 2024-01-31"
-        )
-        return None
-
-    def cron(self, key_path: KeyPath, value: Any) -> str | None:
-        if value is None:
-            return None
-        text = self.text(key_path, value)
-        if text is None:
-            return None
-        try:
-            CronSim(text, datetime(2024, 1, 1))
-        except CronSimError as error:
-            self.report(
-                key_path,
-                "invalid-cron",
-                f"'{text}' is not a valid cron expression: {error}",
-                'five fields: minute hour day-of-month month day-of-week, e.g. "0 6 * * *" for 06:00 every day',
-            )
-            return None
-        return text
-
-    def duration(self, key_path: KeyPath, value: Any) -> timedelta | None:
-        text = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
-        if text is None:
-            self.wrong_type(key_path, "a duration such as 30m or 26h", value)
-            return None
-        try:
-            return parse_duration(text)
-        except ValueError as error:
-            self.report(key_path, "invalid-duration", str(error), "units: s, m, h, d, w (e.g. 90s, 30m, 26h, 2d)")
-            return None
-
     def timeout(self, value: Any) -> timedelta:
         timeout = self.duration(("timeout",), value)
         if timeout is not None and timeout > MAX_TIMEOUT:
@@ -307,12 +164,6 @@ class HeaderChecker:
         return timeout or timedelta(minutes=10)
 
     # -- structured keys -----------------------------------------------------------------------------------
-
-    def mapping(self, key_path: KeyPath, value: Any, example: str) -> dict[Any, Any] | None:
-        if isinstance(value, dict):
-            return value
-        self.wrong_type(key_path, f"a mapping ({example})", value)
-        return None
 
     def bq_type(self, key_path: KeyPath, value: Any, allowed: Iterable[BqType]) -> BqType | None:
         names = [t.value for t in allowed]
@@ -469,7 +320,7 @@ class HeaderChecker:
                 self.report(
                     item_path,
                     "unknown-column",
-                    f"'{name}' in {_dotted(key_path)} is not a declared column{suggest(name, declared)}",
+                    f"'{name}' in {dotted(key_path)} is not a declared column{suggest(name, declared)}",
                     f"declared columns: {', '.join(declared)}",
                 )
         return names
@@ -707,21 +558,6 @@ _SAMPLE_MOMENTS = (datetime(2024, 1, 15, 12, tzinfo=UTC), datetime(2024, 7, 15, 
 def _offset(zone: str, moment: datetime) -> int:
     offset = moment.astimezone(ZoneInfo(zone)).utcoffset()
     return int(offset.total_seconds()) if offset else 0
-
-
-def _dotted(key_path: KeyPath) -> str:
-    return ".".join(str(k) for k in key_path)
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    kind = {dict: "a mapping", list: "a list", bool: "true/false", int: "a number", float: "a number", str: "a text"}
-    return (
-        f"{kind.get(type(value), type(value).__name__)} ({value!r})"
-        if not isinstance(value, dict | list)
-        else kind[type(value)]
-    )
 
 
 def _snake(text: str) -> str:

@@ -12,10 +12,11 @@ from typing import Any
 from pipeline.core import header as header_yaml
 from pipeline.core import kpifile
 from pipeline.core.header import Header
-from pipeline.core.header_rules import RESERVED_PARAMS, HeaderChecker, suggest
+from pipeline.core.header_rules import RESERVED_PARAMS, HeaderChecker
 from pipeline.core.intervals import Grain
 from pipeline.core.spec import Kpi
 from pipeline.core.sqlgate import Query, SqlPositions, gate
+from pipeline.core.validator import suggest
 from pipeline.errors import Problem
 
 

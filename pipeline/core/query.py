@@ -7,6 +7,9 @@ cached KPI and no SQL tree never pays for it.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -50,8 +53,6 @@ class Query:
         if self.parsed is None:
             import sqlglot
 
-            from pipeline.core.sqlgate import quiet_sqlglot
-
             with quiet_sqlglot():
                 object.__setattr__(self, "parsed", sqlglot.parse_one(self.sql, read="mysql"))
         assert self.parsed is not None
@@ -60,3 +61,16 @@ class Query:
     def __getstate__(self) -> dict[str, object]:
         """Pickled without the tree: it is large, and the text alone decides it."""
         return {**self.__dict__, "parsed": None}
+
+
+@contextmanager
+def quiet_sqlglot() -> Iterator[None]:
+    """sqlglot logs a warning when it falls back to a raw Command; the gate reports that itself. Here, beside the
+    query, and not in :mod:`pipeline.core.sqlgate`: the lazily parsed tree needs it without the gate."""
+    logger = logging.getLogger("sqlglot")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

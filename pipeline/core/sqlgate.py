@@ -9,10 +9,8 @@ and survive syntax sqlglot cannot parse, such as ``LOCK IN SHARE MODE``), then o
 from __future__ import annotations
 
 import itertools
-import logging
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import sqlglot
 from sqlglot import exp
@@ -21,7 +19,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
 from pipeline.core.kpifile import CONTROL_HINT, control_character
-from pipeline.core.query import OutputColumn, Placeholder, Query
+from pipeline.core.query import OutputColumn, Placeholder, Query, quiet_sqlglot
 from pipeline.errors import Location, Problem
 
 __all__ = ["FORBIDDEN_FUNCTIONS", "OutputColumn", "Placeholder", "Query", "SqlPositions", "gate"]
@@ -361,15 +359,3 @@ def _without_trailing_semicolon(sql: str, tokens: list[Token]) -> str:
     rest = sql[end:]
     semicolon = rest.find(";")
     return sql if semicolon < 0 else sql[:end] + rest[:semicolon]
-
-
-@contextmanager
-def quiet_sqlglot() -> Iterator[None]:
-    """sqlglot logs a warning when it falls back to a raw Command; the gate reports that itself."""
-    logger = logging.getLogger("sqlglot")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)

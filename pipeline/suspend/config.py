@@ -9,20 +9,19 @@ naming the key and how to fix it.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-import cronsim
 import holidays
 
+from pipeline.core.validator import ACCOUNT_ID, TableReader, suggest, whole_number
 from pipeline.settings import config_table
 from pipeline.suspend.errors import SuspendError
 
@@ -65,7 +64,6 @@ _KEYS = (
 _SCHEDULE_KEYS = ("timezone", "suspend_at", "resume_at", "holidays")
 _SCHEDULE_NAME = re.compile(r"[A-Za-z0-9_.:/=+@-]{1,64}")  # a tag value names it
 DEFAULT_SCHEDULE = "default"  # the global schedule: the opt-in tag's value "true"
-_ACCOUNT = re.compile(r"\d{12}")
 _MONTH_DAY = re.compile(r"(\d{2})-(\d{2})")
 
 
@@ -204,7 +202,7 @@ def config_from_table(table: Mapping[str, Any], *, origin: str = "[suspend]", ac
     if "tick_minutes" in table:
         changes["tick_minutes"] = _minutes(table["tick_minutes"], origin)
     if "start_for_maintenance" in table:
-        changes["start_for_maintenance"] = _flag(table["start_for_maintenance"], "start_for_maintenance", origin)
+        changes["start_for_maintenance"] = _reader(origin).flag(table["start_for_maintenance"], "start_for_maintenance")
     config = replace(config, **changes)
     _check_calendar(config, origin)
     if "schedules" in table:
@@ -235,30 +233,21 @@ def _schedules(value: object, config: SuspendConfig, origin: str) -> dict[str, S
     return found
 
 
+def _reader(origin: str) -> TableReader:
+    return TableReader(SuspendError, origin, "suspend")
+
+
 def _minutes(value: object, origin: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+    minutes = whole_number(value, negative=False)
+    if minutes is None:
         raise SuspendError("tick_minutes must be a whole number of minutes", where=origin, hint="e.g. 15")
-    if not 1 <= int(value) <= 1440:
+    if not 1 <= minutes <= 1440:
         raise SuspendError("tick_minutes must be from 1 to 1440", where=origin, hint="e.g. 15")
-    return int(value)
-
-
-def _flag(value: object, key: str, origin: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise SuspendError(f"{key} must be true or false", where=origin, hint=f"{key} = true")
+    return minutes
 
 
 def _check_keys(table: Mapping[str, Any], origin: str) -> None:
-    unknown = sorted(set(table) - set(_KEYS))
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], _KEYS, n=1)
-        guess = f" (did you mean '{close[0]}'?)" if close else ""
-        raise SuspendError(
-            f"unknown key '{unknown[0]}'{guess}", where=origin, hint=f"keys of [suspend]: {', '.join(_KEYS)}"
-        )
+    _reader(origin).known_keys(table, _KEYS)
 
 
 def _from_variables(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -317,7 +306,7 @@ def _accounts(value: object, origin: str) -> tuple[str, ...]:
                 where=origin,
                 hint='write account ids as quoted strings (accounts = ["012345678901"]): numbers lose leading zeros',
             )
-        if not _ACCOUNT.fullmatch(item.strip()):
+        if not ACCOUNT_ID.fullmatch(item.strip()):
             raise SuspendError(
                 f"accounts: '{item}' is not a 12-digit AWS account id",
                 where=origin,
@@ -330,10 +319,7 @@ def _services(value: object, origin: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(item, str) for item in value):
         raise SuspendError("services must be a non-empty list", where=origin, hint=_HINTS["services"])
     for item in value:
-        if item not in SERVICES:
-            close = difflib.get_close_matches(item, SERVICES, n=1)
-            guess = f" (did you mean '{close[0]}'?)" if close else ""
-            raise SuspendError(f"services: unknown service '{item}'{guess}", where=origin, hint=_HINTS["services"])
+        _reader(origin).one_of(item, "services", SERVICES, _HINTS["services"], what="service")
     return tuple(service for service in SERVICES if service in value)  # the module's order, not the file's
 
 
@@ -389,25 +375,14 @@ def _extra_day(item: object, name: str, origin: str) -> ExtraHoliday:
 
 
 def _check_calendar(config: SuspendConfig, origin: str) -> None:
-    try:
-        ZoneInfo(config.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SuspendError(
-            f"timezone '{config.timezone}' is not an IANA time zone", where=origin, hint=_HINTS["timezone"]
-        ) from None
+    reader = _reader(origin)
+    reader.zone(config.timezone, "timezone", _HINTS["timezone"])
     for key in ("suspend_at", "resume_at"):
-        expression = getattr(config, key)
-        try:
-            cronsim.CronSim(expression, _SOME_DAY)
-        except cronsim.CronSimError as error:
-            raise SuspendError(
-                f"{key} '{expression}' is not a valid cron expression: {error}", where=origin, hint=_HINTS[key]
-            ) from None
+        reader.cron(getattr(config, key), key, _HINTS[key])
     if config.holidays:
         countries = holidays.list_supported_countries()
         if config.holidays not in countries:
-            close = difflib.get_close_matches(config.holidays.upper(), list(countries), n=1)
-            guess = f" (did you mean '{close[0]}'?)" if close else ""
+            guess = suggest(config.holidays.upper(), list(countries))
             raise SuspendError(
                 f"holidays: '{config.holidays}' is not a country the holidays package knows{guess}",
                 where=origin,
@@ -422,7 +397,6 @@ def _check_calendar(config: SuspendConfig, origin: str) -> None:
             )
 
 
-_SOME_DAY = datetime(2026, 1, 1)
 _CRON_HINT = 'five fields, read in `timezone`: minute hour day-of-month month day-of-week, e.g. "0 21 * * 1-5"'
 _HINTS = {
     "timezone": 'an IANA zone such as "Asia/Tokyo": schedules and holidays are read in it',

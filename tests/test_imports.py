@@ -1,0 +1,102 @@
+"""No import circle anywhere in pipeline/, and the clone package's one export list resolves.
+
+Every ``import`` and ``from … import`` of a pipeline module counts: at module level, under ``TYPE_CHECKING``
+and inside functions (a lazy import still ties the two modules together: neither can be read, moved or
+tested without the other). ``from package import name`` is an edge to ``package.name`` when that is a module.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PIPELINE = ROOT / "pipeline"
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for path in sorted(PIPELINE.rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The pipeline modules ``name`` imports, anywhere in its source."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from . import x, from ..core import y
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, *([node.module] if node.module else [])])
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+    return {module for module in found if module in modules and module != name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {name: _imports(name, path, modules) for name, path in modules.items()}
+
+
+def test_the_graph_sees_every_kind_of_import() -> None:
+    graph = import_graph()
+    assert "pipeline.core.validator" in graph["pipeline.core.header_rules"]  # module level
+    assert "pipeline.catalog" in graph["pipeline.cli.output"]  # inside a function
+    assert "pipeline.clone.cloud" in graph["pipeline.clone.workflow"]  # from package import module
+    assert "pipeline.clone.stubs" in graph["pipeline.clone.errors"]  # the leaf that broke the old circle
+
+
+def test_no_import_cycle_between_pipeline_modules() -> None:
+    try:
+        order = list(TopologicalSorter(import_graph()).static_order())
+    except CycleError as error:
+        cycle = " → ".join(error.args[1])
+        pytest.fail(f"import cycle: {cycle}; move what both need into a leaf module", pytrace=False)
+    assert len(order) == len(_modules())
+
+
+def test_a_cycle_would_be_found() -> None:
+    graph = import_graph()
+    graph["pipeline.core.validator"] = {*graph["pipeline.core.validator"], "pipeline.core.header_rules"}
+    with pytest.raises(CycleError):
+        list(TopologicalSorter(graph).static_order())
+
+
+def test_the_clone_package_exports_what_its_modules_define() -> None:
+    clone = importlib.import_module("pipeline.clone")
+    assert set(clone.__all__) == {
+        *("JOURNAL_TABLE", "CloneError", "Column", "CompletionMarker", "Coverage", "CoverageError", "Finding"),
+        *("KeyPads", "MaskingPlan", "MaskingReport", "RuleFile", "RuleFileError", "Schema", "Strategy", "Stub"),
+        *("Table", "apply_stubs", "build_plan", "check_coverage", "check_databases", "find_pii", "journal_state"),
+        *("load_rule_folder", "load_rules", "mask", "new_rule_file", "parse_rules", "plan_masking"),
+        "reference_value",
+    }
+    for name in clone.__all__:
+        assert getattr(clone, name) is not None, name
+    assert clone.Stub is importlib.import_module("pipeline.clone.stubs").Stub
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        _ = clone.nope
+
+
+def test_the_ops_lambdas_configuration_readers_need_no_yaml() -> None:
+    """The ops zip carries no PyYAML (infra/package.py): [suspend] and [clone] are read with the validator's
+    table reader, which must not pull in the YAML reader of the positional one."""
+    code = (
+        "import sys, pipeline.suspend.config, pipeline.clone.config, pipeline.lambdas.suspend, pipeline.lambdas.clone;"
+        "print(sorted(m for m in ('yaml', 'sqlglot', 'pyarrow') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert done.stdout.strip() == "[]"
