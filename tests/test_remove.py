@@ -122,7 +122,7 @@ def test_kpi_remove_shows_asks_removes_and_status_follows(project: Path) -> None
     assert told.exit_code == 0, told.output
     assert CliRunner().invoke(cli, ["run", "daily", "--start", "2024-03-01", "--end", "2024-03-02"]).exit_code == 0
     status = CliRunner().invoke(cli, ["status", "daily"])
-    assert "`kpi remove daily --start 2099-05-01 --end 2099-05-01` removes them" in status.output
+    assert "`kpi remove daily --date 2099-05-01` removes them" in status.output
 
     declined = CliRunner().invoke(cli, ["remove", "daily", "--date", "2099-05-01"], input="n\n")
     assert declined.exit_code == 1
