@@ -198,6 +198,7 @@ def test_kpi_remove_on_bigquery_is_one_dml_transaction(
     (job,) = [j for j in bq_client.list_jobs(max_results=100) if j.job_id.startswith(audited.removeprefix(REMOVED))]
     assert job.query.startswith("BEGIN TRANSACTION;\nDELETE FROM ")
     assert "WHERE `day` >= DATE '2024-03-01' AND `day` < DATE '2024-03-02';" in job.query
+    assert "CURRENT_TIMESTAMP())" in job.query  # the removal's time by BigQuery's clock, not this machine's
     assert job.query.endswith("COMMIT TRANSACTION;")
     status = CliRunner().invoke(cli, ["status", "daily", "--json"])
     assert json.loads(status.output)["kpis"][0]["partitions_loaded"] == 1

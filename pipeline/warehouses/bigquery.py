@@ -328,7 +328,9 @@ class BigQueryWarehouse:
         """One multi-statement transaction, DML only: a DELETE per partition (one for the whole table), then the
         removal rows into the audit table; BigQuery commits it whole or rolls it back. The values are typed
         literals, not query parameters: they are our own partition bounds and names, and BigQuery emulators
-        refuse parameters inside a script. DML does not count toward the table's daily modification limit."""
+        refuse parameters inside a script. DML does not count toward the table's daily modification limit. The
+        removal rows' ``loaded_at`` is BigQuery's CURRENT_TIMESTAMP() in the table (this machine's clock in the
+        records returned)."""
         job_id = f"kpi_remove_{_label(kpi)}_{uuid.uuid4().hex[:12]}"  # BigQuery's own job id starts with it
         records = [removal.record(job_id, datetime.now(UTC)) for removal in removals]
         table = self.target.table(kpi)
@@ -336,9 +338,13 @@ class BigQueryWarehouse:
         for bounds in [None] if whole_table else [r.bounds for r in removals]:
             statements.append(f"DELETE FROM `{table}` WHERE {_bounds_predicate(bounds)};")
         columns = ", ".join(f"`{f.name}`" for f in AUDIT_SCHEMA)
-        types = [f.field_type for f in AUDIT_SCHEMA]
+        types = [f.field_type for f in AUDIT_SCHEMA[:-1]]
+        # loaded_at by BigQuery's clock, not the operator's: what is loaded is judged by loads after a removal, and
+        # a laptop's clock running ahead would otherwise hide the loads of the next minutes.
         values = ", ".join(
-            "(" + ", ".join(_literal(t, v) for t, v in zip(types, r.__dict__.values(), strict=True)) + ")"
+            "("
+            + ", ".join(_literal(t, v) for t, v in zip(types, list(r.__dict__.values())[:-1], strict=True))
+            + ", CURRENT_TIMESTAMP())"
             for r in records
         )
         statements += [f"INSERT INTO `{self._audit}` ({columns}) VALUES {values};", "COMMIT TRANSACTION;"]
