@@ -205,3 +205,22 @@ def test_kpi_remove_on_bigquery_is_one_dml_transaction(
     all_of_it = CliRunner().invoke(cli, ["remove", "daily", "--all", "--yes"])
     assert all_of_it.exit_code == 0, all_of_it.output
     assert target.rows("SELECT COUNT(*) FROM {daily}") == [(0,)]
+
+
+def test_a_snapshot_is_removed_whole_and_takes_no_dates(project: Path) -> None:
+    from tests.exporting import make_kpi
+
+    header = "grain: none\ncolumns:\n  status: {type: STRING}\n  orders: {type: INT64}"
+    make_kpi(project / "q", "by_status", header, "SELECT status, COUNT(*) AS orders FROM orders GROUP BY 1")
+    assert CliRunner().invoke(cli, ["run", "by_status"]).exit_code == 0
+    dated = CliRunner().invoke(cli, ["remove", "by_status", "--date", "2024-03-01"])
+    assert dated.exit_code == 2
+    assert "by_status is a snapshot (grain: none): it has no partitions\n  hint: use --all" in dated.output
+    removed = CliRunner().invoke(cli, ["remove", "by_status", "--all", "--yes"])
+    assert removed.exit_code == 0, removed.output
+    assert "removed 1 partition(s) of by_status, 2 rows; its table is empty; recorded in _kpi_loads" in removed.output
+    line = json.loads(CliRunner().invoke(cli, ["status", "by_status", "--json"]).output)["kpis"][0]
+    assert (line["partition"], line["freshness"]) == (None, "never loaded")
+    assert CliRunner().invoke(cli, ["run", "by_status"]).exit_code == 0  # and it loads again
+    line = json.loads(CliRunner().invoke(cli, ["status", "by_status", "--json"]).output)["kpis"][0]
+    assert (line["partition"], line["rows"]) == ("snapshot", 2)

@@ -102,7 +102,7 @@ def remove(
     elif removed:
         stdout().print(
             f"removed {len(removed):,} partition(s) of {kpi.name}, {plan.rows:,} rows"
-            + (" (and every other row of its table)" if plan.whole_table else "")
+            + ("; its table is empty" if plan.whole_table else "")
             + "; recorded in _kpi_loads: `kpi status` no longer counts them and their next load is accepted, "
             "whatever its run",
             highlight=False,
