@@ -147,7 +147,8 @@ class ExportError(KpiError):
 
 
 class CheckFailed(ExportError):
-    """A header check (`min_rows`, `not_null`, `unique`) failed on the exported rows; nothing was committed."""
+    """A header check (`min_rows`, `not_null`, `unique`) failed on a partition's exported rows; that partition was
+    not committed (the others of its batch may be: :class:`pipeline.export.ChecksFailed`)."""
 
     kind = "checks"
 

@@ -4,6 +4,7 @@ Work arrives as jobs — one KPI and one batch of contiguous partitions, exporte
 on a thread pool. Each source has its own limit of queries at once (``parallel`` in kpi.toml), so a backfill
 cannot hammer the OLTP database whatever the pool size; loads run outside that limit. A job that fails marks
 its partitions failed and the others go on: the caller sees every partition's outcome and decides the exit code.
+Within a job, a partition that fails a header check fails alone: the export commits the others, which are loaded.
 After a stop request (:mod:`pipeline.interrupts`) no job starts, exports in flight end without a commit, and no
 further load starts; :meth:`Runner.run` returns the outcomes of what finished.
 """
@@ -21,7 +22,7 @@ from pipeline.core.intervals import Interval
 from pipeline.core.lake import manifest_key, partition_name
 from pipeline.core.spec import Kpi
 from pipeline.errors import KpiError, ProblemsError
-from pipeline.export import export
+from pipeline.export import ChecksFailed, export
 from pipeline.load import load_manifest
 from pipeline.settings import Environment
 from pipeline.sources import open_source
@@ -151,6 +152,7 @@ class Runner:
 
     def _run_job(self, job: Job) -> list[Outcome]:
         kpi, started = job.kpi, time.monotonic()
+        outcomes: list[Outcome] = []
         try:
             with self._limits[kpi.source]:
                 interrupts.check()  # a job that waited for its source's turn does not start after a stop
@@ -158,16 +160,20 @@ class Runner:
                 manifests = export(kpi, job.intervals, source=source, store=self.store)
         except interrupts.Interrupted:
             return []  # nothing committed: the export removed its files
+        except ChecksFailed as error:  # partitions judged one by one: the failing ones, each with its own reason
+            seconds = (time.monotonic() - started) / len(job.partitions)
+            outcomes = [Outcome.failure(kpi.name, p, error.of(p), seconds) for p in error.failures]
+            manifests = error.committed  # … and the others, committed, are loaded below
         except KpiError as error:
             seconds = time.monotonic() - started
             return [Outcome.failure(kpi.name, p, error, seconds) for p in job.partitions]
-        exported = (time.monotonic() - started) / max(len(manifests), 1)
-        outcomes = []
-        for interval, manifest in zip(job.intervals or (None,), manifests, strict=True):
+        exported = (time.monotonic() - started) / max(len(job.partitions), 1)
+        intervals = {partition_name(i): i for i in job.intervals or (None,)}
+        for manifest in manifests:
             if interrupts.requested():
                 break  # committed but not loaded: a rerun exports and loads the partition again
             loading = time.monotonic()
-            key = manifest_key(kpi, interval, manifest.run_id)
+            key = manifest_key(kpi, intervals[manifest.partition], manifest.run_id)
             try:
                 _, result = load_manifest(self.store, key, self.warehouse, force=self.force)
             except KpiError as error:

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.core.spec import FileFormat
 from pipeline.errors import ExportError, SourceError, SpecError, StoreError, UsageError
-from pipeline.export import FileOptions, export
+from pipeline.export import ChecksFailed, FileOptions, export
 from pipeline.lambdas.exporter import handler
 from pipeline.sources import open_source
 from pipeline.stores import LocalStore, S3Store, open_store
@@ -314,3 +314,49 @@ def test_a_duckdb_query_is_interrupted_at_the_kpi_timeout(shop: str, tmp_path: P
     with pytest.raises(SourceError, match="longer than the KPI's timeout"):
         export(kpi, [], source=open_source(shop), store=store)
     assert keys(store) == []
+
+
+def test_a_partition_failing_a_check_fails_alone_and_the_lambda_names_it(
+    shop: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One query, three partitions, one of them empty under `min_rows: 1`: the other two are committed (their
+    manifests' S3 events load them), the empty one leaves no file, and the execution fails naming only it."""
+    make_kpi(tmp_path / "q", "sales", SALES_HEADER.format(format="parquet") + "checks: {min_rows: 1}", SALES_SQL)
+    monkeypatch.setenv("KPI_QUERIES", str(tmp_path / "q"))
+    monkeypatch.setenv("KPI_SOURCE", shop)
+    monkeypatch.setenv("KPI_LAKE", str(tmp_path / "lake"))
+    event = {"kpi": "sales", "start": "2024-03-01", "end": "2024-03-03", "run_id": "step-1"}
+    with pytest.raises(ChecksFailed) as caught:
+        handler(event)
+    error = caught.value
+    assert error.failures == {"2024-03-03": ["min_rows: 0 row(s), at least 1 expected"]}
+    assert [(m.partition, m.rows) for m in error.committed] == [("2024-03-01", 1), ("2024-03-02", 1)]
+    assert error.message == (
+        "checks failed on 1 of 3 partitions, which were not committed; the other 2 were (2024-03-01, 2024-03-02):\n"
+        "  - 2024-03-03: min_rows: 0 row(s), at least 1 expected"
+    )
+    assert error.of("2024-03-03").message == (
+        "checks failed, the partition was not committed:\n  - min_rows: 0 row(s), at least 1 expected"
+    )
+    assert not error.retryable  # Step Functions fails the execution at once, with this message
+    store = LocalStore(tmp_path / "lake")
+    assert keys(store) == [
+        "sales/day=2024-03-01/run=step-1/_manifest.json",
+        "sales/day=2024-03-01/run=step-1/part-00000.parquet",
+        "sales/day=2024-03-02/run=step-1/_manifest.json",
+        "sales/day=2024-03-02/run=step-1/part-00000.parquet",
+    ]
+    logged = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (logged["error"], logged["failed"]) == ("ChecksFailed", ["2024-03-03"])
+    assert [p["partition"] for p in logged["committed"]] == ["2024-03-01", "2024-03-02"]
+
+    with duckdb.connect(shop.removeprefix("duckdb:///")) as db:  # the data is fixed; the same input runs again
+        db.execute("INSERT INTO orders VALUES ('2024-03-03 08:00:00', 'paid', 5.00)")
+    before = store.get_bytes("sales/day=2024-03-01/run=step-1/_manifest.json")
+    again = handler(event)
+    assert [(p["partition"], p["rows"]) for p in again["partitions"]] == [
+        ("2024-03-01", 1),
+        ("2024-03-02", 1),
+        ("2024-03-03", 1),
+    ]
+    assert store.get_bytes("sales/day=2024-03-01/run=step-1/_manifest.json") == before  # committed: never rewritten

@@ -1,6 +1,11 @@
-"""The README is part of the product: it must document every header key, masking rule and [clone] key."""
+"""The README is part of the product: it must document every header key, masking rule, [clone] key and command,
+and the examples checked here are what the commands print."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
 
 from pipeline.core.header_rules import COLUMN_KEYS, HEADER_KEYS
 from tests.conftest import ROOT
@@ -25,3 +30,61 @@ def test_readme_documents_every_masking_rule_and_clone_key() -> None:
     assert rules == []
     keys = [f.name for f in fields(CloneConfig) if f.name != "origin" and f"\n{f.name} = " not in section]
     assert keys == []
+
+
+def test_readme_lists_every_command() -> None:
+    from pipeline.cli import COMMANDS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("### Commands") : readme.index("## For operators")]
+    assert [name for name in COMMANDS if f"| `kpi {name}" not in table] == []
+
+
+def test_readme_failure_and_removal_examples_are_what_the_commands_print(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's `large_orders` examples, replayed on a shop with 3, 2, 2 and 3 large orders on its four days:
+    the failed line of `kpi run`, and `kpi status`'s warning and `kpi remove`'s lines after a future load."""
+    import duckdb
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+    from tests.exporting import make_kpi
+
+    with duckdb.connect(str(tmp_path / "shop.duckdb")) as db:
+        db.execute("CREATE TABLE orders (created_at TIMESTAMP, country VARCHAR)")
+        for day, count in (("2026-11-29", 3), ("2026-11-30", 2), ("2026-12-01", 2), ("2026-12-02", 3)):
+            db.execute(f"INSERT INTO orders SELECT TIMESTAMP '{day} 10:00', 'JP' || range FROM range({count})")
+    header = (
+        "grain: day\ntime_column: order_date\nstart: 2024-01-01\nchecks: {min_rows: 3}\ncolumns:\n"
+        "  order_date: {type: DATE}\n  country: {type: STRING}\n  large_orders: {type: INT64}"
+    )
+    sql = (
+        "SELECT CAST(created_at AS DATE) AS order_date, country, COUNT(*) AS large_orders FROM orders "
+        "WHERE created_at >= :start AND created_at < :end GROUP BY 1, 2"
+    )
+    make_kpi(tmp_path / "queries", "large_orders", header, sql)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KPI_SOURCE", f"duckdb:///{tmp_path / 'shop.duckdb'}")
+    monkeypatch.setenv("KPI_LAKE", str(tmp_path / "lake"))
+    monkeypatch.setenv("KPI_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    for name in ("KPI_QUERIES", "KPI_ENV", "KPI_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+
+    ran = CliRunner().invoke(cli, ["run", "large_orders", "--start", "2026-11-29", "--end", "2026-12-02"])
+    assert ran.exit_code == 1
+    failed = ran.output.split("┘\n", 1)[1].splitlines()
+    assert failed[0].startswith("failed: large_orders 2026-11-30 … 2026-12-01 (2 partitions, checks): ")
+    assert all(line in readme for line in failed), failed
+
+    make_kpi(tmp_path / "queries", "large_orders", header.replace("checks: {min_rows: 3}\n", ""), sql)
+    future = ["run", "large_orders", "--date", "2027-05-01", "--allow-incomplete"]
+    assert CliRunner().invoke(cli, future).exit_code == 0
+    warning = CliRunner().invoke(cli, ["status", "large_orders"]).output.splitlines()[-1]
+    assert warning.startswith("warning: ")
+    assert warning in readme
+    removed = CliRunner().invoke(cli, ["remove", "large_orders", "--date", "2027-05-01", "--yes"])
+    assert removed.output.splitlines()[-1] in readme
+    again = CliRunner().invoke(cli, ["remove", "large_orders", "--date", "2027-05-01"])
+    assert again.output.splitlines() == [line for line in readme if line.startswith("nothing to remove: 1 partition")]

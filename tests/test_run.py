@@ -210,45 +210,89 @@ def test_run_loads_what_is_due_and_a_failure_does_not_stop_the_others(project: P
 
 
 def test_run_reports_each_failure_with_its_whole_reason(project: Path) -> None:
-    """Which check failed on which partition, which column does not match and why: in the table and in --json."""
-    checked = DAILY.replace("lookback: 2", "checks: {min_rows: 2}")
+    """Which check failed on which partition, which column does not match and why: in the table and in --json.
+    Partitions of one batch are judged one by one: the day without orders fails `min_rows` alone, its neighbours
+    in the same source query are loaded."""
+    with duckdb.connect(str(project / "shop.duckdb")) as db:
+        db.execute("DELETE FROM orders WHERE CAST(created_at AS DATE) = DATE '2024-03-02'")
+    checked = DAILY.replace("lookback: 2", "checks: {min_rows: 1}")
     make_kpi(project / "queries", "daily", checked, DAILY_SQL)
     mistyped = DAILY.replace("orders: {type: INT64}", "orders: {type: DATE}")
     make_kpi(project / "queries", "typed", mistyped, DAILY_SQL)
-    result = CliRunner().invoke(cli, ["run", "--start", "2024-03-01", "--end", "2024-03-02", "--json"])
+    result = CliRunner().invoke(cli, ["run", "--start", "2024-03-01", "--end", "2024-03-03", "--json"])
     assert result.exit_code == 1, result.output
     lines = {k["kpi"]: k for k in json.loads(result.output)["kpis"]}
-    checks = lines["daily"]["failed"]
-    assert [f["partition"] for f in checks] == ["2024-03-01", "2024-03-02"]
-    assert checks[0] == {
-        "partition": "2024-03-01",
-        "kind": "checks",
-        "message": "checks failed, nothing was committed:\n"
-        "  - 2024-03-01: min_rows: 1 row(s), at least 2 expected\n"
-        "  - 2024-03-02: min_rows: 1 row(s), at least 2 expected",
-        "hint": "fix the query or the data, or change `checks:` in the header if the rule is wrong",
-        "where": "queries/daily.sql (daily)",
-    }
+    neighbours = [(day, n) for day, n in expected_orders("2024-03-01", "2024-03-03") if day != date(2024, 3, 2)]
+    assert (lines["daily"]["partitions"], lines["daily"]["rows"], lines["daily"]["status"]) == (3, 2, "1 failed")
+    assert lines["daily"]["failed"] == [
+        {
+            "partition": "2024-03-02",
+            "kind": "checks",
+            "message": "checks failed, the partition was not committed:\n  - min_rows: 0 row(s), at least 1 expected",
+            "hint": "fix the query or the data, or change `checks:` in the header if the rule is wrong",
+            "where": "queries/daily.sql (daily)",
+        }
+    ]
+    assert warehouse(project, "SELECT day, orders FROM daily ORDER BY day") == neighbours
+    audited = "SELECT partition FROM _kpi_loads WHERE kpi = 'daily' ORDER BY partition"
+    assert warehouse(project, audited) == [("2024-03-01",), ("2024-03-03",)]
     (typed,) = {f["message"] for f in lines["typed"]["failed"]}
     assert typed == (
         "the query's result does not match the header:\n"
         "  - column 'orders': INT64 cannot be loaded as DATE without changing values; declare INT64"
     )
-    assert lines["typed"]["failed"][0]["kind"] == "export"
+    assert [f["kind"] for f in lines["typed"]["failed"]] == ["export"] * 3
 
-    table = CliRunner().invoke(cli, ["run", "--start", "2024-03-01", "--end", "2024-03-02"])
+    table = CliRunner().invoke(cli, ["run", "--start", "2024-03-01", "--end", "2024-03-03"])
     assert table.exit_code == 1
     assert table.output.split("┘\n", 1)[1] == (
-        "failed: daily 2024-03-01 … 2024-03-02 (2 partitions, checks): queries/daily.sql (daily): checks failed, "
-        "nothing was committed:\n"
-        "  - 2024-03-01: min_rows: 1 row(s), at least 2 expected\n"
-        "  - 2024-03-02: min_rows: 1 row(s), at least 2 expected\n"
+        "failed: daily 2024-03-02 (checks): queries/daily.sql (daily): checks failed, the partition was not "
+        "committed:\n"
+        "  - min_rows: 0 row(s), at least 1 expected\n"
         "  hint: fix the query or the data, or change `checks:` in the header if the rule is wrong\n"
-        "failed: typed 2024-03-01 … 2024-03-02 (2 partitions, export): queries/typed.sql: the query's result does "
+        "failed: typed 2024-03-01 … 2024-03-03 (3 partitions, export): queries/typed.sql: the query's result does "
         "not match the header:\n"
         "  - column 'orders': INT64 cannot be loaded as DATE without changing values; declare INT64\n"
         "  hint: change the declared types in the header, or CAST in the SELECT (`kpi render typed` shows the SQL)\n"
     )
+
+
+def test_a_backfill_batch_loads_its_passing_partitions_and_a_rerun_does_only_the_failed_one(project: Path) -> None:
+    """A month is one source query; two days of it fail `min_rows`, each named with its own rows; the other 29
+    are loaded; once the data is there, the same backfill runs only those two."""
+    with duckdb.connect(str(project / "shop.duckdb")) as db:
+        tenth = "created_at >= '2024-03-10' AND created_at < '2024-03-11'"
+        db.execute(f"CREATE TABLE held AS SELECT * FROM orders WHERE {tenth}")
+        db.execute(f"DELETE FROM orders WHERE {tenth}")
+        db.execute("DELETE FROM orders WHERE created_at >= '2024-03-20' AND created_at < '2024-03-21' AND id % 2 = 0")
+    by_status = DAILY_SQL.replace("COUNT(*) AS orders", "id % 2 AS odd, COUNT(*) AS orders").replace(
+        "GROUP BY 1", "GROUP BY 1, 2"
+    )
+    header = DAILY.replace("lookback: 2", "checks: {min_rows: 2}").replace(
+        "  orders: {type: INT64}", "  odd:    {type: INT64}\n  orders: {type: INT64}"
+    )
+    make_kpi(project / "queries", "daily", header, by_status)
+    backfill = ["backfill", "daily", "--start", "2024-03-01", "--end", "2024-03-31", "--json"]
+    result = CliRunner().invoke(cli, backfill)
+    assert result.exit_code == 1, result.output
+    (line,) = json.loads(result.output)["kpis"]
+    assert (line["partitions"], line["status"]) == (31, "2 failed")
+    assert [(f["partition"], f["kind"], f["message"].splitlines()[1]) for f in line["failed"]] == [
+        ("2024-03-10", "checks", "  - min_rows: 0 row(s), at least 2 expected"),
+        ("2024-03-20", "checks", "  - min_rows: 1 row(s), at least 2 expected"),
+    ]
+    loaded = warehouse(project, "SELECT DISTINCT partition FROM _kpi_loads WHERE kpi = 'daily' ORDER BY 1")
+    assert [p for (p,) in loaded] == [f"2024-03-{d:02d}" for d in range(1, 32) if d not in (10, 20)]
+    assert warehouse(project, "SELECT COUNT(*) FROM daily WHERE day IN ('2024-03-10', '2024-03-20')") == [(0,)]
+
+    with duckdb.connect(str(project / "shop.duckdb")) as db:
+        db.execute("INSERT INTO orders SELECT * FROM held")
+    with_odd_only = CliRunner().invoke(cli, backfill)  # 2024-03-20 still has one kind only: it fails again, alone
+    (again,) = json.loads(with_odd_only.output)["kpis"]
+    assert (again["partitions"], [f["partition"] for f in again["failed"]]) == (2, ["2024-03-20"])
+    assert warehouse(project, "SELECT SUM(orders) FROM daily WHERE day = '2024-03-10'") == [
+        (dict(expected_orders("2024-03-10", "2024-03-10"))[date(2024, 3, 10)],)
+    ]
 
 
 def test_a_run_refuses_partitions_not_over_yet_and_before_start_naming_them(project: Path) -> None:

@@ -15,6 +15,7 @@ COMMANDS = {
     "load": "pipeline.cli.loading",
     "dashboard": "pipeline.cli.loading",
     "preview": "pipeline.cli.preview",
+    "remove": "pipeline.cli.removing",
     "run": "pipeline.cli.running",
     "backfill": "pipeline.cli.running",
     "status": "pipeline.cli.running",

@@ -459,7 +459,9 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
                 console.print(
                     f"[yellow]warning:[/] {name}: {len(future)} loaded partition(s) have not begun yet "
                     f"({', '.join(future[:3])}{' …' if len(future) > 3 else ''}): not counted as the newest; "
-                    "a run with a mistyped --date loaded them — remove them from the warehouse",
+                    f"a run with a mistyped --date loaded them — `kpi remove {name} "
+                    + (f"--date {future[0]}" if len(future) == 1 else f"--start {future[0]} --end {future[-1]}")
+                    + "` removes them",
                     highlight=False,
                 )
     if any(line["failing"] for line in lines):

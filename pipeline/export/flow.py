@@ -4,9 +4,12 @@ The order of events is the commit protocol the loader relies on:
 
 1. every partition's files are written under ``run=<run-id>/`` (invisible to the loader: no manifest yet);
 2. the header's checks are evaluated on the same stream;
-3. only when the stream ended cleanly and every check passed is each partition's ``_manifest.json`` written.
+3. only when the stream ended cleanly is each partition whose checks passed committed: its ``_manifest.json``
+   is written. Partitions are judged one by one: a partition that fails a check has its files removed and is
+   reported with its own reason (:class:`ChecksFailed`, raised after the others were committed), so one bad day
+   of a lookback or backfill batch does not hold back the good ones.
 
-Any failure before step 3 removes the files of the run (S3 multipart uploads are aborted, not left behind).
+Any other failure before step 3 removes the files of the run (S3 multipart uploads are aborted, not left behind).
 
 A retry with the same ``run_id`` (a retried Lambda invocation, after any failure or a kill) never touches a
 partition whose manifest exists: its run folder is final, and the loader may have read it already. Only the
@@ -58,6 +61,7 @@ def export(
     """Export ``intervals`` (contiguous, in order; empty for a snapshot KPI) with one query; return the manifests.
 
     Partitions of the range that return no rows are committed empty, so that dashboards show a zero, not a gap.
+    Raises :class:`ChecksFailed` when a partition broke a header check — after committing the others.
     """
     started, clock = datetime.now(UTC), time.monotonic()
     _prefer_jemalloc()
@@ -114,11 +118,19 @@ def export(
                         check.observe(rows, numbers, row)
                         background.submit(writer.write, rows)
                     row += batch.num_rows
-        _raise_failed_checks(kpi, parts, checks)
-        written = [writer.close() if writer is not None else None for writer in writers]
+        failures = _failed_checks(parts, checks)
+        for index in failures:  # judged one by one: a failing partition's files go, the others commit below
+            _writer(writers, index).abort()
+            uncommitted.remove(_writer(writers, index))
+        written = [
+            writer.close() if writer is not None and index not in failures else None
+            for index, writer in enumerate(writers)
+        ]
         finished = datetime.now(UTC)
         manifests = []
         for index, (part, part_files) in enumerate(zip(parts, written, strict=True)):
+            if index in failures:
+                continue
             if part_files is None:
                 manifests.append(committed[index])
                 continue
@@ -150,8 +162,10 @@ def export(
                 null_marker=CSV_NULL_MARKER if options.format is FileFormat.CSV else None,
             )
             store.put_bytes(manifest_key(kpi, part, run_id), manifest.to_json().encode())
-            uncommitted.pop(0)  # this partition is committed: the cleanup below must not touch it
+            uncommitted.remove(_writer(writers, index))  # committed: the cleanup below must not touch it
             manifests.append(manifest)
+        if failures:
+            raise ChecksFailed(kpi, {partition_name(parts[i]): problems for i, problems in failures.items()}, manifests)
         return manifests
     except BaseException:
         for writer in uncommitted:
@@ -251,16 +265,39 @@ def _splitter(kpi: Kpi, parts: list[Interval | None], plans: list[ColumnPlan]) -
     return Splitter(kpi, intervals, column_type)
 
 
-def _raise_failed_checks(kpi: Kpi, parts: list[Interval | None], checks: list[PartitionChecks | None]) -> None:
-    failed = [
-        (partition_name(part), found)
-        for part, c in zip(parts, checks, strict=True)
-        if c is not None and (found := c.failures())
-    ]
-    if failed:
-        lines = [f"{name}: {problem}" for name, problems in failed for problem in problems]
-        raise CheckFailed(
-            "checks failed, nothing was committed:\n  - " + "\n  - ".join(lines),
-            where=f"{kpi.path} ({kpi.name})",
-            hint="fix the query or the data, or change `checks:` in the header if the rule is wrong",
-        )
+def _writer(writers: list[PartitionFiles | None], index: int) -> PartitionFiles:
+    writer = writers[index]
+    assert writer is not None, "a partition committed earlier has no writer"
+    return writer
+
+
+def _failed_checks(parts: list[Interval | None], checks: list[PartitionChecks | None]) -> dict[int, list[str]]:
+    """The problems of each partition (by index) that broke a check; those already committed were not judged."""
+    return {index: found for index, c in enumerate(checks) if c is not None and (found := c.failures())}
+
+
+class ChecksFailed(CheckFailed):
+    """Some partitions of an export broke a header check: they were not committed (their files are removed),
+    while every other partition of the batch was. Raised after those commits, so a caller loads ``committed``
+    and reports each of ``failures`` ({partition: problems}) with its own reason (:meth:`of`)."""
+
+    HINT = "fix the query or the data, or change `checks:` in the header if the rule is wrong"
+
+    def __init__(self, kpi: Kpi, failures: dict[str, list[str]], committed: Sequence[Manifest]) -> None:
+        self.failures = failures
+        self.committed = list(committed)
+        lines = [f"{name}: {problem}" for name, problems in failures.items() for problem in problems]
+        if committed:
+            head = (
+                f"checks failed on {len(failures)} of {len(failures) + len(committed)} partitions, which were not "
+                f"committed; the other {len(committed)} were ({', '.join(m.partition for m in committed)}):"
+            )
+        else:
+            head = "checks failed, nothing was committed:"
+        super().__init__(head + "\n  - " + "\n  - ".join(lines), where=f"{kpi.path} ({kpi.name})", hint=self.HINT)
+
+    def of(self, partition: str) -> CheckFailed:
+        """The failure of one partition: its own checks and rows only."""
+        problems = self.failures[partition]
+        message = "checks failed, the partition was not committed:\n  - " + "\n  - ".join(problems)
+        return CheckFailed(message, where=self.where, hint=self.hint)

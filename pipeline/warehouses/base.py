@@ -7,7 +7,7 @@ changes stop a load (:func:`refuse_drift`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import BinaryIO, Protocol
@@ -86,6 +86,12 @@ class Warehouse(Protocol):
         reports from it); empty when nothing was ever loaded."""
         ...
 
+    def remove(self, kpi: str, removals: Sequence[Removal], *, whole_table: bool = False) -> list[LoadRecord]:
+        """Delete the rows of each removal's partition (every row of the KPI's table with ``whole_table``) and
+        append a removal row per partition to the audit table, all in one transaction; return those rows. Raises
+        LoadError, leaving table and audit as they were, when the warehouse refuses."""
+        ...
+
 
 def where(manifest: Manifest) -> str:
     """How messages name a load: KPI, partition and run."""
@@ -122,3 +128,52 @@ def partition_bounds(manifest: Manifest) -> tuple[str, BqType, date | datetime, 
         for text in (manifest.interval_start, manifest.interval_end)
     )
     return manifest.time_column, column_type, start, end
+
+
+# -- removing partitions (``kpi remove``) ------------------------------------------------------------------------
+#
+# A removal deletes a partition's rows and appends an audit row that records it: the removed run's id and rows,
+# no SQL hash, and a job id starting with REMOVED. The audit table stays append-only, so it still tells what was
+# loaded when and what was taken out. What is loaded now is decided by :func:`current_loads`: the loads after a
+# partition's latest removal. A removal therefore resets "never older": the next load of the partition is
+# accepted whatever its run (an older one too: undoing a wrong load may mean loading the earlier run again), and
+# from that load on the rule holds again as before.
+
+REMOVED = "removed:"  # the job id of an audit row that records a removal starts with it
+Bounds = tuple[str, BqType, date | datetime, date | datetime]  # a partition's rows: see partition_bounds
+
+
+@dataclass(frozen=True)
+class Removal:
+    """One partition to remove: the load being removed, and the rows it is — ``bounds`` (time column, its type,
+    first value, end value exclusive) as :func:`partition_bounds` gives them; None for the whole table."""
+
+    load: LoadRecord
+    bounds: Bounds | None
+
+    def record(self, job_id: str, at: datetime) -> LoadRecord:
+        """The audit row of this removal."""
+        load = self.load
+        return LoadRecord(load.kpi, load.partition, load.run_id, "", load.rows, 0, REMOVED + job_id, at)
+
+
+def is_removal(record: LoadRecord) -> bool:
+    return record.job_id.startswith(REMOVED)
+
+
+def current_loads(records: Iterable[LoadRecord]) -> dict[str, LoadRecord]:
+    """The newest run loaded for each partition since its latest removal (by ``loaded_at``), from every audit row
+    of a KPI; a partition whose latest row is a removal is not loaded."""
+    rows = list(records)
+    removed: dict[str, datetime] = {}
+    for record in filter(is_removal, rows):
+        removed[record.partition] = max(record.loaded_at, removed.get(record.partition, record.loaded_at))
+    current: dict[str, LoadRecord] = {}
+    for record in rows:
+        cut = removed.get(record.partition)
+        if is_removal(record) or (cut is not None and record.loaded_at <= cut):
+            continue
+        best = current.get(record.partition)
+        if best is None or (record.run_id, record.loaded_at) > (best.run_id, best.loaded_at):
+            current[record.partition] = record
+    return current

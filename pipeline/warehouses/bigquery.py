@@ -15,10 +15,11 @@ Nothing here imports pyarrow or pandas: the loader Lambda's package has neither 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,9 +33,12 @@ from pipeline.core.types import BqType
 from pipeline.errors import LoadError
 from pipeline.warehouses.base import (
     AUDIT_TABLE,
+    Bounds,
     LoadRecord,
     LoadResult,
     OpenFile,
+    Removal,
+    current_loads,
     partition_bounds,
     refuse_drift,
     superseded,
@@ -162,27 +166,20 @@ class BigQueryWarehouse:
             self._client = None
 
     def last_load(self, kpi: str, partition: str) -> LoadRecord | None:
-        sql = (
-            f"SELECT {_RECORD_COLUMNS} FROM `{self._audit}` "
-            "WHERE kpi = @kpi AND `partition` = @partition ORDER BY run_id DESC, loaded_at DESC LIMIT 1"
-        )
+        sql = f"SELECT {_RECORD_COLUMNS} FROM `{self._audit}` WHERE kpi = @kpi AND `partition` = @partition"
         try:
             rows = self._query(sql, {"kpi": ("STRING", kpi), "partition": ("STRING", partition)}, kpi)
         except google_errors.NotFound:
             return None
-        return LoadRecord(*rows[0].values()) if rows else None
+        return current_loads(LoadRecord(*row.values()) for row in rows).get(partition)  # none since a removal
 
     def loads(self, kpi: str) -> dict[str, LoadRecord]:
-        sql = (
-            f"SELECT {_RECORD_COLUMNS} FROM `{self._audit}` WHERE kpi = @kpi "
-            "QUALIFY ROW_NUMBER() OVER (PARTITION BY `partition` ORDER BY run_id DESC, loaded_at DESC) = 1"
-        )
+        sql = f"SELECT {_RECORD_COLUMNS} FROM `{self._audit}` WHERE kpi = @kpi"
         try:
             rows = self._query(sql, {"kpi": ("STRING", kpi)}, kpi)
         except google_errors.NotFound:
             return {}
-        records = [LoadRecord(*row.values()) for row in rows]
-        return {record.partition: record for record in records}
+        return current_loads(LoadRecord(*row.values()) for row in rows)  # removals taken into account
 
     def load(self, manifest: Manifest, open_file: OpenFile, *, force: bool = False) -> LoadResult:
         with _google_errors(manifest):
@@ -327,6 +324,45 @@ class BigQueryWarehouse:
         job = self.client.query(sql, job_config=config, retry=RETRY)
         return list(job.result(timeout=JOB_TIMEOUT.total_seconds()))
 
+    def remove(self, kpi: str, removals: Sequence[Removal], *, whole_table: bool = False) -> list[LoadRecord]:
+        """One multi-statement transaction, DML only: a DELETE per partition (one for the whole table), then the
+        removal rows into the audit table; BigQuery commits it whole or rolls it back. The values are typed
+        literals, not query parameters: they are our own partition bounds and names, and BigQuery emulators
+        refuse parameters inside a script. DML does not count toward the table's daily modification limit. The
+        removal rows' ``loaded_at`` is BigQuery's CURRENT_TIMESTAMP() in the table (this machine's clock in the
+        records returned)."""
+        job_id = f"kpi_remove_{_label(kpi)}_{uuid.uuid4().hex[:12]}"  # BigQuery's own job id starts with it
+        records = [removal.record(job_id, datetime.now(UTC)) for removal in removals]
+        table = self.target.table(kpi)
+        statements = ["BEGIN TRANSACTION;"]
+        for bounds in [None] if whole_table else [r.bounds for r in removals]:
+            statements.append(f"DELETE FROM `{table}` WHERE {_bounds_predicate(bounds)};")
+        columns = ", ".join(f"`{f.name}`" for f in AUDIT_SCHEMA)
+        types = [f.field_type for f in AUDIT_SCHEMA[:-1]]
+        # loaded_at by BigQuery's clock, not the operator's: what is loaded is judged by loads after a removal, and
+        # a laptop's clock running ahead would otherwise hide the loads of the next minutes.
+        values = ", ".join(
+            "("
+            + ", ".join(_literal(t, v) for t, v in zip(types, list(r.__dict__.values())[:-1], strict=True))
+            + ", CURRENT_TIMESTAMP())"
+            for r in records
+        )
+        statements += [f"INSERT INTO `{self._audit}` ({columns}) VALUES {values};", "COMMIT TRANSACTION;"]
+        config = bigquery.QueryJobConfig(labels={"kpi": _label(kpi)})
+        try:
+            script = "\n".join(statements)
+            job = self.client.query(script, job_config=config, job_id_prefix=job_id + "_", retry=RETRY)
+            job.result(timeout=JOB_TIMEOUT.total_seconds())
+        except (google_errors.GoogleAPICallError, google_errors.RetryError, TimeoutError) as error:
+            details = "; ".join(e.get("message", "") for e in getattr(error, "errors", None) or []) or str(error)
+            raise LoadError(
+                f"BigQuery refused the removal: {details}",
+                where=f"{kpi} in {self.target.project}.{self.target.dataset}",
+                hint="nothing was removed (one transaction); run the same command again once BigQuery allows it",
+                retryable=not isinstance(error, google_errors.ClientError),
+            ) from None
+        return records
+
 
 def _expect_rows(manifest: Manifest, found: int | None, what: str) -> None:
     if found != manifest.rows:
@@ -441,3 +477,30 @@ def _google_errors(manifest: Manifest) -> Iterator[None]:
             + ("the load can be retried" if retryable else "fix what BigQuery names, then load again"),
             retryable=retryable,
         ) from None
+
+
+def _bounds_predicate(bounds: Bounds | None) -> str:
+    """The rows between a partition's bounds (see :func:`partition_bounds`), as SQL; every row for None."""
+    if bounds is None:
+        return "TRUE"
+    column, column_type, start, end = bounds
+    return f"`{column}` >= {_literal(column_type.value, start)} AND `{column}` < {_literal(column_type.value, end)}"
+
+
+def _literal(kind: str, value: Any) -> str:
+    """A typed GoogleSQL literal of one of our own values (partition bounds, audit fields)."""
+    if value is None:
+        return "NULL"
+    if kind in {"INT64", "INTEGER"}:
+        return str(int(value))
+    if kind == "STRING":
+        return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if kind in {"DATE", "DATETIME", "TIMESTAMP"}:
+        text = (
+            value.isoformat() if isinstance(value, date) and not isinstance(value, datetime) else value.isoformat(" ")
+        )
+        return f"{kind} '{text}'"
+    raise LoadError(
+        f"a partition bound of type {kind} cannot be written",
+        hint="declare the time column DATE, DATETIME or TIMESTAMP",
+    )

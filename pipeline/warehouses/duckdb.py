@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -27,9 +27,12 @@ from pipeline.core.types import BqType
 from pipeline.errors import LoadError
 from pipeline.warehouses.base import (
     AUDIT_TABLE,
+    Bounds,
     LoadRecord,
     LoadResult,
     OpenFile,
+    Removal,
+    current_loads,
     partition_bounds,
     refuse_drift,
     superseded,
@@ -139,15 +142,9 @@ class DuckDbWarehouse:
             return {}
         with self._lock:
             rows = (
-                self._connect()
-                .execute(
-                    f"SELECT {_RECORD_COLUMNS} FROM {AUDIT_TABLE} WHERE kpi = ? "
-                    "QUALIFY row_number() OVER (PARTITION BY partition ORDER BY run_id DESC, loaded_at DESC) = 1",
-                    [kpi],
-                )
-                .fetchall()
+                self._connect().execute(f"SELECT {_RECORD_COLUMNS} FROM {AUDIT_TABLE} WHERE kpi = ?", [kpi]).fetchall()
             )
-        return {record.partition: record for record in map(_record, rows)}
+        return current_loads(map(_record, rows))  # removals taken into account
 
     def load(self, manifest: Manifest, open_file: OpenFile, *, force: bool = False) -> LoadResult:
         with self._lock:
@@ -200,18 +197,44 @@ class DuckDbWarehouse:
         connection.execute(f"INSERT INTO {AUDIT_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(record.__dict__.values()))
         return LoadResult.replaced(manifest, record, drift)
 
+    def remove(self, kpi: str, removals: Sequence[Removal], *, whole_table: bool = False) -> list[LoadRecord]:
+        """One transaction: each partition's rows deleted (or the whole table's), a removal row each in the audit."""
+        job_id, at = f"duckdb-{uuid.uuid4().hex[:12]}", datetime.now(UTC)
+        records = [removal.record(job_id, at) for removal in removals]
+        table = quote(kpi)
+        with self._lock:
+            connection = self._connect()
+            connection.begin()
+            try:
+                for bounds in [None] if whole_table else [r.bounds for r in removals]:
+                    predicate, values = _bounds_predicate(bounds)
+                    connection.execute(f"DELETE FROM {table} WHERE {predicate}", values)
+                for record in records:
+                    values = list(record.__dict__.values())
+                    connection.execute(f"INSERT INTO {AUDIT_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+            except duckdb.Error as error:
+                connection.rollback()
+                raise LoadError(
+                    f"cannot remove {kpi}'s partitions: {str(error).splitlines()[0]}",
+                    where=f"{kpi} in {self.path}",
+                    hint="nothing was removed (one transaction); `kpi status` shows what is loaded",
+                ) from None
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+        return records
+
 
 # loaded_at as naive UTC: DuckDB needs pytz to hand out TIMESTAMPTZ values, and we have no other use for it
 _RECORD_COLUMNS = "kpi, partition, run_id, sql_hash, rows, bytes, job_id, timezone('UTC', loaded_at)"
 
 
 def _last_load(connection: duckdb.DuckDBPyConnection, kpi: str, partition: str) -> LoadRecord | None:
-    row = connection.execute(
-        f"SELECT {_RECORD_COLUMNS} FROM {AUDIT_TABLE} WHERE kpi = ? AND partition = ? "
-        "ORDER BY run_id DESC, loaded_at DESC LIMIT 1",
-        [kpi, partition],
-    ).fetchone()
-    return None if row is None else _record(row)
+    rows = connection.execute(
+        f"SELECT {_RECORD_COLUMNS} FROM {AUDIT_TABLE} WHERE kpi = ? AND partition = ?", [kpi, partition]
+    ).fetchall()
+    return current_loads(map(_record, rows)).get(partition)  # none since a removal: any run may load
 
 
 def _record(row: tuple[Any, ...]) -> LoadRecord:
@@ -313,3 +336,11 @@ def _batches(manifest: Manifest, handle: Any) -> Iterator[Any]:
             arrays = [batch.column(n).cast(pa.string()) if n in wide else batch.column(n) for n in names]
             batch = pa.RecordBatch.from_arrays(arrays, names=names)
         yield batch
+
+
+def _bounds_predicate(bounds: Bounds | None) -> tuple[str, list[Any]]:
+    """The rows between a partition's bounds (see :func:`partition_bounds`); every row for None."""
+    if bounds is None:
+        return "TRUE", []
+    column, _, start, end = bounds
+    return f"{quote(column)} >= ? AND {quote(column)} < ?", [start, end]

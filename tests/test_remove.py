@@ -1,0 +1,226 @@
+"""kpi remove: loaded partitions taken out of the warehouse in one transaction and audited, on DuckDB and on
+BigQuery (the emulator); what "never older" means afterwards; the command's questions, no-ops and mistakes."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline import catalog
+from pipeline.cli import cli
+from pipeline.core.types import BqType
+from pipeline.errors import LoadError
+from pipeline.load import load_manifest
+from pipeline.removal import plan_removal, remove
+from pipeline.stores import LocalStore
+from pipeline.warehouses.base import REMOVED, Removal
+from tests.bigquery import DecoratorBridge
+from tests.exporting import days
+from tests.loading import SQL, Target, bigquery_target, duckdb_target, key_of, run, shop_source
+
+OLD, NEW = "20240302T000000000Z-old000", "20240303T000000000Z-new000"
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> str:
+    return shop_source(tmp_path)
+
+
+@pytest.fixture(params=["duckdb", "bigquery"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    if request.param == "duckdb":
+        return duckdb_target(tmp_path / "wh.duckdb")
+    return bigquery_target(request.getfixturevalue("bq_url"), request.getfixturevalue("bq_client"))
+
+
+def test_a_removed_partition_is_gone_audited_and_takes_a_load_of_any_run_again(
+    shop: str, tmp_path: Path, target: Target
+) -> None:
+    store = LocalStore(tmp_path / "lake")
+    old = run(shop, tmp_path, count=2, run_id=OLD)
+    (new,) = run(shop, tmp_path, sql=SQL.replace("COUNT(*)", "COUNT(*) * 10"), run_id=NEW)
+    for manifest in [*old, new]:
+        assert load_manifest(store, key_of(manifest), target.open())[1].loaded
+    kpi = catalog.load_one((tmp_path / "q",), "daily")
+
+    warehouse = target.open()
+    plan = plan_removal(kpi, warehouse, days("2024-03-01", 1) + days("2024-03-05", 1))
+    assert (plan.partitions, plan.rows, plan.not_loaded) == (["2024-03-01"], 2, ("2024-03-05",))
+    (record,) = remove(plan, warehouse)
+    assert (record.partition, record.run_id, record.rows, record.sql_hash) == ("2024-03-01", NEW, 2, "")
+    assert target.rows("SELECT day, status, orders FROM {daily} ORDER BY day") == [(date(2024, 3, 2), "paid", 1)]
+    audit = target.rows('SELECT "partition", run_id, job_id FROM {audit} ORDER BY loaded_at')
+    assert [(p, r, j.startswith(REMOVED)) for p, r, j in audit] == [
+        ("2024-03-01", OLD, False),
+        ("2024-03-02", OLD, False),
+        ("2024-03-01", NEW, False),
+        ("2024-03-01", NEW, True),
+    ]
+    assert {p: r.run_id for p, r in target.open().loads("daily").items()} == {"2024-03-02": OLD}
+    assert target.open().last_load("daily", "2024-03-01") is None
+
+    again = load_manifest(store, key_of(old[0]), target.open())[1]  # the older run: accepted after a removal
+    assert again.loaded, again.reason
+    assert target.rows("SELECT SUM(orders), SUM(sales) FROM {daily} WHERE day = '2024-03-01'") == [
+        (3, Decimal("14.75"))
+    ]
+    assert load_manifest(store, key_of(new), target.open())[1].loaded  # newer than the one now loaded
+    refused = load_manifest(store, key_of(old[0]), target.open())[1]  # and "never older" holds again
+    assert not refused.loaded
+    assert f"is older than run {NEW}" in refused.reason
+
+    nothing = plan_removal(kpi, target.open(), days("2024-03-05", 3))
+    assert (nothing.removals, nothing.not_loaded) == ((), ("2024-03-05", "2024-03-06", "2024-03-07"))
+    assert remove(nothing, target.open()) == []
+
+    everything = plan_removal(kpi, target.open(), None)
+    assert (everything.partitions, everything.whole_table) == (["2024-03-01", "2024-03-02"], True)
+    assert len(remove(everything, target.open())) == 2
+    assert target.rows("SELECT COUNT(*) FROM {daily}") == [(0,)]
+    assert target.open().loads("daily") == {}
+
+
+def test_a_removal_that_fails_half_way_removes_nothing(shop: str, tmp_path: Path, target: Target) -> None:
+    """One transaction: the second DELETE fails (no such column) after the first ran; both partitions stay."""
+    store = LocalStore(tmp_path / "lake")
+    for manifest in run(shop, tmp_path, count=2, run_id=OLD):
+        load_manifest(store, key_of(manifest), target.open())
+    kpi = catalog.load_one((tmp_path / "q",), "daily")
+    warehouse = target.open()
+    plan = plan_removal(kpi, warehouse, days("2024-03-01", 2))
+    first, second = plan.removals
+    broken = Removal(second.load, ("no_such_column", BqType.DATE, date(2024, 3, 2), date(2024, 3, 3)))
+    with pytest.raises(LoadError) as caught:
+        warehouse.remove("daily", [first, broken])
+    assert "nothing was removed" in caught.value.hint
+    assert "no_such_column" in caught.value.message
+    assert target.rows("SELECT COUNT(*) FROM {daily}") == [(3,)]
+    assert target.rows("SELECT COUNT(*) FROM {audit}") == [(2,)]
+    assert sorted(target.open().loads("daily")) == ["2024-03-01", "2024-03-02"]
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shop = shop_source(tmp_path)
+    run(shop, tmp_path, count=2, run_id=OLD)  # writes q/daily.sql, and the lake that test_kpi_remove_on_bigquery loads
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KPI_QUERIES", str(tmp_path / "q"))
+    monkeypatch.setenv("KPI_SOURCE", shop)
+    monkeypatch.setenv("KPI_LAKE", str(tmp_path / "lake"))
+    monkeypatch.setenv("KPI_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    monkeypatch.delenv("KPI_ENV", raising=False)
+    return tmp_path
+
+
+def test_kpi_remove_shows_asks_removes_and_status_follows(project: Path) -> None:
+    told = CliRunner().invoke(cli, ["run", "daily", "--date", "2099-05-01", "--allow-incomplete"])
+    assert told.exit_code == 0, told.output
+    assert CliRunner().invoke(cli, ["run", "daily", "--start", "2024-03-01", "--end", "2024-03-02"]).exit_code == 0
+    status = CliRunner().invoke(cli, ["status", "daily"])
+    assert "`kpi remove daily --date 2099-05-01` removes them" in status.output
+
+    declined = CliRunner().invoke(cli, ["remove", "daily", "--date", "2099-05-01"], input="n\n")
+    assert declined.exit_code == 1
+    assert "Remove 1 partition(s), 0 rows, of daily? [y/N]: n\nAborted!" in declined.output
+    assert (
+        "2099-05-01"
+        in json.loads(CliRunner().invoke(cli, ["status", "daily", "--json"]).output)["kpis"][0]["future_partitions"]
+    )
+
+    removed = CliRunner().invoke(cli, ["remove", "daily", "--date", "2099-05-01"], input="y\n")
+    assert removed.exit_code == 0, removed.output
+    assert "│ 2099-05-01 │" in removed.output
+    assert removed.output.endswith(
+        "removed 1 partition(s) of daily, 0 rows; recorded in _kpi_loads: `kpi status` no longer counts them and "
+        "their next load is accepted, whatever its run\n"
+    )
+    line = json.loads(CliRunner().invoke(cli, ["status", "daily", "--json"]).output)["kpis"][0]
+    assert (line["partition"], line["future_partitions"], line["partitions_loaded"]) == ("2024-03-02", [], 2)
+
+    twice = CliRunner().invoke(cli, ["remove", "daily", "--date", "2099-05-01"])
+    assert twice.exit_code == 0
+    assert twice.output == (
+        "nothing to remove: 1 partition(s) of daily asked for are not loaded (2099-05-01); `kpi status daily` "
+        "shows what is\n"
+    )
+
+    as_json = CliRunner().invoke(
+        cli, ["remove", "daily", "--start", "2024-03-01", "--end", "2024-03-03", "--yes", "--json"]
+    )
+    assert as_json.exit_code == 0, as_json.output
+    document = json.loads(as_json.output)
+    assert [(r["partition"], r["rows"]) for r in document["removed"]] == [("2024-03-01", 2), ("2024-03-02", 1)]
+    assert (document["rows"], document["not_loaded"], document["whole_table"]) == (3, ["2024-03-03"], False)
+    backfill = CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-03-01", "--end", "2024-03-02", "--json"])
+    assert json.loads(backfill.output)["kpis"][0]["partitions"] == 2  # removed: a backfill runs them again
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--date", "2024-13-01"], "'2024-13-01' is not a date; write 2024-01-31"),
+        (["--start", "2024-03-05", "--end", "2024-03-01"], "--end 2024-03-01 00:00 is before --start 2024-03-05"),
+        (["--start", "2024-03-05"], "--start and --end go together"),
+        ([], "which partitions of daily? none given"),
+        (["--all", "--date", "2024-03-01"], "which partitions of daily? give dates or --all, not both"),
+        (["--all", "--json"], "--json prints no question: add --yes"),
+        (["--date", "2024-03-01", "--env", "nowhere"], "nowhere"),
+    ],
+)
+def test_kpi_remove_refuses_what_cannot_work_in_one_message(project: Path, arguments: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli, ["remove", "daily", *arguments])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_kpi_remove_on_bigquery_is_one_dml_transaction(
+    project: Path, bq_url: str, bq_client: DecoratorBridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI against the emulator: the removal needs no decorator job, so it goes to BigQuery as sent."""
+    target = bigquery_target(bq_url, bq_client)
+    store = LocalStore(project / "lake")
+    for day in ("2024-03-01", "2024-03-02"):
+        load_manifest(store, f"daily/day={day}/run={OLD}/_manifest.json", target.open())
+    jobs = len(bq_client.decorator_jobs)
+    monkeypatch.setenv("KPI_WAREHOUSE", bq_url)
+    result = CliRunner().invoke(cli, ["remove", "daily", "--date", "2024-03-01", "--yes", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["removed"] == [{"partition": "2024-03-01", "run_id": OLD, "rows": 2}]
+    assert len(bq_client.decorator_jobs) == jobs  # DML only: no load or copy job
+    assert target.rows("SELECT day, orders FROM {daily}") == [(date(2024, 3, 2), 1)]
+    ((audited,),) = target.rows("SELECT job_id FROM {audit} WHERE STARTS_WITH(job_id, 'removed:')")
+    (job,) = [j for j in bq_client.list_jobs(max_results=100) if j.job_id.startswith(audited.removeprefix(REMOVED))]
+    assert job.query.startswith("BEGIN TRANSACTION;\nDELETE FROM ")
+    assert "WHERE `day` >= DATE '2024-03-01' AND `day` < DATE '2024-03-02';" in job.query
+    assert "CURRENT_TIMESTAMP())" in job.query  # the removal's time by BigQuery's clock, not this machine's
+    assert job.query.endswith("COMMIT TRANSACTION;")
+    status = CliRunner().invoke(cli, ["status", "daily", "--json"])
+    assert json.loads(status.output)["kpis"][0]["partitions_loaded"] == 1
+    all_of_it = CliRunner().invoke(cli, ["remove", "daily", "--all", "--yes"])
+    assert all_of_it.exit_code == 0, all_of_it.output
+    assert target.rows("SELECT COUNT(*) FROM {daily}") == [(0,)]
+
+
+def test_a_snapshot_is_removed_whole_and_takes_no_dates(project: Path) -> None:
+    from tests.exporting import make_kpi
+
+    header = "grain: none\ncolumns:\n  status: {type: STRING}\n  orders: {type: INT64}"
+    make_kpi(project / "q", "by_status", header, "SELECT status, COUNT(*) AS orders FROM orders GROUP BY 1")
+    assert CliRunner().invoke(cli, ["run", "by_status"]).exit_code == 0
+    dated = CliRunner().invoke(cli, ["remove", "by_status", "--date", "2024-03-01"])
+    assert dated.exit_code == 2
+    assert "by_status is a snapshot (grain: none): it has no partitions\n  hint: use --all" in dated.output
+    removed = CliRunner().invoke(cli, ["remove", "by_status", "--all", "--yes"])
+    assert removed.exit_code == 0, removed.output
+    assert "removed 1 partition(s) of by_status, 2 rows; its table is empty; recorded in _kpi_loads" in removed.output
+    line = json.loads(CliRunner().invoke(cli, ["status", "by_status", "--json"]).output)["kpis"][0]
+    assert (line["partition"], line["freshness"]) == (None, "never loaded")
+    assert CliRunner().invoke(cli, ["run", "by_status"]).exit_code == 0  # and it loads again
+    line = json.loads(CliRunner().invoke(cli, ["status", "by_status", "--json"]).output)["kpis"][0]
+    assert (line["partition"], line["rows"]) == ("snapshot", 2)
