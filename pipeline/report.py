@@ -1,23 +1,37 @@
-"""The KPI report: one self-contained HTML file with a chart per KPI, its description, owner, columns and freshness.
+"""The KPI report: one self-contained HTML file with charts per KPI, its description, owner, columns and freshness.
 
-Why static, inline SVG drawn here in Python rather than a JavaScript charting library or a dashboard server:
+What the charts show is decided by the pure chart model (:mod:`pipeline.core.chart`: a series per dimension value,
+each measure its own chart, every partition on the time axis, zero-based y axes, the KPI's zone named); this module
+only draws that model, and writes the model's caption under the charts so the reader is told what they see.
+
+Why static, inline SVG drawn here rather than a charting library — decided on evidence (measured on this machine,
+December 2026, a 60-day line of one series; the script is in the README's "The report" section):
+
+* plotly 7.1 draws in the browser with JavaScript only: a self-contained file embeds plotly.js, 4.8 MB per page,
+  and shows no chart where scripts are off (mail clients, locked-down browsers, print to PDF);
+* matplotlib 3.11 writes SVG offline (18 kB) but brings numpy and ~80 MB of packages, turns text into paths (not
+  searchable, not selectable), and is not byte-for-byte deterministic without extra settings (ids, dates);
+* pygal 3.1 writes SVG (33 kB) that loads its tooltip script from a CDN by default (the page's policy forbids it)
+  and changes ids on each render;
+* none of them knows the partitions' calendar (ticks on Mondays, month starts, the KPI's zone) — that logic stays
+  ours either way, and it is the part that must be right. So the drawing stays here, pure and deterministic.
+
+The file needs nothing else:
 
 * nothing to run — the file opens from a ``file://`` URL, from an artifact store, from a shared drive;
 * nothing to fetch — no CDN, web font or script is loaded (the page's Content-Security-Policy forbids it), so it
   works offline, behind a proxy, and still looks the same in a year, when a CDN URL may be gone;
 * it survives being an email attachment or a CI artifact: one file, no folder of assets beside it;
-* the charts are there with JavaScript disabled (mail clients, locked-down browsers, print to PDF), because the
-  SVG is in the HTML. The only script is a tiny optional one that measures the drawn charts and writes the result
-  into a hidden ``<pre id="render-check">`` for the headless-browser acceptance test; the page needs none of it.
-
-Measures of very different size (orders ~500 a day, sales ~30,000,000 JPY) are drawn as small multiples — one
-short chart per group of comparable measures, each with its own y axis in real units — rather than normalised or
-on two y axes; ``group_measures`` says why.
+* the charts are there with JavaScript disabled, because the SVG is in the HTML. The only script is a tiny optional
+  one that measures the drawn charts and writes the result into a hidden ``<pre id="render-check">`` for the
+  headless-browser acceptance test; the page needs none of it.
 
 The output is deterministic — the same input gives the same bytes — so a report can be diffed, cached or
 attached to a pull request without churn. This module is pure: it takes values and returns a string; the caller
-reads the warehouse and writes the file. The charts drawn are marked ``<svg class="chart" data-kpi="NAME">``,
-each drawn measure ``class="series"``; an empty KPI gets a ``class="no-data"`` message instead of a chart.
+reads the warehouse and writes the file. The charts drawn are marked ``<svg class="chart" data-kpi="NAME"
+data-measures="MEASURE">``, each drawn series ``class="series"``, each marked point ``class="mark"``; an empty
+KPI gets a ``class="no-data"`` message instead of a chart; the data table is ``<details class="data"
+data-total="N">``. Not part of any Lambda package: only ``kpi demo`` imports it.
 """
 
 from __future__ import annotations
@@ -29,17 +43,19 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from html import escape
+from typing import Any
+
+from pipeline.core.chart import ChartModel, MeasureChart
 
 __all__ = [
-    "Chart",
     "Column",
     "ReportKpi",
     "Tick",
     "format_number",
     "format_value",
     "freshness_class",
-    "group_measures",
     "render_report",
     "x_ticks",
     "y_ticks",
@@ -54,22 +70,6 @@ class Column:
 
 
 @dataclass(frozen=True)
-class Chart:
-    kind: str  # "line" (time series) or "bar" (snapshot categories)
-    labels: tuple[str, ...]  # x labels in order: "2024-03-01", "2024-03-01T09", "2024-03", or categories
-    series: Mapping[str, Sequence[float | None]]  # measure name → one value per label (None = no data)
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("line", "bar"):
-            raise ValueError(f"chart kind must be 'line' or 'bar', not {self.kind!r}")
-        for measure, values in self.series.items():
-            if len(values) != len(self.labels):
-                raise ValueError(
-                    f"measure {measure!r} has {len(values)} values for {len(self.labels)} labels (one per label)"
-                )
-
-
-@dataclass(frozen=True)
 class ReportKpi:
     name: str
     description: str
@@ -77,7 +77,7 @@ class ReportKpi:
     grain: str
     time_column: str | None
     columns: tuple[Column, ...]
-    chart: Chart
+    chart: ChartModel
     freshness: str  # e.g. "fresh", "stale (warn)", "stale (error)", "never loaded"
     last_partition: str | None
     last_loaded: datetime | None
@@ -131,44 +131,6 @@ def format_value(value: float | None) -> str:
 def _clean(values: Sequence[float | None]) -> list[float | None]:
     """NaN and infinities are gaps, like None: a chart can't place them."""
     return [None if v is None or not math.isfinite(v) else float(v) for v in values]
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Which measures share a chart
-
-SCALE_RATIO = 5.0
-
-
-def group_measures(series: Mapping[str, Sequence[float | None]]) -> list[list[str]]:
-    """Measures drawn together: those within a factor of ``SCALE_RATIO`` of each other in size share one chart.
-
-    A dashboard reader compares a line with the axis beside it. Two measures of very different size on one axis
-    (orders ~500 and sales ~30,000,000 JPY) flatten the small one into the baseline; a second y axis invites
-    comparing the heights of lines that mean nothing together; normalising (index = 100, or 0–1) throws away the
-    numbers that people quote. So each KPI gets *small multiples*: one short chart per group of comparable
-    measures, stacked on the same x axis, each with its own y axis in real units. Measures of similar size
-    (paid and refunded orders) stay together, so they can be compared where comparing makes sense.
-
-    Size is the largest absolute value. Measures that are all zero fit anywhere (they join the first group);
-    measures with no values at all are not drawn, and are left out here.
-    """
-    groups: list[list[str]] = []
-    sizes: list[list[float]] = []
-    for name, raw in series.items():
-        values = [v for v in _clean(raw) if v is not None]
-        if not values:
-            continue
-        size = max(abs(v) for v in values)
-        for group, group_sizes in zip(groups, sizes, strict=True):
-            nonzero = [s for s in [*group_sizes, size] if s > 0]
-            if not nonzero or max(nonzero) <= SCALE_RATIO * min(nonzero):
-                group.append(name)
-                group_sizes.append(size)
-                break
-        else:
-            groups.append([name])
-            sizes.append([size])
-    return groups
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -294,19 +256,6 @@ def y_ticks(low: float, high: float, *, include_zero: bool, target: int = 4) -> 
     first = math.floor(low / step + 1e-9)
     last = math.ceil(high / step - 1e-9)
     return [round(k * step, 12) for k in range(first, last + 1)]
-
-
-def _starts_at_zero(kind: str, values: Sequence[float]) -> bool:
-    """Bars always stand on zero. Lines do when zero costs less than half the height (it keeps sizes honest);
-    a measure that moves in a narrow band far from zero gets an axis around its data, or it would look flat."""
-    if kind == "bar":
-        return True
-    low, high = min(values), max(values)
-    if low >= 0:
-        return low <= high / 2
-    if high <= 0:
-        return high >= low / 2
-    return True
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -547,92 +496,135 @@ def _latest(values: Sequence[float | None], labels: Sequence[str]) -> str:
     return ""
 
 
-def _panel_svg(
-    kpi: ReportKpi,
-    measures: Sequence[str],
-    series: Mapping[str, Sequence[float | None]],
-    colours: Mapping[str, str],
-) -> str:
-    chart = kpi.chart
-    labels = chart.labels
-    values = [v for name in measures for v in series[name] if v is not None]
-    latest = {name: _latest(series[name], labels) for name in measures} if chart.kind == "line" else {}
-    places = _legend_places(measures, latest)
+def _panel_svg(kpi: ReportKpi, chart: MeasureChart, colours: Mapping[str, str]) -> str:
+    model = kpi.chart
+    labels = model.labels
+    names = [name for name in chart.series if any(v is not None for v in _clean(chart.series[name]))]
+    series = {name: _clean(chart.series[name]) for name in names}
+    values = [v for name in names for v in series[name] if v is not None]
+    values += [bound for mark in chart.marks if mark.expected for bound in mark.expected]
+    latest = {name: _latest(series[name], labels) for name in names} if model.kind == "line" else {}
+    places = _legend_places(names, latest)
     legend_rows = 1 + max(row for _, row in places)
-    panel = _Panel(chart.kind, len(labels), values, _starts_at_zero(chart.kind, values), legend_rows)
+    panel = _Panel(model.kind, len(labels), values, True, legend_rows)  # the y-axis rule: from zero
     plot_width = panel.right - panel.left
-    if chart.kind == "bar":
+    if model.kind == "bar":
         longest = max(len(label) for label in labels)
         per_label = max(1, math.ceil((min(longest, 14) * CHAR_WIDTH + 8) / panel.band))
         ticks = [Tick(i, labels[i], "") for i in range(0, len(labels), per_label)]
     else:
         ticks = x_ticks(labels, max(2, int(plot_width // 78)))
-    what = " and ".join(measures)
-    by = "by category" if chart.kind == "bar" else f"by {kpi.grain}" if kpi.grain else "over time"
+    split = f" by {model.by}" if model.by else ""
+    over = f" per {kpi.grain} ({model.zone})" if model.kind == "line" else ""
+    title = f"{kpi.name}: {chart.measure}{split}{over}"
     out = [
-        f'<svg class="chart chart-{chart.kind}" data-kpi="{_e(kpi.name)}" data-measures="{_e(",".join(measures))}" '
+        f'<svg class="chart chart-{model.kind}" data-kpi="{_e(kpi.name)}" data-measures="{_e(chart.measure)}" '
         f'xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {panel.height}" width="{WIDTH}" '
-        f'height="{panel.height}" role="img" aria-label="{_e(f"{kpi.name}: {what} {by}")}">',
-        f"<title>{_e(f'{kpi.name}: {what} {by}')}</title>",
+        f'height="{panel.height}" role="img" aria-label="{_e(title)}">',
+        f"<title>{_e(title)}</title>",
     ]
-    out += _legend(measures, colours, latest, places)
+    out += _legend(names, colours, latest, places)
     out += _axes(panel, labels, ticks)
-    if chart.kind == "bar":
-        out += _bar_series(panel, measures, series, colours)
+    if model.kind == "bar":
+        out += _bar_series(panel, names, series, colours)
     else:
-        area = len(measures) == 1 and panel.low <= 0 <= panel.high
-        for name in measures:
+        area = len(names) == 1 and panel.low <= 0 <= panel.high
+        for name in names:
             out += _line_series(panel, name, series[name], colours[name], area)
-    out += _hover(panel, labels, measures, series)
+    out += _marks(panel, labels, chart, series)
+    out += _hover(panel, labels, names, series)
     out.append("</svg>")
     return "\n".join(out)
 
 
+def _marks(
+    panel: _Panel, labels: Sequence[str], chart: MeasureChart, series: Mapping[str, Sequence[float | None]]
+) -> list[str]:
+    """A ring around each marked point (with its label as tooltip) and, when given, its expected range."""
+    if not chart.marks:
+        return []
+    index = {label: i for i, label in enumerate(labels)}
+    out = ['<g class="marks">']
+    for mark in chart.marks:
+        i = index.get(mark.x)
+        value = series[mark.series][i] if i is not None and mark.series in series else None
+        if i is None or value is None:
+            continue
+        x = _n(panel.x(i))
+        tip = f"{mark.x} · {mark.series}: {format_value(value)} — {mark.label}"
+        if mark.expected is not None:
+            low, high = sorted(mark.expected)
+            tip += f" (expected {format_value(low)} to {format_value(high)})"
+            out.append(f'<line class="expected" x1="{x}" x2="{x}" y1="{_n(panel.y(low))}" y2="{_n(panel.y(high))}"/>')
+        out.append(f'<circle class="mark" cx="{x}" cy="{_n(panel.y(value))}" r="6"><title>{_e(tip)}</title></circle>')
+    out.append("</g>")
+    return out
+
+
+def _column_note(kpi: ReportKpi, measure: str) -> str:
+    description = next((c.description for c in kpi.columns if c.name == measure), "")
+    return f'<p class="chart-title"><strong>{_e(measure)}</strong>' + (
+        f' <span class="muted">— {_e(description)}</span></p>' if description else "</p>"
+    )
+
+
 def _charts_html(kpi: ReportKpi) -> str:
-    chart = kpi.chart
-    series = {name: _clean(values) for name, values in chart.series.items()}
-    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)}
-    groups = group_measures(series) if chart.labels else []
-    if not groups:
+    model = kpi.chart
+    drawn = [c for c in model.charts if any(v is not None for vs in c.series.values() for v in _clean(vs))]
+    if not model.labels or not drawn:
         if kpi.last_loaded is None:
             why = "this KPI has never been loaded"
-        elif kpi.rows == 0:
+        elif kpi.rows == 0 and model.table.total == 0:
             why = "its loads so far returned no rows"
         else:
             why = "no values to draw"
         return (
             f'<div class="no-data" data-kpi="{_e(kpi.name)}"><strong>No rows loaded</strong>'
-            f'<span class="muted"> — {_e(why)}.</span></div>'
+            f'<span class="muted"> — {_e(why)}.</span></div>\n' + _data_table(kpi)
         )
+    names: list[str] = []
+    for chart in drawn:
+        names += [name for name in chart.series if name not in names]
+    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}  # one colour per value, every chart
     parts = ['<div class="charts">']
-    if len(groups) > 1:
-        parts.append(
-            '<p class="chart-note">The measures differ in size, so each has its own chart and y axis '
-            "(same time axis).</p>"
-        )
-    parts += [_panel_svg(kpi, group, series, colours) for group in groups]
-    empty = [name for name in series if not any(v is not None for v in series[name])]
+    for chart in drawn:
+        parts.append(_column_note(kpi, chart.measure))
+        parts.append(_panel_svg(kpi, chart, colours))
+    empty = [c.measure for c in model.charts if c not in drawn]
     if empty:
         parts.append(f'<p class="chart-note">No values for {_e(", ".join(empty))}.</p>')
+    parts.append(f'<p class="chart-caption">{_e(model.caption)}</p>')
     parts.append("</div>")
-    parts.append(_data_table(chart.labels, series, chart.kind))
+    parts.append(_data_table(kpi))
     return "\n".join(parts)
 
 
-def _data_table(labels: Sequence[str], series: Mapping[str, Sequence[float | None]], kind: str) -> str:
-    head = "Category" if kind == "bar" else "Partition"
-    rows = [
-        "<tr><td>"
-        + _e(label)
-        + "</td>"
-        + "".join(f'<td class="num">{_e(format_value(series[name][i]))}</td>' for name in series)
-        + "</tr>"
-        for i, label in enumerate(labels)
-    ]
+def _cell(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return _e("NULL" if value is None else str(value).lower())
+    if isinstance(value, int | float | Decimal):
+        return f'<td class="num">{_e(format_value(float(value)))}</td>'
+    if isinstance(value, datetime):
+        return _e(_when(value) if value.tzinfo else value.isoformat(sep=" "))
+    return _e(value.isoformat() if hasattr(value, "isoformat") else str(value))
+
+
+def _data_table(kpi: ReportKpi) -> str:
+    table = kpi.chart.table
+    if not table.columns:
+        return ""
+    shown, total = len(table.rows), table.total
+    what = f"all {total:,} rows" if shown == total else f"the newest {shown:,} of {total:,} rows"
+    if total == 1:
+        what = "its 1 row"
+    rows = []
+    for row in table.rows:
+        cells = [_cell(value) for value in row]
+        rows.append("<tr>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in cells) + "</tr>")
     return (
-        f'<details class="data"><summary>Data ({len(labels)} {"rows" if len(labels) != 1 else "row"})</summary>'
-        f'<div class="scroll"><table><thead><tr><th>{head}</th>'
-        + "".join(f'<th class="num">{_e(name)}</th>' for name in series)
+        f'<details class="data" data-kpi="{_e(kpi.name)}" data-total="{total}"><summary>Data: {what} in the '
+        f'warehouse</summary><div class="scroll"><table><thead><tr>'
+        + "".join(f"<th>{_e(name)}</th>" for name in table.columns)
         + "</tr></thead><tbody>\n"
         + "\n".join(rows)
         + "\n</tbody></table></div></details>"
@@ -660,12 +652,17 @@ def freshness_class(freshness: str) -> str:
 
 
 def _when(moment: datetime | None) -> str:
+    """A moment as its zone shows it, the zone named: ``2026-12-03 09:14:00 JST (Asia/Tokyo)``, ``… UTC``."""
     if moment is None:
         return "never"
     offset = moment.utcoffset()
     text = moment.replace(tzinfo=None, microsecond=0).isoformat(sep=" ")
     if offset is None:
         return text
+    key = getattr(moment.tzinfo, "key", None)
+    abbreviation = moment.tzname()
+    if key and key != "UTC":
+        return f"{text} {abbreviation} ({key})" if abbreviation and abbreviation != key else f"{text} ({key})"
     if offset == timedelta(0):
         return text + " UTC"
     sign = "+" if offset >= timedelta(0) else "-"
@@ -706,7 +703,7 @@ def _section(kpi: ReportKpi, anchor: str) -> str:
         ("Grain", _e(kpi.grain or "—")),
         ("Time column", f"<code>{_e(kpi.time_column)}</code>" if kpi.time_column else "— (snapshot)"),
         ("Last partition", _e(kpi.last_partition) if kpi.last_partition else no_partition),
-        ("Rows", _e(f"{kpi.rows:,}")),
+        ("Rows in last partition" if kpi.time_column else "Rows", _e(f"{kpi.rows:,}")),
         ("Last loaded", _e(_when(kpi.last_loaded))),
     ]
     columns = "\n".join(
@@ -777,6 +774,10 @@ a:hover { text-decoration: underline; }
 .meta dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
 .charts { margin: 6px 0 4px; overflow-x: auto; }
 .chart-note { margin: 0 0 4px; font-size: 13px; color: var(--muted); }
+.chart-title { margin: 10px 0 0; font-size: 14px; }
+.chart-caption { margin: 2px 0 10px; font-size: 13px; color: var(--muted); }
+.chart .mark { fill: none; stroke: #c8414b; stroke-width: 2.5; pointer-events: all; }
+.chart .expected { stroke: #c8414b; stroke-width: 6; stroke-opacity: .25; stroke-linecap: round; }
 svg.chart { display: block; width: 100%; min-width: 600px; max-width: 800px; height: auto; margin: 4px 0 10px; }
 .chart text { font-size: 11px; fill: #57606a; font-variant-numeric: tabular-nums; }
 .chart .legend-name { font-size: 12.5px; font-weight: 600; fill: var(--ink); }
@@ -846,7 +847,14 @@ RENDER_CHECK = """
       });
       var size = box(svg);
       charts.push({ kpi: svg.getAttribute("data-kpi"), measures: svg.getAttribute("data-measures"),
-                    width: size.width, height: size.height, series: series });
+                    width: size.width, height: size.height, series: series,
+                    marks: svg.querySelectorAll(".mark").length });
+    });
+    var tables = [];
+    document.querySelectorAll("details.data").forEach(function (element) {
+      tables.push({ kpi: element.getAttribute("data-kpi"), total: Number(element.getAttribute("data-total")),
+                    rows: element.querySelectorAll("tbody tr").length,
+                    summary: element.querySelector("summary").textContent.trim() });
     });
     var empty = [];
     document.querySelectorAll(".no-data").forEach(function (element) {
@@ -857,7 +865,7 @@ RENDER_CHECK = """
     var root = document.documentElement;
     var styled = getComputedStyle(root).getPropertyValue("--accent").trim() !== "";
     document.getElementById("render-check").textContent = JSON.stringify({
-      charts: charts, empty: empty, violations: violations, styled: styled,
+      charts: charts, empty: empty, tables: tables, violations: violations, styled: styled,
       page: { width: root.scrollWidth, height: root.scrollHeight }
     });
   }
@@ -890,8 +898,11 @@ def _summary(kpis: Sequence[ReportKpi]) -> str:
     )
 
 
-def render_report(kpis: Sequence[ReportKpi], *, title: str, generated_at: datetime) -> str:
-    """The whole report as one HTML document (UTF-8 text; write it with ``encoding="utf-8"``)."""
+def render_report(kpis: Sequence[ReportKpi], *, title: str, generated_at: datetime, note: str = "") -> str:
+    """The whole report as one HTML document (UTF-8 text; write it with ``encoding="utf-8"``).
+
+    ``note`` is a line under the title, e.g. the clock freshness was judged by when it is not ``generated_at``.
+    """
     anchors = _anchors(kpi.name for kpi in kpis)
     toc = "\n".join(
         f'<li><a href="#{anchor}">{_e(kpi.name)}</a> {_badge(kpi.freshness)}'
@@ -918,6 +929,7 @@ def render_report(kpis: Sequence[ReportKpi], *, title: str, generated_at: dateti
         '<header class="page-head">',
         f"<h1>{_e(title)}</h1>",
         f"<p>Generated {_e(_when(generated_at))} · {_e(count)}</p>",
+        f'<p class="page-note">{_e(note)}</p>' if note else "",
         _summary(kpis) if kpis else "",
         "</header>",
         '<nav class="toc"><h2>Contents</h2>',

@@ -54,6 +54,26 @@ def test_the_demo_runs_the_whole_flow_and_its_report_draws_every_chart(fresh_clo
     assert all(series.length > 0 for chart in page.charts for series in chart.series)
     assert all(chart.width > 0 and chart.height > 0 for chart in page.charts)
     assert page.violations == ()
+    charts = {(chart.kpi, chart.measures): chart for chart in page.charts}
+    with duckdb.connect(str(kpi / "warehouse.duckdb")) as db:
+        statuses = [
+            s for (s,) in db.execute("SELECT status FROM daily_sales GROUP BY 1 ORDER BY SUM(orders) DESC").fetchall()
+        ]
+        plans = db.execute("SELECT COUNT(DISTINCT plan), COUNT(*) FROM users_by_plan").fetchone()
+    assert len(statuses) >= 3
+    assert [s.name for s in charts[("daily_sales", "orders")].series] == statuses  # a line per status, no sum
+    assert [s.name for s in charts[("daily_sales", "sales")].series] == statuses
+    assert {m for k, m in charts if k == "hourly_orders"} == {"orders", "buyers"}  # two charts, not one line
+    assert plans is not None
+    assert len(charts[("users_by_plan", "users")].series[0].name) > 0
+    assert charts[("users_by_plan", "users")].series[0].shapes == plans[0]  # a bar per plan
+    tables = {t.kpi: t for t in page.tables}
+    assert (tables["users_by_plan"].rows, tables["users_by_plan"].total) == (plans[1], plans[1]) == (30, 30)
+    assert tables["daily_sales"].rows == tables["daily_sales"].total == 60 * len(statuses)
+    sections = {name: page.dom[page.dom.index(f'id="kpi-{name}"') :] for name in summary}
+    assert '<span class="badge ok">fresh</span>' in sections["hourly_orders"][:300]  # the shop ends at midnight
+    assert '<span class="badge ok">fresh</span>' in sections["daily_sales"][:300]
+    assert "the demo shop's clock" in page.dom
     assert (ARTIFACTS / "demo-report.png").stat().st_size > 10_000
 
     again = CliRunner().invoke(cli, ["demo", "--json"])  # nothing missing: only the snapshot runs again
