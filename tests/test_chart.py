@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.core.chart import Mark, add_marks, build_chart
 from pipeline.core.parse import parse_kpi
-from pipeline.core.spec import Kpi
+from pipeline.core.spec import ChartSettings, Kpi
 from tests.conftest import ROOT
 
 NOW = datetime(2024, 3, 10, 3, 0, tzinfo=UTC)  # 12:00 JST on 10 March 2024
@@ -193,3 +193,19 @@ def test_marks_sit_on_drawn_points() -> None:
         add_marks(model, "sales", [Mark("2024-03-09", "paid", "x")])
     with pytest.raises(ValueError, match="'margin' is not a charted measure"):
         add_marks(model, "margin", [])
+
+
+def test_the_readmes_chart_example_is_a_valid_header_key() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    line = next(x for x in readme.splitlines() if x.startswith("chart: {measures: [orders], by: status, top: 3}"))
+    source = (
+        (ROOT / "queries" / "daily_sales.sql").read_text(encoding="utf-8").replace("checks:", line + "\nchecks:", 1)
+    )
+    kpi, problems = parse_kpi("daily_sales.sql", source.encode(), "daily_sales")
+    assert kpi is not None, problems
+    assert kpi.chart == ChartSettings(("orders",), "status", 3)
+    days = [date(2024, 3, 1)]
+    model = build_chart(kpi, rows_of(warehouse(kpi, daily_sales_rows(days))), ["2024-03-01"], NOW)
+    assert [c.measure for c in model.charts] == ["orders"]
+    # four statuses, top 3: the one left over keeps its name rather than becoming "other (1 value)"
+    assert list(model.charts[0].series) == ["paid_partially", "refunded", "cancelled", "paid"]

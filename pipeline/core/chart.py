@@ -311,7 +311,7 @@ def _caption(
     parts: list[str] = []
     noun = "line" if kpi.incremental else "bar"
     if by is None:
-        parts.append(f"One {noun} per measure: the sum over each partition's rows." if kpi.incremental else "")
+        parts.append("Each point is the sum of its partition's rows." if kpi.incremental else "")
     elif rest:
         parts.append(
             f"One {noun} per {by}: the top {len(shown)} of {len(groups)} by {measures[0]}, "
