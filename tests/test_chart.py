@@ -209,3 +209,24 @@ def test_the_readmes_chart_example_is_a_valid_header_key() -> None:
     assert [c.measure for c in model.charts] == ["orders"]
     # four statuses, top 3: the one left over keeps its name rather than becoming "other (1 value)"
     assert list(model.charts[0].series) == ["paid_partially", "refunded", "cancelled", "paid"]
+
+
+@pytest.mark.parametrize(
+    ("chart", "rule", "message", "hint"),
+    [
+        ("{top: 13}", "out-of-range", "chart.top is 13; a chart draws at most 12 lines", "from 1 to 12"),
+        ("{top: 0}", "out-of-range", "'chart.top' must be 1 or more, found 0", "from 1 up"),
+        ("{bye: d}", "unknown-key", "unknown chart key 'bye' (did you mean 'by'?)", "allowed: measures, by, top"),
+        ("{by: n}", "chart-by", "'n' in chart.by is not a dimension", "this KPI declares none; remove `by`"),
+        ("{measures: [amount, x]}", "chart-measure", "'x' in chart.measures is not a declared column", "n, amount"),
+        ("[by]", "wrong-type", "'chart' must be a mapping (measures: [orders], by: status, top: 5), found a list", ""),
+    ],
+)
+def test_the_chart_key_is_checked(chart: str, rule: str, message: str, hint: str) -> None:
+    text = f"/*---\ntime_column: d\nchart: {chart}\ncolumns:\n  d: DATE\n  n: INT64\n  amount: NUMERIC\n---*/\n"
+    text += "SELECT d, n, amount FROM x WHERE d >= :start AND d < :end\n"
+    kpi, found = parse_kpi("t.sql", text.encode(), "t")
+    assert kpi is None
+    assert [(p.rule, p.message) for p in found] == [(rule, message)]
+    assert hint in found[0].hint
+    assert found[0].location.line == 3
