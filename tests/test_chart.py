@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipeline.core.chart import Mark, add_marks, build_chart
+from pipeline.core.chart import Mark, add_marks, build_chart, series_name
 from pipeline.core.parse import parse_kpi
 from pipeline.core.spec import ChartSettings, Kpi
 from tests.conftest import ROOT
@@ -230,3 +230,24 @@ def test_the_chart_key_is_checked(chart: str, rule: str, message: str, hint: str
     assert [(p.rule, p.message) for p in found] == [(rule, message)]
     assert hint in found[0].hint
     assert found[0].location.line == 3
+
+
+def test_marks_found_elsewhere_are_left_out_when_not_strict() -> None:
+    kpi = header_kpi(
+        "time_column: d\nchart: {top: 1}\ncolumns:\n  d: DATE\n  country: STRING\n  n: INT64",
+        "SELECT d, country, n FROM x WHERE d >= :start AND d < :end",
+    )
+    rows = [{"d": date(2024, 3, 1), "country": c, "n": n} for c, n in (("JP", 9), ("US", 2), ("KR", 1))]
+    model = build_chart(kpi, rows, ["2024-03-01"], NOW)
+    assert list(model.charts[0].series) == ["JP", "other (2 values)"]
+    assert (series_name(model, "n", "JP"), series_name(model, "n", "US"), series_name(model, "x", "JP")) == (
+        "JP",
+        None,  # summed into "other": a mark there would point at the wrong line
+        None,
+    )
+    found = [Mark("2024-03-01", "JP", "a"), Mark("2024-03-01", "US", "b"), Mark("2023-01-01", "JP", "c")]
+    marked = add_marks(model, "n", found, strict=False)
+    assert marked.charts[0].marks == (Mark("2024-03-01", "JP", "a"),)
+    assert add_marks(model, "x", found, strict=False) == model
+    unsplit = build_chart(example("hourly_orders"), [], ["2024-03-01T05"], NOW)
+    assert series_name(unsplit, "orders") == "orders"

@@ -47,6 +47,7 @@ __all__ = [
     "add_marks",
     "build_chart",
     "partition_label",
+    "series_name",
 ]
 
 Y_AXIS_RULE = "Every y axis starts at zero: the measures are sums and counts, so a point's height is its size."
@@ -110,22 +111,39 @@ class ChartModel:
                     )
 
 
-def add_marks(model: ChartModel, measure: str, marks: Iterable[Mark]) -> ChartModel:
-    """The model with ``marks`` added to ``measure``'s chart; a mark must name a drawn label and series."""
+def add_marks(model: ChartModel, measure: str, marks: Iterable[Mark], *, strict: bool = True) -> ChartModel:
+    """The model with ``marks`` added to ``measure``'s chart.
+
+    A mark must name a drawn label and series: ``strict`` raises otherwise; ``strict=False`` leaves such marks out
+    (a partition outside the charted range, a value summed into "other"), for callers that mark what they found.
+    """
     new = tuple(marks)
     charts = []
     found = False
     for chart in model.charts:
         if chart.measure == measure:
             found = True
+            kept = []
             for mark in new:
-                if mark.x not in model.labels or mark.series not in chart.series:
+                if mark.x in model.labels and mark.series in chart.series:
+                    kept.append(mark)
+                elif strict:
                     raise ValueError(f"mark {mark!r} is not on a drawn point of {measure!r}")
-            chart = replace(chart, marks=chart.marks + new)
+            chart = replace(chart, marks=chart.marks + tuple(kept))
         charts.append(chart)
-    if not found:
+    if not found and strict:
         raise ValueError(f"{measure!r} is not a charted measure ({', '.join(c.measure for c in model.charts)})")
     return replace(model, charts=tuple(charts))
+
+
+def series_name(model: ChartModel, measure: str, value: Any = None) -> str | None:
+    """The drawn series of ``measure`` for a row whose ``by`` column holds ``value`` (ignored when the chart is not
+    split): the value itself, the measure's name for an unsplit chart, or None — not drawn on its own line."""
+    chart = next((c for c in model.charts if c.measure == measure), None)
+    if chart is None:
+        return None
+    name = measure if model.by is None else _key(value)
+    return name if name in chart.series else None
 
 
 def partition_label(kpi: Kpi, value: Any) -> str:
