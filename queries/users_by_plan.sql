@@ -7,6 +7,7 @@ columns:
   country: {type: STRING, description: ISO 3166-1 alpha-2 country code}
   plan:    {type: STRING, description: Subscription plan}
   users:   {type: INT64, description: Number of users}
+chart: {by: plan}
 checks:
   not_null: [country, plan]
   unique: [country, plan]

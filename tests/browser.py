@@ -78,6 +78,7 @@ class ChartDrawn:
     width: float  # on screen, CSS pixels
     height: float
     series: tuple[SeriesDrawn, ...]
+    marks: int = 0  # marked points (class="mark") drawn in the chart
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,14 @@ class EmptyShown:
 
 
 @dataclass(frozen=True)
+class TableShown:
+    kpi: str
+    total: int  # the row count the page states (data-total)
+    rows: int  # rows the table really holds in the DOM
+    summary: str
+
+
+@dataclass(frozen=True)
 class Rendered:
     charts: tuple[ChartDrawn, ...]
     empty: tuple[EmptyShown, ...]
@@ -97,6 +106,7 @@ class Rendered:
     page_height: int
     dom: str  # the serialised DOM after the page's scripts ran
     screenshot: Path | None
+    tables: tuple[TableShown, ...] = ()  # the data tables, in page order
 
 
 class _PreText(HTMLParser):
@@ -187,6 +197,7 @@ def render_page(
                 )
                 for series in chart.get("series", [])
             ),
+            marks=int(_number(chart.get("marks"))),
         )
         for chart in check.get("charts", [])
     )
@@ -207,4 +218,13 @@ def render_page(
         page_height=height,
         dom=dom,
         screenshot=screenshot,
+        tables=tuple(
+            TableShown(
+                kpi=str(item.get("kpi")),
+                total=int(_number(item.get("total"))),
+                rows=int(_number(item.get("rows"))),
+                summary=str(item.get("summary")),
+            )
+            for item in check.get("tables", [])
+        ),
     )

@@ -74,6 +74,10 @@ HEADER = {
             "'sales_dt' in checks.not_null is not a declared column (did you mean 'sales_date'?)",
         )
     ],
+    "chart_by.sql": [
+        (4, 22, "chart-measure", "'status' in chart.measures is not a numeric column"),
+        (5, 7, "chart-by", "'orders' in chart.by is not a dimension"),
+    ],
     "undeclared_param.sql": [(10, 17, "undeclared-param", "placeholder :country is not declared in params")],
     "unused_param.sql": [(4, 3, "unused-param", "parameter 'country' is declared but the SQL never uses :country")],
     "reserved_param.sql": [(4, 3, "invalid-param", "parameter 'start' is set by the interval")],

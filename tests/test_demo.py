@@ -54,8 +54,67 @@ def test_the_demo_runs_the_whole_flow_and_its_report_draws_every_chart(fresh_clo
     assert all(series.length > 0 for chart in page.charts for series in chart.series)
     assert all(chart.width > 0 and chart.height > 0 for chart in page.charts)
     assert page.violations == ()
+    charts = {(chart.kpi, chart.measures): chart for chart in page.charts}
+    with duckdb.connect(str(kpi / "warehouse.duckdb")) as db:
+        statuses = [
+            s for (s,) in db.execute("SELECT status FROM daily_sales GROUP BY 1 ORDER BY SUM(orders) DESC").fetchall()
+        ]
+        plans = db.execute("SELECT COUNT(DISTINCT plan), COUNT(*) FROM users_by_plan").fetchone()
+    assert len(statuses) >= 3
+    assert [s.name for s in charts[("daily_sales", "orders")].series] == statuses  # a line per status, no sum
+    assert [s.name for s in charts[("daily_sales", "sales")].series] == statuses
+    assert {m for k, m in charts if k == "hourly_orders"} == {"orders", "buyers"}  # two charts, not one line
+    assert plans is not None
+    assert len(charts[("users_by_plan", "users")].series[0].name) > 0
+    assert charts[("users_by_plan", "users")].series[0].shapes == plans[0]  # a bar per plan
+    tables = {t.kpi: t for t in page.tables}
+    assert (tables["users_by_plan"].rows, tables["users_by_plan"].total) == (plans[1], plans[1]) == (30, 30)
+    assert tables["daily_sales"].rows == tables["daily_sales"].total == 60 * len(statuses)
+    sections = {name: page.dom[page.dom.index(f'id="kpi-{name}"') :] for name in summary}
+    assert '<span class="badge ok">fresh</span>' in sections["hourly_orders"][:300]  # the shop ends at midnight
+    assert '<span class="badge ok">fresh</span>' in sections["daily_sales"][:300]
+    assert "the demo shop's clock" in page.dom
     assert (ARTIFACTS / "demo-report.png").stat().st_size > 10_000
+
+    assert_charts_add_up_to_the_warehouse(fresh_clone)
 
     again = CliRunner().invoke(cli, ["demo", "--json"])  # nothing missing: only the snapshot runs again
     assert again.exit_code == 0, again.output
     assert {line["kpi"]: line["partitions"] for line in json.loads(again.output)["kpis"]} == {"users_by_plan": 1}
+
+
+def assert_charts_add_up_to_the_warehouse(project: Path) -> None:
+    """Every example KPI's chart, built from the demo warehouse: per partition (or in all, for a snapshot) the
+    series of each measure add up to the warehouse's own SUM — top N, "other" and all."""
+    from pipeline import catalog
+    from pipeline.core.chart import build_chart
+    from pipeline.core.chart import partition_label as label_of
+    from pipeline.demo.flow import shop_clock
+    from pipeline.warehouses.duckdb import DuckDbWarehouse
+
+    warehouse = project / ".kpi" / "warehouse.duckdb"
+    kpis = list(catalog.load([project / "queries"]).kpis.values())
+    with duckdb.connect(str(project / ".kpi" / "demo.duckdb"), read_only=True) as shop:
+        (today,) = shop.execute("SELECT today FROM _demo").fetchone() or (None,)
+    store = DuckDbWarehouse(str(warehouse))
+    loads = {kpi.name: store.loads(kpi.name) for kpi in kpis}
+    store.close()
+    with duckdb.connect(str(warehouse), read_only=True) as db:
+        for kpi in kpis:
+            rows = db.execute(f"SELECT * FROM {kpi.name}").to_arrow_table().to_pylist()
+            model = build_chart(kpi, rows, loads[kpi.name], shop_clock(today))
+            assert model.charts, kpi.name
+            for chart in model.charts:
+                if kpi.time_column is None:
+                    (total,) = db.execute(f"SELECT SUM({chart.measure}) FROM {kpi.name}").fetchone() or (None,)
+                    assert sum(v or 0 for v in chart.series[chart.measure]) == pytest.approx(float(total))
+                    continue
+                sums: dict[str, float] = {}
+                for value, total in db.execute(
+                    f"SELECT {kpi.time_column}, SUM({chart.measure}) FROM {kpi.name} GROUP BY 1"
+                ).fetchall():
+                    sums[label_of(kpi, value)] = float(total)
+                assert set(sums) <= set(model.labels), kpi.name
+                for i, label in enumerate(model.labels):
+                    drawn = sum(v[i] or 0 for v in chart.series.values())
+                    assert drawn == pytest.approx(sums.get(label, 0.0)), (kpi.name, chart.measure, label)

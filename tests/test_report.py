@@ -8,21 +8,22 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from pipeline.core.chart import ChartModel, Mark, MeasureChart, Table, add_marks
 from pipeline.report import (
-    Chart,
     Column,
     ReportKpi,
     Tick,
     format_number,
     format_value,
-    group_measures,
     render_report,
     x_ticks,
     y_ticks,
@@ -33,7 +34,37 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 GENERATED = datetime(2024, 4, 30, 6, 15, 0, tzinfo=UTC)
 
 
-def _kpi(name: str, chart: Chart, **changes: Any) -> ReportKpi:
+Values = list[float | None]
+
+
+def line(
+    labels: tuple[str, ...],
+    measures: Mapping[str, Mapping[str, Sequence[float | None]]],
+    *,
+    by: str | None = None,
+    rows: int = 0,
+) -> ChartModel:
+    """A line model: measure → series → values (the chart model's tests build these from warehouse rows)."""
+    charts = tuple(MeasureChart(m, {n: tuple(v) for n, v in series.items()}) for m, series in measures.items())
+    table = Table(("label", "value"), tuple((labels[i % len(labels)], i) for i in range(rows)), rows)
+    return ChartModel("line", labels, charts, f"caption of {by or 'measures'}", table, by, "Asia/Tokyo, JST")
+
+
+def bars(
+    labels: tuple[str, ...], measures: Mapping[str, Sequence[float | None]], *, by: str | None = None
+) -> ChartModel:
+    charts = tuple(MeasureChart(m, {m: tuple(v)}) for m, v in measures.items())
+    return ChartModel("bar", labels, charts, "caption of bars", Table(("k",), (), 0), by)
+
+
+def per_measure(kind: str, labels: tuple[str, ...], series: Mapping[str, Sequence[float | None]]) -> ChartModel:
+    """Each measure its own chart with one series named after it (a KPI without dimensions)."""
+    if kind == "bar":
+        return bars(labels, series)
+    return line(labels, {m: {m: v} for m, v in series.items()})
+
+
+def _kpi(name: str, chart: ChartModel, **changes: Any) -> ReportKpi:
     kpi = ReportKpi(
         name=name,
         description=f"{name} for the tests",
@@ -59,19 +90,36 @@ def _hours(start: datetime, count: int) -> tuple[str, ...]:
 
 
 def five_kpis() -> list[ReportKpi]:
-    """The acceptance set: daily (two measures ~500 and ~30M, with a gap), hourly, monthly, snapshot bars, empty."""
+    """The acceptance set: daily by status (orders ~500, sales ~30M, a gap of two days), hourly with two measures,
+    monthly, snapshot bars by plan (30 rows in its table), empty."""
     days = _days(datetime(2024, 3, 1), 60)
-    orders: list[float | None] = [480 + 60 * math.sin(i / 3) + (i % 7) * 9 for i in range(60)]
-    sales: list[float | None] = [29_000_000 + 2_500_000 * math.sin(i / 5) + i * 40_000 for i in range(60)]
+    orders: Values = [480 + 60 * math.sin(i / 3) + (i % 7) * 9 for i in range(60)]
+    sales: Values = [29_000_000 + 2_500_000 * math.sin(i / 5) + i * 40_000 for i in range(60)]
     orders[20] = orders[21] = sales[20] = sales[21] = None  # two days not loaded
+    cancelled = [None if v is None else round(v / 10) for v in orders]
+    cancelled_sales = [None if v is None else round(v / 12) for v in sales]
     hours = _hours(datetime(2024, 4, 27), 72)
-    hourly = [round(20 + 15 * math.sin((i - 6) * math.pi / 12) ** 2 + (i % 5), 1) for i in range(72)]
+    hourly: Values = [round(20 + 15 * math.sin((i - 6) * math.pi / 12) ** 2 + (i % 5), 1) for i in range(72)]
+    buyers_hourly: Values = [None if v is None else v - 3 for v in hourly]
     months = ("2023-05", "2023-06", "2023-07", "2023-08", "2023-09", "2023-10", "2023-11", "2023-12", "2024-01")
-    buyers = [1200.0, 1320, 1290, 1500, 1610, 1580, 1745, 2100, 1980]
+    buyers: Values = [1200.0, 1320, 1290, 1500, 1610, 1580, 1745, 2100, 1980]
+    users_table = Table(
+        ("country", "plan", "users"),
+        tuple((f"c{i:02d}", plan, 10 * i) for i in range(10) for plan in ("free", "pro", "enterprise")),
+        30,
+    )
     return [
         _kpi(
             "daily_sales",
-            Chart("line", days, {"orders": orders, "sales": sales}),
+            line(
+                days,
+                {
+                    "orders": {"paid": orders, "cancelled": cancelled},
+                    "sales": {"paid": sales, "cancelled": cancelled_sales},
+                },
+                by="status",
+                rows=58 * 2,
+            ),
             description="Orders and sales per JST day and status",
             columns=(
                 Column("sales_date", "DATE", "JST calendar day"),
@@ -83,7 +131,7 @@ def five_kpis() -> list[ReportKpi]:
         ),
         _kpi(
             "hourly_orders",
-            Chart("line", hours, {"orders": hourly}),
+            line(hours, {"orders": {"orders": hourly}, "buyers": {"buyers": buyers_hourly}}, rows=72),
             grain="hour",
             time_column="order_hour",
             description="Orders per JST hour",
@@ -92,7 +140,7 @@ def five_kpis() -> list[ReportKpi]:
         ),
         _kpi(
             "monthly_active_buyers",
-            Chart("line", months, {"buyers": buyers}),
+            line(months, {"buyers": {"buyers": buyers}}, rows=9),
             grain="month",
             time_column="month",
             description="Distinct buyers per month",
@@ -101,17 +149,20 @@ def five_kpis() -> list[ReportKpi]:
         ),
         _kpi(
             "users_by_plan",
-            Chart("bar", ("free", "pro", "enterprise", "trial"), {"users": [18_340.0, 4_120, 310, 0]}),
+            replace(
+                bars(("free", "pro", "enterprise", "trial"), {"users": [18_340.0, 4_120, 310, 0]}, by="plan"),
+                table=users_table,
+            ),
             grain="snapshot",
             time_column=None,
             description="Users per plan, as of the last load",
             columns=(Column("plan", "STRING", "Plan name"), Column("users", "INT64", "Users on the plan")),
             last_partition=None,
-            rows=4,
+            rows=30,
         ),
         _kpi(
             "large_orders",
-            Chart("line", (), {"orders": []}),
+            line((), {}),
             description="Orders over 50,000 JPY",
             freshness="never loaded",
             last_partition=None,
@@ -231,20 +282,27 @@ def test_months_and_years_and_categories() -> None:
     assert [t.index for t in x_ticks(categories, 6)] == [0, 5, 10, 15, 20, 25]
 
 
-def test_measures_of_different_size_get_their_own_chart() -> None:
-    series: dict[str, list[float | None]] = {
-        "orders": [500, 520],
-        "refunds": [120, 130],
-        "sales": [30_000_000, 31_000_000],
-        "zeros": [0, 0],
-        "missing": [None, None],
-    }
-    assert group_measures(series) == [["orders", "refunds", "zeros"], ["sales"]]
-    page = _render([_kpi("k", Chart("line", ("2024-03-01", "2024-03-02"), series))])
+def test_each_measure_has_its_own_chart_and_each_dimension_value_its_colour() -> None:
+    labels = ("2024-03-01", "2024-03-02")
+    model = line(
+        labels,
+        {
+            "orders": {"paid": [500, 520], "refunded": [12, 13]},
+            "sales": {"paid": [30_000_000, 31_000_000], "refunded": [None, None]},
+            "missing": {"paid": [None, None]},
+        },
+        by="status",
+    )
+    page = _render([_kpi("k", model)])
     svgs = _svgs(page)
-    assert [re.findall(r'data-measures="([^"]*)"', svg) for svg in svgs] == [["orders,refunds,zeros"], ["sales"]]
+    assert [re.findall(r'data-measures="([^"]*)"', svg) for svg in svgs] == [["orders"], ["sales"]]
+    assert re.findall(r'data-series="([^"]*)"', svgs[0]) == ["paid", "refunded"]
+    assert re.findall(r'data-series="([^"]*)"', svgs[1]) == ["paid"]  # refunded has no value to draw there
+    colour = re.compile(r'data-series="paid" stroke="(#[0-9a-f]+)"')
+    assert colour.findall(svgs[0]) == colour.findall(svgs[1])  # paid is one colour in every chart of the KPI
     assert "No values for missing." in page
-    assert 'data-series="missing"' not in page
+    assert '<p class="chart-caption">caption of status</p>' in page
+    assert "<title>k: orders by status per day (Asia/Tokyo, JST)</title>" in svgs[0]
 
 
 # --- the page ------------------------------------------------------------------------------------------------
@@ -252,7 +310,7 @@ def test_measures_of_different_size_get_their_own_chart() -> None:
 
 def test_text_is_escaped_everywhere() -> None:
     evil = '<script>alert("x")</script> & "quotes"'
-    chart = Chart("bar", (evil,), {evil: [1.0]})
+    chart = per_measure("bar", (evil,), {evil: [1.0]})
     kpi = _kpi(
         "k<i>",
         chart,
@@ -295,7 +353,7 @@ def test_sections_show_metadata_and_columns() -> None:
     assert '<span class="badge ok">fresh</span>' in daily
     assert "<dt>Owner</dt><dd>growth-team</dd>" in daily
     assert "<dt>Last partition</dt><dd>2024-04-29</dd>" in daily
-    assert "<dt>Rows</dt><dd>174</dd>" in daily
+    assert "<dt>Rows in last partition</dt><dd>174</dd>" in daily
     assert "<dt>Last loaded</dt><dd>2024-04-30 05:15:00 UTC</dd>" in daily
     assert "<tr><td><code>sales</code></td><td><code>NUMERIC</code></td><td>Sum of amount in JPY</td></tr>" in daily
     assert '<code>sales_date</code> <span class="tag">time</span>' in daily
@@ -305,25 +363,29 @@ def test_sections_show_metadata_and_columns() -> None:
     assert "Generated 2024-04-30 06:15:00 UTC · 5 KPIs" in page
 
 
-def test_daily_chart_is_split_by_scale_and_thinned() -> None:
+def test_daily_chart_is_a_chart_per_measure_from_zero_and_thinned() -> None:
     page = _render(five_kpis()[:1])
     orders, sales = _svgs(page)
     assert 'data-measures="orders"' in orders
     assert 'data-measures="sales"' in sales
     assert orders.count('class="x-tick"') == 9  # 60 days, one label per Monday
-    assert re.findall(r'class="y-tick"[^>]*>([^<]+)<', sales) == ["26M", "28M", "30M", "32M", "34M"]
-    assert re.findall(r'class="y-tick"[^>]*>([^<]+)<', orders) == ["400", "450", "500", "550", "600"]
-    assert orders.count("<polyline") == 2  # the gap of two days splits the line in two
-    assert re.findall(r'class="legend-name"[^>]*>([^<]+)<', orders) == ["orders"]  # each legend names its measure
-    assert re.search(r'<tspan class="legend-note" dx="6">latest 29.6M \(2024-04-29\)</tspan>', sales)
+    assert re.findall(r'class="y-tick"[^>]*>([^<]+)<', sales) == ["0", "10M", "20M", "30M", "40M"]  # from zero
+    assert re.findall(r'class="y-tick"[^>]*>([^<]+)<', orders) == ["0", "200", "400", "600"]
+    assert orders.count("<polyline") == 4  # the gap of two days splits each status's line in two
+    assert re.findall(r'class="legend-name"[^>]*>([^<]+)<', orders) == ["paid", "cancelled"]  # a line per status
+    assert re.findall(r'<tspan class="legend-note" dx="6">([^<]+)</tspan>', sales) == [
+        "latest 29.6M (2024-04-29)",
+        "latest 2.47M (2024-04-29)",
+    ]
+    assert '<p class="chart-title"><strong>sales</strong> <span class="muted">— Sum of amount in JPY</span></p>' in page
 
 
 def test_single_point_and_all_zero_are_drawn() -> None:
-    single = _render([_kpi("one", Chart("line", ("2024-03-01",), {"orders": [5.0]}))])
+    single = _render([_kpi("one", per_measure("line", ("2024-03-01",), {"orders": [5.0]}))])
     (svg,) = _svgs(single)
     assert "<polyline" not in svg
     assert re.search(r'<circle class="dot" cx="420" cy="[\d.]+" r="3.5"/>', svg)  # in the middle of the axis
-    zeros = _render([_kpi("zero", Chart("line", _days(datetime(2024, 3, 1), 5), {"orders": [0.0] * 5}))])
+    zeros = _render([_kpi("zero", per_measure("line", _days(datetime(2024, 3, 1), 5), {"orders": [0.0] * 5}))])
     (svg,) = _svgs(zeros)
     assert re.findall(r'class="y-tick"[^>]*>([^<]+)<', svg) == ["0", "0.25", "0.5", "0.75", "1"]
     assert re.search(r'<polyline class="line" points="58,152( [\d.]+,152){4}"', svg)  # flat on the zero line
@@ -334,7 +396,7 @@ def test_empty_chart_shows_a_message_instead() -> None:
     assert _svgs(page) == []
     assert '<div class="no-data" data-kpi="large_orders"><strong>No rows loaded</strong>' in page
     assert "this KPI has never been loaded" in page
-    all_none = _render([_kpi("gaps", Chart("line", ("2024-03-01", "2024-03-02"), {"orders": [None, None]}))])
+    all_none = _render([_kpi("gaps", per_measure("line", ("2024-03-01", "2024-03-02"), {"orders": [None, None]}))])
     assert _svgs(all_none) == []
     assert "no values to draw" in all_none
 
@@ -362,10 +424,34 @@ def test_same_input_same_bytes() -> None:
 
 
 def test_mismatched_series_are_refused() -> None:
-    with pytest.raises(ValueError, match="has 1 values for 2 labels"):
-        Chart("line", ("a", "b"), {"m": [1.0]})
+    with pytest.raises(ValueError, match="series 'm' of 'm' has 1 values for 2 labels"):
+        per_measure("line", ("a", "b"), {"m": [1.0]})
     with pytest.raises(ValueError, match="'line' or 'bar'"):
-        Chart("pie", (), {})
+        ChartModel("pie", (), (), "")
+
+
+def test_marks_are_drawn_on_their_point_with_the_expected_range() -> None:
+    (svg,) = _svgs(_render(edge_kpis()[7:8]))
+    (mark,) = re.findall(r'<circle class="mark" [^>]*><title>([^<]*)</title>', svg)
+    assert mark == "2024-03-03 · paid: 30 — anomaly: 4.2σ above (expected 4 to 8)"
+    assert svg.count('<line class="expected"') == 1
+
+
+def test_the_data_table_states_its_true_count() -> None:
+    kpi = five_kpis()[3]
+    few = replace(kpi.chart, table=replace(kpi.chart.table, rows=kpi.chart.table.rows[:5]))
+    page = _render([replace(kpi, chart=few)])
+    assert '<details class="data" data-kpi="users_by_plan" data-total="30">' in page
+    assert "<summary>Data: the newest 5 of 30 rows in the warehouse</summary>" in page
+    assert page.count("<tr><td>c0") == 5
+    assert "<th>country</th><th>plan</th><th>users</th>" in page
+
+
+def test_times_are_shown_in_their_zone_named() -> None:
+    tokyo = datetime(2024, 4, 30, 14, 15, tzinfo=ZoneInfo("Asia/Tokyo"))
+    page = _render([replace(five_kpis()[0], last_loaded=tokyo)])
+    assert "<dt>Last loaded</dt><dd>2024-04-30 14:15:00 JST (Asia/Tokyo)</dd>" in page
+    assert "Generated 2024-04-30 06:15:00 UTC" in page
 
 
 # --- in the browser ------------------------------------------------------------------------------------------
@@ -388,29 +474,38 @@ def test_every_chart_draws_in_headless_chromium(tmp_path: Path) -> None:
         ("daily_sales", "orders"),
         ("daily_sales", "sales"),
         ("hourly_orders", "orders"),
+        ("hourly_orders", "buyers"),
         ("monthly_active_buyers", "buyers"),
         ("users_by_plan", "users"),
     ]
     for chart in rendered.charts:
         assert chart.width > 600, chart
         assert chart.height > 100, chart
-        assert len(chart.series) == 1, chart
         for series in chart.series:
             assert series.length > 0, (chart.kpi, series)
             assert series.width > 0, (chart.kpi, series)
-    daily_orders = rendered.charts[0].series[0]
-    assert daily_orders.shapes == 2  # two polylines around the gap, no dots at 60 points
-    assert daily_orders.height > 20  # not flattened by sales
-    bars = rendered.charts[4].series[0]
+    daily_orders = rendered.charts[0]
+    assert [s.name for s in daily_orders.series] == ["paid", "cancelled"]  # a line per status, not their sum
+    assert [s.shapes for s in daily_orders.series] == [2, 2]  # two polylines around the gap, no dots at 60 points
+    assert daily_orders.series[0].height > 20
+    assert [len(c.series) for c in rendered.charts[2:4]] == [1, 1]  # hourly: orders and buyers never overlap
+    bars = rendered.charts[5].series[0]
     assert bars.shapes == 4
     assert bars.height > 100
     assert [(e.kpi, e.text) for e in rendered.empty] == [
         ("large_orders", "No rows loaded — this KPI has never been loaded.")
     ]
     assert rendered.empty[0].height > 20
+    tables = {t.kpi: t for t in rendered.tables}
+    assert (tables["users_by_plan"].rows, tables["users_by_plan"].total) == (30, 30)  # every row of the snapshot
+    assert tables["users_by_plan"].summary == "Data: all 30 rows in the warehouse"
+    assert (tables["daily_sales"].rows, tables["daily_sales"].total) == (116, 116)
     assert rendered.screenshot is not None
     assert rendered.screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert elapsed < 30, f"the browser took {elapsed:.1f}s"
+
+
+MARKS = (Mark("2024-03-03", "paid", "anomaly: 4.2σ above", (4.0, 8.0)),)
 
 
 def edge_kpis() -> list[ReportKpi]:
@@ -421,15 +516,16 @@ def edge_kpis() -> list[ReportKpi]:
     many = {f"status_{name}": [float(100 + 10 * i + j) for j in range(5)] for i, name in enumerate("abcdefgh")}
     categories = tuple(f"country-{i:02d}" for i in range(40))
     return [
-        _kpi("one_point", Chart("line", days[:1], {"orders": [5.0]})),
-        _kpi("all_zero", Chart("line", days, {"orders": [0.0] * 5})),
-        _kpi("lone_points", Chart("line", days, {"orders": [1.0, None, 3.0, None, 5.0]})),
-        _kpi("huge", Chart("line", days, {"yen": [3e13, 3.2e13, 2.9e13, 3.4e13, 3.3e13]})),
-        _kpi("negative", Chart("line", days, {"margin": [-30.0, -5, 12, 40, -8]})),
-        _kpi("sixty_days_of_hours", Chart("line", hours, {"orders": [float(i % 24) for i in range(1440)]})),
-        _kpi("many_measures", Chart("line", days, many)),
-        _kpi("many_categories", Chart("bar", categories, {"users": [float(i * i) for i in range(40)]})),
-        _kpi("negative_bars", Chart("bar", ("a", "b", "c"), {"delta": [-5.0, 10.0, 0.0], "other": [-4.0, 9, 1]})),
+        _kpi("one_point", per_measure("line", days[:1], {"orders": [5.0]})),
+        _kpi("all_zero", per_measure("line", days, {"orders": [0.0] * 5})),
+        _kpi("lone_points", per_measure("line", days, {"orders": [1.0, None, 3.0, None, 5.0]})),
+        _kpi("huge", per_measure("line", days, {"yen": [3e13, 3.2e13, 2.9e13, 3.4e13, 3.3e13]})),
+        _kpi("negative", per_measure("line", days, {"margin": [-30.0, -5, 12, 40, -8]})),
+        _kpi("sixty_days_of_hours", per_measure("line", hours, {"orders": [float(i % 24) for i in range(1440)]})),
+        _kpi("many_measures", line(days, {"orders": many}, by="status")),
+        _kpi("marked", add_marks(line(days, {"orders": {"paid": [5.0, 6, 30, 7, 6]}}), "orders", MARKS)),
+        _kpi("many_categories", per_measure("bar", categories, {"users": [float(i * i) for i in range(40)]})),
+        _kpi("negative_bars", per_measure("bar", ("a", "b", "c"), {"delta": [-5.0, 10.0, 0.0], "other": [-4.0, 9, 1]})),
     ]
 
 
@@ -446,7 +542,9 @@ def test_edge_cases_draw_in_headless_chromium(tmp_path: Path) -> None:
     page.write_text(_render(edge_kpis()), encoding="utf-8")
     rendered = render_page(page)
     assert rendered.violations == ()
-    drawn = {chart.kpi: chart for chart in rendered.charts}
+    drawn = {chart.kpi: chart for chart in rendered.charts}  # the first chart of each KPI
+    for chart in reversed(rendered.charts):
+        drawn[chart.kpi] = chart
     assert list(drawn) == [kpi.name for kpi in edge_kpis()]
     for chart in rendered.charts:
         assert chart.width > 600
@@ -460,4 +558,6 @@ def test_edge_cases_draw_in_headless_chromium(tmp_path: Path) -> None:
     assert drawn["lone_points"].series[0].shapes == 3
     assert len(drawn["many_measures"].series) == 8
     assert drawn["many_categories"].series[0].shapes == 40
-    assert [s.shapes for s in drawn["negative_bars"].series] == [3, 3]
+    assert [[s.shapes for s in c.series] for c in rendered.charts if c.kpi == "negative_bars"] == [[3], [3]]
+    assert drawn["marked"].marks == 1
+    assert sum(c.marks for c in rendered.charts) == 1

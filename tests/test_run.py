@@ -387,6 +387,24 @@ def test_status_reports_freshness_and_fails_when_stale(project: Path) -> None:
     assert "stale" in stale.output
 
 
+def test_status_shows_partitions_and_load_times_in_the_kpis_zone_named(project: Path) -> None:
+    CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-03-01", "--end", "2024-03-02"])
+    with duckdb.connect(str(project / "wh.duckdb")) as db:  # a load at 23:30 UTC is 08:30 the next day in Tokyo
+        db.execute("UPDATE _kpi_loads SET loaded_at = TIMESTAMPTZ '2024-03-03 23:30:00+00'")
+    line = json.loads(CliRunner().invoke(cli, ["status", "daily", "--json"]).output)["kpis"][0]
+    assert (line["partition"], line["loaded_at"], line["timezone"]) == (
+        "2024-03-02",
+        "2024-03-04T08:30:00+09:00",
+        "Asia/Tokyo",
+    )
+    table = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["status", "daily"]).output
+    assert "last partition (Asia/Tokyo)" in table
+    assert "loaded (Asia/Tokyo)" in table
+    assert "│ 2024-03-02 " in table
+    assert " 2024-03-04 08:30 " in table
+    assert "UTC" not in table
+
+
 def test_backfill_via_sfn_starts_the_state_machine_with_the_planners_input(
     project: Path, aws_env: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -381,6 +381,13 @@ def _age(hours: object) -> str:
     return f"{hours:.1f}h" if hours < 48 else f"{int(hours // 24)}d {int(hours % 24)}h"
 
 
+def _loaded(moment: datetime | None, *, with_zone: bool) -> str:
+    """``2026-11-29 04:38`` (the zone in the header), or ``2026-11-29 04:38 JST`` when zones differ per row."""
+    if moment is None:
+        return "—"
+    return moment.strftime("%Y-%m-%d %H:%M") + (f" {moment.tzname()}" if with_zone else "")
+
+
 @cli.command()
 @click.argument("names", nargs=-1)
 @env_option
@@ -409,6 +416,7 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
         warehouse.close()
     lines = []
     futures: dict[str, list[str]] = {}
+    local_times: dict[str, datetime | None] = {}  # load times in each KPI's own zone
     now = datetime.now(UTC)
     for kpi in kpis:
         loads = loaded[kpi.name]
@@ -416,12 +424,15 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
         futures[kpi.name] = future
         newest = loads[begun[-1]] if begun else None
         state = freshness(kpi, newest.partition if newest else None, newest.loaded_at if newest else None, now)
+        loaded_local = newest.loaded_at.astimezone(kpi.zone) if newest else None
+        local_times[kpi.name] = loaded_local
         lines.append(
             {
                 "kpi": kpi.name,
                 "partition": newest.partition if newest else None,
                 "rows": newest.rows if newest else None,
-                "loaded_at": newest.loaded_at.isoformat() if newest else None,
+                "loaded_at": loaded_local.isoformat() if loaded_local else None,
+                "timezone": kpi.timezone,  # of the partition and of loaded_at
                 "partitions_loaded": len(loads),
                 "age_hours": round(state.age.total_seconds() / 3600, 1) if state.age is not None else None,
                 "freshness": state.level,
@@ -432,11 +443,15 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
     if as_json:
         print_json({"ok": not any(line["failing"] for line in lines), "kpis": lines})
     else:
+        # Partitions are named in each KPI's zone; load times are shown in the same zone, named once in the
+        # header when every KPI shares it, else beside each time.
+        zones = {kpi.timezone for kpi in kpis}
+        one_zone = next(iter(zones)) if len(zones) == 1 else None
         table = Table(
             "KPI",
-            "last partition",
+            f"last partition ({one_zone})" if one_zone else "last partition (KPI's zone)",
             "rows",
-            "loaded (UTC)",
+            f"loaded ({one_zone})" if one_zone else "loaded (KPI's zone)",
             "age",
             "freshness",
             title=f"kpi status ({environment.label})",
@@ -448,7 +463,7 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
                 str(line["kpi"]),
                 str(line["partition"] or "—"),
                 f"{line['rows']:,}" if line["rows"] is not None else "—",
-                str(line["loaded_at"] or "—")[:16].replace("T", " "),
+                _loaded(local_times[str(line["kpi"])], with_zone=one_zone is None),
                 _age(line["age_hours"]),
                 f"[{colours.get(level, 'white')}]{level}[/]",
             )

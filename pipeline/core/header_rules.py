@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pipeline.core.chart_rules import chart_settings
 from pipeline.core.header import Header, KeyPath
 from pipeline.core.identifiers import KPI_NAME, is_column_name
 from pipeline.core.intervals import Grain
@@ -45,6 +46,7 @@ HEADER_KEYS: dict[str, tuple[str, str]] = {
     "checks": ("{}", "min_rows, not_null: [cols], unique: [cols]"),
     "freshness": ("—", "warn_after / error_after: durations since the newest partition's end"),
     "cluster_by": ("[]", "up to 4 columns BigQuery clusters the table on"),
+    "chart": ("{}", "the report's chart: measures: [cols], by: dimension, top: N lines (default 5)"),
     "zero_dates": ("error", "MySQL 0000-00-00 dates: error | null"),
     "invalid_utf8": ("error", "text that is not UTF-8: error | null"),
 }
@@ -117,6 +119,8 @@ class HeaderChecker(PositionalValidator):
         out["cluster_by"] = self.cluster_by(data.get("cluster_by", []), out["columns"])
         self.csv_columns(out["format"], out["columns"])
         out["time_column"] = self.time_column(data, grain, out["columns"])
+        if "chart" in data:
+            out["chart"] = chart_settings(self, data["chart"], out["columns"], out["time_column"])
         self.partition_clock(out["time_column"], grain, out["columns"], out["timezone"], out.get("source_timezone"))
         self.hour_clock(
             out["time_column"], grain, out["columns"], out["timezone"], out.get("source_timezone"), out["start"]

@@ -65,6 +65,18 @@ class Freshness:
 
 
 @dataclass(frozen=True)
+class ChartSettings:
+    """What the report charts (the header's ``chart`` key): which measures, split by which dimension, how many lines.
+
+    Empty ``measures`` means every numeric column; ``by`` None means the first dimension column (if any).
+    """
+
+    measures: tuple[str, ...] = ()
+    by: str | None = None
+    top: int = 5  # series drawn for the largest values of `by`; the rest are summed into one "other" series
+
+
+@dataclass(frozen=True)
 class Kpi:
     """One KPI, as declared by its file. Field defaults here are the documented header defaults."""
 
@@ -94,6 +106,7 @@ class Kpi:
     cluster_by: tuple[str, ...] = ()
     zero_dates: Policy = Policy.ERROR
     invalid_utf8: Policy = Policy.ERROR
+    chart: ChartSettings = field(default_factory=ChartSettings)
 
     @property
     def zone(self) -> ZoneInfo:

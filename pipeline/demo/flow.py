@@ -30,6 +30,21 @@ DEMO_ZONE = ZoneInfo("Asia/Tokyo")  # the demo shop's clock: its DATETIMEs are J
 REPORT_NAME = "report.html"
 
 
+SHOP_CLOCK_NOTE = (
+    "Freshness is judged at {clock} (Asia/Tokyo), the demo shop's clock: its generated orders end there, at the "
+    "end of yesterday, so data up to then is as fresh as the shop can be."
+)
+
+
+def shop_clock(today: date) -> datetime:
+    """The moment the demo shop's data ends (its orders stop at the end of yesterday, JST): the report's clock.
+
+    Freshness is judged against it, not against the wall clock: with the wall clock an hourly KPI would be
+    hours "old" right after ``kpi demo`` only because the shop sells nothing today.
+    """
+    return datetime.combine(today, time(), DEMO_ZONE)
+
+
 @dataclass(frozen=True)
 class DemoResult:
     outcomes: list[Outcome]
@@ -77,6 +92,12 @@ def run_demo(
     runner = Runner(environment)
     outcomes = run(runner, demo_jobs(kpis, runner, today))
     report = warehouse_path(environment.warehouse).parent / REPORT_NAME
-    html = build_report(kpis, warehouse_path(environment.warehouse), now=datetime.now(UTC))
+    html = build_report(
+        kpis,
+        warehouse_path(environment.warehouse),
+        now=shop_clock(today),
+        generated_at=datetime.now(UTC),
+        note=SHOP_CLOCK_NOTE.format(clock=shop_clock(today).strftime("%Y-%m-%d %H:%M %Z")),
+    )
     report.write_text(html, encoding="utf-8")
     return DemoResult(outcomes, report, generated)

@@ -1,8 +1,9 @@
-"""What the demo's report shows, read from the embedded DuckDB warehouse: per KPI its series and its status.
+"""What the demo's report shows, read from the embedded DuckDB warehouse: per KPI its rows, its loads and its status.
 
-A time-partitioned KPI becomes a line per numeric column, summed per partition over every loaded partition —
-a partition committed without rows shows as zero, as it would on a dashboard. A snapshot becomes bars of its
-first text column. Status and freshness come from the audit table, as ``kpi status`` reports them.
+The rows of each KPI table and its audit (which partitions were loaded) go to the pure chart model
+(:func:`pipeline.core.chart.build_chart`), which decides what is drawn; status and freshness come from the audit
+table, as ``kpi status`` reports them, judged at the clock the caller passes (``now``). Load times are shown in the
+KPI's own zone, named.
 """
 
 from __future__ import annotations
@@ -14,20 +15,19 @@ from typing import Any
 
 import duckdb
 
+from pipeline.core.chart import ChartModel, build_chart
 from pipeline.core.freshness import freshness, split_future
 from pipeline.core.spec import Kpi
-from pipeline.core.types import BqType
 from pipeline.errors import LoadError
-from pipeline.report import Chart, Column, ReportKpi, render_report
+from pipeline.report import Column, ReportKpi, render_report
 from pipeline.warehouses.base import LoadRecord
 from pipeline.warehouses.duckdb import DuckDbWarehouse, quote
 
-MEASURE_TYPES = {BqType.INT64, BqType.NUMERIC, BqType.FLOAT64}
-LABEL_FORMATS = {"day": "%Y-%m-%d", "hour": "%Y-%m-%dT%H", "month": "%Y-%m"}
-TOP_CATEGORIES = 12
 
-
-def build_report(kpis: Sequence[Kpi], warehouse: Path, *, now: datetime) -> str:
+def build_report(
+    kpis: Sequence[Kpi], warehouse: Path, *, now: datetime, generated_at: datetime | None = None, note: str = ""
+) -> str:
+    """The report of ``kpis`` as the warehouse holds them; freshness and future partitions judged at ``now``."""
     store = DuckDbWarehouse(str(warehouse))
     try:
         loads = {kpi.name: store.loads(kpi.name) for kpi in kpis}
@@ -42,15 +42,22 @@ def build_report(kpis: Sequence[Kpi], warehouse: Path, *, now: datetime) -> str:
             hint="point KPI_WAREHOUSE (or the environment's warehouse) at a folder you may write",
         ) from None
     with db:
+        db.execute("SET TimeZone = 'UTC'")  # TIMESTAMP columns arrive as aware UTC datetimes (through Arrow)
         tables = {name for (name,) in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         for kpi in sorted(kpis, key=lambda k: k.name):
             loaded = loads[kpi.name]
-            chart = _chart(db, kpi, loaded, now) if kpi.name in tables else Chart("line", (), {})
-            sections.append(_section(kpi, loaded, chart, now))
-    return render_report(sections, title="kpi-pipeline demo", generated_at=now)
+            rows = _rows(db, kpi) if kpi.name in tables else []
+            sections.append(_section(kpi, loaded, build_chart(kpi, rows, loaded, now), now))
+    return render_report(sections, title="kpi-pipeline demo", generated_at=generated_at or now, note=note)
 
 
-def _section(kpi: Kpi, loaded: dict[str, LoadRecord], chart: Chart, now: datetime) -> ReportKpi:
+def _rows(db: duckdb.DuckDBPyConnection, kpi: Kpi) -> list[dict[str, Any]]:
+    columns = ", ".join(quote(c.name) for c in kpi.columns)
+    rows: list[dict[str, Any]] = db.execute(f"SELECT {columns} FROM {quote(kpi.name)}").to_arrow_table().to_pylist()
+    return rows
+
+
+def _section(kpi: Kpi, loaded: dict[str, LoadRecord], chart: ChartModel, now: datetime) -> ReportKpi:
     begun = split_future(kpi, loaded, now)[0]  # a partition loaded ahead of its time is neither newest nor charted
     newest = loaded[begun[-1]] if begun else None
     state = freshness(kpi, newest.partition if newest else None, newest.loaded_at if newest else None, now)
@@ -64,37 +71,6 @@ def _section(kpi: Kpi, loaded: dict[str, LoadRecord], chart: Chart, now: datetim
         chart=chart,
         freshness=state.level,
         last_partition=newest.partition if newest else None,
-        last_loaded=newest.loaded_at if newest else None,
+        last_loaded=newest.loaded_at.astimezone(kpi.zone) if newest else None,
         rows=newest.rows if newest else 0,
     )
-
-
-def _chart(db: duckdb.DuckDBPyConnection, kpi: Kpi, loaded: dict[str, LoadRecord], now: datetime) -> Chart:
-    measures = [c.name for c in kpi.columns if c.type in MEASURE_TYPES and c.name != kpi.time_column]
-    sums = ", ".join(f"CAST(SUM({quote(m)}) AS DOUBLE)" for m in measures)
-    if kpi.time_column:
-        rows = db.execute(f"SELECT {quote(kpi.time_column)}, {sums} FROM {quote(kpi.name)} GROUP BY 1").fetchall()
-        by_label = {_label(value, kpi.grain.value): values for value, *values in rows}
-        labels = split_future(kpi, set(loaded) | set(by_label), now)[0]
-        series = {
-            m: [_number(by_label.get(label, [0.0] * len(measures))[n]) for label in labels]
-            for n, m in enumerate(measures)
-        }
-        return Chart("line", tuple(labels), series)
-    category = next((c.name for c in kpi.columns if c.type is BqType.STRING), None)
-    if category is None or not measures:
-        return Chart("bar", (), {})
-    rows = db.execute(
-        f"SELECT {quote(category)}, {sums} FROM {quote(kpi.name)} GROUP BY 1 ORDER BY 2 DESC NULLS LAST, 1 "
-        f"LIMIT {TOP_CATEGORIES}"
-    ).fetchall()
-    categories = tuple(str(row[0]) for row in rows)
-    return Chart("bar", categories, {m: [_number(row[n + 1]) for row in rows] for n, m in enumerate(measures)})
-
-
-def _label(value: Any, grain: str) -> str:
-    return value.strftime(LABEL_FORMATS[grain]) if hasattr(value, "strftime") else str(value)
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None else float(value)

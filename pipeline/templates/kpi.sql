@@ -26,6 +26,7 @@ checks:
   unique: [${key}]               # columns whose combination is unique in a partition
 freshness: {warn_after: ${warn_after}, error_after: ${error_after}}
 cluster_by: []                   # up to 4 columns BigQuery clusters on
+# chart: {measures: [], by: x, top: 5}  # the report: which measures, a line per value of dimension x (top 5 + other)
 zero_dates: error                # MySQL 0000-00-00 dates: error | null
 invalid_utf8: error              # text that is not UTF-8: error | null
 ---*/
