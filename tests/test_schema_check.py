@@ -1,0 +1,212 @@
+"""Schema snapshots, schema-aware `kpi check`, lineage and impact — on the real MariaDB.
+
+A database with the demo shop's tables is pulled into a snapshot (`kpi schema pull`); a KPI with a misspelt
+column or table is then caught offline from the snapshot and live from the server (`kpi check --env ci`), with
+its position and the closest real name.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from tests.conftest import ROOT, MySqlServer, demo_schema_statements
+
+LARGE_ORDERS = (ROOT / "queries" / "large_orders.sql").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def project(tmp_path: Path, mysql_db: MySqlServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project folder: the example KPIs, a kpi.toml whose `ci` environment is a MariaDB database with the demo
+    shop's tables (plus an index and a view), and no snapshot yet."""
+    with mysql_db.connect() as connection, connection.cursor() as cursor:
+        for statement in demo_schema_statements():
+            cursor.execute(statement)
+        cursor.execute("CREATE INDEX orders_created ON orders (created_at, status)")
+        cursor.execute("CREATE VIEW paid_orders AS SELECT id, amount FROM orders WHERE status = 'paid'")
+    shutil.copytree(ROOT / "queries", tmp_path / "queries")
+    password = f":{mysql_db.password}" if mysql_db.password else ""
+    url = f"mysql://{mysql_db.user}{password}@{mysql_db.host}:{mysql_db.port}/{mysql_db.database}"
+    (tmp_path / "kpi.toml").write_text(f'[environments.ci.sources]\ndefault = "{url}"\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KPI_QUERIES", raising=False)
+    monkeypatch.delenv("KPI_ENV", raising=False)
+    return tmp_path
+
+
+def _pull(runner: CliRunner, database: str) -> dict[str, object]:
+    result = runner.invoke(cli, ["schema", "pull", "--env", "ci"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("wrote schemas/default.json: 3 tables, 12 columns from mysql://")
+    return json.loads(Path("schemas/default.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+def test_pull_writes_a_stable_diff_friendly_snapshot(runner: CliRunner, project: Path, mysql_db: MySqlServer) -> None:
+    snapshot = _pull(runner, mysql_db.database)
+    first = Path("schemas/default.json").read_text(encoding="utf-8")
+    assert snapshot["dialect"] == "mysql"
+    assert snapshot["database"] == mysql_db.database
+    tables = snapshot["tables"]
+    assert isinstance(tables, dict)
+    assert list(tables) == ["orders", "paid_orders", "users"]
+    assert tables["orders"]["columns"] == {
+        "id": {"type": "bigint", "nullable": False},
+        "user_id": {"type": "bigint", "nullable": False},
+        "status": {"type": "varchar(16)", "nullable": False},
+        "amount": {"type": "decimal(12,2)", "nullable": False},
+        "created_at": {"type": "datetime", "nullable": False},
+    }
+    assert tables["orders"]["indexes"] == {
+        "PRIMARY": {"columns": ["id"], "unique": True},
+        "orders_created": {"columns": ["created_at", "status"], "unique": False},
+    }
+    assert list(tables["paid_orders"]["columns"]) == ["id", "amount"]
+    assert '        "id": {"type": "bigint", "nullable": false},\n' in first  # one column per line
+    _pull(runner, mysql_db.database)
+    assert Path("schemas/default.json").read_text(encoding="utf-8") == first  # pulling again changes nothing
+
+
+def _misspell(old: str, new: str) -> None:
+    Path("queries/large_orders.sql").write_text(LARGE_ORDERS.replace(old, new), encoding="utf-8")
+
+
+@pytest.mark.parametrize("live", [False, True], ids=["offline-snapshot", "live"])
+def test_check_catches_a_misspelt_column_and_table(
+    runner: CliRunner, project: Path, mysql_db: MySqlServer, live: bool
+) -> None:
+    _pull(runner, mysql_db.database)
+    text = LARGE_ORDERS.replace("JOIN users AS u", "JOIN user AS u").replace("SUM(o.amount)", "SUM(o.amout)")
+    Path("queries/large_orders.sql").write_text(text, encoding="utf-8")
+    if live:
+        shutil.rmtree("schemas")
+    result = runner.invoke(cli, ["check", *(["--env", "ci"] if live else [])])
+    assert result.exit_code == 1, result.output
+    origin = "schemas/default.json" if not live else "the live source mysql://"
+    lines = result.output.splitlines()
+    assert lines[0] == (
+        "queries/large_orders.sql:20:85: column 'amout' does not exist in table 'orders' (did you mean 'amount'?)"
+    )
+    assert lines[1] == (
+        "   20 | SELECT DATE(o.created_at) AS order_date, u.country, COUNT(*) AS large_orders, SUM(o.amout) AS amount"
+    )
+    assert lines[2] == "      | " + " " * 84 + "^"
+    assert lines[3].startswith(f"  hint: the columns of orders: id, user_id, status, amount, created_at ({origin}")
+    assert lines[4] == (
+        f"queries/large_orders.sql:22:6: table 'user' does not exist in {mysql_db.database} (did you mean 'users'?)"
+    )
+    assert lines[-1] == "2 problems in 1 of 5 files"
+
+
+def test_check_compares_declared_types_with_the_source_types(
+    runner: CliRunner, project: Path, mysql_db: MySqlServer
+) -> None:
+    _pull(runner, mysql_db.database)
+    _misspell("SELECT DATE(o.created_at) AS order_date", "SELECT o.created_at AS order_date")
+    result = runner.invoke(cli, ["check", "--json"])
+    assert result.exit_code == 1, result.output
+    (problem,) = json.loads(result.output)["problems"]
+    assert (problem["rule"], problem["line"], problem["col"], problem["kpi"]) == ("column-type", 20, 8, "large_orders")
+    assert problem["message"] == (
+        "column 'order_date' is declared DATE, but the source's column types make it DATETIME, "
+        "which cannot be loaded as DATE without changing values"
+    )
+    assert problem["hint"].startswith("declare DATETIME (wall clock) or TIMESTAMP")
+
+
+def test_check_warns_about_personal_data(runner: CliRunner, project: Path, mysql_db: MySqlServer) -> None:
+    _pull(runner, mysql_db.database)
+    Path("masking").mkdir()
+    (Path("masking") / f"{mysql_db.database}.yaml").write_text(
+        (ROOT / "masking" / "shop.yaml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    _misspell("COUNT(*) AS large_orders", "COUNT(DISTINCT u.email) AS large_orders")
+    result = runner.invoke(cli, ["check", "--json"])
+    assert result.exit_code == 0, result.output  # a warning, not a failure
+    (warning,) = json.loads(result.output)["warnings"]
+    assert warning["rule"] == "personal-data"
+    assert warning["message"] == "reads personal data: users.email (masked by the clone's rules in masking/)"
+    shown = runner.invoke(cli, ["check"])
+    assert "warning: reads personal data: users.email" in shown.output
+
+
+def test_check_reports_which_sources_went_unchecked(runner: CliRunner, project: Path) -> None:
+    result = runner.invoke(cli, ["check", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert (report["schemas"], report["unchecked_sources"]) == ({}, ["default"])
+
+
+def test_the_committed_demo_snapshot_checks_the_examples(runner: CliRunner, in_project: Path) -> None:
+    result = runner.invoke(cli, ["check", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["schemas"] == {"default": "schemas/default.json"}
+
+
+EXPECTED_LINEAGE = {
+    "daily_sales": {
+        "sales_date": ["orders.created_at"],
+        "status": ["orders.status"],
+        "orders": [],
+        "sales": ["orders.amount"],
+    },
+    "hourly_orders": {"order_hour": ["orders.created_at"], "orders": [], "buyers": ["orders.user_id"]},
+    "large_orders": {
+        "order_date": ["orders.created_at"],
+        "country": ["users.country"],
+        "large_orders": [],
+        "amount": ["orders.amount"],
+    },
+    "monthly_active_buyers": {
+        "month": ["orders.created_at"],
+        "active_buyers": ["orders.user_id"],
+        "sales": ["orders.amount"],
+    },
+    "users_by_plan": {"country": ["users.country"], "plan": ["users.plan"], "users": []},
+}
+
+
+def test_lineage_of_the_examples(runner: CliRunner, in_project: Path) -> None:
+    for name, columns in EXPECTED_LINEAGE.items():
+        result = runner.invoke(cli, ["lineage", name, "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["columns"] == columns, name
+    listed = json.loads(runner.invoke(cli, ["list", "--json"]).output)
+    assert {k["name"]: k["lineage"]["columns"] for k in listed} == EXPECTED_LINEAGE
+    shown = runner.invoke(cli, ["lineage", "large_orders"])
+    assert shown.output.splitlines() == [
+        "order_date    ← orders.created_at",
+        "country       ← users.country",
+        "large_orders  ← (no column: counted or constant)",
+        "amount        ← orders.amount",
+        "reads: orders.amount, orders.created_at, orders.status, orders.user_id, users.country, users.id",
+    ]
+
+
+def test_impact_lists_every_kpi_that_reads_a_table_or_column(runner: CliRunner, in_project: Path) -> None:
+    def impact(target: str) -> dict[str, list[str]]:
+        result = runner.invoke(cli, ["impact", target, "--json"])
+        assert result.exit_code == 0, result.output
+        return {k["name"]: k["reads"] for k in json.loads(result.output)["kpis"]}
+
+    # status is read in WHERE only by large_orders and monthly_active_buyers: impact counts it all the same
+    assert impact("orders.status") == {
+        "daily_sales": ["orders.status"],
+        "large_orders": ["orders.status"],
+        "monthly_active_buyers": ["orders.status"],
+    }
+    assert impact("users") == {
+        "large_orders": ["users.country", "users.id"],
+        "users_by_plan": ["users.country", "users.plan"],
+    }
+    assert impact("users.email") == {}
+    assert list(impact("orders")) == ["daily_sales", "hourly_orders", "large_orders", "monthly_active_buyers"]
+    shown = runner.invoke(cli, ["impact", "users.id"])
+    assert shown.output.splitlines() == [
+        "large_orders  queries/large_orders.sql  reads users.id",
+        "1 KPI reads users.id",
+    ]
