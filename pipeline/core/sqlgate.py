@@ -21,6 +21,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
 from pipeline.core.kpifile import CONTROL_HINT, control_character
+from pipeline.core.mysql_only import not_mysql
 from pipeline.core.query import OutputColumn, Placeholder, Query
 from pipeline.errors import Location, Problem
 
@@ -147,6 +148,7 @@ def gate(path: str, sql: str, first_line: int) -> tuple[Query | None, list[Probl
     # Token-level refusals come first: they name constructs (INTO OUTFILE, LOCK IN SHARE MODE) that sqlglot
     # may not parse at all. The parse still runs, so that placeholders and columns are checked too.
     problems = list(_token_refusals(tokens, sql, where))
+    problems.extend(not_mysql(tokens, where))  # what sqlglot reads as MySQL but MySQL refuses
     body = _without_trailing_semicolon(sql, tokens)
     try:
         with quiet_sqlglot():
