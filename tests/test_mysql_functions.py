@@ -40,6 +40,7 @@ EXPRESSIONS = [
     "DATE_FORMAT(d, '%x-W%v')",
     "DATE_FORMAT(d, '%X-%V %U %u')",
     "DATE_FORMAT(d, '%D %l %p')",
+    "DATE_FORMAT(d, '%f %r %T %k %h %I %S %%')",
     "YEARWEEK(d)",
     "YEARWEEK(d, 0)",
     "YEARWEEK(d, 1)",

@@ -210,3 +210,27 @@ def test_impact_lists_every_kpi_that_reads_a_table_or_column(runner: CliRunner, 
         "large_orders  queries/large_orders.sql  reads users.id",
         "1 KPI reads users.id",
     ]
+
+
+def _readme_console(command: str) -> list[str]:
+    """The lines the README shows after ``$ command``, up to the next prompt or the end of the block."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = readme[readme.index("### Checked against the database") :]
+    after = readme[readme.index(f"$ {command}\n") + len(command) + 3 :]
+    block = after[: after.index("```")]
+    return block.split("\n$ ")[0].rstrip("\n").splitlines()
+
+
+def test_readme_shows_real_output(runner: CliRunner, in_project: Path, tmp_path: Path) -> None:
+    for command in ("kpi lineage large_orders", "kpi impact orders.user_id"):
+        result = runner.invoke(cli, command.split()[1:])
+        assert result.output.splitlines() == _readme_console(command), command
+    shutil.copytree(ROOT / "queries", tmp_path / "queries")
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    (tmp_path / "queries" / "large_orders.sql").write_text(LARGE_ORDERS.replace("SUM(o.amount)", "SUM(o.amout)"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        result = runner.invoke(cli, ["check"])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == _readme_console("kpi check")[: len(result.output.splitlines())]
+    assert result.output.splitlines()[-1] == "1 problem in 1 of 5 files"
