@@ -15,6 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.core.lineage import kpi_lineage
+from pipeline.core.parse import parse_kpi
+from pipeline.core.schema import from_text
+from pipeline.core.schemacheck import check_against
+from pipeline.core.spec import Kpi
 from tests.conftest import ROOT, MySqlServer, demo_schema_statements
 
 LARGE_ORDERS = (ROOT / "queries" / "large_orders.sql").read_text(encoding="utf-8")
@@ -234,3 +239,98 @@ def test_readme_shows_real_output(runner: CliRunner, in_project: Path, tmp_path:
     assert result.exit_code == 1
     assert result.output.splitlines() == _readme_console("kpi check")[: len(result.output.splitlines())]
     assert result.output.splitlines()[-1] == "1 problem in 1 of 5 files"
+
+
+DEMO = from_text("schemas/default.json", (ROOT / "schemas" / "default.json").read_text(encoding="utf-8"))
+
+# Valid MySQL over the demo shop, with the lineage of each result column: no schema problem may be reported.
+VALID = {
+    "SELECT DATE_ADD(created_at, INTERVAL 1 DAY) AS d, TIMESTAMPDIFF(DAY, created_at, NOW()) AS age FROM orders": {
+        "d": ["orders.created_at"],
+        "age": ["orders.created_at"],
+    },
+    "WITH paid AS (SELECT user_id, amount FROM orders WHERE status = 'paid') SELECT u.country AS country, "
+    "SUM(p.amount) AS s FROM paid p JOIN users u ON u.id = p.user_id GROUP BY u.country": {
+        "country": ["users.country"],
+        "s": ["orders.amount"],
+    },
+    "WITH t AS (SELECT * FROM orders) SELECT t.status AS status, COUNT(*) AS n FROM t GROUP BY t.status": {
+        "status": ["orders.status"],
+        "n": [],
+    },
+    "SELECT status AS st, COUNT(*) AS n FROM orders GROUP BY st HAVING n > 1 ORDER BY n DESC": {
+        "st": ["orders.status"],
+        "n": [],
+    },
+    "SELECT x.s AS s FROM (SELECT status AS s FROM orders) AS x": {"s": ["orders.status"]},
+    "SELECT u.id AS id, (SELECT COUNT(*) FROM orders o WHERE o.user_id = u.id) AS n FROM users u": {
+        "id": ["users.id"],
+        "n": [],
+    },
+    "SELECT id AS id FROM users u WHERE EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id AND status = 'paid')": {
+        "id": ["users.id"]
+    },
+    "SELECT o.status AS s FROM orders o WHERE o.user_id IN (SELECT id FROM users WHERE country = 'JP')": {
+        "s": ["orders.status"]
+    },
+    "SELECT status AS s FROM orders UNION ALL SELECT plan AS s FROM users": {"s": ["orders.status", "users.plan"]},
+    "SELECT o.id AS id, ROW_NUMBER() OVER (PARTITION BY o.user_id ORDER BY o.created_at) AS rn FROM orders o": {
+        "id": ["orders.id"],
+        "rn": ["orders.created_at", "orders.user_id"],
+    },
+    "SELECT o.id AS id FROM orders o JOIN users u USING (id)": {"id": ["orders.id"]},
+    "SELECT Status AS s, `amount` AS a FROM `orders`": {"s": ["orders.status"], "a": ["orders.amount"]},
+    "SELECT demo.orders.id AS id FROM demo.orders": {"id": ["orders.id"]},
+    "SELECT id AS id FROM otherdb.things": {"id": ["things.id"]},  # another database: not in the snapshot
+    "SELECT CASE WHEN amount > 100 THEN 'big' ELSE 'small' END AS size, COUNT(*) AS n FROM orders GROUP BY size": {
+        "size": ["orders.amount"],
+        "n": [],
+    },
+    "SELECT d.day AS day FROM (SELECT DATE(created_at) AS day FROM orders) d WHERE d.day > '2024-01-01'": {
+        "day": ["orders.created_at"]
+    },
+    "SELECT TRUE AS t, NULL AS n, JSON_EXTRACT('{}', '$.a') AS j FROM users": {"t": [], "n": [], "j": []},
+}
+
+
+def _kpi(sql: str) -> Kpi:
+    import sqlglot
+
+    names = sqlglot.parse_one(sql, read="mysql").named_selects
+    header = "/*---\ngrain: none\ncolumns:\n" + "".join(f"  {n}: {{type: STRING}}\n" for n in names) + "---*/\n"
+    kpi, problems = parse_kpi("k.sql", (header + sql).encode(), "k")
+    assert kpi is not None, problems
+    return kpi
+
+
+@pytest.mark.parametrize("sql", list(VALID), ids=[sql[:50] for sql in VALID])
+def test_valid_queries_have_no_schema_problem_and_exact_lineage(sql: str) -> None:
+    kpi = _kpi(sql)
+    assert check_against(kpi, DEMO).problems == []
+    assert kpi_lineage(kpi, DEMO).columns == VALID[sql]
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("SELECT statuz AS s FROM orders", "column 'statuz' does not exist in orders (did you mean 'status'?)"),
+        (
+            "SELECT o.id AS id FROM orders o WHERE EXISTS "
+            "(SELECT 1 FROM users u WHERE u.id = o.user_id AND u.plann = 'x')",
+            "column 'plann' does not exist in table 'users' (did you mean 'plan'?)",
+        ),
+        (
+            "SELECT x.s AS s FROM (SELECT status AS s FROM orders) AS x WHERE x.st = 1",
+            "'x' has no column 'st' (did you mean 's'?)",
+        ),
+        (
+            "SELECT created_at AS c FROM orders o JOIN users u ON u.id = o.user_id",
+            "column 'created_at' is in o and u: MySQL refuses it as ambiguous",
+        ),
+        ("SELECT z.id AS id FROM orders o", "'z.id': no table or alias 'z' in this query"),
+        ("SELECT id AS id FROM Orders", "table 'Orders' does not exist in demo (did you mean 'orders'?)"),
+    ],
+)
+def test_wrong_names_are_reported(sql: str, message: str) -> None:
+    (problem,) = check_against(_kpi(sql), DEMO).problems
+    assert problem.message == message

@@ -43,7 +43,7 @@ def kpi_lineage(kpi: Kpi, schema: SourceSchema | None = None) -> KpiLineage:
     mapping = schema.mapping() if schema else None
     columns: dict[str, list[str]] = {}
     for output in kpi.query.columns:
-        columns[output.name] = _sources(output.name, kpi, mapping)
+        columns[output.name] = _sources(output.name, kpi, schema, mapping)
     reads = resolve(kpi, schema)
     return KpiLineage(
         kpi.name,
@@ -53,7 +53,7 @@ def kpi_lineage(kpi: Kpi, schema: SourceSchema | None = None) -> KpiLineage:
     )
 
 
-def _sources(name: str, kpi: Kpi, mapping: MappingSchema | None) -> list[str]:
+def _sources(name: str, kpi: Kpi, schema: SourceSchema | None, mapping: MappingSchema | None) -> list[str]:
     try:
         node = lineage(name, kpi.query.tree.copy(), schema=mapping or {}, dialect="mysql")
     except (SqlglotError, KeyError, ValueError, RecursionError):
@@ -61,7 +61,11 @@ def _sources(name: str, kpi: Kpi, mapping: MappingSchema | None) -> list[str]:
     found = set()
     for step in node.walk():
         if isinstance(step.source, exp.Table) and not step.downstream:
-            found.add(f"{step.source.name}.{step.name.split('.')[-1]}")
+            table = step.source.name
+            column = step.name.split(".")[-1].strip('"`')
+            known = schema.table(table) if schema else None
+            spelt = known.column(column) if known else None  # the schema's spelling: MySQL ignores the case
+            found.add(f"{table}.{spelt.name if spelt else column}")
     return sorted(found)
 
 

@@ -64,7 +64,9 @@ class _Scope:
             if isinstance(source, exp.Table):
                 self.table(source)
         for column in self.scope.columns:
-            if isinstance(column.this, exp.Star):
+            # sqlglot lists a correlated subquery's outer references in the outer scope too; each column is
+            # resolved once, by the SELECT it is written in.
+            if isinstance(column.this, exp.Star) or column.find_ancestor(exp.Select) is not self.scope.expression:
                 continue
             if column.table:
                 self.qualified(column)
