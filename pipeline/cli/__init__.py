@@ -20,6 +20,9 @@ COMMANDS = {
     "backfill": "pipeline.cli.running",
     "status": "pipeline.cli.running",
     "suspend": "pipeline.cli.suspend",
+    "schema": "pipeline.cli.schema",
+    "lineage": "pipeline.cli.schema",
+    "impact": "pipeline.cli.schema",
 }
 KpiGroup.lazy = COMMANDS
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,9 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline import catalog
+from pipeline import catalog, settings
 from pipeline.cli.app import Failed, cli
-from pipeline.cli.arguments import param_pairs
+from pipeline.cli.arguments import env_option, param_pairs
 from pipeline.cli.output import print_json, print_problems, stderr, stdout
 from pipeline.core.intervals import Grain
 from pipeline.core.render import bind_values, inline_mysql, render_duckdb, render_mysql
@@ -23,19 +24,28 @@ from pipeline.scaffold import new_kpi_file
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@env_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_obj
-def check(queries: Path, paths: tuple[Path, ...], as_json: bool) -> None:
+def check(queries: Path, paths: tuple[Path, ...], env_name: str | None, as_json: bool) -> None:
     """Check KPI files (default: the queries folder) and report every problem.
 
-    Exits 1 when any file has a problem.
+    Tables, columns and declared types are checked against the schema snapshots in schemas/ (`kpi schema
+    pull`), or with --env against that environment's live sources. Exits 1 when any file has a problem.
 
     \b
     Examples:
       kpi check
       kpi check queries/daily_sales.sql --json
+      kpi check --env production
     """
+    from pipeline.schemas import check_catalog, schemas_for_check
+
     found = catalog.load(paths or (queries,))
+    environment = settings.load_environment(env_name) if env_name else None
+    schemas = schemas_for_check(queries, environment, {k.source for k in found.kpis.values()})
+    report = check_catalog(found, schemas, within=None if environment else queries)
+    found.problems.extend(report.problems)
     if as_json:
         print_json(
             {
@@ -43,11 +53,15 @@ def check(queries: Path, paths: tuple[Path, ...], as_json: bool) -> None:
                 "files": found.files,
                 "kpis": sorted(found.kpis),
                 "problems": [p.to_dict() for p in found.problems],
+                "warnings": [p.to_dict() for p in report.warnings],
+                "schemas": report.checked,
+                "unchecked_sources": report.unchecked,
             }
         )
     else:
         console = stdout()
         print_problems(console, found.problems)
+        print_problems(console, [replace(w, message=f"warning: {w.message}") for w in report.warnings])
         broken = len({p.location.path for p in found.problems})
         if found.ok:
             kpis, files = _count(len(found.kpis), "KPI"), _count(len(found.files), "file")
@@ -72,7 +86,11 @@ def list_kpis(queries: Path, as_json: bool) -> None:
     found = catalog.load((queries,))
     kpis = sorted(found.kpis.values(), key=lambda k: k.name)
     if as_json:
-        print_json([_summary(k) for k in kpis])
+        from pipeline.core.lineage import kpi_lineage
+        from pipeline.schemas import read_snapshots, schemas_folder
+
+        snapshots = read_snapshots(schemas_folder(queries))
+        print_json([{**_summary(k), "lineage": kpi_lineage(k, snapshots.get(k.source)).to_dict()} for k in kpis])
     else:
         table = Table("name", "grain", "schedule", "owner", "description", title=None, expand=False)
         for kpi in kpis:

@@ -75,8 +75,11 @@ def render_mysql(query: Query, values: Mapping[str, Any]) -> Rendered:
 
 
 def render_duckdb(query: Query, values: Mapping[str, Any]) -> Rendered:
-    """The query transpiled from MySQL to DuckDB by sqlglot, placeholders as ``$name``."""
-    return Rendered(query.tree.sql(dialect="duckdb", pretty=True), _used(query, values), "duckdb")
+    """The query transpiled from MySQL to DuckDB by sqlglot, placeholders as ``$name``, MySQL's date functions
+    kept MySQL's (:mod:`pipeline.core.mysql_on_duckdb`)."""
+    from pipeline.core.mysql_on_duckdb import to_duckdb
+
+    return Rendered(to_duckdb(query.tree), _used(query, values), "duckdb")
 
 
 def inline_mysql(query: Query, values: Mapping[str, Any]) -> str:

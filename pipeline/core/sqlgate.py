@@ -19,8 +19,10 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
 from pipeline.core.kpifile import CONTROL_HINT, control_character
+from pipeline.core.mysql_only import not_mysql
+from pipeline.core.positions import SqlPositions
 from pipeline.core.query import OutputColumn, Placeholder, Query, quiet_sqlglot
-from pipeline.errors import Location, Problem
+from pipeline.errors import Problem
 
 __all__ = ["FORBIDDEN_FUNCTIONS", "OutputColumn", "Placeholder", "Query", "SqlPositions", "gate"]
 
@@ -65,22 +67,6 @@ FORBIDDEN_FUNCTIONS: dict[str, str] = {
 _STRING_TOKENS = frozenset({TokenType.STRING, TokenType.IDENTIFIER, TokenType.NATIONAL_STRING, TokenType.BIT_STRING})
 _EXECUTABLE_COMMENT = re.compile(r"/\*M?!")
 _TOKEN_REPR = re.compile(r"<Token token_type: [^,]+, text: (.*?), line: \d+.*?>")  # sqlglot's debug form of a token
-
-
-class SqlPositions:
-    """Turns character offsets of a KPI file's SQL body into file locations."""
-
-    def __init__(self, path: str, sql: str, first_line: int) -> None:
-        self.path, self.sql, self.first_line = path, sql, first_line
-
-    def at(self, offset: int) -> Location:
-        offset = max(0, min(offset, len(self.sql)))
-        line = self.sql.count("\n", 0, offset)
-        col = offset - (self.sql.rfind("\n", 0, offset) + 1) + 1
-        return Location(self.path, self.first_line + line, col)
-
-    def at_line_col(self, line: int, col: int) -> Location:
-        return Location(self.path, self.first_line + line - 1, col)
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")  # C0 controls but tab, newline, form feed, carriage return
@@ -145,6 +131,7 @@ def gate(path: str, sql: str, first_line: int) -> tuple[Query | None, list[Probl
     # Token-level refusals come first: they name constructs (INTO OUTFILE, LOCK IN SHARE MODE) that sqlglot
     # may not parse at all. The parse still runs, so that placeholders and columns are checked too.
     problems = list(_token_refusals(tokens, sql, where))
+    problems.extend(not_mysql(tokens, where))  # what sqlglot reads as MySQL but MySQL refuses
     body = _without_trailing_semicolon(sql, tokens)
     try:
         with quiet_sqlglot():

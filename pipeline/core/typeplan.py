@@ -153,7 +153,7 @@ def plan_columns(kpi: Kpi, columns: list[SourceColumn]) -> list[ColumnPlan]:
                 f"declare it: `{source.name}: {{type: …, description: …}}` with type {_SUGGESTED[source.kind]}"
             )
             continue
-        reason = _refusal(source, column.type)
+        reason = refusal(source, column.type)
         if reason:
             problems.append(f"column '{source.name}': {reason}")
             continue
@@ -178,7 +178,7 @@ def plan_columns(kpi: Kpi, columns: list[SourceColumn]) -> list[ColumnPlan]:
     return plans
 
 
-def _refusal(source: SourceColumn, declared: BqType) -> str:
+def refusal(source: SourceColumn, declared: BqType) -> str:
     """Why ``source`` cannot be loaded as ``declared`` without changing values; empty when it can."""
     if source.kind is SourceKind.NULL:
         return ""

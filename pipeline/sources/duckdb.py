@@ -6,6 +6,7 @@ The KPI's MySQL SQL is transpiled by sqlglot (``render_duckdb``); the file is op
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from pipeline import interrupts
+from pipeline.core.mysql_on_duckdb import MACROS
 from pipeline.core.render import Rendered, render_duckdb
 from pipeline.core.sqlgate import Query
 from pipeline.core.typeplan import SourceColumn, SourceKind
@@ -64,6 +66,7 @@ class DuckDbSource:
         try:
             with interrupts.on_stop(connection.interrupt):  # a stop request interrupts the query as the timeout does
                 connection.execute("SET TimeZone = ?", [zone.key])
+                register_mysql_functions(connection)
                 reader = connection.execute(rendered.sql, rendered.values).to_arrow_reader(self.batch_rows)
                 columns = [_source_column(f) for f in reader.schema]
                 yield ResultStream(columns, self._batches(reader, where, timeout, timer), text=False)
@@ -92,11 +95,34 @@ class DuckDbSource:
                 where=where,
                 hint="make the query cheaper or raise `timeout` (at most 15m)",
             )
+        unsupported = _UNSUPPORTED.search(str(error))
+        if unsupported:
+            name = (unsupported.group(1) or unsupported.group(2)).upper()
+            return SourceError(
+                f"{name}() as the query calls it does not run on the embedded DuckDB demo, which stands in for "
+                f"MySQL only for the functions the README lists (DuckDB: {str(error).splitlines()[0]})",
+                where=where,
+                hint=f"run the KPI against MySQL or MariaDB (`--env ENV`), or write {name}() with the functions "
+                "the README's 'MySQL functions on the demo' table lists",
+            )
         return SourceError(
             f"{self.url}: {str(error).splitlines()[0]}",
             where=where,
             hint=f"run `kpi render {where or '<kpi>'} --dialect duckdb` and try the SQL in DuckDB",
         )
+
+
+# DuckDB's words for a function it lacks, or has with other arguments (a MySQL function the demo does not run).
+_UNSUPPORTED = re.compile(
+    r"(?:No function matches the given name and argument types '(\w+)\(|Scalar Function with name (\w+) does not)"
+)
+
+
+def register_mysql_functions(connection: duckdb.DuckDBPyConnection) -> None:
+    """MySQL's WEEK, YEARWEEK and TIMESTAMPDIFF(MONTH…) as TEMP macros of this connection, which the transpiled
+    SQL calls (:mod:`pipeline.core.mysql_on_duckdb`)."""
+    for macro in MACROS:
+        connection.execute(macro)
 
 
 def _source_column(field: pa.Field) -> SourceColumn:
