@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +15,7 @@ from rich.table import Table
 
 from pipeline import catalog, interrupts, settings
 from pipeline.cli.app import Failed, cli
-from pipeline.cli.arguments import allow_options, env_option
+from pipeline.cli.arguments import allow_options, clock, env_option, now_option
 from pipeline.cli.output import SHOWN_PER_FILE, print_json, print_problems, stderr, stdout
 from pipeline.core.spec import Kpi
 from pipeline.errors import Problem, UsageError
@@ -159,6 +159,7 @@ def kpis_and_broken(queries: Path, names: Sequence[str]) -> tuple[list[Kpi], lis
 @env_option
 @click.option("--parallel", type=click.IntRange(1, 64), help=_PARALLEL_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@now_option
 @click.pass_obj
 def run(
     queries: Path,
@@ -171,6 +172,7 @@ def run(
     env_name: str | None,
     parallel: int | None,
     as_json: bool,
+    now_text: str | None,
 ) -> None:
     """Export and load every partition due: the latest complete one and the header's `lookback` before it.
 
@@ -192,8 +194,9 @@ def run(
     explicit = date_text or start_text or end_text
     jobs = []
     kpis, broken = kpis_and_broken(queries, names)
+    at = clock(now_text)
     for kpi in kpis:
-        now = datetime.now(kpi.zone)
+        now = at.astimezone(kpi.zone)
         if explicit:
             chosen = requested_intervals(
                 kpi, now=now, date=moment(date_text), start=moment(start_text), end=moment(end_text)
@@ -385,8 +388,9 @@ def _age(hours: object) -> str:
 @click.argument("names", nargs=-1)
 @env_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@now_option
 @click.pass_obj
-def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json: bool) -> None:
+def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json: bool, now_text: str | None) -> None:
     """Per KPI: the newest loaded partition, its rows, when it was loaded, and its freshness.
 
     Exit code 1 when any KPI is stale (past the header's freshness.error_after) or was never loaded, for
@@ -400,6 +404,7 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
     from pipeline.core.freshness import freshness, split_future
     from pipeline.warehouses import open_warehouse
 
+    now = clock(now_text)
     environment = settings.load_environment(env_name)
     warehouse = open_warehouse(environment.warehouse)
     kpis = sorted(chosen_kpis(queries, names), key=lambda k: k.name)
@@ -409,7 +414,6 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
         warehouse.close()
     lines = []
     futures: dict[str, list[str]] = {}
-    now = datetime.now(UTC)
     for kpi in kpis:
         loads = loaded[kpi.name]
         begun, future = split_future(kpi, loads, now)
