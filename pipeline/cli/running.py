@@ -22,7 +22,8 @@ from pipeline.errors import Problem, UsageError
 
 if TYPE_CHECKING:
     from pipeline.core.plan import BackfillPlan
-    from pipeline.runner import Job, KpiSummary, Outcome, Runner
+    from pipeline.flows.run import Job
+    from pipeline.runner import KpiSummary, Outcome, Runner
 
 _PARALLEL_HELP = "Queries at once per source (default: the source's `parallel` in kpi.toml, else 2)."
 
@@ -186,29 +187,20 @@ def run(
       kpi run daily_sales --date 2024-03-01
       kpi run --env production --parallel 1
     """
-    from pipeline.core.plan import batches, due_intervals
-    from pipeline.core.selection import moment, refuse_unsafe, requested_intervals
-    from pipeline.runner import Job, KpiSummary, Runner, summarize
+    from pipeline.core.selection import moment
+    from pipeline.flows.run import Asked, plan_run
+    from pipeline.runner import KpiSummary, Runner, summarize
 
     environment = settings.load_environment(env_name)
-    explicit = date_text or start_text or end_text
-    jobs = []
+    asked = Asked(
+        date=moment(date_text),
+        start=moment(start_text),
+        end=moment(end_text),
+        allow_incomplete=allow_incomplete,
+        allow_before_start=allow_before_start,
+    )
     kpis, broken = kpis_and_broken(queries, names)
-    at = clock(now_text)
-    for kpi in kpis:
-        now = at.astimezone(kpi.zone)
-        if explicit:
-            chosen = requested_intervals(
-                kpi, now=now, date=moment(date_text), start=moment(start_text), end=moment(end_text)
-            )
-            refuse_unsafe(
-                kpi, chosen, now=now, allow_incomplete=allow_incomplete, allow_before_start=allow_before_start
-            )
-        else:
-            chosen = due_intervals(kpi, now)
-        if kpi.incremental and not chosen:
-            continue  # nothing due yet: the header's start is in the future
-        jobs += [Job(kpi, batch) for batch in batches(chosen)] if kpi.incremental else [Job(kpi)]
+    jobs = plan_run(kpis, asked, clock(now_text))
     with interrupts.handled():  # from here on, a signal stops the run cleanly: see pipeline.interrupts
         outcomes = run_with_progress(Runner(environment, parallel=parallel), jobs, quiet=as_json)
     left_out = [KpiSummary(outcome.kpi, failed=[outcome]) for outcome in broken]
@@ -263,7 +255,8 @@ def backfill(
       kpi backfill daily_sales --start 2024-01-01 --end 2024-12-31 --env production --via sfn
     """
     from pipeline.backfill import plan_kpi, start_state_machine
-    from pipeline.runner import Job, Runner, summarize
+    from pipeline.flows.run import Job
+    from pipeline.runner import Runner, summarize
 
     environment = settings.load_environment(env_name)
     kpi = catalog.load_one((queries,), name)
