@@ -28,7 +28,7 @@ endif
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help browser qemu install native demo run backfill status clone-plan clone check lint test bench package deploy destroy clean
+.PHONY: help browser qemu install native demo run backfill status clone-plan clone check lint test test-fast bench package deploy destroy clean
 
 help: ## Show the targets and what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -98,8 +98,16 @@ lint: $(STAMP) ## ruff (lint and format) and mypy --strict
 	$(BIN)/ruff format --check pipeline tests bench infra
 	$(BIN)/mypy
 
-test: lint native $(BQ_STAMP) browser qemu ## Lint, type-check and run the tests (MariaDB on 127.0.0.1:3306; a BigQuery emulator)
-	$(BIN)/pytest
+# Two pytest workers (pytest-xdist): each starts its own moto server and emulator; tests marked with one
+# xdist_group (the Lambda package build) stay on one worker. TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= 2
+PYTEST = $(BIN)/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+
+test: lint native $(BQ_STAMP) browser qemu ## Lint, type-check and run every test on two workers (MariaDB on 127.0.0.1:3306; a BigQuery emulator)
+	$(PYTEST)
+
+test-fast: native ## The tests without the infrastructure simulations (-m "not infra"): core, CLI, the embedded-default flows
+	$(PYTEST) -m "not infra"
 
 bench: native $(LAMBDA_STAMP) $(BENCH_STAMP) ## Exporter against its peers, a 1,000-KPI catalog, a year's backfill, the loader at 1 GB, cold imports (MariaDB on 127.0.0.1:3306)
 	$(BIN)/python -m bench.export_bench --kpi $(LAMBDA_VENV)/bin/kpi --peers-python $(BENCH_VENV)/bin/python

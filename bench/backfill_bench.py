@@ -37,7 +37,7 @@ from pathlib import Path
 
 import duckdb
 
-from bench._harness import finish, in_scratch
+from bench._harness import MeasuredRun, figures, finish, in_scratch, markdown_table, times
 from bench._rss import Measured, measure
 from bench.export_bench import Source
 
@@ -263,7 +263,7 @@ def com_select(source: Source) -> int:
 
 
 @dataclass
-class Result:
+class Result(MeasuredRun):
     """One measured run of one contestant: its cost, the queries it sent, and what its warehouse holds."""
 
     contestant: str
@@ -274,14 +274,6 @@ class Result:
     totals: Totals | None = None
     error: str | None = None
     mismatch: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.measured is not None and self.error is None
-
-    @property
-    def seconds(self) -> float:
-        return self.measured.seconds if self.measured else float("nan")
 
 
 class Bench:
@@ -376,7 +368,7 @@ def progress(result: Result) -> Result:
         m = result.measured
         print(
             f"  {result.contestant}: {result.partitions} partitions, {result.queries} source queries, "
-            f"{m.seconds:.2f} s, peak RSS {m.peak_rss_mib:,.0f} MB, CPU {m.cpu_seconds:.2f} s",
+            f"{m.seconds:.2f} s, {figures(m)}",
             flush=True,
         )
     return result
@@ -409,21 +401,27 @@ def exporter_environment(bench: Bench) -> str:
 
 def table(results: list[Result]) -> list[str]:
     base = results[0].seconds if results[0].ok else float("nan")
-    lines = [
-        "| contestant | partitions | queries sent | server `Com_select` | seconds | peak RSS MB | CPU s | × backfill |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
-    ]
+    table = []
     for r in results:
         if not (r.measured and r.ok):
-            lines.append(f"| {r.contestant} | — | — | — | {r.error or 'not run'} | — | — | — |")
+            table.append([r.contestant, "—", "—", "—", r.error or "not run", "—", "—", "—"])
             continue
         m = r.measured
         sent = "?" if r.sent is None else str(r.sent)
-        lines.append(
-            f"| {r.contestant} | {r.partitions} | {sent} | {r.queries} | {m.seconds:.2f} | {m.peak_rss_mib:,.0f} "
-            f"| {m.cpu_seconds:.2f} | {m.seconds / base:.2f}× |"
+        table.append(
+            [
+                r.contestant,
+                str(r.partitions),
+                sent,
+                str(r.queries),
+                f"{m.seconds:.2f}",
+                f"{m.peak_rss_mib:,.0f}",
+                f"{m.cpu_seconds:.2f}",
+                times(m.seconds / base),
+            ]
         )
-    return lines
+    columns = ["contestant", "partitions>", "queries sent>", "server `Com_select`>", "seconds>", "peak RSS MB>"]
+    return markdown_table([*columns, "CPU s>", "× backfill>"], table)
 
 
 def findings(results: list[Result], reference: Totals) -> list[str]:

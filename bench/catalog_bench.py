@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench._harness import finish, in_scratch
+from bench._harness import finish, in_scratch, markdown_table
 from bench._rss import Measured, measure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,18 +129,22 @@ def run(args: argparse.Namespace, scratch: Path) -> int:
         contestants["backfill_small"].runs.append(timed("kpi backfill --dry-run, 5 files", backfill, folder="small"))
 
     print(f"\n## {args.files:,} KPI files, median of {args.repeat} (load average {_load()})\n")
-    print("| command | seconds (median) | CPU s | peak RSS MB |\n|---|--:|--:|--:|")
     filled = cold["check"]
-    print(
-        f"| `kpi check`, cold (empty cache, fills it) | {filled.seconds:.2f} | {filled.cpu_seconds:.2f} "
-        f"| {filled.peak_rss_mib:.0f} |"
-    )
+    rows = [
+        [
+            "`kpi check`, cold (empty cache, fills it)",
+            f"{filled.seconds:.2f}",
+            f"{filled.cpu_seconds:.2f}",
+            f"{filled.peak_rss_mib:.0f}",
+        ]
+    ]
     for key, runs in contestants.items():
-        print(f"| {runs.label} | {runs.median:.2f} | {runs.cpu:.2f} | {runs.peak_rss_mib:.0f} |")
+        rows.append([runs.label, f"{runs.median:.2f}", f"{runs.cpu:.2f}", f"{runs.peak_rss_mib:.0f}"])
         if key in cold:
             m = cold[key]
             label = runs.label.replace("warm", "cold (empty cache)")
-            print(f"| {label} | {m.seconds:.2f} | {m.cpu_seconds:.2f} | {m.peak_rss_mib:.0f} |")
+            rows.append([label, f"{m.seconds:.2f}", f"{m.cpu_seconds:.2f}", f"{m.peak_rss_mib:.0f}"])
+    print("\n".join(markdown_table(["command", "seconds (median)>", "CPU s>", "peak RSS MB>"], rows)))
     one_kpi = max(contestants["render"].median, contestants["backfill"].median, cold["render"].seconds)
     floor = max(contestants["render_small"].median, contestants["backfill_small"].median)
     print(

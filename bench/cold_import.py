@@ -35,6 +35,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench._harness import markdown_table
 from infra.package import (
     DEFAULT_OUT,
     FUNCTIONS,
@@ -171,20 +172,18 @@ def lambda_interpreters(python: str, arch: str, scratch: Path) -> dict[str, Inte
 
 
 def report(timings: list[Timing], baselines: dict[str, Timing], repeat: int) -> str:
-    lines = [
-        f"| handler | where | best s | median s | imports s | top {TOP} imports (cumulative ms) |",
-        "|---|---|--:|--:|--:|---|",
-    ]
+    rows = []
     for t in timings:
         if t.error:
-            lines.append(f"| {t.label} | {t.where} | failed: {t.error} | — | — | — |")
+            rows.append([t.label, t.where, f"failed: {t.error}", "—", "—", "—"])
             continue
         bare = baselines[t.where]
         imports = f"{t.best - bare.best:.3f}" if bare.seconds else "—"
-        lines.append(
-            f"| {t.label} | {t.where} | {t.best:.3f} | {statistics.median(t.seconds):.3f} | {imports} | "
-            f"{top_imports(t, bare)} |"
+        rows.append(
+            [t.label, t.where, f"{t.best:.3f}", f"{statistics.median(t.seconds):.3f}", imports, top_imports(t, bare)]
         )
+    columns = ["handler", "where", "best s>", "median s>", "imports s>", f"top {TOP} imports (cumulative ms)"]
+    lines = markdown_table(columns, rows)
     floors = "; ".join(f"{b.where}: {b.best:.3f} s" if b.seconds else f"{b.where}: failed" for b in baselines.values())
     return "\n".join(
         [

@@ -37,7 +37,7 @@ from urllib.parse import unquote, urlsplit
 
 import pymysql
 
-from bench._harness import finish, in_scratch
+from bench._harness import RowsRun, figures, finish, in_scratch, markdown_table, parse_rows, size_label, times
 from bench._rss import Measured, measure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -177,19 +177,6 @@ class Config:
         return sorted({self.speed_rows, self.small_rows, self.large_rows})
 
 
-def parse_rows(text: str) -> int:
-    """``2000000``, ``2_000_000``, ``2m`` or ``500k``: people type sizes the way they say them."""
-    text = text.strip().lower().replace("_", "").replace(",", "")
-    factor = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
-    try:
-        rows = int(float(text[:-1] if factor > 1 else text) * factor)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a row count: {text!r} (e.g. 2000000, 2m, 500k)") from None
-    if rows < 1:
-        raise argparse.ArgumentTypeError("a row count must be at least 1")
-    return rows
-
-
 def parse_args(argv: list[str]) -> Config:
     parser = argparse.ArgumentParser(
         prog="python -m bench.export_bench",
@@ -249,11 +236,7 @@ def exporter_environment(config: Config) -> str:
 
 def table_for(rows: int) -> str:
     """``bench_rows_2m``, ``bench_rows_500k``: one table per size, so each size is a plain full scan."""
-    if rows % 1_000_000 == 0:
-        return f"bench_rows_{rows // 1_000_000}m"
-    if rows % 1_000 == 0:
-        return f"bench_rows_{rows // 1_000}k"
-    return f"bench_rows_{rows}"
+    return f"bench_rows_{size_label(rows)}"
 
 
 def ensure_database(source: Source) -> str:
@@ -312,7 +295,7 @@ PEER_LABELS = {
 
 
 @dataclass
-class Result:
+class Result(RowsRun):
     """One measured run of one contestant, and what its output held."""
 
     contestant: str
@@ -326,32 +309,12 @@ class Result:
     load: float = 0.0  # the 1-minute load average when the run started
 
     @property
-    def ok(self) -> bool:
-        return self.measured is not None and self.error is None
-
-    @property
     def expected_rows(self) -> int:
         return self.rows if self.expected is None else self.expected
 
     @property
     def lost_rows(self) -> bool:
         return self.ok and self.rows_written is not None and self.rows_written != self.expected_rows
-
-    @property
-    def seconds(self) -> float:
-        return self.measured.seconds if self.measured else float("nan")
-
-    @property
-    def peak_rss_mib(self) -> float:
-        return self.measured.peak_rss_mib if self.measured else float("nan")
-
-    @property
-    def cpu_seconds(self) -> float:
-        return self.measured.cpu_seconds if self.measured else float("nan")
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows / self.measured.seconds if self.measured else 0.0
 
 
 @dataclass
@@ -600,8 +563,7 @@ def progress(result: Result) -> Result:
             f"{result.rows:,} rows in {m.seconds:.2f} s, {result.rows_per_second:,.0f} rows/s" if result.rows else ""
         )
         print(
-            f"  {result.contestant}: {speed or f'{m.seconds:.2f} s'}, "
-            f"peak RSS {m.peak_rss_mib:,.0f} MB, CPU {m.cpu_seconds:.2f} s, load {result.load:.2f}",
+            f"  {result.contestant}: {speed or f'{m.seconds:.2f} s'}, {figures(m)}, load {result.load:.2f}",
             flush=True,
         )
     return result
@@ -689,23 +651,28 @@ def aggregate_ratio(outcome: Outcome) -> float | None:
 
 def speed_table(speed: dict[str, Runs]) -> list[str]:
     cx, client = speed["connectorx"], speed["client"]
-    lines = [
-        "| contestant | rows/s | × connectorx | × client | seconds | CPU s | peak RSS MB | DECIMAL(12,2) as "
-        "| every run (s) |",
-        "|---|--:|--:|--:|--:|--:|--:|---|---|",
-    ]
+    columns = ["contestant", "rows/s>", "× connectorx>", "× client>", "seconds>", "CPU s>", "peak RSS MB>"]
+    rows = []
     for key in ["pandas", "dlt", "polars", "connectorx", "kpi", "client"]:
         r = speed[key]
         if not r.ok:
-            lines.append(f"| {r.contestant} | failed | — | — | — | — | — | — | — |")
+            rows.append([r.contestant, "failed", *["—"] * 7])
             continue
-        vs_cx, vs_client = ratio(r, cx), ratio(r, client)
         every = ", ".join(f"{run.seconds:.2f}" for run in r.runs)
-        lines.append(
-            f"| {r.contestant} | {r.rows_per_second:,.0f} | {_times(vs_cx)} | {_times(vs_client)} | {r.seconds:.2f} "
-            f"| {r.cpu_seconds:.2f} | {r.peak_rss_mib:,.0f} | {r.decimal if key != 'client' else '—'} | {every} |"
+        rows.append(
+            [
+                r.contestant,
+                f"{r.rows_per_second:,.0f}",
+                times(ratio(r, cx)),
+                times(ratio(r, client)),
+                f"{r.seconds:.2f}",
+                f"{r.cpu_seconds:.2f}",
+                f"{r.peak_rss_mib:,.0f}",
+                r.decimal if key != "client" else "—",
+                every,
+            ]
         )
-    return lines
+    return markdown_table([*columns, "DECIMAL(12,2) as", "every run (s)"], rows)
 
 
 def per_round(speed: dict[str, Runs]) -> str:
@@ -722,22 +689,23 @@ def per_round(speed: dict[str, Runs]) -> str:
     return "Round by round, kpi export: " + "; ".join(parts) + "." if parts else ""
 
 
-def _times(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}×"
-
-
 def memory_table(config: Config, outcome: Outcome) -> list[str]:
     sizes = sorted({rows for _, rows in outcome.memory})
-    lines = [
-        "| rows | kpi export peak RSS MB | kpi export rows/s | connectorx peak RSS MB | connectorx rows/s |",
-        "|--:|--:|--:|--:|--:|",
-    ]
+    table = []
     for rows in sizes:
         kpi, cx = outcome.memory.get(("kpi", rows)), outcome.memory.get(("connectorx", rows))
-        cells = []
+        cells = [f"{rows:,}"]
         for runs in (kpi, cx):
             cells += [f"{runs.peak_rss_mib:,.0f}", f"{runs.rows_per_second:,.0f}"] if runs and runs.ok else ["—", "—"]
-        lines.append(f"| {rows:,} | " + " | ".join(cells) + " |")
+        table.append(cells)
+    columns = [
+        "rows>",
+        "kpi export peak RSS MB>",
+        "kpi export rows/s>",
+        "connectorx peak RSS MB>",
+        "connectorx rows/s>",
+    ]
+    lines = markdown_table(columns, table)
     flat = flatness(outcome, config)
     if outcome.startup and outcome.startup.ok:
         lines += [

@@ -37,7 +37,7 @@ from typing import Any
 
 import duckdb
 
-from bench._harness import finish, in_scratch
+from bench._harness import RowsRun, figures, finish, in_scratch, markdown_table, parse_rows, size_label, times
 from bench._rss import Measured, measure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,17 +115,8 @@ class Config:
         return sorted({self.small_rows, self.large_rows})
 
 
-def parse_rows(text: str) -> int:
-    """``50000000``, ``50_000_000``, ``50m`` or ``2.5m``: people type sizes the way they say them."""
-    text = text.strip().lower().replace("_", "").replace(",", "")
-    factor = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
-    try:
-        rows = int(float(text[:-1] if factor > 1 else text) * factor)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a row count: {text!r} (e.g. 50000000, 50m, 2.5m)") from None
-    if rows < 1:
-        raise argparse.ArgumentTypeError("a row count must be at least 1")
-    return rows
+def _rows(text: str) -> int:
+    return parse_rows(text, "50000000, 50m, 2.5m")
 
 
 def parse_args(argv: list[str]) -> Config:
@@ -135,8 +126,8 @@ def parse_args(argv: list[str]) -> Config:
         epilog=f"Lakes are generated once under {CACHE.relative_to(ROOT)}/ and reused; "
         "a full run takes about 70 s (the first one 2 minutes more, to build them).",
     )
-    parser.add_argument("--small", type=parse_rows, default=None, help="rows of the small partition (2.5m ≈ 53 MB)")
-    parser.add_argument("--large", type=parse_rows, default=None, help="rows of the large partition (50m ≈ 1.06 GB)")
+    parser.add_argument("--small", type=_rows, default=None, help="rows of the small partition (2.5m ≈ 53 MB)")
+    parser.add_argument("--large", type=_rows, default=None, help="rows of the large partition (50m ≈ 1.06 GB)")
     parser.add_argument("--quick", action="store_true", help="250k / 1m rows (5 MB / 21 MB): under a minute")
     parser.add_argument(
         "--warehouse",
@@ -198,15 +189,6 @@ class Lake:
     @property
     def megabytes(self) -> float:
         return self.bytes / 1e6
-
-
-def size_label(rows: int) -> str:
-    """``50m``, ``2500k``: the name of a size in folder names."""
-    if rows % 1_000_000 == 0:
-        return f"{rows // 1_000_000}m"
-    if rows % 1_000 == 0:
-        return f"{rows // 1_000}k"
-    return str(rows)
 
 
 def read_manifest(manifest_url: str) -> dict[str, Any]:
@@ -272,7 +254,7 @@ def ensure_lake(kpi_command: str, rows: int, *, regenerate: bool) -> Lake:
 
 
 @dataclass
-class Result:
+class Result(RowsRun):
     """One measured load of one partition, and what the warehouse held afterwards."""
 
     contestant: str
@@ -285,24 +267,8 @@ class Result:
     skipped: str | None = None  # why it did not run (not an error)
 
     @property
-    def ok(self) -> bool:
-        return self.measured is not None and self.error is None
-
-    @property
     def lost_rows(self) -> bool:
         return self.ok and self.rows > 0 and self.rows_loaded != self.rows
-
-    @property
-    def seconds(self) -> float:
-        return self.measured.seconds if self.measured else float("nan")
-
-    @property
-    def peak_rss_mib(self) -> float:
-        return self.measured.peak_rss_mib if self.measured else float("nan")
-
-    @property
-    def rows_per_second(self) -> float:
-        return self.rows / self.measured.seconds if self.measured else 0.0
 
 
 class Bench:
@@ -502,7 +468,7 @@ def progress(result: Result) -> Result:
         what = f"{result.rows:,} rows in {m.seconds:.2f} s" if result.rows else f"{m.seconds:.2f} s"
         where = f" ({result.warehouse})" if result.rows else ""
         print(
-            f"  {result.contestant}{where}: {what}, peak RSS {m.peak_rss_mib:,.0f} MB, CPU {m.cpu_seconds:.2f} s",
+            f"  {result.contestant}{where}: {what}, {figures(m)}",
             flush=True,
         )
     return result
@@ -598,28 +564,31 @@ def targets(config: Config, outcome: Outcome) -> list[Target]:
 
 
 def ratio(value: float, base: Result | None, r: Result) -> str:
-    return f"{value:.2f}×" if base and base.ok and r.ok and r is not base else "—"
+    return times(value if base and base.ok and r.ok and r is not base else None)
 
 
 def load_table(outcome: Outcome) -> list[str]:
-    lines = [
-        "| loader | warehouse | rows | Parquet MB | seconds | rows/s | peak RSS MB | time × pandas | RSS × pandas |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
-    ]
+    table = []
     for rows, lake in outcome.lakes.items():
         base = outcome.pandas.get(rows)
         runs = [runs[rows] for runs in outcome.loads.values() if rows in runs] + ([base] if base else [])
         for r in runs:
-            head = f"| {r.contestant} | {r.warehouse} | {rows:,} | {lake.megabytes:,.0f} |"
+            head = [r.contestant, r.warehouse, f"{rows:,}", f"{lake.megabytes:,.0f}"]
             if not r.ok:
-                lines.append(f"{head} {r.error or r.skipped or 'not run'} | — | — | — | — |")
+                table.append([*head, r.error or r.skipped or "not run", "—", "—", "—", "—"])
                 continue
-            lines.append(
-                f"{head} {r.seconds:.2f} | {r.rows_per_second:,.0f} | {r.peak_rss_mib:,.0f} | "
-                f"{ratio(r.seconds / base.seconds if base and base.ok else 0, base, r)} | "
-                f"{ratio(r.peak_rss_mib / base.peak_rss_mib if base and base.ok else 0, base, r)} |"
+            table.append(
+                [
+                    *head,
+                    f"{r.seconds:.2f}",
+                    f"{r.rows_per_second:,.0f}",
+                    f"{r.peak_rss_mib:,.0f}",
+                    ratio(r.seconds / base.seconds if base and base.ok else 0, base, r),
+                    ratio(r.peak_rss_mib / base.peak_rss_mib if base and base.ok else 0, base, r),
+                ]
             )
-    return lines
+    columns = ["loader", "warehouse", "rows>", "Parquet MB>", "seconds>", "rows/s>", "peak RSS MB>"]
+    return markdown_table([*columns, "time × pandas>", "RSS × pandas>"], table)
 
 
 def findings(outcome: Outcome) -> list[str]:

@@ -18,11 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pipeline import interrupts
-from pipeline.core.intervals import Interval
 from pipeline.core.lake import manifest_key, partition_name
-from pipeline.core.spec import Kpi
 from pipeline.errors import KpiError, ProblemsError
 from pipeline.export import ChecksFailed, export
+from pipeline.flows.run import Job  # planned by pipeline.flows.run; run here
 from pipeline.load import load_manifest
 from pipeline.settings import Environment
 from pipeline.sources import open_source
@@ -30,18 +29,6 @@ from pipeline.stores import Store, open_store
 from pipeline.warehouses import Warehouse, open_warehouse
 
 LOADED, SKIPPED, FAILED = "loaded", "skipped", "failed"
-
-
-@dataclass(frozen=True)
-class Job:
-    """One source query: a KPI and a batch of contiguous partitions (none for a snapshot)."""
-
-    kpi: Kpi
-    intervals: tuple[Interval, ...] = ()
-
-    @property
-    def partitions(self) -> list[str]:
-        return [i.partition for i in self.intervals] or [partition_name(None)]
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,17 @@ def _docker_available() -> bool:
     return subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=10).returncode == 0
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test on the BigQuery emulator is an infrastructure test (``infra``), whichever file it is in: one that
+    asks for the emulator's fixture, or one parametrized on the ``"bigquery"`` warehouse (whose fixture asks for
+    the emulator when it runs). The emulator takes seconds to start per worker; `make test-fast` leaves it out."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_bigquery = callspec is not None and "bigquery" in callspec.params.values()
+        if on_bigquery or "bigquery_emulator" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.infra)
+
+
 @pytest.fixture(scope="session")
 def mysql_server() -> Iterator[MySqlServer]:
     url = os.environ.get("KPI_TEST_MYSQL_URL", DEFAULT_MYSQL_URL)

@@ -53,6 +53,9 @@ from tests.conftest import MySqlServer
 from tests.mariadb import ADMIN, ADMIN_PASSWORD
 from tests.test_clone_masking import SHOP_TABLES, assert_masked_exactly_once, dump, tables_of
 
+# Infrastructure (the clone workflow on moto and a private MariaDB): `make test-fast` leaves it out.
+pytestmark = pytest.mark.infra
+
 RUN = "20261128-0300"
 NIGHTLY = {"shop-prod-2026-11-26", "shop-prod-2026-11-27"}
 

@@ -66,6 +66,9 @@ from tests.test_template import (
     variables,
 )
 
+# Infrastructure (the clone state machine executed on moto): `make test-fast` leaves it out.
+pytestmark = pytest.mark.infra
+
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 NEXT_VALUES = {"wait", "mask", "health", "done"}  # Progress.next, as pipeline.clone.workflow documents it
 LAMBDA_SERVICE_ERRORS = {

@@ -14,6 +14,9 @@ from pipeline.cli import cli
 from tests.browser import render_page
 from tests.conftest import ROOT
 
+# Infrastructure (the whole demo and its report drawn in headless Chromium): `make test-fast` leaves it out.
+pytestmark = pytest.mark.infra
+
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 

@@ -59,8 +59,9 @@ BROKEN = (ROOT / "tests/corpus/header/unknown_key.sql").read_text(encoding="utf-
         (["render", "nope"], 2, "error: no KPI named 'nope'"),
         (["check", "nope/"], 2, "error: no such file or folder: nope"),
         (["render", "--no-such-option"], 2, "Error: No such option '--no-such-option'."),
+        (["status", "--now", "soon"], 2, "error: --now 'soon' is not an ISO date-time"),
     ],
-    ids=["ok", "problems", "files-left-out", "kpi-error", "usage-error", "usage-path", "click-usage"],
+    ids=["ok", "problems", "files-left-out", "kpi-error", "usage-error", "usage-path", "click-usage", "usage-now"],
 )
 def test_commands_exit_with_the_code_of_their_outcome(
     runner: CliRunner, in_project: Path, tmp_path: Path, args: list[str], code: int, line: str

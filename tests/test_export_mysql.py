@@ -329,16 +329,20 @@ def test_a_connection_killed_mid_stream_leaves_no_parts(mysql_db: MySqlServer, t
     kpi = make_kpi(tmp_path / "q", "killed", header, sql)
     store = LocalStore(tmp_path / "lake")
 
+    lake = tmp_path / "lake"
+
     def kill_when_running() -> None:
+        """KILL the query once it runs and rows have reached the lake (a file is being written): polled, with a
+        deadline, never a fixed wait that a busy machine could outrun."""
+        deadline = time.monotonic() + 60
         with mysql_db.connect(autocommit=True) as admin, admin.cursor() as cursor:
-            for _ in range(200):
+            while time.monotonic() < deadline:
                 cursor.execute("SELECT id FROM information_schema.processlist WHERE info LIKE '%killme_marker%'")
                 found = [row[0] for row in cursor.fetchall() if row[0] != admin.thread_id()]
-                if found:
-                    time.sleep(0.3)  # let rows flow into the lake first
+                if found and any(path.is_file() for path in lake.rglob("*")):
                     cursor.execute(f"KILL {found[0]}")
                     return
-                time.sleep(0.05)
+                time.sleep(0.01)
 
     killer = threading.Thread(target=kill_when_running)
     killer.start()

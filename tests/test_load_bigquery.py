@@ -35,6 +35,9 @@ from tests.bigquery import PROJECT, DecoratorBridge
 from tests.exporting import days, make_kpi
 from tests.loading import HEADER, SQL, bigquery_target, key_of, run, shop_source
 
+# Infrastructure (loads into the BigQuery emulator): `make test-fast` leaves it out.
+pytestmark = pytest.mark.infra
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

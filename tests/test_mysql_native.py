@@ -149,6 +149,7 @@ def test_an_empty_batch_and_empty_values(native: NativeWire) -> None:
     assert [a.null_count for a in arrays] == [0, 1, 0]
 
 
+@pytest.mark.infra  # a zig cross-compile per architecture, arm64 run under qemu-user: about 100 s each
 @pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
 def test_the_reader_builds_and_runs_on_both_lambda_architectures(machine: str, tmp_path: Path) -> None:
     """The same C, cross-compiled by zig for each of Lambda's architectures and run there (arm64 under qemu-user,

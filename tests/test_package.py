@@ -44,6 +44,10 @@ from tests.aws import MotoServer
 from tests.bigquery import PROJECT, BigQueryEmulator
 from tests.conftest import ROOT, MySqlServer, demo_schema_statements
 
+# Infrastructure (Lambda zips built with their dependencies and run in a fresh interpreter): `make test-fast`
+# leaves it out. One xdist worker runs the whole module: its fixtures build into OUT, which workers must not share.
+pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("package")]
+
 ARCH = package.machine_arch() or "x86_64"
 OUT = ROOT / "build" / "lambda" / "test"
 # What Lambda's Python runtime provides beside the standard library: the only modules that may come from it.

@@ -457,6 +457,7 @@ def test_times_are_shown_in_their_zone_named() -> None:
 # --- in the browser ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.infra  # headless Chromium
 def test_every_chart_draws_in_headless_chromium(tmp_path: Path) -> None:
     try:
         find_chromium()
@@ -537,6 +538,7 @@ def test_legend_wraps_and_the_chart_grows() -> None:
     assert re.findall(r'<text class="legend-name" [^>]*>([^<]+)<', svg)[0] == "status_a"
 
 
+@pytest.mark.infra  # headless Chromium
 def test_edge_cases_draw_in_headless_chromium(tmp_path: Path) -> None:
     page = tmp_path / "edges.html"
     page.write_text(_render(edge_kpis()), encoding="utf-8")

@@ -345,7 +345,7 @@ def test_a_run_refuses_partitions_not_over_yet_and_before_start_naming_them(proj
     from pipeline.demo.report_data import build_report
 
     kpi = catalog.load_one((project / "queries",), "daily")
-    page = build_report([kpi], project / "wh.duckdb", now=datetime.now(ZoneInfo("UTC")))
+    page = build_report([kpi], project / "wh.duckdb", now=datetime(2024, 6, 1, tzinfo=ZoneInfo("UTC")))
     assert "2024-03-01" in page
     assert "2099" not in page  # the report neither charts it nor shows it as the last partition
 
@@ -372,16 +372,17 @@ def test_status_reports_freshness_and_fails_when_stale(project: Path) -> None:
     never = CliRunner().invoke(cli, ["status", "--json"])
     assert never.exit_code == 1
     assert json.loads(never.output)["kpis"][0]["freshness"] == "never loaded"
-    CliRunner().invoke(cli, ["run", "daily"])
-    fresh = CliRunner().invoke(cli, ["status", "daily", "--json"])
+    now = "2024-03-10T00:30+09:00"  # the clock both commands decide at: half an hour into a Tokyo day
+    CliRunner().invoke(cli, ["run", "daily", "--now", now])
+    fresh = CliRunner().invoke(cli, ["status", "daily", "--json", "--now", now])
     assert fresh.exit_code == 0, fresh.output
     line = json.loads(fresh.output)["kpis"][0]
-    yesterday = (datetime.now(ZoneInfo("Asia/Tokyo")) - timedelta(days=1)).date()
+    yesterday = date(2024, 3, 9)
     assert (line["partition"], line["freshness"]) == (yesterday.isoformat(), "fresh")
     CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-03-01", "--end", "2024-03-02"])
-    with duckdb.connect(str(project / "wh.duckdb")) as db:  # as if nothing had run for three days
+    with duckdb.connect(str(project / "wh.duckdb")) as db:  # as if nothing had run for a week
         db.execute("DELETE FROM _kpi_loads WHERE \"partition\" > '2024-03-02'")
-    stale = CliRunner().invoke(cli, ["status"])
+    stale = CliRunner().invoke(cli, ["status", "--now", now])
     assert stale.exit_code == 1
     assert "2024-03-02" in stale.output
     assert "stale" in stale.output

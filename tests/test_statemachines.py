@@ -36,6 +36,9 @@ from tests.exporting import duckdb_orders, make_kpi
 from tests.loading import HEADER, SHOP_ORDERS, SQL
 from tests.stepfunctions import REGION, SUBSTITUTIONS, LambdaStandIn
 
+# Infrastructure (the export and backfill state machines executed on moto): `make test-fast` leaves it out.
+pytestmark = pytest.mark.infra
+
 DAILY_HEADER = HEADER.replace("timezone: Asia/Tokyo", "timezone: Asia/Tokyo\nlookback: 2")
 BY_STATUS_HEADER = """
 grain: none

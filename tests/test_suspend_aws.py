@@ -31,6 +31,9 @@ from tests.suspending import (
     rds_event,
 )
 
+# Infrastructure (suspend and resume on moto's EC2, RDS, ECS and Auto Scaling): `make test-fast` leaves it out.
+pytestmark = pytest.mark.infra
+
 SATURDAY_NOON_UTC = "2026-11-21T03:00:00Z"  # 12:00 JST on Saturday: inside the suspend window
 TUESDAY_NOON_UTC = "2026-11-24T03:00:00Z"  # 12:00 JST on Tuesday: outside it
 

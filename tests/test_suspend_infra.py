@@ -41,6 +41,9 @@ from tests.stepfunctions import ACCOUNT, REGION, LambdaStandIn
 from tests.suspending import OPT_IN, PROD, DevEnvironment, rds_event
 from tests.test_template import PARAMETERS, as_list, built, resolve, statements
 
+# Infrastructure (the suspend state machines executed on moto): `make test-fast` leaves it out.
+pytestmark = pytest.mark.infra
+
 MACHINES = ("suspend.asl.json", "resume.asl.json")
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 SUSPEND_ROLE = "SuspendRole"

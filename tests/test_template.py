@@ -28,6 +28,9 @@ from pipeline.sources.mysql import parse_mysql_url
 from pipeline.warehouses.bigquery import parse_bigquery_url
 from tests.conftest import ROOT
 
+# Infrastructure (the SAM template built and checked with cfn-lint and statelint): `make test-fast` leaves it out.
+pytestmark = pytest.mark.infra
+
 WIF_CONFIG = {
     "type": "external_account",
     "audience": "//iam.googleapis.com/projects/123456789/locations/global/workloadIdentityPools/kpi-aws/providers/aws",

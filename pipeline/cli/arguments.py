@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -35,6 +36,26 @@ def allow_options(command: F) -> F:
     )
     early = click.option("--allow-before-start", is_flag=True, help="Also run partitions before the header's `start`.")
     return incomplete(early(command))
+
+
+def now_option(command: F) -> F:
+    """``--now ISO``, hidden: decide as at this moment instead of the wall clock (an offset, or UTC). For tests
+    and for reproducing a scheduled run; the commands read the clock only through :func:`clock`."""
+    option = click.option("--now", "now_text", metavar="ISO", hidden=True, help="Decide as at this moment.")
+    return option(command)
+
+
+def clock(now_text: str | None) -> datetime:
+    """The moment a command decides at: ``--now`` (naive: UTC), or the wall clock. Aware, in UTC."""
+    if now_text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(now_text)
+    except ValueError:
+        raise UsageError(
+            f"--now '{now_text}' is not an ISO date-time", hint="e.g. --now 2024-03-10T12:00+09:00"
+        ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def param_pairs(items: tuple[str, ...]) -> dict[str, str]:

@@ -28,7 +28,8 @@ def demo(queries: Path, env_name: str | None, as_json: bool) -> None:
       kpi demo && open .kpi/report.html
     """
     from pipeline.demo.flow import DAYS, run_demo
-    from pipeline.runner import Job, Outcome, Runner, summarize
+    from pipeline.flows.run import Job
+    from pipeline.runner import Outcome, Runner, summarize
 
     environment = settings.load_environment(env_name)
     planned = 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,14 +15,15 @@ from rich.table import Table
 
 from pipeline import catalog, interrupts, settings
 from pipeline.cli.app import Failed, cli
-from pipeline.cli.arguments import allow_options, env_option
+from pipeline.cli.arguments import allow_options, clock, env_option, now_option
 from pipeline.cli.output import SHOWN_PER_FILE, print_json, print_problems, stderr, stdout
 from pipeline.core.spec import Kpi
 from pipeline.errors import Problem, UsageError
 
 if TYPE_CHECKING:
     from pipeline.core.plan import BackfillPlan
-    from pipeline.runner import Job, KpiSummary, Outcome, Runner
+    from pipeline.flows.run import Job
+    from pipeline.runner import KpiSummary, Outcome, Runner
 
 _PARALLEL_HELP = "Queries at once per source (default: the source's `parallel` in kpi.toml, else 2)."
 
@@ -159,6 +160,7 @@ def kpis_and_broken(queries: Path, names: Sequence[str]) -> tuple[list[Kpi], lis
 @env_option
 @click.option("--parallel", type=click.IntRange(1, 64), help=_PARALLEL_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@now_option
 @click.pass_obj
 def run(
     queries: Path,
@@ -171,6 +173,7 @@ def run(
     env_name: str | None,
     parallel: int | None,
     as_json: bool,
+    now_text: str | None,
 ) -> None:
     """Export and load every partition due: the latest complete one and the header's `lookback` before it.
 
@@ -184,28 +187,20 @@ def run(
       kpi run daily_sales --date 2024-03-01
       kpi run --env production --parallel 1
     """
-    from pipeline.core.plan import batches, due_intervals
-    from pipeline.core.selection import moment, refuse_unsafe, requested_intervals
-    from pipeline.runner import Job, KpiSummary, Runner, summarize
+    from pipeline.core.selection import moment
+    from pipeline.flows.run import Asked, plan_run
+    from pipeline.runner import KpiSummary, Runner, summarize
 
     environment = settings.load_environment(env_name)
-    explicit = date_text or start_text or end_text
-    jobs = []
+    asked = Asked(
+        date=moment(date_text),
+        start=moment(start_text),
+        end=moment(end_text),
+        allow_incomplete=allow_incomplete,
+        allow_before_start=allow_before_start,
+    )
     kpis, broken = kpis_and_broken(queries, names)
-    for kpi in kpis:
-        now = datetime.now(kpi.zone)
-        if explicit:
-            chosen = requested_intervals(
-                kpi, now=now, date=moment(date_text), start=moment(start_text), end=moment(end_text)
-            )
-            refuse_unsafe(
-                kpi, chosen, now=now, allow_incomplete=allow_incomplete, allow_before_start=allow_before_start
-            )
-        else:
-            chosen = due_intervals(kpi, now)
-        if kpi.incremental and not chosen:
-            continue  # nothing due yet: the header's start is in the future
-        jobs += [Job(kpi, batch) for batch in batches(chosen)] if kpi.incremental else [Job(kpi)]
+    jobs = plan_run(kpis, asked, clock(now_text))
     with interrupts.handled():  # from here on, a signal stops the run cleanly: see pipeline.interrupts
         outcomes = run_with_progress(Runner(environment, parallel=parallel), jobs, quiet=as_json)
     left_out = [KpiSummary(outcome.kpi, failed=[outcome]) for outcome in broken]
@@ -260,7 +255,8 @@ def backfill(
       kpi backfill daily_sales --start 2024-01-01 --end 2024-12-31 --env production --via sfn
     """
     from pipeline.backfill import plan_kpi, start_state_machine
-    from pipeline.runner import Job, Runner, summarize
+    from pipeline.flows.run import Job
+    from pipeline.runner import Runner, summarize
 
     environment = settings.load_environment(env_name)
     kpi = catalog.load_one((queries,), name)
@@ -392,8 +388,9 @@ def _loaded(moment: datetime | None, *, with_zone: bool) -> str:
 @click.argument("names", nargs=-1)
 @env_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@now_option
 @click.pass_obj
-def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json: bool) -> None:
+def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json: bool, now_text: str | None) -> None:
     """Per KPI: the newest loaded partition, its rows, when it was loaded, and its freshness.
 
     Exit code 1 when any KPI is stale (past the header's freshness.error_after) or was never loaded, for
@@ -407,6 +404,7 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
     from pipeline.core.freshness import freshness, split_future
     from pipeline.warehouses import open_warehouse
 
+    now = clock(now_text)
     environment = settings.load_environment(env_name)
     warehouse = open_warehouse(environment.warehouse)
     kpis = sorted(chosen_kpis(queries, names), key=lambda k: k.name)
@@ -417,7 +415,6 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
     lines = []
     futures: dict[str, list[str]] = {}
     local_times: dict[str, datetime | None] = {}  # load times in each KPI's own zone
-    now = datetime.now(UTC)
     for kpi in kpis:
         loads = loaded[kpi.name]
         begun, future = split_future(kpi, loads, now)

@@ -20,7 +20,8 @@ from pipeline.core.spec import Kpi
 from pipeline.demo.generate import demo_is_current, generate_demo_source
 from pipeline.demo.report_data import build_report
 from pipeline.errors import UsageError
-from pipeline.runner import Job, Outcome, Runner
+from pipeline.flows.run import Job
+from pipeline.runner import Outcome, Runner
 from pipeline.settings import Environment, redact
 from pipeline.sources.duckdb import duckdb_path
 from pipeline.warehouses.duckdb import warehouse_path

@@ -15,10 +15,10 @@ from typing import Any
 from pipeline import catalog
 from pipeline.core.lake import execution_run_id
 from pipeline.core.manifest import Manifest
-from pipeline.core.plan import due_intervals
-from pipeline.core.selection import moment, refuse_unsafe, requested_intervals
+from pipeline.core.selection import moment
 from pipeline.errors import UsageError
 from pipeline.export.flow import export
+from pipeline.flows.run import Asked, intervals_to_run
 from pipeline.settings import Environment
 from pipeline.sources import open_source
 from pipeline.stores import open_store
@@ -74,18 +74,15 @@ class ExportRequest:
 def run_export(request: ExportRequest, *, queries: Path, environment: Environment) -> list[Manifest]:
     """The KPI's source is the one its header names (``source:``), in ``environment``."""
     kpi = catalog.load_one((queries,), request.kpi)
-    now = datetime.now(kpi.zone)
-    if request.due and not (request.date or request.start or request.end):
-        intervals = due_intervals(kpi, now)
-    else:
-        intervals = requested_intervals(kpi, now=now, date=request.date, start=request.start, end=request.end)
-        refuse_unsafe(
-            kpi,
-            intervals,
-            now=now,
-            allow_incomplete=request.allow_incomplete,
-            allow_before_start=request.allow_before_start,
-        )
+    asked = Asked(
+        date=request.date,
+        start=request.start,
+        end=request.end,
+        due=request.due,
+        allow_incomplete=request.allow_incomplete,
+        allow_before_start=request.allow_before_start,
+    )
+    intervals = intervals_to_run(kpi, asked, datetime.now(kpi.zone))
     if kpi.incremental and not intervals:
         return []  # nothing due yet: the header's start is in the future
     return export(

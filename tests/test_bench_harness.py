@@ -1,0 +1,125 @@
+"""The benchmarks' shared harness (bench/_harness.py): sizes, the result record, tables, the scratch folder.
+
+The benchmarks themselves run under `make bench` (minutes, real servers); what they print through the harness
+is pinned here, with one real table of bench/backfill_bench.py as it appears in its report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bench import backfill_bench
+from bench._harness import (
+    MeasuredRun,
+    RowsRun,
+    figures,
+    finish,
+    in_scratch,
+    markdown_table,
+    parse_rows,
+    size_label,
+    times,
+)
+from bench._rss import Measured
+
+
+@pytest.mark.parametrize(
+    ("text", "rows"),
+    [("2000000", 2_000_000), ("2_000_000", 2_000_000), ("2m", 2_000_000), ("2.5M", 2_500_000), ("500k", 500_000)],
+)
+def test_sizes_are_read_the_way_people_type_them(text: str, rows: int) -> None:
+    assert parse_rows(text) == rows
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("lots", "not a row count: 'lots' (e.g. 50m)"), ("0", "a row count must be at least 1")],
+)
+def test_a_size_that_is_not_one_is_an_argparse_error(text: str, message: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_rows(text, "50m")
+
+
+@pytest.mark.parametrize(("rows", "label"), [(50_000_000, "50m"), (2_500_000, "2500k"), (1234, "1234")])
+def test_size_labels(rows: int, label: str) -> None:
+    assert size_label(rows) == label
+
+
+@dataclass
+class Run(RowsRun):
+    contestant: str
+    rows: int
+    measured: Measured | None = None
+    error: str | None = None
+
+
+def test_the_result_record_gives_the_figures_or_holes() -> None:
+    done = Run("kpi", 2_000_000, Measured(0, 4.0, 164_864, 3.5))
+    assert (done.ok, done.seconds, done.peak_rss_mib, done.cpu_seconds, done.rows_per_second) == (
+        True,
+        4.0,
+        161.0,
+        3.5,
+        500_000.0,
+    )
+    assert figures(Measured(0, 4.0, 164_864, 3.5)) == "peak RSS 161 MB, CPU 3.50 s"
+    failed = Run("kpi", 10, Measured(1, 1.0, 1024, 0.5), error="exit 1")
+    missing = Run("kpi", 10)
+    assert (failed.ok, missing.ok, missing.rows_per_second) == (False, False, 0.0)
+    assert all(math.isnan(v) for v in (missing.seconds, missing.peak_rss_mib, missing.cpu_seconds))
+    assert isinstance(done, MeasuredRun)
+
+
+def test_tables_and_ratios() -> None:
+    assert (times(1.2345), times(None)) == ("1.23×", "—")
+    assert markdown_table(["contestant", "rows/s>"], [["kpi", "460,000"], ["pandas", "43,000"]]) == [
+        "| contestant | rows/s |",
+        "|---|--:|",
+        "| kpi | 460,000 |",
+        "| pandas | 43,000 |",
+    ]
+    with pytest.raises(ValueError, match="a row of 1 cells in a table of 2 columns"):
+        markdown_table(["a", "b"], [["only one"]])
+
+
+def test_the_backfill_table_reads_as_before() -> None:
+    results = [
+        backfill_bench.Result("kpi backfill", Measured(0, 10.0, 204_800, 6.0), queries=13, sent=13, partitions=365),
+        backfill_bench.Result("a loop of kpi export", Measured(0, 95.0, 102_400, 80.0), queries=365, partitions=365),
+        backfill_bench.Result("broken", error="exit 1"),
+    ]
+    assert backfill_bench.table(results) == [
+        "| contestant | partitions | queries sent | server `Com_select` | seconds | peak RSS MB | CPU s | × backfill |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| kpi backfill | 365 | 13 | 13 | 10.00 | 200 | 6.00 | 1.00× |",
+        "| a loop of kpi export | 365 | ? | 365 | 95.00 | 100 | 80.00 | 9.50× |",
+        "| broken | — | — | — | exit 1 | — | — | — |",
+    ]
+
+
+def test_the_scratch_folder_is_kept_only_when_asked_or_when_the_run_went_wrong(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    seen: list[Path] = []
+
+    def run(status: int) -> Callable[[Path], int]:
+        def body(scratch: Path) -> int:
+            seen.append(scratch)
+            (scratch / "log").write_text("evidence")
+            return status
+
+        return body
+
+    assert in_scratch("kpi-test-", False, run(0)) == 0
+    assert not seen[-1].exists()
+    assert in_scratch("kpi-test-", False, run(1)) == 1
+    assert (seen[-1] / "log").read_text() == "evidence"
+    assert capsys.readouterr().out == f"kept {seen[-1]}\n"
+    assert (finish(0.0, []), finish(0.0, ["kpi lost 3 rows"])) == (0, 1)
+    assert "The benchmark itself went wrong (exit 1):\n  kpi lost 3 rows" in capsys.readouterr().out
