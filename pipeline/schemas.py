@@ -14,11 +14,15 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.catalog import Catalog
 from pipeline.core.schema import SourceSchema, from_text, to_text
 from pipeline.errors import Problem, UsageError
 from pipeline.settings import Environment
+
+if TYPE_CHECKING:
+    from pipeline.sources.duckdb_check import DemoBinder
 
 __all__ = ["SchemaReport", "check_catalog", "personal_columns", "pull", "read_snapshots", "schemas_folder", "write"]
 
@@ -109,6 +113,7 @@ def check_catalog(
         return report
     personal = {name: personal_columns(schema.database, masking) for name, schema in schemas.items()}
     folder = within.resolve() if within is not None else None
+    binders: dict[str, DemoBinder] = {}
     for kpi in sorted(found.kpis.values(), key=lambda k: k.path):
         schema = schemas.get(kpi.source)
         if folder is not None and not Path(kpi.path).resolve().is_relative_to(folder):
@@ -127,7 +132,20 @@ def check_catalog(
         findings = check_against(kpi, schema, {t: masked[t] | star.get(t, set()) for t in masked})
         report.problems.extend(findings.problems)
         report.warnings.extend(findings.warnings)
+        if schema.dialect == "duckdb" and not findings.problems:
+            demo = binders.get(kpi.source) or binders.setdefault(kpi.source, _binder(schema))
+            refused = demo.problem(kpi)
+            if refused is not None:
+                report.warnings.append(refused)  # valid MySQL that only the embedded stand-in cannot run
+    for binder in binders.values():
+        binder.close()
     return report
+
+
+def _binder(schema: SourceSchema) -> DemoBinder:
+    from pipeline.sources.duckdb_check import DemoBinder  # DuckDB only for a DuckDB source's snapshot
+
+    return DemoBinder(schema)
 
 
 def schemas_for_check(
