@@ -353,3 +353,28 @@ def test_check_on_the_demo_snapshot_names_a_function_the_demo_cannot_run(
     (warning,) = json.loads(result.output)["warnings"]
     assert (warning["rule"], warning["line"], warning["col"]) == ("demo-unsupported", 20, 59)
     assert warning["message"].startswith("SEC_TO_TIME() as the query calls it does not run on the embedded DuckDB")
+
+
+def test_results_are_cached_and_a_changed_snapshot_is_checked_again(
+    runner: CliRunner, in_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(ROOT / "queries", tmp_path / "queries")
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    monkeypatch.setenv("KPI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(cli, ["check"]).exit_code == 0
+    cached = tmp_path / "cache" / "kpi-schema-check.pickle"
+    written = cached.stat().st_mtime_ns
+    again = runner.invoke(cli, ["check"])
+    assert (again.exit_code, again.output) == (0, "ok: 5 KPIs in 5 files, no problems\n")
+    assert cached.stat().st_mtime_ns == written  # every result came from the cache: nothing new to write
+    snapshot = Path("schemas/default.json")
+    snapshot.write_text(snapshot.read_text().replace('"amount"', '"total"'), encoding="utf-8")  # a migration
+    changed = runner.invoke(cli, ["check", "--json"])
+    assert changed.exit_code == 1
+    problems = json.loads(changed.output)["problems"]
+    assert {p["kpi"] for p in problems} == {"daily_sales", "large_orders", "monthly_active_buyers"}
+    assert {p["message"] for p in problems} == {
+        "column 'amount' does not exist in orders",
+        "column 'amount' does not exist in table 'orders'",
+    }
