@@ -110,28 +110,39 @@ class ParseCache:
         entries = self._entries
         if len(entries) > MAX_ENTRIES:
             entries = {key: value for key, value in entries.items() if key in self._used}
-        with suppress(OSError, pickle.PicklingError, TypeError, AttributeError):
-            self.folder.mkdir(parents=True, exist_ok=True)
-            descriptor, temporary = tempfile.mkstemp(prefix=".kpi-parse-", dir=self.folder)
-            try:
-                with os.fdopen(descriptor, "wb") as out:
-                    pickle.dump((FORMAT, fingerprint(), entries), out, protocol=pickle.HIGHEST_PROTOCOL)
-                os.replace(temporary, self.folder / FILE_NAME)
-            except BaseException:
-                with suppress(OSError):
-                    os.unlink(temporary)
-                raise
+        write_entries(self.folder / FILE_NAME, fingerprint(), entries)
 
     def _read(self) -> dict[str, Parsed]:
         assert self.folder is not None
+        return read_entries(self.folder / FILE_NAME, fingerprint())
+
+
+def write_entries(path: Path, owner: str, entries: Mapping[str, Any]) -> None:
+    """Replace the cache file ``path`` atomically with ``entries`` of the code ``owner`` (a fingerprint);
+    quietly not, where it cannot. Shared by the parse cache and the schema check's (:mod:`pipeline.schemas`)."""
+    with suppress(OSError, pickle.PicklingError, TypeError, AttributeError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", dir=path.parent)
         try:
-            data: Any = pickle.loads((self.folder / FILE_NAME).read_bytes())
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
-            return {}
-        if not (isinstance(data, tuple) and len(data) == 3 and data[0] == FORMAT and data[1] == fingerprint()):
-            return {}
-        entries = data[2]
-        return entries if isinstance(entries, dict) else {}
+            with os.fdopen(descriptor, "wb") as out:
+                pickle.dump((FORMAT, owner, dict(entries)), out, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(temporary, path)
+        except BaseException:
+            with suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+
+def read_entries(path: Path, owner: str) -> dict[str, Any]:
+    """The entries of the cache file ``path`` when ``owner`` wrote it; empty for anything else."""
+    try:
+        data: Any = pickle.loads(path.read_bytes())
+    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
+        return {}
+    if not (isinstance(data, tuple) and len(data) == 3 and data[0] == FORMAT and data[1] == owner):
+        return {}
+    entries = data[2]
+    return entries if isinstance(entries, dict) else {}
 
 
 def _parse(shown: str, raw: bytes, default_name: str) -> Parsed:

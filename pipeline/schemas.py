@@ -14,11 +14,17 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.catalog import Catalog
 from pipeline.core.schema import SourceSchema, from_text, to_text
 from pipeline.errors import Problem, UsageError
 from pipeline.settings import Environment
+
+if TYPE_CHECKING:
+    from pipeline.core.spec import Kpi
+    from pipeline.schema_cache import Result
+    from pipeline.sources.duckdb_check import DemoBinder
 
 __all__ = ["SchemaReport", "check_catalog", "personal_columns", "pull", "read_snapshots", "schemas_folder", "write"]
 
@@ -101,14 +107,16 @@ def check_catalog(
     """Check every valid KPI of ``found`` against its source's schema. With ``within`` (the queries folder), only
     KPI files below it: a project's snapshots describe its own sources, not those of a file checked from
     elsewhere."""
-    from pipeline.core.schemacheck import check_against  # sqlglot's optimizer: only when there is a schema
-
     report = SchemaReport()
     if not schemas:
         report.unchecked = sorted({kpi.source for kpi in found.kpis.values()})
         return report
+    from pipeline.schema_cache import SchemaCache
+
     personal = {name: personal_columns(schema.database, masking) for name, schema in schemas.items()}
     folder = within.resolve() if within is not None else None
+    binders: dict[str, DemoBinder] = {}
+    cache = SchemaCache()
     for kpi in sorted(found.kpis.values(), key=lambda k: k.path):
         schema = schemas.get(kpi.source)
         if folder is not None and not Path(kpi.path).resolve().is_relative_to(folder):
@@ -118,16 +126,42 @@ def check_catalog(
                 report.unchecked.append(kpi.source)
             continue
         report.checked[kpi.source] = schema.origin
-        masked = personal[kpi.source]
-        star = {
-            table: {c.name for c in schema.tables[table].columns}
-            for table, cols in masked.items()
-            if "*" in cols and table in schema.tables
-        }
-        findings = check_against(kpi, schema, {t: masked[t] | star.get(t, set()) for t in masked})
-        report.problems.extend(findings.problems)
-        report.warnings.extend(findings.warnings)
+        masked = _masked(personal[kpi.source], schema)
+
+        def run(kpi: Kpi = kpi, schema: SourceSchema = schema, masked: dict[str, set[str]] = masked) -> Result:
+            from pipeline.core.schemacheck import check_against  # sqlglot's optimizer: only on a cache miss
+
+            findings = check_against(kpi, schema, masked)
+            warnings = list(findings.warnings)
+            if schema.dialect == "duckdb" and not findings.problems:
+                demo = binders.get(kpi.source) or binders.setdefault(kpi.source, _binder(schema))
+                refused = demo.problem(kpi)
+                if refused is not None:
+                    warnings.append(refused)  # valid MySQL that only the embedded stand-in cannot run
+            return findings.problems, warnings
+
+        problems, warnings = cache.check(kpi, schema, masked, run)
+        report.problems.extend(problems)
+        report.warnings.extend(warnings)
+    cache.save()
+    for binder in binders.values():
+        binder.close()
     return report
+
+
+def _masked(personal: Mapping[str, set[str]], schema: SourceSchema) -> dict[str, set[str]]:
+    """Table → masked columns; a truncated table (``*``) stands for all of its columns."""
+    masked = {}
+    for table, columns in personal.items():
+        every = {c.name for c in schema.tables[table].columns} if "*" in columns and table in schema.tables else set()
+        masked[table] = (columns - {"*"}) | every
+    return masked
+
+
+def _binder(schema: SourceSchema) -> DemoBinder:
+    from pipeline.sources.duckdb_check import DemoBinder  # DuckDB only for a DuckDB source's snapshot
+
+    return DemoBinder(schema)
 
 
 def schemas_for_check(

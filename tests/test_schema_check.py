@@ -337,3 +337,44 @@ def test_valid_queries_have_no_schema_problem_and_exact_lineage(sql: str) -> Non
 def test_wrong_names_are_reported(sql: str, message: str) -> None:
     (problem,) = check_against(_kpi(sql), DEMO).problems
     assert problem.message == message
+
+
+def test_check_on_the_demo_snapshot_names_a_function_the_demo_cannot_run(
+    runner: CliRunner, in_project: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(ROOT / "queries", tmp_path / "queries")
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    sql = LARGE_ORDERS.replace("COUNT(*) AS large_orders", "COUNT(SEC_TO_TIME(o.id)) AS large_orders")
+    (tmp_path / "queries" / "large_orders.sql").write_text(sql, encoding="utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        result = runner.invoke(cli, ["check", "--json"])
+    assert result.exit_code == 0, result.output  # valid MySQL: production runs it, only the demo cannot
+    (warning,) = json.loads(result.output)["warnings"]
+    assert (warning["rule"], warning["line"], warning["col"]) == ("demo-unsupported", 20, 59)
+    assert warning["message"].startswith("SEC_TO_TIME() as the query calls it does not run on the embedded DuckDB")
+
+
+def test_results_are_cached_and_a_changed_snapshot_is_checked_again(
+    runner: CliRunner, in_project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(ROOT / "queries", tmp_path / "queries")
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    monkeypatch.setenv("KPI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(cli, ["check"]).exit_code == 0
+    cached = tmp_path / "cache" / "kpi-schema-check.pickle"
+    written = cached.stat().st_mtime_ns
+    again = runner.invoke(cli, ["check"])
+    assert (again.exit_code, again.output) == (0, "ok: 5 KPIs in 5 files, no problems\n")
+    assert cached.stat().st_mtime_ns == written  # every result came from the cache: nothing new to write
+    snapshot = Path("schemas/default.json")
+    snapshot.write_text(snapshot.read_text().replace('"amount"', '"total"'), encoding="utf-8")  # a migration
+    changed = runner.invoke(cli, ["check", "--json"])
+    assert changed.exit_code == 1
+    problems = json.loads(changed.output)["problems"]
+    assert {p["kpi"] for p in problems} == {"daily_sales", "large_orders", "monthly_active_buyers"}
+    assert {p["message"] for p in problems} == {
+        "column 'amount' does not exist in orders",
+        "column 'amount' does not exist in table 'orders'",
+    }

@@ -95,16 +95,10 @@ class DuckDbSource:
                 where=where,
                 hint="make the query cheaper or raise `timeout` (at most 15m)",
             )
-        unsupported = _UNSUPPORTED.search(str(error))
+        unsupported = unsupported_function(error)
         if unsupported:
-            name = (unsupported.group(1) or unsupported.group(2)).upper()
-            return SourceError(
-                f"{name}() as the query calls it does not run on the embedded DuckDB demo, which stands in for "
-                f"MySQL only for the functions the README lists (DuckDB: {str(error).splitlines()[0]})",
-                where=where,
-                hint=f"run the KPI against MySQL or MariaDB (`--env ENV`), or write {name}() with the functions "
-                "the README's 'MySQL functions on the demo' table lists",
-            )
+            _, message, hint = unsupported
+            return SourceError(message, where=where, hint=hint)
         return SourceError(
             f"{self.url}: {str(error).splitlines()[0]}",
             where=where,
@@ -116,6 +110,22 @@ class DuckDbSource:
 _UNSUPPORTED = re.compile(
     r"(?:No function matches the given name and argument types '(\w+)\(|Scalar Function with name (\w+) does not)"
 )
+
+
+def unsupported_function(error: Exception) -> tuple[str, str, str] | None:
+    """For DuckDB's error about a function it lacks: the function's name, a message and a hint that say so in
+    MySQL's terms (the analyst wrote MySQL, not DuckDB); None for any other error."""
+    found = _UNSUPPORTED.search(str(error))
+    if not found:
+        return None
+    name = (found.group(1) or found.group(2)).upper()
+    return (
+        name,
+        f"{name}() as the query calls it does not run on the embedded DuckDB demo, which stands in for MySQL only "
+        f"for the functions the README lists (DuckDB: {str(error).splitlines()[0]})",
+        f"run the KPI against MySQL or MariaDB (`--env ENV`), or write {name}() with the functions the README's "
+        "'MySQL functions on the demo' lists",
+    )
 
 
 def register_mysql_functions(connection: duckdb.DuckDBPyConnection) -> None:
