@@ -163,6 +163,9 @@ def test_the_hourly_chart_names_the_kpis_zone_and_leaves_out_partitions_not_begu
     assert [c.measure for c in model.charts] == ["orders", "buyers"]  # two measures, two charts
     assert model.charts[0].series == {"orders": (10.0, 11.0, 12.0)}
     assert model.table.total == 3  # the future row is not drawn and not counted
+    spring = build_chart(kpi, [], ["2024-03-10T01", "2024-03-10T03"], datetime(2024, 3, 11, tzinfo=UTC))
+    assert spring.labels == ("2024-03-10T01", "2024-03-10T03")  # 02:00 does not exist that night
+    assert spring.zone == "America/New_York, EST/EDT"
 
 
 def test_the_chart_key_picks_measures() -> None:

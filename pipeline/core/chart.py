@@ -244,10 +244,13 @@ def _every_partition(kpi: Kpi, partitions: set[str]) -> list[str]:
 
 
 def _zone_name(kpi: Kpi, labels: Sequence[str]) -> str:
-    if not labels:
-        return kpi.timezone
-    abbreviation = interval_containing(kpi.grain, kpi.zone, parse_moment(labels[-1])).start.tzname()
-    return f"{kpi.timezone}, {abbreviation}" if abbreviation and abbreviation != kpi.timezone else kpi.timezone
+    """``Asia/Tokyo, JST``; ``America/New_York, EST/EDT`` when the axis spans a clock change."""
+    names: list[str] = []
+    for label in labels:
+        name = interval_containing(kpi.grain, kpi.zone, parse_moment(label)).start.tzname()
+        if name and name != kpi.timezone and name not in names:
+            names.append(name)
+    return f"{kpi.timezone}, {'/'.join(names)}" if names else kpi.timezone
 
 
 def _ranked(labelled: Sequence[tuple[str, Mapping[str, Any]]], by: str | None, measure: str | None) -> list[str]:
