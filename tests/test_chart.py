@@ -254,3 +254,10 @@ def test_marks_found_elsewhere_are_left_out_when_not_strict() -> None:
     assert add_marks(model, "x", found, strict=False) == model
     unsplit = build_chart(example("hourly_orders"), [], ["2024-03-01T05"], NOW)
     assert series_name(unsplit, "orders") == "orders"
+
+
+def test_the_same_rows_in_any_order_give_the_same_model() -> None:
+    kpi = example("users_by_plan")
+    rows = [{"country": f"c{i % 7}", "plan": p, "users": i} for i, p in enumerate(["free", "pro", "team"] * 7)]
+    assert build_chart(kpi, rows, [], NOW) == build_chart(kpi, rows[::-1], [], NOW)
+    assert build_chart(kpi, rows, [], NOW).table.rows[:2] == (("c0", "free", 0), ("c0", "pro", 7))

@@ -311,10 +311,12 @@ def _bar_values(
 
 
 def _table(kpi: Kpi, rows: Sequence[Mapping[str, Any]], time_column: str | None, limit: int) -> Table:
+    """Newest partition first, then by every column's text: the same rows give the same table, whatever order the
+    warehouse returned them in."""
     columns = tuple(c.name for c in kpi.columns)
-    ordered = list(rows)
+    ordered = sorted(rows, key=lambda row: tuple(_key(row.get(c)) for c in columns))
     if time_column is not None:
-        ordered.sort(key=lambda row: str(row[time_column]), reverse=True)
+        ordered.sort(key=lambda row: str(row[time_column]), reverse=True)  # stable: the order above within a time
     return Table(columns, tuple(tuple(row.get(c) for c in columns) for row in ordered[:limit]), len(rows))
 
 
