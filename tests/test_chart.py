@@ -163,6 +163,9 @@ def test_the_hourly_chart_names_the_kpis_zone_and_leaves_out_partitions_not_begu
     assert [c.measure for c in model.charts] == ["orders", "buyers"]  # two measures, two charts
     assert model.charts[0].series == {"orders": (10.0, 11.0, 12.0)}
     assert model.table.total == 3  # the future row is not drawn and not counted
+    spring = build_chart(kpi, [], ["2024-03-10T01", "2024-03-10T03"], datetime(2024, 3, 11, tzinfo=UTC))
+    assert spring.labels == ("2024-03-10T01", "2024-03-10T03")  # 02:00 does not exist that night
+    assert spring.zone == "America/New_York, EST/EDT"
 
 
 def test_the_chart_key_picks_measures() -> None:
@@ -251,3 +254,10 @@ def test_marks_found_elsewhere_are_left_out_when_not_strict() -> None:
     assert add_marks(model, "x", found, strict=False) == model
     unsplit = build_chart(example("hourly_orders"), [], ["2024-03-01T05"], NOW)
     assert series_name(unsplit, "orders") == "orders"
+
+
+def test_the_same_rows_in_any_order_give_the_same_model() -> None:
+    kpi = example("users_by_plan")
+    rows = [{"country": f"c{i % 7}", "plan": p, "users": i} for i, p in enumerate(["free", "pro", "team"] * 7)]
+    assert build_chart(kpi, rows, [], NOW) == build_chart(kpi, rows[::-1], [], NOW)
+    assert build_chart(kpi, rows, [], NOW).table.rows[:2] == (("c0", "free", 0), ("c0", "pro", 7))

@@ -342,12 +342,19 @@ def test_a_run_refuses_partitions_not_over_yet_and_before_start_naming_them(proj
     assert "warning: daily: 1 loaded partition(s) have not begun yet (2099-05-01): not counted as the newest" in (
         table.output
     )
+    from pipeline.core.chart import Mark
     from pipeline.demo.report_data import build_report
 
     kpi = catalog.load_one((project / "queries",), "daily")
     page = build_report([kpi], project / "wh.duckdb", now=datetime(2024, 6, 1, tzinfo=ZoneInfo("UTC")))
     assert "2024-03-01" in page
     assert "2099" not in page  # the report neither charts it nor shows it as the last partition
+    marks = {
+        "daily": [("orders", Mark("2024-03-01", "orders", "spike")), ("orders", Mark("2099-05-01", "orders", "x"))]
+    }
+    marked = build_report([kpi], project / "wh.duckdb", now=datetime(2024, 3, 2, tzinfo=ZoneInfo("UTC")), marks=marks)
+    assert marked.count('<circle class="mark"') == 1  # the mark on a drawn point; 2099 is not drawn
+    assert "2024-03-01 · orders: 4 — spike</title>" in marked
 
 
 def test_a_backfill_with_nothing_to_run_says_so(project: Path) -> None:

@@ -244,10 +244,13 @@ def _every_partition(kpi: Kpi, partitions: set[str]) -> list[str]:
 
 
 def _zone_name(kpi: Kpi, labels: Sequence[str]) -> str:
-    if not labels:
-        return kpi.timezone
-    abbreviation = interval_containing(kpi.grain, kpi.zone, parse_moment(labels[-1])).start.tzname()
-    return f"{kpi.timezone}, {abbreviation}" if abbreviation and abbreviation != kpi.timezone else kpi.timezone
+    """``Asia/Tokyo, JST``; ``America/New_York, EST/EDT`` when the axis spans a clock change."""
+    names: list[str] = []
+    for label in labels:
+        name = interval_containing(kpi.grain, kpi.zone, parse_moment(label)).start.tzname()
+        if name and name != kpi.timezone and name not in names:
+            names.append(name)
+    return f"{kpi.timezone}, {'/'.join(names)}" if names else kpi.timezone
 
 
 def _ranked(labelled: Sequence[tuple[str, Mapping[str, Any]]], by: str | None, measure: str | None) -> list[str]:
@@ -308,10 +311,12 @@ def _bar_values(
 
 
 def _table(kpi: Kpi, rows: Sequence[Mapping[str, Any]], time_column: str | None, limit: int) -> Table:
+    """Newest partition first, then by every column's text: the same rows give the same table, whatever order the
+    warehouse returned them in."""
     columns = tuple(c.name for c in kpi.columns)
-    ordered = list(rows)
+    ordered = sorted(rows, key=lambda row: tuple(_key(row.get(c)) for c in columns))
     if time_column is not None:
-        ordered.sort(key=lambda row: str(row[time_column]), reverse=True)
+        ordered.sort(key=lambda row: str(row[time_column]), reverse=True)  # stable: the order above within a time
     return Table(columns, tuple(tuple(row.get(c) for c in columns) for row in ordered[:limit]), len(rows))
 
 

@@ -8,14 +8,14 @@ KPI's own zone, named.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from pipeline.core.chart import ChartModel, build_chart
+from pipeline.core.chart import ChartModel, Mark, add_marks, build_chart
 from pipeline.core.freshness import freshness, split_future
 from pipeline.core.spec import Kpi
 from pipeline.errors import LoadError
@@ -25,9 +25,19 @@ from pipeline.warehouses.duckdb import DuckDbWarehouse, quote
 
 
 def build_report(
-    kpis: Sequence[Kpi], warehouse: Path, *, now: datetime, generated_at: datetime | None = None, note: str = ""
+    kpis: Sequence[Kpi],
+    warehouse: Path,
+    *,
+    now: datetime,
+    generated_at: datetime | None = None,
+    note: str = "",
+    marks: Mapping[str, Iterable[tuple[str, Mark]]] | None = None,
 ) -> str:
-    """The report of ``kpis`` as the warehouse holds them; freshness and future partitions judged at ``now``."""
+    """The report of ``kpis`` as the warehouse holds them; freshness and future partitions judged at ``now``.
+
+    ``marks`` maps a KPI's name to (measure, :class:`Mark`) pairs to draw on its charts (e.g. anomalies found);
+    a mark off the drawn points (outside the range, inside "other") is left out.
+    """
     store = DuckDbWarehouse(str(warehouse))
     try:
         loads = {kpi.name: store.loads(kpi.name) for kpi in kpis}
@@ -47,7 +57,10 @@ def build_report(
         for kpi in sorted(kpis, key=lambda k: k.name):
             loaded = loads[kpi.name]
             rows = _rows(db, kpi) if kpi.name in tables else []
-            sections.append(_section(kpi, loaded, build_chart(kpi, rows, loaded, now), now))
+            chart = build_chart(kpi, rows, loaded, now)
+            for measure, mark in (marks or {}).get(kpi.name, ()):
+                chart = add_marks(chart, measure, [mark], strict=False)
+            sections.append(_section(kpi, loaded, chart, now))
     return render_report(sections, title="kpi-pipeline demo", generated_at=generated_at or now, note=note)
 
 

@@ -31,7 +31,8 @@ attached to a pull request without churn. The package is pure: it takes values a
 reads the warehouse and writes the file. The charts drawn are marked ``<svg class="chart" data-kpi="NAME"
 data-measures="MEASURE">``, each drawn series ``class="series"``, each marked point ``class="mark"``; an empty
 KPI gets a ``class="no-data"`` message instead of a chart; the data table is ``<details class="data"
-data-total="N">``. Not part of any Lambda package: only ``kpi demo`` imports it.
+data-total="N">``. Only ``kpi demo`` imports it; no Lambda handler does, and it needs nothing beyond the standard
+library (the zips carry these files with the rest of ``pipeline/``, unused).
 """
 
 from pipeline.report.axes import Tick, x_ticks, y_ticks
