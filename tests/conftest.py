@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.aws import MotoServer
-from tests.bigquery import PROJECT, BigQueryEmulator, DecoratorBridge
+from tests.bigquery import PROJECT, BigQueryBridge, BigQueryEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -181,9 +181,9 @@ def bq_dataset(bigquery_emulator: BigQueryEmulator) -> str:
 
 
 @pytest.fixture
-def bq_client(bigquery_emulator: BigQueryEmulator) -> DecoratorBridge:
-    """A real BigQuery client on the emulator that bridges decorator loads (see tests/bigquery.py)."""
-    client: DecoratorBridge = bigquery_emulator.client(DecoratorBridge)
+def bq_client(bigquery_emulator: BigQueryEmulator) -> BigQueryBridge:
+    """A real BigQuery client on the emulator, recording jobs, bridging transaction conflicts (tests/bigquery.py)."""
+    client: BigQueryBridge = bigquery_emulator.client(BigQueryBridge)
     return client
 
 
