@@ -108,7 +108,18 @@ def test_an_export_to_s3_commits_the_manifest_after_the_parts(shop: str, tmp_pat
     kpi = make_kpi(tmp_path / "q", "big", header, "SELECT id, pad FROM big")
     store = open_store(f"s3://{s3_bucket}/lake")
     (manifest,) = export(kpi, [], source=open_source(shop), store=store, run_id="r1")
-    assert keys(store) == ["big/snapshot/run=r1/_manifest.json", "big/snapshot/run=r1/part-00000.parquet"]
+    assert keys(store) == [
+        "big/_batches/run=r1/snapshot/_batch.json",  # written last: the loader's notification
+        "big/snapshot/run=r1/_manifest.json",
+        "big/snapshot/run=r1/part-00000.parquet",
+    ]
+    index = json.loads(store.get_bytes("big/_batches/run=r1/snapshot/_batch.json"))
+    assert index == {
+        "kpi": "big",
+        "run_id": "r1",
+        "manifests": ["big/snapshot/run=r1/_manifest.json"],
+        "batch_version": 1,
+    }
     assert read_partition(store, manifest).num_rows == 400_000
     stored = json.loads(store.get_bytes("big/snapshot/run=r1/_manifest.json"))
     assert stored["rows"] == 400_000

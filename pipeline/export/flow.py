@@ -4,7 +4,8 @@ The order of events is the commit protocol the loader relies on:
 
 1. every partition's files are written under ``run=<run-id>/`` (invisible to the loader: no manifest yet);
 2. the header's checks are evaluated on the same stream;
-3. only when the stream ended cleanly and every check passed is each partition's ``_manifest.json`` written.
+3. only when the stream ended cleanly and every check passed is each partition's ``_manifest.json`` written;
+4. then the batch index (``_batch.json``, :mod:`pipeline.core.batch`) naming them, which the loader loads as one.
 
 Any failure before step 3 removes the files of the run (S3 multipart uploads are aborted, not left behind).
 
@@ -29,10 +30,11 @@ from itertools import pairwise
 import pyarrow as pa
 
 from pipeline import __version__
+from pipeline.core.batch import BatchIndex
 from pipeline.core.checks import PartitionChecks
 from pipeline.core.convert import Conversion
 from pipeline.core.intervals import Interval
-from pipeline.core.lake import is_run_id, manifest_key, new_run_id, partition_name, run_prefix
+from pipeline.core.lake import batch_index_key, is_run_id, manifest_key, new_run_id, partition_name, run_prefix
 from pipeline.core.manifest import CSV_NULL_MARKER, Manifest, SchemaField
 from pipeline.core.render import bind_values
 from pipeline.core.spec import FileFormat, Kpi
@@ -74,7 +76,9 @@ def export(
     else:  # a retry: keep what it committed, clear what an attempt that never committed left behind
         committed = _committed(kpi, parts, run_id, store)
         if len(committed) == len(parts):
-            return [committed[index] for index in range(len(parts))]
+            done = [committed[index] for index in range(len(parts))]
+            _index_batch(store, kpi, parts, run_id)  # a kill may have come between the last manifest and the index
+            return done
         for index, part in enumerate(parts):
             if index not in committed:
                 _clear(store, run_prefix(kpi, part, run_id) + "/")
@@ -152,6 +156,7 @@ def export(
             store.put_bytes(manifest_key(kpi, part, run_id), manifest.to_json().encode())
             uncommitted.pop(0)  # this partition is committed: the cleanup below must not touch it
             manifests.append(manifest)
+        _index_batch(store, kpi, parts, run_id)
         return manifests
     except BaseException:
         for writer in uncommitted:
@@ -224,6 +229,13 @@ def _committed(kpi: Kpi, parts: list[Interval | None], run_id: str, store: Store
         if store.exists(key):
             found[index] = Manifest.parse(store.get_bytes(key), where=store.uri(key), hint=hint)
     return found
+
+
+def _index_batch(store: Store, kpi: Kpi, parts: list[Interval | None], run_id: str) -> None:
+    """The batch index, after every manifest: the loader lands the batch's partitions in one transaction. Its
+    S3 notification is what starts the loader; without it (a kill right here) the retry writes it."""
+    index = BatchIndex(kpi.name, run_id, tuple(manifest_key(kpi, part, run_id) for part in parts))
+    store.put_bytes(batch_index_key(kpi.name, run_id, partition_name(parts[0])), index.to_json().encode())
 
 
 def _clear(store: Store, prefix: str) -> None:

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from pipeline.core.batch import BatchIndex
 from pipeline.core.intervals import Interval
-from pipeline.core.lake import MANIFEST_NAME, partition_prefix
+from pipeline.core.lake import BATCH_NAME, BATCHES, MANIFEST_NAME, partition_prefix
 from pipeline.core.manifest import DataFile, Manifest
 from pipeline.core.rowcount import PARQUET_TAIL_BYTES, CsvRecordCounter, parquet_footer_length, parquet_rows
 from pipeline.core.spec import Kpi
@@ -27,14 +27,26 @@ _CHUNK = 1 << 20
 
 
 def split_manifest_url(url: str) -> tuple[str, str]:
-    """``<lake>/<kpi>/<partition>/run=<id>/_manifest.json`` → (lake URL, key of the manifest in it)."""
+    """``<lake>/<kpi>/<partition>/run=<id>/_manifest.json`` → (lake URL, key of the manifest in it); a batch
+    index's URL ``<lake>/<kpi>/_batches/run=<id>/<first partition>/_batch.json`` likewise."""
     parts = url.rstrip("/").split("/")
+    if parts[-1] == BATCH_NAME and len(parts) >= 6 and parts[-3].startswith("run=") and parts[-4] == BATCHES:
+        return "/".join(parts[:-5]) or "/", "/".join(parts[-5:])
     if parts[-1] != MANIFEST_NAME or len(parts) < 5 or not parts[-2].startswith("run="):
         raise LoadError(
             f"{url} is not a manifest URL",
             hint=f"give …/<kpi>/<partition>/run=<id>/{MANIFEST_NAME}, or a KPI name with --date",
         )
     return "/".join(parts[:-4]) or "/", "/".join(parts[-4:])
+
+
+def load_announced(store: Store, key: str, warehouse: Warehouse) -> list[tuple[str, Manifest, LoadResult]]:
+    """What an S3 notification names — a batch index (its batch), or a bare manifest (a batch of one) — with
+    the key of each manifest loaded."""
+    keys = [key]
+    if key.endswith("/" + BATCH_NAME):
+        keys = list(BatchIndex.parse(store.get_bytes(key), where=store.uri(key)).manifests)
+    return [(k, m, r) for k, (m, r) in zip(keys, load_manifests(store, keys, warehouse), strict=True)]
 
 
 def load_manifests(
