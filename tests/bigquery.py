@@ -148,6 +148,7 @@ class BigQueryBridge(bigquery.Client):
                 barrier.wait()  # the winner holds the turn by now: this transaction overlaps it
                 raise _conflict(query)
             self._running.acquire()
+            self.idle.clear()  # before the others are released: their retries wait for this one to finish
             barrier.wait()
         elif not self._running.acquire(blocking=False):
             raise _conflict(query)

@@ -171,6 +171,9 @@ def s3_bucket(aws_env: MotoServer) -> str:
 def bigquery_emulator() -> Iterator[BigQueryEmulator]:
     """One BigQuery emulator on loopback for the whole session (it takes a few seconds to start)."""
     with BigQueryEmulator() as emulator:
+        # One query first: the emulator imports its SQL translator on first use, and two first queries at once
+        # (the concurrency tests) race in that import ("No module named 'sqlglot.parsers.duckdb'").
+        emulator.client().query("SELECT 1").result()
         yield emulator
 
 
