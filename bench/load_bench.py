@@ -371,7 +371,7 @@ def load_into_duckdb(bench: Bench, manifest_url: str) -> Result:
 def load_into_bigquery(bench: Bench, manifest_url: str) -> Result:
     """The BigQuery warehouse — what the loader Lambda runs — into the BigQuery emulator (tests/bigquery.py),
     measured in a child of the kpi command's environment. The emulator refuses partition-decorator jobs, so the
-    child hands the warehouse the tests' DecoratorBridge client; the loader's own work (checking the files,
+    child hands the warehouse the tests' BigQueryBridge client; the loader's own work (checking the files,
     streaming them into resumable uploads) is what the figure measures, the emulator runs in its own process."""
     from tests.bigquery import PROJECT, BigQueryEmulator
 
@@ -435,9 +435,9 @@ def child_bigquery(manifest_url: str, endpoint: str) -> None:
     from pipeline.load import load_manifest, split_manifest_url
     from pipeline.stores import open_store
     from pipeline.warehouses.bigquery import BigQueryWarehouse
-    from tests.bigquery import PROJECT, DecoratorBridge
+    from tests.bigquery import PROJECT, BigQueryBridge
 
-    client = DecoratorBridge(
+    client = BigQueryBridge(
         project=PROJECT,
         credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
         client_options=ClientOptions(api_endpoint=endpoint),

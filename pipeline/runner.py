@@ -2,9 +2,10 @@
 
 Work arrives as jobs — one KPI and one batch of contiguous partitions, exported by one source query — and runs
 on a thread pool. Each source has its own limit of queries at once (``parallel`` in kpi.toml), so a backfill
-cannot hammer the OLTP database whatever the pool size; loads run outside that limit. A job that fails marks
-its partitions failed and the others go on: the caller sees every partition's outcome and decides the exit code.
-Within a job, a partition that fails a header check fails alone: the export commits the others, which are loaded.
+cannot hammer the OLTP database whatever the pool size; loads run outside that limit, each job's committed
+partitions as one batch (one warehouse transaction). A job that fails marks its partitions failed and the others
+go on: the caller sees every partition's outcome and decides the exit code. Within a job, a partition that fails a
+header check fails alone: the export commits the others, which are loaded as the batch.
 After a stop request (:mod:`pipeline.interrupts`) no job starts, exports in flight end without a commit, and no
 further load starts; :meth:`Runner.run` returns the outcomes of what finished.
 """
@@ -22,7 +23,7 @@ from pipeline.core.lake import manifest_key, partition_name
 from pipeline.errors import KpiError, ProblemsError
 from pipeline.export import ChecksFailed, export
 from pipeline.flows.run import Job  # planned by pipeline.flows.run; run here
-from pipeline.load import load_manifest
+from pipeline.load import load_manifests
 from pipeline.settings import Environment
 from pipeline.sources import open_source
 from pipeline.stores import Store, open_store
@@ -154,28 +155,21 @@ class Runner:
         except KpiError as error:
             seconds = time.monotonic() - started
             return [Outcome.failure(kpi.name, p, error, seconds) for p in job.partitions]
+        if not manifests:
+            return outcomes
         exported = (time.monotonic() - started) / max(len(job.partitions), 1)
+        if interrupts.requested():
+            return outcomes  # committed but not loaded: a rerun exports and loads the partitions again
+        loading = time.monotonic()
         intervals = {partition_name(i): i for i in job.intervals or (None,)}
-        for manifest in manifests:
-            if interrupts.requested():
-                break  # committed but not loaded: a rerun exports and loads the partition again
-            loading = time.monotonic()
-            key = manifest_key(kpi, intervals[manifest.partition], manifest.run_id)
-            try:
-                _, result = load_manifest(self.store, key, self.warehouse, force=self.force)
-            except KpiError as error:
-                seconds = exported + time.monotonic() - loading
-                outcomes.append(Outcome.failure(kpi.name, manifest.partition, error, seconds))
-                continue
-            outcomes.append(
-                Outcome(
-                    kpi.name,
-                    manifest.partition,
-                    LOADED if result.loaded else SKIPPED,
-                    manifest.rows,
-                    manifest.bytes,
-                    exported + time.monotonic() - loading,
-                    result.reason,
-                )
-            )
-        return outcomes
+        keys = [manifest_key(kpi, intervals[m.partition], m.run_id) for m in manifests]
+        try:  # the job's committed partitions as one batch: one warehouse transaction, all of them or none
+            loaded = load_manifests(self.store, keys, self.warehouse, force=self.force)
+        except KpiError as error:
+            seconds = exported + (time.monotonic() - loading) / len(manifests)
+            return outcomes + [Outcome.failure(kpi.name, m.partition, error, seconds) for m in manifests]
+        seconds = exported + (time.monotonic() - loading) / len(manifests)
+        return outcomes + [
+            Outcome(kpi.name, m.partition, LOADED if r.loaded else SKIPPED, m.rows, m.bytes, seconds, r.reason)
+            for m, r in loaded
+        ]

@@ -1,21 +1,24 @@
-"""The BigQuery emulator (PyPI ``bqemulator``) on loopback, and the one bridge over its one gap the loader meets.
+"""The BigQuery emulator (PyPI ``bqemulator``) on loopback, and the one bridge over the gap the loader meets.
 
 The emulator serves BigQuery's REST API over DuckDB; the real ``google-cloud-bigquery`` client talks to it
 over HTTP. It lives in its own virtual environment, ``.venv-bq`` (``make test`` builds it from
 ``tests/bigquery-emulator.txt``), because it pins a sqlglot older than the one our SQL gate needs.
 
-Its gap: it refuses a load or copy job whose destination carries a partition decorator (``table$20240301``:
-"Invalid table id for SQL"), which is how the loader replaces a partition in real BigQuery. :class:`DecoratorBridge`
-— a ``bigquery.Client`` the tests hand to the warehouse — records every such job exactly as BigQuery would
-receive it (tests assert that configuration), then performs its effect on the emulator: the file is loaded into
-a side table, and one MERGE replaces the partition's rows with it. Everything else goes to the emulator unchanged.
+Its gap: it runs multi-statement transactions (``BEGIN TRANSACTION`` … ``COMMIT TRANSACTION``, rolled back by
+``ERROR()``) but never detects a conflict between two of them — BigQuery cancels a transaction that mutates a
+table another transaction in flight mutates. :class:`BigQueryBridge` — a ``bigquery.Client`` the tests hand to
+the warehouse — bridges exactly that: it runs transaction scripts one at a time, and a script that arrives while
+another is in flight is cancelled with BigQuery's own message ("Transaction is aborted due to concurrent update
+against table …"), before it runs. Every call still goes to the emulator unchanged; the bridge also records
+every job as sent (``jobs``) and can make the next load job fail as a BigQuery backend error would.
 """
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,92 +74,100 @@ class BigQueryEmulator(LoopbackServer):
         )
 
 
-class DecoratorBridge(bigquery.Client):
-    """A client for the emulator that carries out decorator loads and copies (see the module docstring).
+@dataclass
+class SentJob:
+    """A job as the client sent it: ``kind`` load or query, the load's destination, the query's SQL, and the
+    job's configuration in BigQuery's API representation."""
 
-    ``decorator_jobs`` holds each such job as sent: ``{"destination": …, "configuration": <the job's API
-    representation>}``. ``fail_next`` makes the next decorator job fail as a BigQuery backend error would:
-    before anything reaches the table (BigQuery applies a job atomically or not at all).
+    kind: str
+    destination: str
+    sql: str
+    configuration: dict[str, Any]
+
+
+class BigQueryBridge(bigquery.Client):
+    """A client for the emulator that records jobs and bridges transaction conflicts (see the module docstring).
+
+    ``fail_next_load()`` makes the next load job fail before it reaches the emulator (BigQuery applies a job
+    atomically or not at all). ``meet(parties, first)`` makes the next ``parties`` transaction scripts wait for
+    each other, then runs the one for which ``first(sql)`` holds and cancels the others as overlapping — the two
+    orders of a race, made deterministic. ``idle`` is set while no transaction runs: a test's injected ``sleep``
+    waits on it instead of sleeping.
     """
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
-        self.decorator_jobs: list[dict[str, Any]] = []
-        self.fail_next = False
+        self.jobs: list[SentJob] = []
+        self.idle = threading.Event()
+        self.idle.set()
+        self._fail_next = False
+        self._running = threading.Lock()
+        self._meeting: tuple[threading.Barrier, Callable[[str], bool]] | None = None
+        self._arrived = 0
+        self._record_lock = threading.Lock()
+
+    def fail_next_load(self) -> None:
+        self._fail_next = True
+
+    def meet(self, parties: int, first: Callable[[str], bool]) -> None:
+        self._meeting = (threading.Barrier(parties, timeout=60), first)
+
+    def loads_into(self, table: str) -> list[SentJob]:
+        """The load jobs whose destination is ``table`` (a table id, or its last part)."""
+        return [
+            j for j in self.jobs if j.kind == "load" and (j.destination == table or j.destination.endswith("." + table))
+        ]
+
+    def transactions(self) -> list[str]:
+        return [j.sql for j in self.jobs if j.kind == "query" and "BEGIN TRANSACTION" in j.sql]
 
     def load_table_from_file(self, file_obj: Any, destination: Any, *args: Any, **kwargs: Any) -> Any:
-        table, _, decorator = str(destination).partition("$")
-        if not decorator:
-            return super().load_table_from_file(file_obj, destination, *args, **kwargs)
-        config: bigquery.LoadJobConfig = kwargs.pop("job_config")
-        self._record(destination, config)
-        side = self._side_table(table, config.schema)
-        plain = bigquery.LoadJobConfig(
-            schema=config.schema,
-            source_format=config.source_format,
-            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-            skip_leading_rows=config.skip_leading_rows,
-            allow_quoted_newlines=config.allow_quoted_newlines,
-        )
-        kwargs["job_config"] = plain
-        job = super().load_table_from_file(file_obj, side, *args, **kwargs)
-        job.result()
-        self._replace_partition(table, decorator, side)
-        return job
-
-    def copy_table(self, sources: Any, destination: Any, *args: Any, **kwargs: Any) -> Any:
-        table, _, decorator = str(destination).partition("$")
-        if not decorator:
-            return super().copy_table(sources, destination, *args, **kwargs)
-        self._record(destination, kwargs.pop("job_config"))
-        return self._replace_partition(table, decorator, str(sources))
-
-    def _record(self, destination: Any, config: Any) -> None:
-        self.decorator_jobs.append({"destination": str(destination), "configuration": config.to_api_repr()})
-        if self.fail_next:
-            self.fail_next = False
+        config = kwargs.get("job_config")
+        self._record(SentJob("load", str(destination), "", config.to_api_repr() if config else {}))
+        if self._fail_next:
+            self._fail_next = False
             raise google_errors.InternalServerError(  # type: ignore[no-untyped-call]
                 "Backend error. Job aborted.", errors=[{"reason": "backendError", "message": "Backend error"}]
             )
+        return super().load_table_from_file(file_obj, destination, *args, **kwargs)
 
-    def _side_table(self, table: str, schema: Sequence[bigquery.SchemaField]) -> str:
-        side = f"{table}__bridge"
-        self.delete_table(side, not_found_ok=True)
-        self.create_table(bigquery.Table(side, schema=list(schema)))
-        return side
+    def query(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        config = kwargs.get("job_config")
+        self._record(SentJob("query", "", query, config.to_api_repr() if config else {}))
+        if "BEGIN TRANSACTION" not in query:
+            return super().query(query, *args, **kwargs)
+        with self._record_lock:
+            meeting = self._meeting
+            if meeting is not None:
+                self._arrived += 1
+                if self._arrived == meeting[0].parties:
+                    self._meeting, self._arrived = None, 0
+        if meeting is not None:
+            barrier, first = meeting
+            if not first(query):
+                barrier.wait()  # the winner holds the turn by now: this transaction overlaps it
+                raise _conflict(query)
+            self._running.acquire()
+            self.idle.clear()  # before the others are released: their retries wait for this one to finish
+            barrier.wait()
+        elif not self._running.acquire(blocking=False):
+            raise _conflict(query)
+        self.idle.clear()
+        try:
+            job = super().query(query, *args, **kwargs)
+            job.result()
+            return job
+        finally:
+            self.idle.set()
+            self._running.release()
 
-    def _replace_partition(self, table: str, decorator: str, source: str) -> Any:
-        """What BigQuery does for WRITE_TRUNCATE into ``table$decorator``, as one MERGE statement."""
-        target = self.get_table(table)
-        field = target.time_partitioning.field
-        kind = next(f.field_type for f in target.schema if f.name == field)
-        start, end = decorator_range(decorator, kind)
-        names = ", ".join(f"`{f.name}`" for f in target.schema)
-        values = ", ".join(f"S.`{f.name}`" for f in target.schema)
-        sql = (
-            f"MERGE `{table}` T USING `{source}` S ON FALSE "
-            f"WHEN NOT MATCHED BY SOURCE AND T.`{field}` >= @start AND T.`{field}` < @end THEN DELETE "
-            f"WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})"
-        )
-        params = [bigquery.ScalarQueryParameter("start", kind, start), bigquery.ScalarQueryParameter("end", kind, end)]
-        job = self.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params))
-        job.result()
-        return job
+    def _record(self, job: SentJob) -> None:
+        with self._record_lock:
+            self.jobs.append(job)
 
 
-def decorator_range(decorator: str, column_type: str) -> tuple[date | datetime, date | datetime]:
-    """The values of a partition decorator's partition: ``20240301`` → [2024-03-01, 2024-03-02)."""
-    if len(decorator) == 6:
-        first = datetime.strptime(decorator, "%Y%m")
-        end = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
-    elif len(decorator) == 8:
-        first = datetime.strptime(decorator, "%Y%m%d")
-        end = datetime.fromordinal(first.toordinal() + 1)
-    else:
-        first = datetime.strptime(decorator, "%Y%m%d%H")
-        end = datetime.fromtimestamp(first.replace(tzinfo=UTC).timestamp() + 3600, UTC).replace(tzinfo=None)
-    if column_type == "DATE":
-        return first.date(), end.date()
-    if column_type == "TIMESTAMP":
-        return first.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
-    return first, end
+def _conflict(sql: str) -> google_errors.BadRequest:
+    """What BigQuery answers a transaction cancelled for a concurrent one (its message names the table)."""
+    table = sql.split("UPDATE ", 1)[1].split(" ", 1)[0].strip("`") if "UPDATE " in sql else "the table"
+    message = f"Transaction is aborted due to concurrent update against table {table}."
+    return google_errors.BadRequest(message, errors=[{"reason": "invalidQuery", "message": message}])  # type: ignore[no-untyped-call]

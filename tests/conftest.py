@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.aws import MotoServer
-from tests.bigquery import PROJECT, BigQueryEmulator, DecoratorBridge
+from tests.bigquery import PROJECT, BigQueryBridge, BigQueryEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -182,6 +182,9 @@ def s3_bucket(aws_env: MotoServer) -> str:
 def bigquery_emulator() -> Iterator[BigQueryEmulator]:
     """One BigQuery emulator on loopback for the whole session (it takes a few seconds to start)."""
     with BigQueryEmulator() as emulator:
+        # One query first: the emulator imports its SQL translator on first use, and two first queries at once
+        # (the concurrency tests) race in that import ("No module named 'sqlglot.parsers.duckdb'").
+        emulator.client().query("SELECT 1").result()
         yield emulator
 
 
@@ -192,9 +195,9 @@ def bq_dataset(bigquery_emulator: BigQueryEmulator) -> str:
 
 
 @pytest.fixture
-def bq_client(bigquery_emulator: BigQueryEmulator) -> DecoratorBridge:
-    """A real BigQuery client on the emulator that bridges decorator loads (see tests/bigquery.py)."""
-    client: DecoratorBridge = bigquery_emulator.client(DecoratorBridge)
+def bq_client(bigquery_emulator: BigQueryEmulator) -> BigQueryBridge:
+    """A real BigQuery client on the emulator, recording jobs, bridging transaction conflicts (tests/bigquery.py)."""
+    client: BigQueryBridge = bigquery_emulator.client(BigQueryBridge)
     return client
 
 

@@ -54,15 +54,6 @@ HEADER = {
         (6, 3, "invalid-column-name", "'_PARTITIONTIME' is not a valid column name"),
         (6, 3, "missing-column", "column '_PARTITIONTIME' is declared but the query does not return it"),
     ],
-    "time_column_clock.sql": [
-        (
-            3,
-            14,
-            "time-column-clock",
-            "time_column 'ordered_at' is a TIMESTAMP that BigQuery partitions by UTC time, so one Asia/Tokyo day "
-            "would span two BigQuery partitions",
-        )
-    ],
     "time_column_type.sql": [
         (3, 14, "invalid-type", "time_column 'sales_date' is DATE, which cannot carry partitions of grain 'hour'")
     ],

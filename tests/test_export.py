@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.core.batch import BatchIndex
 from pipeline.core.spec import FileFormat
 from pipeline.errors import ExportError, SourceError, SpecError, StoreError, UsageError
 from pipeline.export import ChecksFailed, FileOptions, export
@@ -108,7 +109,18 @@ def test_an_export_to_s3_commits_the_manifest_after_the_parts(shop: str, tmp_pat
     kpi = make_kpi(tmp_path / "q", "big", header, "SELECT id, pad FROM big")
     store = open_store(f"s3://{s3_bucket}/lake")
     (manifest,) = export(kpi, [], source=open_source(shop), store=store, run_id="r1")
-    assert keys(store) == ["big/snapshot/run=r1/_manifest.json", "big/snapshot/run=r1/part-00000.parquet"]
+    assert keys(store) == [
+        "big/_batches/run=r1/snapshot/_batch.json",  # written last: the loader's notification
+        "big/snapshot/run=r1/_manifest.json",
+        "big/snapshot/run=r1/part-00000.parquet",
+    ]
+    index = json.loads(store.get_bytes("big/_batches/run=r1/snapshot/_batch.json"))
+    assert index == {
+        "kpi": "big",
+        "run_id": "r1",
+        "manifests": ["big/snapshot/run=r1/_manifest.json"],
+        "batch_version": 1,
+    }
     assert read_partition(store, manifest).num_rows == 400_000
     stored = json.loads(store.get_bytes("big/snapshot/run=r1/_manifest.json"))
     assert stored["rows"] == 400_000
@@ -319,8 +331,8 @@ def test_a_duckdb_query_is_interrupted_at_the_kpi_timeout(shop: str, tmp_path: P
 def test_a_partition_failing_a_check_fails_alone_and_the_lambda_names_it(
     shop: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """One query, three partitions, one of them empty under `min_rows: 1`: the other two are committed (their
-    manifests' S3 events load them), the empty one leaves no file, and the execution fails naming only it."""
+    """One query, three partitions, one of them empty under `min_rows: 1`: the other two are committed (the batch
+    index names them; its S3 event loads them), the empty one leaves no file, and the execution fails naming only it."""
     make_kpi(tmp_path / "q", "sales", SALES_HEADER.format(format="parquet") + "checks: {min_rows: 1}", SALES_SQL)
     monkeypatch.setenv("KPI_QUERIES", str(tmp_path / "q"))
     monkeypatch.setenv("KPI_SOURCE", shop)
@@ -341,11 +353,17 @@ def test_a_partition_failing_a_check_fails_alone_and_the_lambda_names_it(
     assert not error.retryable  # Step Functions fails the execution at once, with this message
     store = LocalStore(tmp_path / "lake")
     assert keys(store) == [
+        "sales/_batches/run=step-1/2024-03-01/_batch.json",  # names the two committed partitions
         "sales/day=2024-03-01/run=step-1/_manifest.json",
         "sales/day=2024-03-01/run=step-1/part-00000.parquet",
         "sales/day=2024-03-02/run=step-1/_manifest.json",
         "sales/day=2024-03-02/run=step-1/part-00000.parquet",
     ]
+    batch = BatchIndex.parse(store.get_bytes("sales/_batches/run=step-1/2024-03-01/_batch.json"), where="test")
+    assert batch.manifests == (
+        "sales/day=2024-03-01/run=step-1/_manifest.json",
+        "sales/day=2024-03-02/run=step-1/_manifest.json",
+    )
     logged = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (logged["error"], logged["failed"]) == ("ChecksFailed", ["2024-03-03"])
     assert [p["partition"] for p in logged["committed"]] == ["2024-03-01", "2024-03-02"]

@@ -129,12 +129,15 @@ class Project:
             return db.execute(sql).fetchall()
 
     def runs_without_manifest(self) -> list[str]:
-        """Run folders (or S3 run prefixes) holding anything but no ``_manifest.json``, and leftover temp files."""
+        """Run folders (or S3 run prefixes) holding anything but no ``_manifest.json``, and leftover temp files
+        (batch indexes, under ``<kpi>/_batches/``, are no run folders)."""
         if not self.bucket:
             lake = Path(self.lake)
-            bad = [str(p) for p in lake.glob("*/*/run=*") if not (p / "_manifest.json").is_file()]
+            folders = [p for p in lake.glob("*/*/run=*") if p.parent.name != "_batches"]
+            bad = [str(p) for p in folders if not (p / "_manifest.json").is_file()]
             return bad + [str(p) for p in lake.rglob(".*")]
-        keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=self.bucket).get("Contents", [])]
+        listed = boto3.client("s3").list_objects_v2(Bucket=self.bucket).get("Contents", [])
+        keys = [o["Key"] for o in listed if "/_batches/" not in o["Key"]]
         runs = {key.rsplit("/", 1)[0] for key in keys}
         return sorted(run for run in runs if f"{run}/_manifest.json" not in keys)
 
@@ -373,6 +376,7 @@ def test_kpi_demo_stops_on_sigint_and_keeps_only_committed_runs(
     summary = json.loads(out)
     assert (summary["ok"], summary["interrupted"]) == (False, "SIGINT")
     assert summary["not_run"] > 0
-    bad = [str(p) for p in lake.glob("*/*/run=*") if not (p / "_manifest.json").is_file()]
+    runs = [p for p in lake.glob("*/*/run=*") if p.parent.name != "_batches"]  # batch indexes are no run folders
+    bad = [str(p) for p in runs if not (p / "_manifest.json").is_file()]
     assert bad + [str(p) for p in lake.rglob(".*")] == []
     assert "terminate called" not in err

@@ -17,7 +17,7 @@ from pipeline.errors import LoadError
 from pipeline.export import export
 from pipeline.lambdas.loader import handler as loader_handler
 from pipeline.load import load_manifest, newest_manifest, split_manifest_url
-from pipeline.load.events import announced_manifests
+from pipeline.load.events import announced, announced_manifests
 from pipeline.sources import open_source
 from pipeline.stores import LocalStore, open_store
 from pipeline.warehouses import open_warehouse
@@ -221,7 +221,7 @@ def test_a_manifest_from_s3_loads_through_a_temporary_file(shop: str, tmp_path: 
     assert rows(str(tmp_path / "wh.duckdb"), "SELECT SUM(orders) FROM daily") == [(3,)]
 
 
-def test_s3_notifications_through_sqs_load_each_manifest_once(
+def test_s3_notifications_through_sqs_load_each_batch_once(
     shop: str, tmp_path: Path, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import boto3
@@ -236,7 +236,7 @@ def test_s3_notifications_through_sqs_load_each_manifest_once(
                 {
                     "QueueArn": arn,
                     "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": "_manifest.json"}]}},
+                    "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": "_batch.json"}]}},  # as deployed
                 }
             ]
         },
@@ -248,15 +248,17 @@ def test_s3_notifications_through_sqs_load_each_manifest_once(
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
     bodies = [m["Body"] for m in messages]
     event = {"Records": [{"eventSource": "aws:sqs", "body": body} for body in bodies]}
-    assert sorted(announced_manifests(event)) == [
-        f"s3://{s3_bucket}/kpi lake/daily/day=2024-03-01/run=r1/_manifest.json",
-        f"s3://{s3_bucket}/kpi lake/daily/day=2024-03-02/run=r1/_manifest.json",
-    ]
+    assert announced(event) == [f"s3://{s3_bucket}/kpi lake/daily/_batches/run=r1/2024-03-01/_batch.json"]
     monkeypatch.setenv("KPI_WAREHOUSE", str(tmp_path / "wh.duckdb"))
     outcomes = [loader_handler(event) for _ in range(3)]  # at-least-once delivery: the same event three times
     assert [[m["loaded"] for m in o["manifests"]] for o in outcomes] == [[True, True], [False, False], [False, False]]
+    assert [m["manifest"] for m in outcomes[0]["manifests"]] == [
+        f"s3://{s3_bucket}/kpi lake/daily/day=2024-03-01/run=r1/_manifest.json",
+        f"s3://{s3_bucket}/kpi lake/daily/day=2024-03-02/run=r1/_manifest.json",
+    ]
     assert rows(str(tmp_path / "wh.duckdb"), "SELECT COUNT(*), SUM(orders) FROM daily") == [(3, 4)]
-    assert rows(str(tmp_path / "wh.duckdb"), "SELECT COUNT(*) FROM _kpi_loads") == [(2,)]
+    # one batch, one transaction: both audit rows carry the same job id
+    assert rows(str(tmp_path / "wh.duckdb"), "SELECT COUNT(*), COUNT(DISTINCT job_id) FROM _kpi_loads") == [(2, 1)]
 
 
 def test_events_other_than_new_manifests_are_ignored() -> None:
@@ -276,9 +278,23 @@ def test_events_other_than_new_manifests_are_ignored() -> None:
         "eventName": "ObjectCreated:CompleteMultipartUpload",
         "s3": {"bucket": {"name": "b"}, "object": {"key": "lake/k/day%3D2024-03-01/run%3Dr/_manifest.json"}},
     }
-    event = {"Records": [part, removed, created, created, {"eventSource": "aws:sqs", "body": json.dumps(test_event)}]}
+    batch = {
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": "b"}, "object": {"key": "lake/k/_batches/run%3Dr/2024-03-01/_batch.json"}},
+    }
+    test_record = {"eventSource": "aws:sqs", "body": json.dumps(test_event)}
+    event = {"Records": [part, removed, created, created, batch, test_record]}
+    assert announced(event) == [
+        "s3://b/lake/k/day=2024-03-01/run=r/_manifest.json",
+        "s3://b/lake/k/_batches/run=r/2024-03-01/_batch.json",
+    ]
     assert announced_manifests(event) == ["s3://b/lake/k/day=2024-03-01/run=r/_manifest.json"]
-    assert announced_manifests(test_event) == []
+    assert announced(test_event) == []
+    assert split_manifest_url("s3://b/lake/k/_batches/run=r/2024-03-01/_batch.json") == (
+        "s3://b/lake",
+        "k/_batches/run=r/2024-03-01/_batch.json",
+    )
 
 
 def test_kpi_dashboard_prints_a_looker_studio_linking_api_url(in_project: Path) -> None:

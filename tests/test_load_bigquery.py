@@ -1,7 +1,7 @@
-"""What only BigQuery has: the job configuration it receives, its partitioning, its failures, its credentials.
+"""What only BigQuery has: the jobs it receives, its partitioning, its transactions, its failures, its credentials.
 
-The rules both warehouses share (exactly once, ordering, refusals, drift) run on the emulator in test_load.py.
-Here the decorator jobs go through :class:`tests.bigquery.DecoratorBridge`, which records them as sent.
+The rules both warehouses share (exactly once, ordering, refusals, drift) run on the emulator in test_load.py,
+races and failures in test_load_concurrency.py. Jobs are recorded as sent by :class:`tests.bigquery.BigQueryBridge`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,12 @@ from pipeline.core.intervals import interval_containing
 from pipeline.errors import LoadError
 from pipeline.export import export
 from pipeline.lambdas.loader import handler as loader_handler
-from pipeline.load import load_manifest
+from pipeline.load import load_manifest, load_manifests
 from pipeline.sources import open_source
 from pipeline.stores import LocalStore, open_store
 from pipeline.warehouses import open_warehouse
 from pipeline.warehouses.bigquery import BigQueryWarehouse, make_client, parse_bigquery_url
-from tests.bigquery import PROJECT, DecoratorBridge
+from tests.bigquery import PROJECT, BigQueryBridge
 from tests.exporting import days, make_kpi
 from tests.loading import HEADER, SQL, bigquery_target, key_of, run, shop_source
 
@@ -46,45 +45,59 @@ def shop(tmp_path: Path) -> str:
     return shop_source(tmp_path)
 
 
-def test_a_partition_is_one_load_job_into_its_decorator_with_an_explicit_schema(
-    shop: str, tmp_path: Path, bq_url: str, bq_client: DecoratorBridge, bq_dataset: str
+def test_a_batch_is_staging_load_jobs_with_an_explicit_schema_then_one_transaction(
+    shop: str, tmp_path: Path, bq_url: str, bq_client: BigQueryBridge, bq_dataset: str
 ) -> None:
-    (manifest,) = run(shop, tmp_path, run_id="20240302T000000000Z-aaaaaa")
-    load_manifest(LocalStore(tmp_path / "lake"), key_of(manifest), BigQueryWarehouse(bq_url, client=bq_client))
+    """No load or copy job ever writes the KPI's table: its rows change by DML inside one transaction, which
+    does not count toward BigQuery's table-modification limit."""
+    committed = run(shop, tmp_path, count=2, run_id="20240302T000000000Z-aaaaaa")
+    store = LocalStore(tmp_path / "lake")
+    loaded = load_manifests(store, [key_of(m) for m in committed], BigQueryWarehouse(bq_url, client=bq_client))
+    assert [r.loaded for _, r in loaded] == [True, True]
 
-    (job,) = bq_client.decorator_jobs
-    assert job["destination"] == f"{PROJECT}.{bq_dataset}.daily$20240301"
-    load = job["configuration"]["load"]
-    assert load["writeDisposition"] == "WRITE_TRUNCATE"
+    loads = [job for job in bq_client.jobs if job.kind == "load"]
+    assert len(loads) == 2
+    assert all("._kpi_staging_daily_20240302t000000000z-aaaaaa_" in job.destination for job in loads)
+    assert bq_client.loads_into(f"{PROJECT}.{bq_dataset}.daily") == []
+    load = loads[0].configuration["load"]
+    assert load["writeDisposition"] == "WRITE_APPEND"
     assert load["createDisposition"] == "CREATE_NEVER"
     assert load["sourceFormat"] == "PARQUET"
     assert load["maxBadRecords"] == 0
     assert "autodetect" not in load
-    assert load["timePartitioning"] == {"type": "DAY", "field": "day"}
-    assert load["clustering"] == {"fields": ["status"]}
     assert [(f["name"], f["type"], f["mode"], f["description"]) for f in load["schema"]["fields"]] == [
         ("day", "DATE", "NULLABLE", "JST day"),
         ("status", "STRING", "NULLABLE", "Status"),
         ("orders", "INT64", "NULLABLE", "Orders"),
         ("sales", "NUMERIC", "NULLABLE", "Sales"),
     ]
-    assert job["configuration"]["labels"] == {"kpi": "daily", "run": "20240302t000000000z-aaaaaa"}
+    assert loads[0].configuration["labels"] == {"kpi": "daily", "run": "20240302t000000000z-aaaaaa"}
+    (script,) = bq_client.transactions()
+    assert "$" not in script
+    assert "WRITE_TRUNCATE" not in script
+    assert f"DELETE FROM `{PROJECT}.{bq_dataset}.daily` WHERE (`day` >= DATE '2024-03-01' AND `day` < DATE" in script
+    assert " OR (`day` >= DATE '2024-03-02' AND `day` < DATE '2024-03-03')" in script
+    queries = [job for job in bq_client.jobs if job.kind == "query"]
+    assert len(queries) == 2  # the audit read that planned the batch, and the transaction
 
     table = bq_client.get_table(f"{PROJECT}.{bq_dataset}.daily")
     assert (table.time_partitioning.type_, table.time_partitioning.field) == ("DAY", "day")
     assert table.clustering_fields == ["status"]
     assert table.description == "Orders per JST day"
+    tables = [t.table_id for t in bq_client.list_tables(f"{PROJECT}.{bq_dataset}")]
+    assert sorted(tables) == ["_kpi_loads", "_kpi_lock", "daily"]  # the staging table is gone
 
 
-def test_a_partition_of_several_files_is_staged_then_copied_into_its_decorator_in_one_job(
-    shop: str, tmp_path: Path, bq_url: str, bq_client: DecoratorBridge, bq_dataset: str
+def test_a_partition_of_several_files_is_one_load_job_per_file_into_one_staging_table(
+    shop: str, tmp_path: Path, bq_url: str, bq_client: BigQueryBridge, bq_dataset: str
 ) -> None:
     (manifest,) = run(shop, tmp_path, files_per_row=True)
     assert len(manifest.files) == 2
     load_manifest(LocalStore(tmp_path / "lake"), key_of(manifest), BigQueryWarehouse(bq_url, client=bq_client))
-    (copy,) = bq_client.decorator_jobs
-    assert copy["destination"] == f"{PROJECT}.{bq_dataset}.daily$20240301"
-    assert copy["configuration"]["copy"]["writeDisposition"] == "WRITE_TRUNCATE"
+    first, second = (job.destination for job in bq_client.jobs if job.kind == "load")
+    assert first == second
+    assert "_kpi_staging_daily_" in first
+    assert len(bq_client.transactions()) == 1
     target = bigquery_target(bq_url, bq_client)
     assert target.rows("SELECT status, orders FROM {daily} ORDER BY status") == [("paid", 2), ("refunded", 1)]
     tables = [t.table_id for t in bq_client.list_tables(f"{PROJECT}.{bq_dataset}")]
@@ -92,20 +105,22 @@ def test_a_partition_of_several_files_is_staged_then_copied_into_its_decorator_i
 
 
 def test_a_failed_load_job_leaves_the_partition_and_the_audit_unchanged_and_a_retry_succeeds(
-    shop: str, tmp_path: Path, bq_url: str, bq_client: DecoratorBridge
+    shop: str, tmp_path: Path, bq_url: str, bq_client: BigQueryBridge, bq_dataset: str
 ) -> None:
     (old,) = run(shop, tmp_path, run_id="20240302T000000000Z-old000")
     (new,) = run(shop, tmp_path, sql=SQL.replace("COUNT(*)", "COUNT(*) * 10"), run_id="20240303T000000000Z-new000")
     store, warehouse = LocalStore(tmp_path / "lake"), BigQueryWarehouse(bq_url, client=bq_client)
     load_manifest(store, key_of(old), warehouse)
-    bq_client.fail_next = True
+    bq_client.fail_next_load()
     with pytest.raises(LoadError, match="BigQuery refused the load: Backend error") as failed:
         load_manifest(store, key_of(new), warehouse)
     assert failed.value.retryable
-    assert "the partition is unchanged" in failed.value.hint
+    assert "the tables are unchanged" in failed.value.hint
     target = bigquery_target(bq_url, bq_client)
     assert target.rows("SELECT SUM(orders) FROM {daily}") == [(3,)]
     assert target.rows("SELECT run_id FROM {audit}") == [("20240302T000000000Z-old000",)]
+    tables = [t.table_id for t in bq_client.list_tables(f"{PROJECT}.{bq_dataset}")]
+    assert not [name for name in tables if name.startswith("_kpi_staging")]
     assert load_manifest(store, key_of(new), warehouse)[1].loaded
     assert target.rows("SELECT SUM(orders) FROM {daily}") == [(30,)]
 
@@ -119,7 +134,7 @@ columns:
   orders: {type: INT64}
 """
 HOURLY_SQL = """
-SELECT date_trunc('hour', created_at) AS hour, COUNT(*) AS orders
+SELECT CAST(DATE_FORMAT(created_at, '%Y-%m-%d %H:00:00') AS DATETIME) AS hour, COUNT(*) AS orders
 FROM orders WHERE created_at >= :start AND created_at < :end GROUP BY 1
 """
 MONTHLY = """
@@ -131,7 +146,7 @@ columns:
   orders: {type: INT64}
 """
 MONTHLY_SQL = """
-SELECT CAST(date_trunc('month', created_at) AS DATE) AS month, COUNT(*) AS orders
+SELECT CAST(DATE_FORMAT(created_at, '%Y-%m-01') AS DATE) AS month, COUNT(*) AS orders
 FROM orders WHERE created_at >= :start AND created_at < :end GROUP BY 1
 """
 
@@ -150,39 +165,50 @@ def export_and_load(
 
 
 def test_hour_and_month_grains_partition_the_table_at_their_grain(
-    shop: str, tmp_path: Path, bq_url: str, bq_client: DecoratorBridge, bq_dataset: str
+    shop: str, tmp_path: Path, bq_url: str, bq_client: BigQueryBridge, bq_dataset: str
 ) -> None:
     hour = export_and_load(tmp_path, shop, "hourly", HOURLY, HOURLY_SQL, "2024-03-01T11:30", bq_url, bq_client)
     month = export_and_load(tmp_path, shop, "monthly", MONTHLY, MONTHLY_SQL, "2024-03-15T00:00", bq_url, bq_client)
     assert (hour, month) == ("2024-03-01T11", "2024-03")
-    hourly, monthly = bq_client.decorator_jobs
-    assert hourly["destination"] == f"{PROJECT}.{bq_dataset}.hourly$2024030111"
-    assert hourly["configuration"]["load"]["timePartitioning"] == {"type": "HOUR", "field": "hour"}
-    assert monthly["destination"] == f"{PROJECT}.{bq_dataset}.monthly$202403"
-    assert monthly["configuration"]["load"]["timePartitioning"] == {"type": "MONTH", "field": "month"}
-    partitioning = bq_client.get_table(f"{PROJECT}.{bq_dataset}.hourly").time_partitioning
-    assert (partitioning.type_, partitioning.field) == ("HOUR", "hour")
+    for name, grain in (("hourly", "HOUR"), ("monthly", "MONTH")):
+        partitioning = bq_client.get_table(f"{PROJECT}.{bq_dataset}.{name}").time_partitioning
+        assert (partitioning.type_, partitioning.field) == (grain, name.removesuffix("ly"))
     target = bigquery_target(bq_url, bq_client)
     assert target.rows(f"SELECT orders FROM `{PROJECT}.{bq_dataset}.hourly`") == [(1,)]
     assert target.rows(f"SELECT month, orders FROM `{PROJECT}.{bq_dataset}.monthly`") == [(date(2024, 3, 1), 4)]
 
 
-def test_a_japan_day_of_a_timestamp_column_is_refused_before_anything_loads(
-    shop: str, tmp_path: Path, bq_url: str, bq_client: DecoratorBridge
+HOURLY_TIMESTAMP = HOURLY.replace("hour:   {type: DATETIME, description: JST hour}", "hour:   {type: TIMESTAMP}")
+
+
+def test_a_japan_hour_and_day_of_a_timestamp_column_load_by_their_utc_range(
+    shop: str, tmp_path: Path, bq_url: str, bq_client: BigQueryBridge, bq_dataset: str
 ) -> None:
-    """`kpi check` refuses such a KPI (rule time-column-clock); a manifest exported before that rule, or by hand,
-    is refused by the loader too. Made here by exporting a valid UTC KPI as if its timezone were Japan's."""
+    """BigQuery partitions TIMESTAMP columns by UTC time; the loader replaces rows by the partition's range in
+    UTC, never through a decorator, so the JST hour 2024-03-01T11 (02:00 UTC) and a JST day (15:00 to 15:00 UTC,
+    two BigQuery day partitions) load like any other — and `kpi check` accepts the headers (make_kpi checks)."""
+    hour = export_and_load(
+        tmp_path, shop, "hourly", HOURLY_TIMESTAMP, HOURLY_SQL, "2024-03-01T11:30", bq_url, bq_client
+    )
+    assert hour == "2024-03-01T11"
+    target = bigquery_target(bq_url, bq_client)
+    assert target.rows(f"SELECT hour, orders FROM `{PROJECT}.{bq_dataset}.hourly`") == [
+        (datetime(2024, 3, 1, 2, tzinfo=UTC), 1)
+    ]
+    (script,) = bq_client.transactions()
+    assert "`hour` >= TIMESTAMP '2024-03-01 02:00:00.000000+00' AND `hour` < TIMESTAMP '2024-03-01 03:00:00" in script
+
     header = HEADER.replace("day:    {type: DATE, description: JST day}", "day:    {type: TIMESTAMP}")
-    header = header.replace("timezone: Asia/Tokyo", "timezone: UTC")
     sql = SQL.replace("DATE(created_at) AS day", "MIN(created_at) AS day").replace("GROUP BY 1, 2", "GROUP BY 2")
-    kpi = replace(make_kpi(tmp_path / "q", "daily", header, sql), timezone="Asia/Tokyo")
+    kpi = make_kpi(tmp_path / "q", "daily", header, sql)
     store = LocalStore(tmp_path / "lake")
     (manifest,) = export(kpi, days("2024-03-01", 1), source=open_source(shop), store=store)
-    with pytest.raises(LoadError) as refused:
-        load_manifest(store, key_of(manifest), BigQueryWarehouse(bq_url, client=bq_client))
-    assert "which BigQuery keeps in partitions 20240229 and 20240301" in str(refused.value)
-    assert "declare the time column as DATE" in refused.value.hint
-    assert bq_client.decorator_jobs == []
+    assert load_manifest(store, key_of(manifest), BigQueryWarehouse(bq_url, client=bq_client))[1].loaded
+    assert target.rows("SELECT day, status, orders FROM {daily} ORDER BY status") == [
+        (datetime(2024, 3, 1, 1, tzinfo=UTC), "paid", 2),
+        (datetime(2024, 3, 1, 3, tzinfo=UTC), "refunded", 1),
+    ]
+    assert bq_client.loads_into(f"{PROJECT}.{bq_dataset}.daily") == []
 
 
 def test_s3_events_load_a_snapshot_into_bigquery_through_the_loader_lambda(

@@ -563,7 +563,7 @@ def test_the_loader_is_fed_by_a_queue_of_manifest_events_with_a_dead_letter_queu
     assert notification["Queue"] == {"Fn::GetAtt": ["LoadQueue", "Arn"]}
     assert notification["Filter"]["S3Key"]["Rules"] == [
         {"Name": "prefix", "Value": "lake/"},
-        {"Name": "suffix", "Value": "_manifest.json"},
+        {"Name": "suffix", "Value": "_batch.json"},  # the batch index: one load (one transaction) per export job
     ]
     (allow,) = resources["LoadQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert allow["Principal"] == {"Service": "s3.amazonaws.com"}

@@ -121,7 +121,6 @@ class HeaderChecker(PositionalValidator):
         out["time_column"] = self.time_column(data, grain, out["columns"])
         if "chart" in data:
             out["chart"] = chart_settings(self, data["chart"], out["columns"], out["time_column"])
-        self.partition_clock(out["time_column"], grain, out["columns"], out["timezone"], out.get("source_timezone"))
         self.hour_clock(
             out["time_column"], grain, out["columns"], out["timezone"], out.get("source_timezone"), out["start"]
         )
@@ -423,34 +422,6 @@ class HeaderChecker(PositionalValidator):
             )
         return name
 
-    def partition_clock(
-        self, name: str | None, grain: Grain | None, columns: tuple[Column, ...], zone: str, source_zone: str | None
-    ) -> None:
-        """BigQuery cuts a TIMESTAMP column's partitions at UTC boundaries and a DATETIME column's at its own wall
-        clock (``source_timezone``). When that clock's offset differs from the KPI's timezone, one KPI day (or
-        month, or hour at a half-hour offset) spans two BigQuery partitions and the loader would refuse it."""
-        column = next((c for c in columns if c.name == name), None)
-        if column is None or grain not in (Grain.DAY, Grain.MONTH, Grain.HOUR):
-            return
-        if column.type is BqType.TIMESTAMP:
-            clock = "UTC"
-        elif column.type is BqType.DATETIME:
-            clock = source_zone or zone
-        else:
-            return
-        unit = 3600 if grain is Grain.HOUR else 86400
-        if all(_offset(zone, moment) % unit == _offset(clock, moment) % unit for moment in _SAMPLE_MOMENTS):
-            return
-        self.report(
-            ("time_column",),
-            "time-column-clock",
-            f"time_column '{name}' is a {column.type.value} that BigQuery partitions by {clock} time, so one {zone} "
-            f"{grain.value} would span two BigQuery partitions",
-            "declare it as DATE, or as DATETIME holding the wall-clock time of `timezone`"
-            if column.type is BqType.TIMESTAMP
-            else "convert it to `timezone` in the SELECT and drop `source_timezone`, or declare it as DATE",
-        )
-
     def hour_clock(
         self,
         name: str | None,
@@ -553,15 +524,6 @@ def _format_offset(seconds: int) -> str:
     sign = "+" if seconds >= 0 else "-"
     hours, minutes = divmod(abs(seconds) // 60, 60)
     return f"{sign}{hours:02d}:{minutes:02d}"
-
-
-# Winter and summer, for zones with daylight saving time.
-_SAMPLE_MOMENTS = (datetime(2024, 1, 15, 12, tzinfo=UTC), datetime(2024, 7, 15, 12, tzinfo=UTC))
-
-
-def _offset(zone: str, moment: datetime) -> int:
-    offset = moment.astimezone(ZoneInfo(zone)).utcoffset()
-    return int(offset.total_seconds()) if offset else 0
 
 
 def _snake(text: str) -> str:

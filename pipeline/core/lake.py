@@ -1,6 +1,8 @@
 """Where a KPI's files live in the lake, and what a run is called.
 
 ``<lake>/<kpi>/<time_column>=<partition>/run=<run-id>/part-00000.parquet`` plus ``_manifest.json`` written last.
+The batch index of an export job, written after its manifests, is ``<lake>/<kpi>/_batches/run=<run-id>/<first
+partition>/_batch.json`` (:mod:`pipeline.core.batch`).
 Snapshot KPIs (``grain: none``) use ``<lake>/<kpi>/snapshot/run=<run-id>/``. Run ids sort by the time the run
 started (UTC), so "newer run" is a string comparison for the loader and for people reading an S3 listing.
 """
@@ -16,6 +18,8 @@ from pipeline.core.intervals import Interval
 from pipeline.core.spec import Kpi
 
 MANIFEST_NAME = "_manifest.json"
+BATCH_NAME = "_batch.json"
+BATCHES = "_batches"
 SNAPSHOT = "snapshot"
 # What a run id may be: it names a folder in S3 and on disk, a BigQuery job label and staging table.
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -60,3 +64,8 @@ def manifest_key(kpi: Kpi, interval: Interval | None, run_id: str) -> str:
 
 def part_name(index: int, extension: str) -> str:
     return f"part-{index:05d}.{extension}"
+
+
+def batch_index_key(kpi: str, run_id: str, first_partition: str) -> str:
+    """Where the index of the batch starting at ``first_partition`` lives (one export job, one run)."""
+    return f"{kpi}/{BATCHES}/run={run_id}/{first_partition}/{BATCH_NAME}"

@@ -8,6 +8,8 @@ The order of events is the commit protocol the loader relies on:
    is written. Partitions are judged one by one: a partition that fails a check has its files removed and is
    reported with its own reason (:class:`ChecksFailed`, raised after the others were committed), so one bad day
    of a lookback or backfill batch does not hold back the good ones.
+4. then the batch index (``_batch.json``, :mod:`pipeline.core.batch`) naming the committed ones, which the loader
+   loads as one.
 
 Any other failure before step 3 removes the files of the run (S3 multipart uploads are aborted, not left behind).
 
@@ -32,10 +34,11 @@ from itertools import pairwise
 import pyarrow as pa
 
 from pipeline import __version__
+from pipeline.core.batch import BatchIndex
 from pipeline.core.checks import PartitionChecks
 from pipeline.core.convert import Conversion
 from pipeline.core.intervals import Interval
-from pipeline.core.lake import is_run_id, manifest_key, new_run_id, partition_name, run_prefix
+from pipeline.core.lake import batch_index_key, is_run_id, manifest_key, new_run_id, partition_name, run_prefix
 from pipeline.core.manifest import CSV_NULL_MARKER, Manifest, SchemaField
 from pipeline.core.render import bind_values
 from pipeline.core.spec import FileFormat, Kpi
@@ -78,7 +81,9 @@ def export(
     else:  # a retry: keep what it committed, clear what an attempt that never committed left behind
         committed = _committed(kpi, parts, run_id, store)
         if len(committed) == len(parts):
-            return [committed[index] for index in range(len(parts))]
+            done = [committed[index] for index in range(len(parts))]
+            _index_batch(store, kpi, parts, run_id)  # a kill may have come between the last manifest and the index
+            return done
         for index, part in enumerate(parts):
             if index not in committed:
                 _clear(store, run_prefix(kpi, part, run_id) + "/")
@@ -164,6 +169,9 @@ def export(
             store.put_bytes(manifest_key(kpi, part, run_id), manifest.to_json().encode())
             uncommitted.remove(_writer(writers, index))  # committed: the cleanup below must not touch it
             manifests.append(manifest)
+        good = [part for index, part in enumerate(parts) if index not in failures]
+        if good:
+            _index_batch(store, kpi, good, run_id)
         if failures:
             raise ChecksFailed(kpi, {partition_name(parts[i]): problems for i, problems in failures.items()}, manifests)
         return manifests
@@ -238,6 +246,14 @@ def _committed(kpi: Kpi, parts: list[Interval | None], run_id: str, store: Store
         if store.exists(key):
             found[index] = Manifest.parse(store.get_bytes(key), where=store.uri(key), hint=hint)
     return found
+
+
+def _index_batch(store: Store, kpi: Kpi, parts: list[Interval | None], run_id: str) -> None:
+    """The batch index of the committed ``parts``, after their manifests: the loader lands them in one
+    transaction. Its S3 notification is what starts the loader; without it (a kill right here) the retry writes it.
+    A partition that failed its checks is not named: it has no manifest."""
+    index = BatchIndex(kpi.name, run_id, tuple(manifest_key(kpi, part, run_id) for part in parts))
+    store.put_bytes(batch_index_key(kpi.name, run_id, partition_name(parts[0])), index.to_json().encode())
 
 
 def _clear(store: Store, prefix: str) -> None:

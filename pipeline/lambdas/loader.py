@@ -1,6 +1,7 @@
-"""The loader Lambda (outside the VPC), triggered by S3 notifications of new ``_manifest.json`` objects.
+"""The loader Lambda (outside the VPC), triggered by S3 notifications of new batch indexes (``_batch.json``).
 
-Configured only by environment variables (``KPI_WAREHOUSE``). Each announced manifest is loaded on its own.
+Configured only by environment variables (``KPI_WAREHOUSE``). Each announced batch lands in one warehouse
+transaction (all of its partitions or none); a bare ``_manifest.json`` is loaded as a batch of one.
 Through SQS (as deployed) the answer is a partial batch response (:mod:`pipeline.lambdas.queue`): a message whose
 load failed for a transient reason is retried after a backoff, one that failed for good goes to the dead-letter
 queue at once, the others are deleted. Delivered directly by S3, a failure is raised (``RetryableError`` when
@@ -16,8 +17,8 @@ from pipeline import settings
 from pipeline.errors import KpiError
 from pipeline.lambdas.errorlog import log_error, reraise
 from pipeline.lambdas.queue import handle_messages, is_queue_event
-from pipeline.load.events import announced_manifests
-from pipeline.load.flow import load_manifest, split_manifest_url
+from pipeline.load.events import announced
+from pipeline.load.flow import load_announced, split_manifest_url
 from pipeline.stores import open_store
 from pipeline.warehouses import open_warehouse
 
@@ -32,22 +33,23 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
 
 
 def _load_announced(event: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Load every manifest ``event`` (an S3 notification, or one SQS record wrapping one) announces, in order."""
-    outcomes = []
-    for url in announced_manifests(event if "Records" in event else {"Records": [event]}):
+    """Load every batch (or bare manifest) ``event`` (an S3 notification, or one SQS record wrapping one)
+    announces, in order; one outcome per partition."""
+    outcomes: list[dict[str, Any]] = []
+    for url in announced(event if "Records" in event else {"Records": [event]}):
         try:
             lake, key = split_manifest_url(url)
             warehouse = open_warehouse(settings.load_environment().warehouse)
             try:
-                manifest, result = load_manifest(open_store(lake), key, warehouse)
+                loaded = load_announced(open_store(lake), key, warehouse)
             finally:
                 warehouse.close()
         except KpiError as error:
             log_error(error, manifest=url)
             raise
-        outcomes.append(
+        outcomes.extend(
             {
-                "manifest": url,
+                "manifest": f"{lake.rstrip('/')}/{manifest_key}",
                 "kpi": manifest.kpi,
                 "partition": manifest.partition,
                 "run_id": manifest.run_id,
@@ -55,5 +57,6 @@ def _load_announced(event: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "reason": result.reason,
                 "added_columns": list(result.added_columns),
             }
+            for manifest_key, manifest, result in loaded
         )
     return outcomes

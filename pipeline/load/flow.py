@@ -1,16 +1,20 @@
-"""Load: read a manifest, check every file it lists, and let the warehouse replace the partition.
+"""Load: read a batch's manifests, check every file they list, and let the warehouse land the batch at once.
 
-The manifest is the only input: the loader never reads ``queries/``, so an old manifest loads exactly what was
-exported. Files are checked against the manifest's size and SHA-256 before a row reaches the warehouse.
+The manifests are the only input: the loader never reads ``queries/``, so an old manifest loads exactly what
+was exported. Files are checked against their manifest's size, SHA-256 and row count before a row reaches the
+warehouse. A batch is the partitions one export job committed — named by its batch index (``_batch.json``,
+:mod:`pipeline.core.batch`) or given as a list of manifests — and lands in one warehouse transaction.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import BinaryIO
 
+from pipeline.core.batch import BatchIndex
 from pipeline.core.intervals import Interval
-from pipeline.core.lake import MANIFEST_NAME, partition_prefix
+from pipeline.core.lake import BATCH_NAME, BATCHES, MANIFEST_NAME, partition_prefix
 from pipeline.core.manifest import DataFile, Manifest
 from pipeline.core.rowcount import PARQUET_TAIL_BYTES, CsvRecordCounter, parquet_footer_length, parquet_rows
 from pipeline.core.spec import Kpi
@@ -23,8 +27,11 @@ _CHUNK = 1 << 20
 
 
 def split_manifest_url(url: str) -> tuple[str, str]:
-    """``<lake>/<kpi>/<partition>/run=<id>/_manifest.json`` → (lake URL, key of the manifest in it)."""
+    """``<lake>/<kpi>/<partition>/run=<id>/_manifest.json`` → (lake URL, key of the manifest in it); a batch
+    index's URL ``<lake>/<kpi>/_batches/run=<id>/<first partition>/_batch.json`` likewise."""
     parts = url.rstrip("/").split("/")
+    if parts[-1] == BATCH_NAME and len(parts) >= 6 and parts[-3].startswith("run=") and parts[-4] == BATCHES:
+        return "/".join(parts[:-5]) or "/", "/".join(parts[-5:])
     if parts[-1] != MANIFEST_NAME or len(parts) < 5 or not parts[-2].startswith("run="):
         raise LoadError(
             f"{url} is not a manifest URL",
@@ -33,10 +40,37 @@ def split_manifest_url(url: str) -> tuple[str, str]:
     return "/".join(parts[:-4]) or "/", "/".join(parts[-4:])
 
 
-def load_manifest(store: Store, key: str, warehouse: Warehouse, *, force: bool = False) -> tuple[Manifest, LoadResult]:
+def load_announced(store: Store, key: str, warehouse: Warehouse) -> list[tuple[str, Manifest, LoadResult]]:
+    """What an S3 notification names — a batch index (its batch), or a bare manifest (a batch of one) — with
+    the key of each manifest loaded."""
+    keys = [key]
+    if key.endswith("/" + BATCH_NAME):
+        keys = list(BatchIndex.parse(store.get_bytes(key), where=store.uri(key)).manifests)
+    return [(k, m, r) for k, (m, r) in zip(keys, load_manifests(store, keys, warehouse), strict=True)]
+
+
+def load_manifests(
+    store: Store, keys: Sequence[str], warehouse: Warehouse, *, force: bool = False
+) -> list[tuple[Manifest, LoadResult]]:
+    """Load the manifests at ``keys`` (one KPI's partitions) as one batch: all of them land, or none."""
     hint = "export the partition again; do not edit manifests by hand"
-    manifest = Manifest.parse(store.get_bytes(key), where=store.uri(key), hint=hint)
-    return manifest, warehouse.load(manifest, _checked_opener(store, manifest), force=force)
+    manifests = [Manifest.parse(store.get_bytes(key), where=store.uri(key), hint=hint) for key in keys]
+    results = warehouse.load(manifests, _checked_opener(store, manifests), force=force)
+    return list(zip(manifests, results, strict=True))
+
+
+def load_manifest(store: Store, key: str, warehouse: Warehouse, *, force: bool = False) -> tuple[Manifest, LoadResult]:
+    """A single manifest: a batch of one (``kpi load``)."""
+    ((manifest, result),) = load_manifests(store, [key], warehouse, force=force)
+    return manifest, result
+
+
+def load_batch(
+    store: Store, key: str, warehouse: Warehouse, *, force: bool = False
+) -> list[tuple[Manifest, LoadResult]]:
+    """The batch a ``_batch.json`` index names, as one batch."""
+    index = BatchIndex.parse(store.get_bytes(key), where=store.uri(key))
+    return load_manifests(store, index.manifests, warehouse, force=force)
 
 
 def newest_manifest(store: Store, kpi: Kpi, interval: Interval | None) -> str:
@@ -51,11 +85,13 @@ def newest_manifest(store: Store, kpi: Kpi, interval: Interval | None) -> str:
     return manifests[-1]
 
 
-def _checked_opener(store: Store, manifest: Manifest) -> OpenFile:
-    """Each file as the warehouse will read it, refused unless its size, SHA-256 and row count are the manifest's:
-    a file changed after its commit never reaches a table, whichever warehouse it is."""
+def _checked_opener(store: Store, manifests: Sequence[Manifest]) -> OpenFile:
+    """Each file as the warehouse will read it, refused unless its size, SHA-256 and row count are its
+    manifest's: a file changed after its commit never reaches a table, whichever warehouse it is."""
+    owner = {entry.path: manifest for manifest in manifests for entry in manifest.files}
 
     def open_file(entry: DataFile) -> BinaryIO:
+        manifest = owner[entry.path]
         handle = store.open_read(entry.path)
         try:
             _check(handle, entry, manifest)

@@ -1,15 +1,20 @@
-"""What the loader needs from a warehouse: replace one partition from a manifest's files, atomically, audited.
+"""What the loader needs from a warehouse: land a batch of partitions from their manifests, atomically, audited.
 
-The rules both warehouses share live here, so that the embedded DuckDB warehouse and BigQuery decide alike:
-which run wins (:func:`superseded`), which rows a partition is (:func:`partition_bounds`), and which schema
-changes stop a load (:func:`refuse_drift`).
+A *batch* is the unit of a load: the partitions one export job committed (one source query), or a single
+manifest. All of a batch's partitions land in one transaction, or none does — so a backfill costs one warehouse
+transaction per batch, not one per partition.
+
+The rules both warehouses share live here, pure, so that the embedded DuckDB warehouse and BigQuery decide alike:
+what a batch may hold (:func:`check_batch`), which run wins (:func:`superseded`), which partitions a load writes
+and which it skips (:func:`plan_batch`), which rows a partition is (:func:`partition_bounds`), which schema
+changes stop a load (:func:`refuse_drift`) and what a wrong row count says (:func:`count_mismatch`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import BinaryIO, Protocol
 from zoneinfo import ZoneInfo
 
@@ -38,7 +43,7 @@ class LoadRecord:
     loaded_at: datetime
 
     @classmethod
-    def of(cls, manifest: Manifest, job_id: str) -> LoadRecord:
+    def of(cls, manifest: Manifest, job_id: str, loaded_at: datetime) -> LoadRecord:
         return cls(
             manifest.kpi,
             manifest.partition,
@@ -47,43 +52,43 @@ class LoadRecord:
             manifest.rows,
             manifest.bytes,
             job_id,
-            datetime.now(UTC),
+            loaded_at,
         )
 
 
 @dataclass(frozen=True)
 class LoadResult:
+    """What happened to one partition of a batch."""
+
+    partition: str
     loaded: bool  # False: skipped, see `reason`
-    reason: str  # what happened, for people: "replaced …", "older than run … already loaded"
+    reason: str  # for people: "replaced …", "run … is older than run … already loaded"
     record: LoadRecord | None = None
     added_columns: tuple[str, ...] = ()
 
     @classmethod
     def replaced(cls, manifest: Manifest, record: LoadRecord, drift: Drift | None) -> LoadResult:
         added = tuple(f.name for f in drift.added) if drift else ()
-        return cls(True, f"replaced {manifest.partition} with {manifest.rows:,} rows", record, added)
+        reason = f"replaced {manifest.partition} with {manifest.rows:,} rows"
+        return cls(manifest.partition, True, reason, record, added)
 
 
 class Warehouse(Protocol):
     url: str
 
-    def load(self, manifest: Manifest, open_file: OpenFile, *, force: bool = False) -> LoadResult:
-        """Replace the manifest's partition with its files in one atomic step and record it in the audit table —
-        unless a run as new or newer is already loaded (``force`` reloads the same run). Raises LoadError,
-        leaving the table as it was, on schema drift that is not additive or on a row-count mismatch."""
+    def load(self, manifests: Sequence[Manifest], open_file: OpenFile, *, force: bool = False) -> list[LoadResult]:
+        """Land the batch — every partition :func:`plan_batch` writes, in one transaction, audited — and return one
+        result per manifest, in order. Raises LoadError, leaving every table as it was, on a batch that is not
+        one (:func:`check_batch`), on schema drift that is not additive or on a row-count mismatch."""
         ...
 
-    def last_load(self, kpi: str, partition: str) -> LoadRecord | None:
-        """The newest run loaded for the partition, from the audit table."""
+    def loads(self, kpi: str) -> dict[str, LoadRecord]:
+        """The newest run loaded for each partition of the KPI (one query: loads plan with it, backfills resume
+        with it, ``kpi status`` reports from it); empty when nothing was ever loaded."""
         ...
 
     def close(self) -> None:
         """Release connections (the DuckDB file lock); the warehouse reopens on next use."""
-        ...
-
-    def loads(self, kpi: str) -> dict[str, LoadRecord]:
-        """The newest run loaded for each partition of the KPI (one query: backfills plan with it, ``kpi status``
-        reports from it); empty when nothing was ever loaded."""
         ...
 
     def remove(self, kpi: str, removals: Sequence[Removal], *, whole_table: bool = False) -> list[LoadRecord]:
@@ -93,18 +98,87 @@ class Warehouse(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class BatchPlan:
+    """Which partitions of a batch a load writes, and which it skips and why (their reasons are the results)."""
+
+    write: tuple[Manifest, ...]
+    skip: tuple[tuple[Manifest, str], ...]
+    order: tuple[str, ...]  # the batch's partitions, as given
+
+    def results(self, written: Mapping[str, LoadResult]) -> list[LoadResult]:
+        """One result per manifest of the batch, in the batch's order: ``written`` for the partitions written."""
+        skipped = {manifest.partition: reason for manifest, reason in self.skip}
+        return [written[name] if name in written else LoadResult(name, False, skipped[name]) for name in self.order]
+
+
 def where(manifest: Manifest) -> str:
     """How messages name a load: KPI, partition and run."""
     return f"{manifest.kpi} {manifest.partition} (run {manifest.run_id})"
 
 
-def superseded(manifest: Manifest, last: LoadRecord | None, *, force: bool) -> LoadResult | None:
-    """The skip, when the partition already holds this run or a newer one. Run ids sort by their start time, so
-    an S3 event delivered twice or late never puts older numbers back on a dashboard."""
-    if last is None or manifest.run_id > last.run_id or (manifest.run_id == last.run_id and force):
+def check_batch(manifests: Sequence[Manifest]) -> None:
+    """A batch is one KPI's partitions, each once, with one schema and one file format: what one export job
+    commits. Anything else is refused before a warehouse is touched."""
+    if not manifests:
+        raise LoadError("a batch to load holds no manifest", hint="name at least one committed partition")
+    first = manifests[0]
+    kpis = sorted({m.kpi for m in manifests})
+    if len(kpis) > 1:
+        raise LoadError(
+            f"a batch holds partitions of {len(kpis)} KPIs ({', '.join(kpis)})",
+            where=where(first),
+            hint="load each KPI's manifests as a batch of their own",
+        )
+    seen: set[str] = set()
+    for manifest in manifests:
+        if manifest.partition in seen:
+            raise LoadError(
+                f"partition {manifest.partition} appears twice in one batch",
+                where=where(manifest),
+                hint="a batch names each partition once: load the runs one after the other",
+            )
+        seen.add(manifest.partition)
+        if [(f.name, f.type) for f in manifest.schema] != [(f.name, f.type) for f in first.schema] or (
+            manifest.format != first.format
+        ):
+            raise LoadError(
+                f"partition {manifest.partition} has other columns or another file format than {first.partition}",
+                where=where(manifest),
+                hint="a batch is what one export committed: load these manifests one at a time",
+            )
+
+
+def superseded(newest_loaded: LoadRecord | None, manifest: Manifest, *, force: bool) -> str | None:
+    """Why the manifest must not be loaded, or None when it must. *Never older*: run ids sort by their start
+    time, and a run older than the one loaded never replaces it, even with ``force`` — an S3 event delivered late
+    or twice never puts older numbers back on a dashboard. *Exactly once*: the run already loaded is skipped,
+    unless ``force`` asks to reload that same run."""
+    if newest_loaded is None or manifest.run_id > newest_loaded.run_id:
         return None
-    why = "is already loaded" if manifest.run_id == last.run_id else f"is older than run {last.run_id}"
-    return LoadResult(False, f"run {manifest.run_id} {why}, loaded {last.loaded_at:%Y-%m-%d %H:%M} UTC")
+    if manifest.run_id == newest_loaded.run_id:
+        if force:
+            return None
+        why = "is already loaded"
+    else:
+        why = f"is older than run {newest_loaded.run_id}"
+    return f"run {manifest.run_id} {why}, loaded {newest_loaded.loaded_at:%Y-%m-%d %H:%M} UTC"
+
+
+def plan_batch(manifests: Sequence[Manifest], loaded: Mapping[str, LoadRecord], *, force: bool) -> BatchPlan:
+    """The plan of a load from the audit (``loaded``: :meth:`Warehouse.loads` of the KPI). Each warehouse makes
+    it again inside its transaction — DuckDB under its write lock, BigQuery by re-checking the audit in the
+    transaction script — so that a plan made before another load committed is never acted on."""
+    check_batch(manifests)
+    write: list[Manifest] = []
+    skip: list[tuple[Manifest, str]] = []
+    for manifest in manifests:
+        reason = superseded(loaded.get(manifest.partition), manifest, force=force)
+        if reason is None:
+            write.append(manifest)
+        else:
+            skip.append((manifest, reason))
+    return BatchPlan(tuple(write), tuple(skip), tuple(m.partition for m in manifests))
 
 
 def refuse_drift(drift: Drift | None, manifest: Manifest) -> None:
@@ -116,9 +190,20 @@ def refuse_drift(drift: Drift | None, manifest: Manifest) -> None:
         )
 
 
+def count_mismatch(manifest: Manifest, found: int, what: str = "the partition holds") -> LoadError:
+    """The error of a partition whose rows in the warehouse are not the manifest's count (the whole batch is
+    rolled back)."""
+    return LoadError(
+        f"{what} {found} rows after the load, the manifest says {manifest.rows}",
+        where=where(manifest),
+        hint="the files and the manifest disagree: export the partition again",
+    )
+
+
 def partition_bounds(manifest: Manifest) -> tuple[str, BqType, date | datetime, date | datetime] | None:
     """(time column, its type, first value, end value exclusive) of the manifest's partition; None for a snapshot,
-    whose partition is the whole table."""
+    whose partition is the whole table. TIMESTAMP bounds are UTC instants: BigQuery's own clock for that type, so
+    a Japan-time hour or day of a TIMESTAMP column is a plain range whatever BigQuery's partitions are."""
     if manifest.interval_start is None or manifest.interval_end is None or not manifest.time_column:
         return None
     column_type = BqType(next(f.type for f in manifest.schema if f.name == manifest.time_column))

@@ -1,22 +1,36 @@
-"""BigQuery: each manifest becomes one partition of the KPI's table, by one load job, verified, audited.
+"""BigQuery: a batch of partitions lands through a staging table and one transaction, verified, audited.
 
-A single-file partition (the usual case: files are cut at 256 MB) is one load job into the partition decorator
-(``table$20240301``) with WRITE_TRUNCATE and the manifest's explicit schema. BigQuery applies a load job
-atomically, so a re-run replaces the partition and a failed job leaves it as it was. A partition of several files
-is loaded into a staging table first, one job per file, and moved into the decorator by one copy job with
-WRITE_TRUNCATE — still one atomic step on the KPI's table. Snapshots (no time column) replace the whole table.
+1. One audit read plans the batch (:func:`pipeline.warehouses.base.plan_batch`): which partitions to write.
+2. The KPI's table is created if missing (on NotFound, never "create if not exists" on every load); drift is
+   judged and refused before any data moves; new nullable columns are added with ``ALTER TABLE ADD COLUMN`` —
+   outside the transaction (DDL cannot run in one), the only change a failed load may leave behind.
+3. The plan's files are loaded into a fresh staging table (``_kpi_staging_<kpi>_<run>_<random>``, expiring
+   after a day if a crashed load leaves it), one load job per file (WRITE_APPEND, CREATE_NEVER, no bad record,
+   CSV ``null_marker`` from the manifest); each job's rows and the staging table's total are checked.
+4. One script (:mod:`pipeline.warehouses.bigquery_sql`) takes the KPI's lock row, re-checks the audit, replaces
+   the partitions' rows with DML (DELETE ranges + INSERT … SELECT), counts them and writes the audit rows in one
+   multi-statement transaction. A newer run found there → plan again; a concurrent transaction on the KPI →
+   BigQuery cancels one, which retries (at most :data:`COMMIT_ATTEMPTS`, paced with jitter); a count mismatch →
+   LoadError, rolled back. The staging table is deleted in any case.
 
-Before a job starts, each file was checked against the manifest (size, SHA-256, row count) by the loader; after
-it, the job's output rows and a ``COUNT(*)`` of the partition must both equal the manifest's, or the load fails
-loudly. Files stream from the lake into the upload in :data:`UPLOAD_CHUNK` pieces; nothing holds a file whole.
+No partition decorators and no WRITE_TRUNCATE: rows are chosen by the time column's range in BigQuery's own
+clock (UTC instants for TIMESTAMP), so a Japan-time hour or day of a TIMESTAMP column loads like any other. DML
+does not count toward BigQuery's daily table-modification limit; per batch the jobs are one audit query, one
+load job per file into the staging table and one script — none of them a load or copy job into the KPI's table.
+
+Before a job starts, each file was checked against the manifest (size, SHA-256, row count) by the loader. Files
+stream from the lake into the upload in :data:`UPLOAD_CHUNK` pieces; nothing holds a file whole.
 
 Nothing here imports pyarrow or pandas: the loader Lambda's package has neither (its size budget).
 """
 
 from __future__ import annotations
 
+import random
+import secrets
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -29,20 +43,29 @@ from google.cloud.bigquery import client as bigquery_client
 
 from pipeline.core.drift import Drift, schema_drift
 from pipeline.core.manifest import DataFile, Manifest, SchemaField
-from pipeline.core.types import BqType
-from pipeline.errors import LoadError
+from pipeline.errors import LoadError, bigquery_retryable
 from pipeline.warehouses.base import (
     AUDIT_TABLE,
+    BatchPlan,
     Bounds,
     LoadRecord,
     LoadResult,
     OpenFile,
     Removal,
+    check_batch,
+    count_mismatch,
     current_loads,
-    partition_bounds,
+    plan_batch,
     refuse_drift,
-    superseded,
     where,
+)
+from pipeline.warehouses.bigquery_sql import (
+    COUNT,
+    LOCK_TABLE,
+    SUPERSEDED,
+    Tables,
+    batch_script,
+    count_error,
 )
 
 URL_FORM = "bigquery://PROJECT/DATASET[?location=asia-northeast1&secret=ARN&region=R&endpoint=URL]"
@@ -55,12 +78,14 @@ JOB_TIMEOUT = timedelta(minutes=10)  # the loader Lambda's budget is 15 minutes
 # left to say so. One minute, and the event is retried instead.
 RETRY = bigquery.DEFAULT_RETRY.with_deadline(60)
 STAGING_EXPIRY = timedelta(days=1)  # a staging table a crashed load left behind removes itself
+COMMIT_ATTEMPTS = 8  # transactions cancelled by a concurrent load of the KPI, retried
+RETRY_PACE = 0.5  # seconds, doubled per attempt (at most 30), times a jitter in [0.5, 1.5)
+CONCURRENT = ("concurrent update", "Transaction is aborted")  # BigQuery's words for a cancelled transaction
 PARTITIONING = {
     "hour": bigquery.TimePartitioningType.HOUR,
     "day": bigquery.TimePartitioningType.DAY,
     "month": bigquery.TimePartitioningType.MONTH,
 }
-DECORATOR_FORMAT = {"hour": "%Y%m%d%H", "day": "%Y%m%d", "month": "%Y%m"}
 LEGACY_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}  # how the API may name standard types
 AUDIT_SCHEMA = (
     bigquery.SchemaField("kpi", "STRING", "REQUIRED"),
@@ -71,6 +96,11 @@ AUDIT_SCHEMA = (
     bigquery.SchemaField("bytes", "INT64"),
     bigquery.SchemaField("job_id", "STRING"),
     bigquery.SchemaField("loaded_at", "TIMESTAMP", "REQUIRED"),
+)
+LOCK_SCHEMA = (
+    bigquery.SchemaField("kpi", "STRING", "REQUIRED"),
+    bigquery.SchemaField("run_id", "STRING"),
+    bigquery.SchemaField("locked_at", "TIMESTAMP"),
 )
 _RECORD_COLUMNS = "kpi, `partition`, run_id, sql_hash, `rows`, bytes, job_id, loaded_at"
 _AUTH_HINT = (
@@ -147,11 +177,20 @@ def service_account_credentials(target: BigQueryTarget) -> Any:
 
 
 class BigQueryWarehouse:
-    def __init__(self, url: str, client: bigquery.Client | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        client: bigquery.Client | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
         self.url = url
         self.target = parse_bigquery_url(url)
         self._client = client
         self._owns_client = client is None
+        self._sleep, self._jitter = sleep, jitter
+        self._meta_missing = False  # the last audit read found no dataset or audit table
 
     @property
     def client(self) -> bigquery.Client:
@@ -165,40 +204,45 @@ class BigQueryWarehouse:
             self._client.close()  # type: ignore[no-untyped-call]
             self._client = None
 
-    def last_load(self, kpi: str, partition: str) -> LoadRecord | None:
-        sql = f"SELECT {_RECORD_COLUMNS} FROM `{self._audit}` WHERE kpi = @kpi AND `partition` = @partition"
-        try:
-            rows = self._query(sql, {"kpi": ("STRING", kpi), "partition": ("STRING", partition)}, kpi)
-        except google_errors.NotFound:
-            return None
-        return current_loads(LoadRecord(*row.values()) for row in rows).get(partition)  # none since a removal
-
     def loads(self, kpi: str) -> dict[str, LoadRecord]:
         sql = f"SELECT {_RECORD_COLUMNS} FROM `{self._audit}` WHERE kpi = @kpi"
         try:
             rows = self._query(sql, {"kpi": ("STRING", kpi)}, kpi)
         except google_errors.NotFound:
+            self._meta_missing = True
             return {}
+        self._meta_missing = False
         return current_loads(LoadRecord(*row.values()) for row in rows)  # removals taken into account
 
-    def load(self, manifest: Manifest, open_file: OpenFile, *, force: bool = False) -> LoadResult:
-        with _google_errors(manifest):
-            self._ensure_dataset()
-            skip = superseded(manifest, self.last_load(manifest.kpi, manifest.partition), force=force)
-            if skip:
-                return skip
-            drift = self._prepare_table(manifest)
-            job_id = self._replace_partition(manifest, open_file)
-            self._verify(manifest)
-            record = LoadRecord.of(manifest, job_id)
-            self._record(record)
-        return LoadResult.replaced(manifest, record, drift)
+    def load(self, manifests: Sequence[Manifest], open_file: OpenFile, *, force: bool = False) -> list[LoadResult]:
+        check_batch(manifests)
+        with _google_errors(manifests[0]):
+            plan = plan_batch(manifests, self.loads(manifests[0].kpi), force=force)
+            if not plan.write:
+                return plan.results({})
+            if self._meta_missing:
+                self._create_meta()
+            newest = max(plan.write, key=lambda m: m.run_id)
+            table, drift = self._prepare_table(newest)
+            staging = self._stage(plan.write, open_file)
+            try:
+                plan, job_id = self._commit(manifests, plan, staging, force)
+            finally:
+                self.client.delete_table(self.target.table(staging), not_found_ok=True, retry=RETRY)
+            if plan.write:
+                self._describe(table, newest)
+            loaded_at = datetime.now().astimezone()
+            written = {
+                m.partition: LoadResult.replaced(m, LoadRecord.of(m, job_id, loaded_at), drift) for m in plan.write
+            }
+        return plan.results(written)
 
     @property
     def _audit(self) -> str:
         return self.target.table(AUDIT_TABLE)
 
-    def _ensure_dataset(self) -> None:
+    def _create_meta(self) -> None:
+        """The dataset, the audit table and the lock table — made when a read found them missing."""
         dataset = bigquery.Dataset(f"{self.target.project}.{self.target.dataset}")
         if self.target.location:
             dataset.location = self.target.location
@@ -210,15 +254,18 @@ class BigQueryWarehouse:
         )
         audit.clustering_fields = ["kpi", "partition"]
         self.client.create_table(audit, exists_ok=True, retry=RETRY)
+        lock = bigquery.Table(self.target.table(LOCK_TABLE), schema=list(LOCK_SCHEMA))
+        lock.description = "One row per KPI, updated by every load's transaction: concurrent loads of a KPI conflict."
+        self.client.create_table(lock, exists_ok=True, retry=RETRY)
 
-    def _prepare_table(self, manifest: Manifest) -> Drift | None:
-        """Create the KPI's table, or follow the header: new columns, descriptions, clustering. Drift that is not
-        additive stops here, before any data moves."""
+    def _prepare_table(self, manifest: Manifest) -> tuple[bigquery.Table, Drift | None]:
+        """The KPI's table: created on NotFound, or its drift judged (refused before any data moves) and new
+        nullable columns added — DDL, outside the transaction."""
         try:
             table = self.client.get_table(self.target.table(manifest.kpi), retry=RETRY)
         except google_errors.NotFound:
-            self.client.create_table(kpi_table(self.target.table(manifest.kpi), manifest), exists_ok=True, retry=RETRY)
-            return None
+            wanted = kpi_table(self.target.table(manifest.kpi), manifest)
+            return self.client.create_table(wanted, exists_ok=True, retry=RETRY), None
         current = [SchemaField(f.name, LEGACY_TYPES.get(f.field_type, f.field_type)) for f in table.schema]
         drift = schema_drift(current, manifest.schema)
         refuse_drift(drift, manifest)
@@ -226,6 +273,10 @@ class BigQueryWarehouse:
             columns = ", ".join(f"ADD COLUMN IF NOT EXISTS `{f.name}` {f.type}" for f in drift.added)
             self._query(f"ALTER TABLE `{table.full_table_id.replace(':', '.')}` {columns}", {}, manifest.kpi)
             table = self.client.get_table(table.reference, retry=RETRY)
+        return table, drift
+
+    def _describe(self, table: bigquery.Table, manifest: Manifest) -> None:
+        """Descriptions and clustering follow the header of the newest load (a metadata update, only on change)."""
         wanted = kpi_table(table.reference, manifest)
         changed = [
             name
@@ -242,86 +293,91 @@ class BigQueryWarehouse:
             table.description = wanted.description
             table.clustering_fields = wanted.clustering_fields
             self.client.update_table(table, changed, retry=RETRY)
-        return drift
 
-    def _replace_partition(self, manifest: Manifest, open_file: OpenFile) -> str:
-        destination = self.target.table(manifest.kpi)
-        if manifest.decorator:
-            check_alignment(manifest)
-            destination += "$" + manifest.decorator
-        if len(manifest.files) == 1:
-            job = self._load_file(manifest, manifest.files[0], open_file, destination, truncate=True)
-            _expect_rows(manifest, job.output_rows, "the load job wrote")
-            return str(job.job_id)
-        staging = self.target.table(f"_kpi_staging_{manifest.kpi}_{manifest.decorator or 'all'}_{manifest.run_id}")
-        table = bigquery.Table(staging, schema=schema_fields(manifest.schema))
+    def _stage(self, write: Sequence[Manifest], open_file: OpenFile) -> str:
+        """A fresh staging table holding the files of ``write``, one load job per file, every count checked."""
+        first = write[0]
+        name = f"_kpi_staging_{first.kpi}_{_label(max(m.run_id for m in write))}_{secrets.token_hex(4)}"
+        table = bigquery.Table(self.target.table(name), schema=schema_fields(first.schema, nullable=True))
         table.expires = datetime.now().astimezone() + STAGING_EXPIRY
-        self.client.create_table(table, exists_ok=True, retry=RETRY)
+        self.client.create_table(table, retry=RETRY)
         try:
-            for position, entry in enumerate(manifest.files):
-                self._load_file(manifest, entry, open_file, staging, truncate=position == 0, into_kpi_table=False)
-            _expect_rows(manifest, self.client.get_table(staging, retry=RETRY).num_rows, "the staging table holds")
-            config = bigquery.CopyJobConfig(
-                write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-                create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
-                labels=job_labels(manifest),
-            )
-            copy = self.client.copy_table(
-                staging, destination, job_config=config, job_id_prefix=job_prefix(manifest), retry=RETRY
-            )
-            copy.result(timeout=JOB_TIMEOUT.total_seconds())
-            return str(copy.job_id)
-        finally:
-            self.client.delete_table(staging, not_found_ok=True, retry=RETRY)
+            for manifest in write:
+                for entry in manifest.files:  # each file's rows were checked as it was read from the lake
+                    self._load_file(manifest, entry, open_file, self.target.table(name))
+            staged = self.client.get_table(self.target.table(name), retry=RETRY).num_rows
+            expected = sum(m.rows for m in write)
+            if staged != expected:
+                raise LoadError(
+                    f"the staging table holds {staged} rows, the manifests say {expected}",
+                    where=where(first),
+                    hint="the files and the manifests disagree: export the partitions again",
+                )
+        except BaseException:
+            self.client.delete_table(self.target.table(name), not_found_ok=True, retry=RETRY)
+            raise
+        return name
 
-    def _load_file(
-        self,
-        manifest: Manifest,
-        entry: DataFile,
-        open_file: OpenFile,
-        destination: str,
-        *,
-        truncate: bool,
-        into_kpi_table: bool = True,
-    ) -> bigquery.LoadJob:
-        config = load_job_config(manifest, truncate=truncate, into_kpi_table=into_kpi_table)
+    def _load_file(self, manifest: Manifest, entry: DataFile, open_file: OpenFile, destination: str) -> Any:
         with open_file(entry) as handle:
             # Always a resumable upload, in UPLOAD_CHUNK pieces (no ``size``: a small file would go as one multipart
             # request instead, a path some BigQuery emulators reject).
             job = self.client.load_table_from_file(
-                handle, destination, job_config=config, job_id_prefix=job_prefix(manifest)
+                handle, destination, job_config=load_job_config(manifest), job_id_prefix=job_prefix(manifest)
             )
             job.result(timeout=JOB_TIMEOUT.total_seconds())
         return job
 
-    def _verify(self, manifest: Manifest) -> None:
-        table = self.target.table(manifest.kpi)
-        bounds = partition_bounds(manifest)
-        if bounds is None:
-            sql, params = f"SELECT COUNT(*) AS n FROM `{table}`", {}
-        else:
-            column, column_type, start, end = bounds
-            sql = f"SELECT COUNT(*) AS n FROM `{table}` WHERE `{column}` >= @start AND `{column}` < @end"
-            params = {"start": (column_type.value, start), "end": (column_type.value, end)}
-        (row,) = self._query(sql, params, manifest.kpi)
-        _expect_rows(manifest, row["n"], "the partition holds")
-
-    def _record(self, record: LoadRecord) -> None:
-        values = record.__dict__
-        sql = f"INSERT INTO `{self._audit}` ({', '.join(f'`{name}`' for name in values)}) VALUES " + (
-            "(" + ", ".join(f"@{name}" for name in values) + ")"
+    def _commit(
+        self, manifests: Sequence[Manifest], plan: BatchPlan, staging: str, force: bool
+    ) -> tuple[BatchPlan, str]:
+        """Run the batch's transaction until it commits: planned again when the audit shows a newer run, retried
+        when BigQuery cancelled it for a concurrent load of the KPI. Returns the plan that committed, and its
+        job id (empty when nothing was left to write)."""
+        staged = {m.partition for m in plan.write}
+        kpi = manifests[0].kpi
+        tables = Tables(self.target.project, self.target.dataset, kpi, staging)
+        for attempt in range(COMMIT_ATTEMPTS):
+            job_id = f"{job_prefix(plan.write[0])}{uuid.uuid4().hex}"
+            try:
+                self._query(batch_script(tables, plan.write, force=force, job_id=job_id), {}, kpi, job_id=job_id)
+                return plan, job_id
+            except google_errors.GoogleAPICallError as error:
+                message = _details(error)
+                if isinstance(error, google_errors.NotFound) and LOCK_TABLE in message:
+                    self._create_meta()  # a dataset from before the lock table
+                elif SUPERSEDED in message:
+                    plan = plan_batch(manifests, self.loads(kpi), force=force)
+                    plan = BatchPlan(tuple(m for m in plan.write if m.partition in staged), plan.skip, plan.order)
+                    if not plan.write:
+                        return plan, ""
+                elif COUNT in message and (found := count_error(message)):
+                    partition, rows = found
+                    raise count_mismatch(next(m for m in plan.write if m.partition == partition), rows) from None
+                elif any(text in message for text in CONCURRENT) and attempt + 1 < COMMIT_ATTEMPTS:
+                    self._sleep(min(RETRY_PACE * 2**attempt, 30.0) * (0.5 + self._jitter()))
+                else:
+                    raise
+        raise LoadError(
+            f"the load's transaction was cancelled {COMMIT_ATTEMPTS} times by concurrent loads of {kpi}",
+            where=where(plan.write[0]),
+            hint="the tables are unchanged; the load can be retried",
+            retryable=True,
         )
-        types = {f.name: f.field_type for f in AUDIT_SCHEMA}
-        self._query(sql, {name: (types[name], value) for name, value in values.items()}, record.kpi)
 
-    def _query(self, sql: str, params: dict[str, tuple[str, Any]], label: str) -> list[Any]:
+    def _query(
+        self, sql: str, params: dict[str, tuple[str, Any]], label: str, *, job_id: str | None = None
+    ) -> list[Any]:
         config = bigquery.QueryJobConfig(
             query_parameters=[
                 bigquery.ScalarQueryParameter(name, kind, value) for name, (kind, value) in params.items()
             ],
             labels={"kpi": _label(label)},
         )
-        job = self.client.query(sql, job_config=config, retry=RETRY)
+        if job_id is None:
+            job = self.client.query(sql, job_config=config, retry=RETRY)
+        else:  # our own id (the audit rows name it): a failed job is retried by the commit loop, not the client
+            job = self.client.query(sql, job_config=config, job_id=job_id, retry=RETRY, job_retry=None)
         return list(job.result(timeout=JOB_TIMEOUT.total_seconds()))
 
     def remove(self, kpi: str, removals: Sequence[Removal], *, whole_table: bool = False) -> list[LoadRecord]:
@@ -364,15 +420,6 @@ class BigQueryWarehouse:
         return records
 
 
-def _expect_rows(manifest: Manifest, found: int | None, what: str) -> None:
-    if found != manifest.rows:
-        raise LoadError(
-            f"{what} {found} rows, the manifest says {manifest.rows}",
-            where=where(manifest),
-            hint="the files and the manifest disagree: export the partition again",
-        )
-
-
 def kpi_table(table_id: Any, manifest: Manifest) -> bigquery.Table:
     """The KPI's table as its header describes it: typed, described, partitioned at its grain, clustered."""
     table = bigquery.Table(table_id, schema=schema_fields(manifest.schema))
@@ -389,62 +436,46 @@ def time_partitioning(manifest: Manifest) -> bigquery.TimePartitioning | None:
     return bigquery.TimePartitioning(type_=PARTITIONING[manifest.grain], field=manifest.time_column)
 
 
-def load_job_config(manifest: Manifest, *, truncate: bool, into_kpi_table: bool = True) -> bigquery.LoadJobConfig:
-    """The job BigQuery receives: explicit schema (never autodetect), no bad record tolerated, CREATE_NEVER (the
-    table is created with its partitioning beforehand; a load must never create an unpartitioned one) and, into
-    the KPI's table, its partitioning and clustering restated (BigQuery checks them against the table's)."""
-    disposition = bigquery.WriteDisposition.WRITE_TRUNCATE if truncate else bigquery.WriteDisposition.WRITE_APPEND
+def load_job_config(manifest: Manifest) -> bigquery.LoadJobConfig:
+    """The job BigQuery receives for one file into the batch's staging table: explicit schema (never
+    autodetect), appended (the staging table is fresh), never creating a table, no bad record tolerated; CSV with
+    the manifest's null marker (version 1 manifests: NULL was an empty unquoted field, BigQuery's default)."""
     config = bigquery.LoadJobConfig(
-        schema=schema_fields(manifest.schema),
-        write_disposition=disposition,
+        schema=schema_fields(manifest.schema, nullable=True),
+        write_disposition=bigquery.WriteDisposition.WRITE_APPEND,
         create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
         max_bad_records=0,
         labels=job_labels(manifest),
     )
-    if into_kpi_table:
-        config.time_partitioning = time_partitioning(manifest)
-        config.clustering_fields = list(manifest.cluster_by) or None
     if manifest.format == "csv":
         config.source_format = bigquery.SourceFormat.CSV
         config.skip_leading_rows = 1
         config.allow_quoted_newlines = True
         config.encoding = "UTF-8"
+        if manifest.null_marker is not None:
+            config.null_marker = manifest.null_marker
     else:
         config.source_format = bigquery.SourceFormat.PARQUET
     return config
 
 
-def schema_fields(fields: Sequence[SchemaField]) -> list[bigquery.SchemaField]:
-    return [bigquery.SchemaField(f.name, f.type, f.mode, description=f.description) for f in fields]
-
-
-def check_alignment(manifest: Manifest) -> None:
-    """A KPI partition must be exactly one BigQuery partition. BigQuery cuts TIMESTAMP columns at UTC days and
-    DATETIME columns at their own midnight, so a Japan-time day of a TIMESTAMP column spans two of them, and
-    BigQuery would refuse the rows that fall outside the decorator's partition."""
-    bounds = partition_bounds(manifest)
-    if bounds is None or manifest.decorator is None:
-        return
-    column, column_type, start, end = bounds
-    first, stop = (v.replace(tzinfo=None) if isinstance(v, datetime) else v for v in (start, end))  # UTC wall clock
-    last = stop - (timedelta(microseconds=1) if isinstance(stop, datetime) else timedelta(days=1))
-    fmt = DECORATOR_FORMAT[manifest.grain]
-    partitions = sorted({first.strftime(fmt), last.strftime(fmt)})
-    if partitions == [manifest.decorator]:
-        return
-    zone = "UTC" if column_type is BqType.TIMESTAMP else manifest.source_timezone or manifest.timezone
-    raise LoadError(
-        f"the {manifest.timezone} {manifest.grain} {manifest.partition} runs from {first} to {stop} ({zone}) in "
-        f"{column_type.value} column '{column}', which BigQuery keeps in partitions {' and '.join(partitions)}",
-        where=where(manifest),
-        hint="BigQuery partitions TIMESTAMP columns by UTC time: declare the time column as DATE, or as DATETIME "
-        "in the KPI's timezone, or set the KPI's timezone to UTC",
-    )
+def schema_fields(fields: Sequence[SchemaField], *, nullable: bool = False) -> list[bigquery.SchemaField]:
+    """BigQuery's schema of the columns; ``nullable`` for a staging table (the KPI's table keeps the modes)."""
+    return [
+        bigquery.SchemaField(f.name, f.type, "NULLABLE" if nullable else f.mode, description=f.description)
+        for f in fields
+    ]
 
 
 def job_prefix(manifest: Manifest) -> str:
     """Job ids that say what they loaded, for the BigQuery console's job history."""
     return f"kpi_{manifest.kpi}_{manifest.decorator or 'snapshot'}_".lower()
+
+
+def _details(error: Any) -> str:
+    """Every message of a Google API error (a script's ERROR() text is among them)."""
+    messages = [str(e.get("message", "")) for e in getattr(error, "errors", None) or [] if isinstance(e, dict)]
+    return "; ".join([m for m in messages if m] or [str(getattr(error, "message", "") or error)])
 
 
 def job_labels(manifest: Manifest) -> dict[str, str]:
@@ -462,18 +493,15 @@ def _described(fields: Sequence[bigquery.SchemaField]) -> list[tuple[str, str]]:
 
 @contextmanager
 def _google_errors(manifest: Manifest) -> Iterator[None]:
-    """BigQuery's errors as LoadErrors naming the partition; server-side and quota errors are retryable."""
+    """BigQuery's errors as LoadErrors naming the batch; retryable as :func:`bigquery_retryable` decides."""
     try:
         yield
     except (google_errors.GoogleAPICallError, google_errors.RetryError, TimeoutError) as error:
-        retryable = not isinstance(error, google_errors.ClientError) or isinstance(
-            error, google_errors.TooManyRequests | google_errors.Forbidden
-        )
-        details = "; ".join(e.get("message", "") for e in getattr(error, "errors", None) or []) or str(error)
+        retryable = bigquery_retryable(error)
         raise LoadError(
-            f"BigQuery refused the load: {details}",
+            f"BigQuery refused the load: {_details(error)}",
             where=where(manifest),
-            hint="the partition is unchanged; "
+            hint="the tables are unchanged; "
             + ("the load can be retried" if retryable else "fix what BigQuery names, then load again"),
             retryable=retryable,
         ) from None

@@ -1,8 +1,13 @@
 """The embedded default warehouse: a DuckDB file with BigQuery's load semantics.
 
-One transaction per load: create the table if missing, add new columns, replace the partition's rows, check the
-row count against the manifest, append the audit row — committed together or not at all. DuckDB allows one
-writer per file, so concurrent loaders queue on the file lock instead of interleaving.
+One transaction per batch: plan it from the audit table read inside that transaction, create the table if
+missing, add new columns, replace each planned partition's rows (DELETE + insert), check every partition's row
+count against its manifest, append the audit rows — committed together or not at all (any failure rolls back,
+and the tables are as they were). DuckDB allows one process per file: a second process waits for the file lock
+(:attr:`DuckDbWarehouse.lock_wait`), threads of one process queue on a lock of their own.
+
+CSV files are read with the manifest's ``null_marker`` (version 1: an unquoted empty field) as the only NULL, so
+NULL and the empty string stay apart; BIGNUMERIC is read as text, never through a 256-bit decimal conversion.
 
 Types follow the manifest's BigQuery names. DuckDB's DECIMAL stops at 38 digits, so BIGNUMERIC columns hold the
 exact decimal text (VARCHAR); JSON is kept as text. The exact BigQuery type of every column is kept in
@@ -12,8 +17,9 @@ exact decimal text (VARCHAR); JSON is kept as text. The exact BigQuery type of e
 from __future__ import annotations
 
 import threading
+import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,14 +38,17 @@ from pipeline.warehouses.base import (
     LoadResult,
     OpenFile,
     Removal,
+    check_batch,
+    count_mismatch,
     current_loads,
     partition_bounds,
+    plan_batch,
     refuse_drift,
-    superseded,
-    where,
 )
 
 COLUMNS_TABLE = "_kpi_columns"
+LOCK_WAIT = 60.0  # seconds a load waits for another process's hold on the file before it fails (retryable)
+LOCK_POLL = 0.25
 # DuckDB would take 80% of RAM for its buffers and a thread's worth per core; bounded, it spills and a load's
 # memory stays flat. Measured loading a 1 GB, 50M-row partition (bench/load_bench.py): 271 MB peak RSS with 64 MB
 # and every core, about 150 MB with these, for 10-25 % more time. The external file cache would keep Parquet
@@ -91,9 +100,18 @@ def quote(name: str) -> str:
 
 
 class DuckDbWarehouse:
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        lock_wait: float = LOCK_WAIT,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = warehouse_path(url)
         self.url = str(self.path)
+        self.lock_wait = lock_wait
+        self._sleep, self._clock = sleep, clock
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._lock = _writer(self.path)  # one statement at a time on the connection, one load at a time per file
 
@@ -112,14 +130,7 @@ class DuckDbWarehouse:
                 f"cannot create the folder {self.path.parent} for the DuckDB warehouse: {reason}",
                 hint="point KPI_WAREHOUSE (or the environment's warehouse) at a folder you may write",
             ) from None
-        try:
-            connection = duckdb.connect(str(self.path))
-        except duckdb.Error as error:
-            raise LoadError(
-                f"cannot open the DuckDB warehouse {self.path}: {str(error).splitlines()[0]}",
-                hint="is another process writing to it? DuckDB allows one writer at a time",
-                retryable=True,
-            ) from None
+        connection = self._open_waiting()
         for name, value in SETTINGS.items():
             connection.execute(f"SET {name} = '{value}'")
         for statement in _META:
@@ -127,75 +138,92 @@ class DuckDbWarehouse:
         self._connection = connection
         return connection
 
+    def _open_waiting(self) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting up to :attr:`lock_wait` seconds while another process holds it: DuckDB allows
+        one process per file, and a second ``kpi load`` (or a run beside a load) queues behind the first."""
+        started = self._clock()
+        while True:
+            try:
+                return duckdb.connect(str(self.path))
+            except duckdb.IOException as error:
+                waited = self._clock() - started
+                if "Could not set lock" not in str(error) or waited >= self.lock_wait:
+                    raise _unopenable(self.path, error, waited) from None
+                self._sleep(min(LOCK_POLL, self.lock_wait - waited))
+            except duckdb.Error as error:
+                raise _unopenable(self.path, error, 0.0) from None
+
     def close(self) -> None:
         with self._lock:
             connection, self._connection = self._connection, None
             if connection is not None:
                 connection.close()
 
-    def last_load(self, kpi: str, partition: str) -> LoadRecord | None:
-        with self._lock:
-            return _last_load(self._connect(), kpi, partition)
-
     def loads(self, kpi: str) -> dict[str, LoadRecord]:
         if not self.path.exists():  # nothing loaded yet; a dry run must not create the file
             return {}
         with self._lock:
-            rows = (
-                self._connect().execute(f"SELECT {_RECORD_COLUMNS} FROM {AUDIT_TABLE} WHERE kpi = ?", [kpi]).fetchall()
-            )
-        return current_loads(map(_record, rows))  # removals taken into account
+            return _loads(self._connect(), kpi)
 
-    def load(self, manifest: Manifest, open_file: OpenFile, *, force: bool = False) -> LoadResult:
+    def load(self, manifests: Sequence[Manifest], open_file: OpenFile, *, force: bool = False) -> list[LoadResult]:
+        check_batch(manifests)
         with self._lock:
             connection = self._connect()
             connection.begin()
             try:
-                result = self._load(connection, manifest, open_file, force)
+                results = self._load(connection, manifests, open_file, force)
             except BaseException:
                 connection.rollback()
                 raise
-            if result.loaded:
+            if any(result.loaded for result in results):
                 connection.commit()
             else:
                 connection.rollback()
-            return result
+            return results
 
     def _load(
-        self, connection: duckdb.DuckDBPyConnection, manifest: Manifest, open_file: OpenFile, force: bool
-    ) -> LoadResult:
-        skip = superseded(manifest, _last_load(connection, manifest.kpi, manifest.partition), force=force)
-        if skip:
-            return skip
-        current = _table_schema(connection, manifest.kpi)
-        drift = schema_drift(current, manifest.schema) if current else None
-        refuse_drift(drift, manifest)
-        table = quote(manifest.kpi)
+        self, connection: duckdb.DuckDBPyConnection, manifests: Sequence[Manifest], open_file: OpenFile, force: bool
+    ) -> list[LoadResult]:
+        """The batch inside one transaction, planned from the audit table read in that same transaction (under
+        the file's write lock, so no other load can commit in between)."""
+        plan = plan_batch(manifests, _loads(connection, manifests[0].kpi), force=force)
+        if not plan.write:
+            return plan.results({})
+        newest = max(plan.write, key=lambda m: m.run_id)  # the header the table follows
+        current = _table_schema(connection, newest.kpi)
+        drift = schema_drift(current, newest.schema) if current else None
+        refuse_drift(drift, newest)
+        table = quote(newest.kpi)
         if not current:
-            columns = ", ".join(f"{quote(f.name)} {DUCKDB_TYPES[BqType(f.type)]}" for f in manifest.schema)
+            columns = ", ".join(f"{quote(f.name)} {DUCKDB_TYPES[BqType(f.type)]}" for f in newest.schema)
             connection.execute(f"CREATE TABLE {table} ({columns})")
-            _remember_columns(connection, manifest.kpi, manifest.schema, start=0)
+            _remember_columns(connection, newest.kpi, newest.schema, start=0)
         elif drift and drift.added:
             for field in drift.added:
                 connection.execute(
                     f"ALTER TABLE {table} ADD COLUMN {quote(field.name)} {DUCKDB_TYPES[BqType(field.type)]}"
                 )
-            _remember_columns(connection, manifest.kpi, drift.added, start=len(current))
-        _describe(connection, manifest)
-        predicate, bounds = _partition_predicate(manifest)
-        connection.execute(f"DELETE FROM {table} WHERE {predicate}", bounds)
-        for entry in manifest.files:
-            _insert_file(connection, manifest, entry, open_file)
-        (count,) = connection.execute(f"SELECT COUNT(*) FROM {table} WHERE {predicate}", bounds).fetchone() or (0,)
-        if count != manifest.rows:
-            raise LoadError(
-                f"the partition holds {count} rows after the load, the manifest says {manifest.rows}",
-                where=where(manifest),
-                hint="the files and the manifest disagree: export the partition again",
+            _remember_columns(connection, newest.kpi, drift.added, start=len(current))
+        _describe(connection, newest)
+        ranges = [_partition_predicate(manifest) for manifest in plan.write]
+        batch = (" OR ".join(f"({text})" for text, _ in ranges), [value for _, values in ranges for value in values])
+        connection.execute(f"DELETE FROM {table} WHERE {batch[0]}", batch[1])
+        for manifest in plan.write:  # only rows inside the batch's partitions land, as in BigQuery
+            for entry in manifest.files:
+                _insert_file(connection, manifest, entry, open_file, batch)
+        job_id, loaded_at = f"duckdb-{uuid.uuid4().hex[:12]}", datetime.now(UTC)
+        written: dict[str, LoadResult] = {}
+        for manifest in plan.write:  # after every insert: a file holding another partition's rows is caught too
+            predicate, bounds = _partition_predicate(manifest)
+            (count,) = connection.execute(f"SELECT COUNT(*) FROM {table} WHERE {predicate}", bounds).fetchone() or (0,)
+            if count != manifest.rows:
+                raise count_mismatch(manifest, count)
+            record = LoadRecord.of(manifest, job_id, loaded_at)
+            connection.execute(
+                f"INSERT INTO {AUDIT_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(record.__dict__.values())
             )
-        record = LoadRecord.of(manifest, f"duckdb-{uuid.uuid4().hex[:12]}")
-        connection.execute(f"INSERT INTO {AUDIT_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(record.__dict__.values()))
-        return LoadResult.replaced(manifest, record, drift)
+            written[manifest.partition] = LoadResult.replaced(manifest, record, drift)
+        return plan.results(written)
 
     def remove(self, kpi: str, removals: Sequence[Removal], *, whole_table: bool = False) -> list[LoadRecord]:
         """One transaction: each partition's rows deleted (or the whole table's), a removal row each in the audit."""
@@ -226,15 +254,26 @@ class DuckDbWarehouse:
         return records
 
 
+def _unopenable(path: Path, error: duckdb.Error, waited: float) -> LoadError:
+    locked = "Could not set lock" in str(error)
+    return LoadError(
+        f"cannot open the DuckDB warehouse {path}: {str(error).splitlines()[0]}"
+        + (f" (waited {waited:.0f} s)" if locked else ""),
+        hint="another process is writing to it (DuckDB allows one at a time): let it finish, then load again"
+        if locked
+        else "check that the file is a DuckDB database this version can read",
+        retryable=locked,
+    )
+
+
 # loaded_at as naive UTC: DuckDB needs pytz to hand out TIMESTAMPTZ values, and we have no other use for it
 _RECORD_COLUMNS = "kpi, partition, run_id, sql_hash, rows, bytes, job_id, timezone('UTC', loaded_at)"
 
 
-def _last_load(connection: duckdb.DuckDBPyConnection, kpi: str, partition: str) -> LoadRecord | None:
-    rows = connection.execute(
-        f"SELECT {_RECORD_COLUMNS} FROM {AUDIT_TABLE} WHERE kpi = ? AND partition = ?", [kpi, partition]
-    ).fetchall()
-    return current_loads(map(_record, rows)).get(partition)  # none since a removal: any run may load
+def _loads(connection: duckdb.DuckDBPyConnection, kpi: str) -> dict[str, LoadRecord]:
+    """The KPI's current loads: the newest run per partition since its latest removal (:func:`current_loads`)."""
+    rows = connection.execute(f"SELECT {_RECORD_COLUMNS} FROM {AUDIT_TABLE} WHERE kpi = ?", [kpi]).fetchall()
+    return current_loads(map(_record, rows))
 
 
 def _record(row: tuple[Any, ...]) -> LoadRecord:
@@ -284,34 +323,51 @@ def _partition_predicate(manifest: Manifest) -> tuple[str, list[Any]]:
 
 
 def _insert_file(
-    connection: duckdb.DuckDBPyConnection, manifest: Manifest, entry: DataFile, open_file: OpenFile
+    connection: duckdb.DuckDBPyConnection,
+    manifest: Manifest,
+    entry: DataFile,
+    open_file: OpenFile,
+    batch: tuple[str, list[Any]],
 ) -> None:
+    """The file's rows that fall in the batch's partitions (``batch``: their predicate and its values). The
+    file's own row count was checked as it was opened; the partitions' counts are checked after every insert."""
     table = quote(manifest.kpi)
     names = ", ".join(quote(f.name) for f in manifest.schema)
-    rows = 0
+    predicate, values = batch
     with open_file(entry) as handle:
         path = getattr(handle, "name", None)
         if manifest.format == "parquet" and isinstance(path, str) and BqType.BIGNUMERIC not in _types_of(manifest):
             # DuckDB's own Parquet scan streams into the table; Arrow batches registered one by one would be held
             # in the transaction (measured on a 500 MB partition: 271 MB peak RSS against 2.1 GB).
-            scan = f"SELECT {names} FROM read_parquet(?, hive_partitioning = false)"
-            (rows,) = connection.execute(f"INSERT INTO {table} ({names}) {scan}", [path]).fetchone() or (0,)
+            scan = f"SELECT {names} FROM read_parquet(?, hive_partitioning = false) WHERE {predicate}"
+            connection.execute(f"INSERT INTO {table} ({names}) {scan}", [path, *values])
         else:  # CSV, and BIGNUMERIC (DuckDB would read a 76-digit decimal as a float): through Arrow, exactly
-            for batch in _batches(manifest, handle):
-                rows += batch.num_rows
-                connection.register("_kpi_incoming", batch)
-                connection.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM _kpi_incoming")
+            for rows in _batches(manifest, handle):
+                connection.register("_kpi_incoming", rows)
+                connection.execute(
+                    f"INSERT INTO {table} ({names}) SELECT {names} FROM _kpi_incoming WHERE {predicate}", values
+                )
                 connection.unregister("_kpi_incoming")
-    if rows != entry.rows:
-        raise LoadError(
-            f"{entry.path} holds {rows} rows, the manifest says {entry.rows}",
-            where=where(manifest),
-            hint="the file was changed after it was exported: export the partition again",
-        )
 
 
 def _types_of(manifest: Manifest) -> set[BqType]:
     return {BqType(f.type) for f in manifest.schema}
+
+
+def csv_options(manifest: Manifest, schema: Any) -> Any:
+    """NULL is the manifest's marker, unquoted, in every column; a quoted field is always a value (``""`` is the
+    empty string). BIGNUMERIC arrives as text (Arrow's CSV reader has no 256-bit decimals)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    wide = {f.name for f in manifest.schema if f.type == BqType.BIGNUMERIC}
+    types = {field.name: pa.string() if field.name in wide else field.type for field in schema}
+    return pacsv.ConvertOptions(
+        column_types=types,
+        null_values=[manifest.null_marker or ""],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
 
 
 def _batches(manifest: Manifest, handle: Any) -> Iterator[Any]:
@@ -325,8 +381,7 @@ def _batches(manifest: Manifest, handle: Any) -> Iterator[Any]:
 
     schema = pa.schema([pa.field(f.name, ARROW_TYPES[BqType(f.type)]) for f in manifest.schema])
     if manifest.format == "csv":
-        options = pacsv.ConvertOptions(column_types=schema)
-        reader: Iterator[Any] = iter(pacsv.open_csv(handle, convert_options=options))
+        reader: Iterator[Any] = iter(pacsv.open_csv(handle, convert_options=csv_options(manifest, schema)))
     else:
         reader = pq.ParquetFile(handle).iter_batches(batch_size=65_536)
     wide = [f.name for f in manifest.schema if f.type == BqType.BIGNUMERIC]
