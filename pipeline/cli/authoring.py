@@ -158,7 +158,7 @@ def new(queries: Path, name: str, grain: str) -> None:
 
     \b
     Example:
-      kpi new weekly_refunds --grain day
+      kpi new weekly_refunds --grain week
     """
     path = new_kpi_file(queries, name, Grain(grain), date.today())
     stdout().print(

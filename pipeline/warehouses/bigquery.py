@@ -59,8 +59,9 @@ PARTITIONING = {
     "hour": bigquery.TimePartitioningType.HOUR,
     "day": bigquery.TimePartitioningType.DAY,
     "month": bigquery.TimePartitioningType.MONTH,
+    "week": bigquery.TimePartitioningType.DAY,  # BigQuery has no week partitions: a week is its first day's
 }
-DECORATOR_FORMAT = {"hour": "%Y%m%d%H", "day": "%Y%m%d", "month": "%Y%m"}
+DECORATOR_FORMAT = {"hour": "%Y%m%d%H", "day": "%Y%m%d", "month": "%Y%m", "week": "%Y%m%d"}
 LEGACY_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}  # how the API may name standard types
 AUDIT_SCHEMA = (
     bigquery.SchemaField("kpi", "STRING", "REQUIRED"),
@@ -428,6 +429,8 @@ def check_alignment(manifest: Manifest) -> None:
     column, column_type, start, end = bounds
     first, stop = (v.replace(tzinfo=None) if isinstance(v, datetime) else v for v in (start, end))  # UTC wall clock
     last = stop - (timedelta(microseconds=1) if isinstance(stop, datetime) else timedelta(days=1))
+    if manifest.grain == "week":
+        last = first  # every row of a week holds its first day (the exporter checks), one DAY partition
     fmt = DECORATOR_FORMAT[manifest.grain]
     partitions = sorted({first.strftime(fmt), last.strftime(fmt)})
     if partitions == [manifest.decorator]:
