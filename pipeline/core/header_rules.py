@@ -50,6 +50,7 @@ HEADER_KEYS: dict[str, tuple[str, str]] = {
     "chart": ("{}", "the report's chart: measures: [cols], by: dimension, top: N lines (default 5)"),
     "zero_dates": ("error", "MySQL 0000-00-00 dates: error | null"),
     "invalid_utf8": ("error", "text that is not UTF-8: error | null"),
+    "allow_full_scan": ("false", "true lets the production EXPLAIN guard accept a full scan of a large table"),
 }
 COLUMN_KEYS = ("type", "description", "zero_dates", "invalid_utf8")
 PARAM_KEYS = ("type", "default", "description")
@@ -114,6 +115,7 @@ class HeaderChecker(PositionalValidator):
         out["timeout"] = self.timeout(data.get("timeout", "10m"))
         out["zero_dates"] = self.choice(("zero_dates",), data.get("zero_dates", "error"), Policy) or Policy.ERROR
         out["invalid_utf8"] = self.choice(("invalid_utf8",), data.get("invalid_utf8", "error"), Policy) or Policy.ERROR
+        out["allow_full_scan"] = self.boolean(("allow_full_scan",), data.get("allow_full_scan", False))
         out["columns"] = self.columns(data.get("columns"))
         out["params"] = self.params(data.get("params", {}))
         out["checks"] = self.checks(data.get("checks", {}), out["columns"])

@@ -108,6 +108,7 @@ class Kpi:
     zero_dates: Policy = Policy.ERROR
     invalid_utf8: Policy = Policy.ERROR
     chart: ChartSettings = field(default_factory=ChartSettings)
+    allow_full_scan: bool = False  # the EXPLAIN guard lets this KPI scan whole tables (pipeline.core.explain)
 
     @property
     def zone(self) -> ZoneInfo:
