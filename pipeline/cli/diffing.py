@@ -9,13 +9,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline import catalog, settings
-from pipeline.cli.app import cli
+from pipeline.cli.app import EXIT_CHANGED, Failed, cli
 from pipeline.cli.arguments import env_option
 from pipeline.cli.output import print_json, stdout
 from pipeline.core.valuediff import NO_CHANGE, ValueDiff, delta_text, markdown
 from pipeline.diff import diff_kpi
-
-EXIT_CHANGED = 3  # values differ: not a failure (0 none, 1 and 2 as for every command)
 
 
 @cli.command()
@@ -55,7 +53,7 @@ def diff(
     else:
         _print(found)
     if found.changed:
-        raise SystemExit(EXIT_CHANGED)
+        raise Failed("values changed", code=EXIT_CHANGED)
 
 
 def _print(found: ValueDiff) -> None:
