@@ -85,31 +85,27 @@ def _tables(node: Any) -> Iterator[Mapping[str, Any]]:
 
 
 def _mariadb_table(table: Mapping[str, Any]) -> TableAccess:
-    """MariaDB names a temporary result ``<derived2>``, ``<union1,2>``, ``<subquery3>`` and nests its plan under
-    ``materialized``."""
-    name = str(table["table_name"])
-    return TableAccess(
-        name,
-        str(table.get("access_type", "")),
-        _count(table.get(_MARIADB_ESTIMATE)),
-        _text(table.get("key")),
-        tuple(str(k) for k in table.get("possible_keys") or ()),
-        derived=name.startswith("<") or "materialized" in table,
-    )
+    """MariaDB estimates ``rows`` per scan; it names a temporary result ``<derived2>``, ``<union1,2>``,
+    ``<subquery3>`` and nests its plan under ``materialized``."""
+    return _access(table, estimate=_MARIADB_ESTIMATE, nested_plan="materialized")
 
 
 def _mysql8_table(table: Mapping[str, Any]) -> TableAccess:
     """MySQL 8's format version 1: ``rows_examined_per_scan`` is the estimate to compare with the limit (its
-    ``rows_produced_per_join`` is after the WHERE's filtering, which a full scan still has to read past)."""
+    ``rows_produced_per_join`` is after the WHERE's filtering, which a full scan still has to read past). It names
+    a derived table by its alias and nests its plan under ``materialized_from_subquery``."""
+    return _access(table, estimate=_MYSQL8_ESTIMATE, nested_plan="materialized_from_subquery")
+
+
+def _access(table: Mapping[str, Any], *, estimate: str, nested_plan: str) -> TableAccess:
     name = str(table["table_name"])
     return TableAccess(
         name,
         str(table.get("access_type", "")),
-        _count(table.get(_MYSQL8_ESTIMATE)),
+        _count(table.get(estimate)),
         _text(table.get("key")),
         tuple(str(k) for k in table.get("possible_keys") or ()),
-        # MySQL 8 names a derived table by its alias and nests its plan under `materialized_from_subquery`.
-        derived=name.startswith("<") or "materialized_from_subquery" in table,
+        derived=name.startswith("<") or nested_plan in table,
     )
 
 
