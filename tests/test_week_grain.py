@@ -22,9 +22,11 @@ from pipeline.core.plan import plan_backfill
 from pipeline.core.spec import Kpi
 from pipeline.errors import ExportError, SpecError
 from pipeline.export import export
+from pipeline.load import load_manifest
 from pipeline.sources import open_source
 from pipeline.stores import LocalStore
-from pipeline.warehouses.bigquery import check_alignment, time_partitioning
+from pipeline.warehouses.bigquery import BigQueryWarehouse, check_alignment, time_partitioning
+from tests.bigquery import PROJECT, DecoratorBridge
 from tests.exporting import duckdb_orders, make_kpi
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -203,6 +205,33 @@ def test_a_week_is_one_bigquery_day_partition_of_its_first_day(tmp_path: Path) -
     assert (partitioning.type_, partitioning.field) == (bigquery.TimePartitioningType.DAY, "week")
     assert manifest.decorator == "20240129"
     check_alignment(manifest)  # a 7-day interval, one DAY partition: no error
+
+
+def test_a_week_loads_into_the_bigquery_day_partition_of_its_first_day(
+    tmp_path: Path, bq_url: str, bq_client: DecoratorBridge, bq_dataset: str
+) -> None:
+    """On the emulator, through the decorator bridge (tests/bigquery.py): the job BigQuery would receive."""
+    source = open_source(
+        duckdb_orders(
+            tmp_path / "shop.duckdb",
+            "('2024-01-29 00:10:00', 'paid', 1)",
+            "('2024-01-31 12:00:00', 'paid', 1)",
+            "('2024-02-04 23:50:00', 'paid', 1)",
+        )
+    )
+    kpi = weekly(tmp_path / "queries")
+    week = interval_containing(Grain.WEEK, kpi.zone, datetime(2024, 2, 1), MONDAY)
+    store = LocalStore(tmp_path / "lake")
+    (manifest,) = export(kpi, [week], source=source, store=store)
+    key = f"weekly/week={manifest.partition}/run={manifest.run_id}/_manifest.json"
+    load_manifest(store, key, BigQueryWarehouse(bq_url, client=bq_client))
+    (job,) = bq_client.decorator_jobs
+    assert job["destination"] == f"{PROJECT}.{bq_dataset}.weekly$20240129"
+    assert job["configuration"]["load"]["timePartitioning"] == {"type": "DAY", "field": "week"}
+    table = bq_client.get_table(f"{PROJECT}.{bq_dataset}.weekly")
+    assert (table.time_partitioning.type_, table.time_partitioning.field) == ("DAY", "week")
+    rows = bq_client.query(f"SELECT week, orders FROM `{PROJECT}.{bq_dataset}.weekly`").result()
+    assert [tuple(row.values()) for row in rows] == [(date(2024, 1, 29), 3)]
 
 
 @pytest.fixture
