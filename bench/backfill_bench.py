@@ -118,7 +118,9 @@ store = open_store(os.environ["KPI_LAKE"])
 warehouse = open_warehouse(os.environ["KPI_WAREHOUSE"])
 exports = loaded = rows = 0
 try:
-    for interval in intervals_between(kpi.grain, kpi.zone, datetime.fromisoformat(first), datetime.fromisoformat(last)):
+    for interval in intervals_between(
+        kpi.grain, kpi.zone, datetime.fromisoformat(first), datetime.fromisoformat(last), kpi.first_weekday
+    ):
         (manifest,) = export(kpi, [interval], source=source, store=store)
         exports += 1
         _, result = load_manifest(store, manifest_key(kpi, interval, manifest.run_id), warehouse)

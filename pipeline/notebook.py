@@ -565,8 +565,8 @@ def _partition_range(kpi: Kpi, start: Moment, end: Moment) -> tuple[datetime | N
     if first and last and last < first:
         raise UsageError(f"end {end} is before start {start}")
     return (
-        interval_containing(kpi.grain, kpi.zone, first).start if first else None,
-        interval_containing(kpi.grain, kpi.zone, last).end if last else None,
+        interval_containing(kpi.grain, kpi.zone, first, kpi.first_weekday).start if first else None,
+        interval_containing(kpi.grain, kpi.zone, last, kpi.first_weekday).end if last else None,
     )
 
 

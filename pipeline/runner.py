@@ -144,7 +144,8 @@ class Runner:
         try:
             with self._limits[kpi.source]:
                 interrupts.check()  # a job that waited for its source's turn does not start after a stop
-                source = open_source(self.environment.source(kpi.source, kpi=kpi.name).url)
+                setting = self.environment.source(kpi.source, kpi=kpi.name)
+                source = open_source(setting.url, explain_max_rows=self.environment.explain_max_rows)
                 manifests = export(kpi, job.intervals, source=source, store=self.store)
         except interrupts.Interrupted:
             return []  # nothing committed: the export removed its files

@@ -13,7 +13,7 @@ from string import Template
 
 from pipeline.core.header_rules import name_hint
 from pipeline.core.identifiers import KPI_NAME
-from pipeline.core.intervals import Grain
+from pipeline.core.intervals import Grain, week_start_sql
 from pipeline.errors import UsageError
 
 # grain → (time column, BigQuery type, MySQL expression, schedule, lookback, warn_after, error_after)
@@ -28,6 +28,7 @@ _BY_GRAIN: dict[Grain, tuple[str, str, str, str, int, str, str]] = {
         "2h",
         "6h",
     ),
+    Grain.WEEK: ("order_week", "DATE", week_start_sql("created_at", 0), "0 6 * * 1", 1, "8d", "9d"),
     Grain.MONTH: (
         "order_month",
         "DATE",
@@ -70,7 +71,8 @@ def render_template(name: str, grain: Grain, today: date, path: str) -> str:
         path=path,
         grain=grain.value,
         grain_word=grain.value,
-        time_column_line=f"time_column: {column:<18} # output column carrying the partition",
+        time_column_line=f"time_column: {column:<18} # output column carrying the partition"
+        + ("\nweek_start: monday               # or sunday: the day a week starts on" if grain is Grain.WEEK else ""),
         start=today.replace(day=1).isoformat(),
         lookback=lookback,
         schedule=schedule,

@@ -29,7 +29,8 @@ EMBEDDED_SOURCE = "duckdb://.kpi/demo.duckdb"
 EMBEDDED_LAKE = ".kpi/lake"
 EMBEDDED_WAREHOUSE = "duckdb://.kpi/warehouse.duckdb"
 DEFAULT_PARALLEL = 2  # queries at once per source: a backfill must not hammer an OLTP database
-_ENV_KEYS = {"sources", "lake", "warehouse", "backfill_state_machine"}
+_ENV_KEYS = {"sources", "lake", "warehouse", "backfill_state_machine", "explain_max_rows"}
+DEFAULT_EXPLAIN_MAX_ROWS = 1_000_000  # the EXPLAIN guard refuses full scans over this many rows (pipeline.core.explain)
 _SOURCE_KEYS = {"url", "parallel"}
 
 
@@ -48,6 +49,7 @@ class Environment:
     origin: str = "the embedded default"  # where it was read from, for messages
     backfill_state_machine: str = ""  # ARN of the deployed backfill state machine (`kpi backfill --via sfn`)
     variables: tuple[str, ...] = ()  # the KPI_* variables that changed it, for titles ("local" is not all it is)
+    explain_max_rows: int = DEFAULT_EXPLAIN_MAX_ROWS  # kpi.toml `explain_max_rows`, KPI_EXPLAIN_MAX_ROWS
 
     @property
     def label(self) -> str:
@@ -199,7 +201,19 @@ def _environment(path: Path, name: str, table: Any) -> Environment:
     machine = table.get("backfill_state_machine", "")
     if not all(isinstance(value, str) for value in (lake, warehouse, machine)):
         raise UsageError(f"{where}: lake, warehouse and backfill_state_machine are text", hint='e.g. lake = "s3://b/k"')
-    return Environment(name, sources, lake, _no_password(warehouse, where), str(path), machine)
+    limit = _explain_max_rows(table.get("explain_max_rows", DEFAULT_EXPLAIN_MAX_ROWS), f"{where}: explain_max_rows")
+    return Environment(name, sources, lake, _no_password(warehouse, where), str(path), machine, explain_max_rows=limit)
+
+
+def _explain_max_rows(value: object, where: str) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UsageError(
+            f"{where} must be a whole number of rows ≥ 0",
+            hint="e.g. explain_max_rows = 5_000_000 (full scans estimated over it are refused)",
+        )
+    return value
 
 
 def _toml_kind(value: object) -> str:
@@ -239,6 +253,9 @@ def _with_variables(environment: Environment, environ: Mapping[str, str]) -> Env
         warehouse=environ.get("KPI_WAREHOUSE") or environment.warehouse,
         backfill_state_machine=environ.get("KPI_BACKFILL_STATE_MACHINE") or environment.backfill_state_machine,
         variables=tuple(used),
+        explain_max_rows=_explain_max_rows(environ["KPI_EXPLAIN_MAX_ROWS"], "KPI_EXPLAIN_MAX_ROWS")
+        if environ.get("KPI_EXPLAIN_MAX_ROWS")
+        else environment.explain_max_rows,
     )
 
 

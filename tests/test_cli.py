@@ -13,13 +13,13 @@ from pipeline.cli import cli
 from pipeline.core.intervals import Grain
 from tests.conftest import ROOT
 
-EXAMPLES = {"daily_sales", "hourly_orders", "large_orders", "monthly_active_buyers", "users_by_plan"}
+EXAMPLES = {"daily_sales", "hourly_orders", "large_orders", "monthly_active_buyers", "users_by_plan", "weekly_buyers"}
 
 
 def test_check_passes_on_the_examples(runner: CliRunner, in_project: Path) -> None:
     result = runner.invoke(cli, ["check"])
     assert result.exit_code == 0, result.output
-    assert result.output == "ok: 5 KPIs in 5 files, no problems\n"
+    assert result.output == "ok: 6 KPIs in 6 files, no problems\n"
 
 
 def test_examples_cover_every_grain_and_a_snapshot(runner: CliRunner, in_project: Path) -> None:

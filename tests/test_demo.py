@@ -35,11 +35,19 @@ def test_the_demo_runs_the_whole_flow_and_its_report_draws_every_chart(fresh_clo
     first = CliRunner().invoke(cli, ["demo", "--json"])
     assert first.exit_code == 0, first.output
     summary = {line["kpi"]: line for line in json.loads(first.output)["kpis"]}
-    assert set(summary) == {"daily_sales", "hourly_orders", "large_orders", "monthly_active_buyers", "users_by_plan"}
+    assert set(summary) == {
+        "daily_sales",
+        "hourly_orders",
+        "large_orders",
+        "monthly_active_buyers",
+        "users_by_plan",
+        "weekly_buyers",
+    }
     assert all(line["status"] == "ok" for line in summary.values())
     assert summary["daily_sales"]["partitions"] == 60
     assert summary["hourly_orders"]["partitions"] == 60 * 24
     assert summary["users_by_plan"]["partitions"] == 1
+    assert summary["weekly_buyers"]["partitions"] in (8, 9)  # the complete weeks that touch the last 60 days
     kpi = fresh_clone / ".kpi"
     with duckdb.connect(str(kpi / "warehouse.duckdb")) as db:
         (orders,) = db.execute("SELECT SUM(orders) FROM daily_sales").fetchone() or (0,)

@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
-from pipeline.cli.app import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Failed, exit_code
+from pipeline.cli.app import EXIT_CHANGED, EXIT_FAILED, EXIT_OK, EXIT_USAGE, Failed, exit_code
 from pipeline.errors import KpiError, LoadError, RenderError, UsageError
 from pipeline.interrupts import Interrupted
 from tests.conftest import ROOT
@@ -25,6 +25,7 @@ from tests.conftest import ROOT
     [
         (None, EXIT_OK),
         (Failed("stale"), EXIT_FAILED),
+        (Failed("values changed", code=EXIT_CHANGED), 3),
         (KpiError("a source cannot be reached"), EXIT_FAILED),
         (RenderError("unknown parameter x"), EXIT_FAILED),
         (LoadError("the warehouse refused the load"), EXIT_FAILED),
@@ -52,7 +53,7 @@ BROKEN = (ROOT / "tests/corpus/header/unknown_key.sql").read_text(encoding="utf-
 @pytest.mark.parametrize(
     ("args", "code", "line"),
     [
-        (["check"], 0, "ok: 5 KPIs in 5 files, no problems"),
+        (["check"], 0, "ok: 6 KPIs in 6 files, no problems"),
         (["check", "{broken}"], 1, "{broken}:3:1: unknown header key 'grian' (did you mean 'grain'?)"),
         (["--queries", "{folder}", "list"], 1, "1 problems left some files out; run `kpi check`"),
         (["render", "large_orders", "--param", "x=1"], 1, "large_orders: error: unknown parameter x"),

@@ -81,7 +81,7 @@ def test_a_valid_manifest_parses_and_round_trips() -> None:
         ({"schema__2__mode": "REPEATED"}, "schema[2].mode 'REPEATED' is not one of NULLABLE, REQUIRED"),
         ({"schema": []}, "schema lists no column"),
         ({"cluster_by": ["nope"]}, "cluster_by ['nope'] must name at most 4 of the schema's columns"),
-        ({"grain": "week"}, "grain 'week' is not one of day, hour, month, none"),
+        ({"grain": "fortnight"}, "grain 'fortnight' is not one of day, hour, week, month, none"),
         ({"partition": "2024-3-1"}, "partition '2024-3-1' is not a day partition"),
         ({"partition": "../../x"}, "partition '../../x' is not a day partition"),
         ({"decorator": "20240301; DELETE"}, "decorator '20240301; DELETE' is not 8 digits"),

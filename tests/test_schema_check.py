@@ -104,7 +104,7 @@ def test_check_catches_a_misspelt_column_and_table(
     assert lines[4] == (
         f"queries/large_orders.sql:22:6: table 'user' does not exist in {mysql_db.database} (did you mean 'users'?)"
     )
-    assert lines[-1] == "2 problems in 1 of 5 files"
+    assert lines[-1] == "2 problems in 1 of 6 files"
 
 
 def test_check_compares_declared_types_with_the_source_types(
@@ -172,6 +172,7 @@ EXPECTED_LINEAGE = {
         "sales": ["orders.amount"],
     },
     "users_by_plan": {"country": ["users.country"], "plan": ["users.plan"], "users": []},
+    "weekly_buyers": {"week": ["orders.created_at"], "buyers": ["orders.user_id"], "orders": []},
 }
 
 
@@ -198,18 +199,25 @@ def test_impact_lists_every_kpi_that_reads_a_table_or_column(runner: CliRunner, 
         assert result.exit_code == 0, result.output
         return {k["name"]: k["reads"] for k in json.loads(result.output)["kpis"]}
 
-    # status is read in WHERE only by large_orders and monthly_active_buyers: impact counts it all the same
+    # status is read in WHERE only by large_orders, monthly_active_buyers and weekly_buyers: impact counts it
     assert impact("orders.status") == {
         "daily_sales": ["orders.status"],
         "large_orders": ["orders.status"],
         "monthly_active_buyers": ["orders.status"],
+        "weekly_buyers": ["orders.status"],
     }
     assert impact("users") == {
         "large_orders": ["users.country", "users.id"],
         "users_by_plan": ["users.country", "users.plan"],
     }
     assert impact("users.email") == {}
-    assert list(impact("orders")) == ["daily_sales", "hourly_orders", "large_orders", "monthly_active_buyers"]
+    assert list(impact("orders")) == [
+        "daily_sales",
+        "hourly_orders",
+        "large_orders",
+        "monthly_active_buyers",
+        "weekly_buyers",
+    ]
     shown = runner.invoke(cli, ["impact", "users.id"])
     assert shown.output.splitlines() == [
         "large_orders  queries/large_orders.sql  reads users.id",
@@ -238,7 +246,7 @@ def test_readme_shows_real_output(runner: CliRunner, in_project: Path, tmp_path:
         result = runner.invoke(cli, ["check"])
     assert result.exit_code == 1
     assert result.output.splitlines() == _readme_console("kpi check")[: len(result.output.splitlines())]
-    assert result.output.splitlines()[-1] == "1 problem in 1 of 5 files"
+    assert result.output.splitlines()[-1] == "1 problem in 1 of 6 files"
 
 
 DEMO = from_text("schemas/default.json", (ROOT / "schemas" / "default.json").read_text(encoding="utf-8"))

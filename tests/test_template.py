@@ -275,9 +275,10 @@ def test_eventbridge_fires_when_cron_does(cron: str, expected: str) -> None:
 # ---------------------------------------------------------------------------------------------------- schedules
 
 
-def test_the_repository_queries_make_four_schedules_in_japan_time(template: dict[str, Any]) -> None:
+def test_the_repository_queries_make_five_schedules_in_japan_time(template: dict[str, Any]) -> None:
     # The headers of queries/: daily_sales and users_by_plan "0 6 * * *", hourly_orders "10 * * * *",
-    # large_orders "30 6 * * *", monthly_active_buyers "0 7 1 * *"; all in the default timezone Asia/Tokyo.
+    # large_orders "30 6 * * *", monthly_active_buyers "0 7 1 * *", weekly_buyers "0 6 * * 1"; all in the default
+    # timezone Asia/Tokyo.
     schedules = {  # the KPIs' (the suspend module's own two: tests/test_suspend_infra.py)
         name: s
         for name, s in resources_of(template, "AWS::Scheduler::Schedule").items()
@@ -292,6 +293,7 @@ def test_the_repository_queries_make_four_schedules_in_japan_time(template: dict
         "cron(10 * * * ? *)": ("Asia/Tokyo", {"kpis": ["hourly_orders"]}),
         "cron(30 6 * * ? *)": ("Asia/Tokyo", {"kpis": ["large_orders"]}),
         "cron(0 7 1 * ? *)": ("Asia/Tokyo", {"kpis": ["monthly_active_buyers"]}),
+        "cron(0 6 ? * MON *)": ("Asia/Tokyo", {"kpis": ["weekly_buyers"]}),
     }
     for logical_id, schedule in schedules.items():
         assert re.fullmatch(r"ScheduleAsiaTokyo[0-9A-F]{8}", logical_id)
@@ -831,6 +833,6 @@ def test_the_command_wants_the_zips_first(tmp_path: Path, capsys: pytest.Capture
     assert infra_build.main([*argv, "--arch", "arm64"]) == 0
     printed = capsys.readouterr().out
     assert "cron(0 6 * * ? *) Asia/Tokyo: daily_sales, users_by_plan" in printed
-    assert f"wrote {out}: 4 schedule(s), arm64" in printed
+    assert f"wrote {out}: 5 schedule(s), arm64" in printed
     code_uri = yaml.safe_load(out.read_text(encoding="utf-8"))["Resources"]["ExporterFunction"]["Properties"]["CodeUri"]
     assert code_uri == "../lambda/exporter-arm64.zip"

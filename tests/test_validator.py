@@ -124,7 +124,7 @@ def test_positional_readers_report_each_problem_at_its_value() -> None:
     assert check.names(("tags",), data["tags"], "tag") == ()
     assert [(str(p.location), p.rule, p.message) for p in problems] == [
         ("kpi.sql:9:1", "unknown-key", "unknown key 'unknwn'"),
-        ("kpi.sql:2:8", "invalid-value", "'grain' is 'weekly'"),
+        ("kpi.sql:2:8", "invalid-value", "'grain' is 'weekly' (did you mean 'week'?)"),
         ("kpi.sql:3:10", "wrong-type", "'enabled' must be true or false, found a text ('maybe')"),
         ("kpi.sql:4:11", "out-of-range", "'lookback' must be 0 or more, found -1"),
         ("kpi.sql:5:11", "invalid-timezone", "unknown time zone 'Asia/Tokio' (did you mean 'Asia/Tokyo'?)"),

@@ -11,6 +11,7 @@ COMMANDS = {
     "new": "pipeline.cli.authoring",
     "clone": "pipeline.cli.clone",
     "demo": "pipeline.cli.demo",
+    "diff": "pipeline.cli.diffing",
     "export": "pipeline.cli.exporting",
     "load": "pipeline.cli.loading",
     "dashboard": "pipeline.cli.loading",

@@ -27,6 +27,7 @@ from pipeline.interrupts import Interrupted
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_CHANGED = 3  # `kpi diff`: the values changed (not a failure)
 
 
 class Failed(Exception):
@@ -36,17 +37,18 @@ class Failed(Exception):
     for readers of the code; it is not printed again.
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, code: int = EXIT_FAILED) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code  # EXIT_CHANGED for `kpi diff`'s "values changed"
 
 
 def exit_code(outcome: BaseException | None) -> int:
     """The exit code of a command that ended with ``outcome`` (None: it returned normally).
 
     The table the README lists: 0 done; 1 an error of ours (:class:`KpiError`) or a reported failure
-    (:class:`Failed`); 2 a wrong command line (:class:`UsageError`; click's own usage errors exit 2 as well);
-    128 + the signal's number when stopped (130 SIGINT, 143 SIGTERM).
+    (:class:`Failed`; 3 for `kpi diff`'s changed values); 2 a wrong command line (:class:`UsageError`; click's
+    own usage errors exit 2 as well); 128 + the signal's number when stopped (130 SIGINT, 143 SIGTERM).
     """
     if outcome is None:
         return EXIT_OK
@@ -56,7 +58,9 @@ def exit_code(outcome: BaseException | None) -> int:
         return 128 + signal.SIGINT
     if isinstance(outcome, UsageError):
         return EXIT_USAGE
-    if isinstance(outcome, KpiError | Failed):
+    if isinstance(outcome, Failed):
+        return outcome.code
+    if isinstance(outcome, KpiError):
         return EXIT_FAILED
     raise TypeError(f"no exit code for {type(outcome).__name__}: a bug, keep its traceback") from outcome
 

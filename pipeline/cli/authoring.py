@@ -26,18 +26,33 @@ from pipeline.scaffold import new_kpi_file
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @env_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--explain", is_flag=True, help="Also EXPLAIN each query on the environment's MySQL sources.")
+@click.option("--start", help="With --explain: EXPLAIN each backfill batch from this date…")
+@click.option("--end", help="…to this one (default: the partitions a scheduled run sends).")
 @click.pass_obj
-def check(queries: Path, paths: tuple[Path, ...], env_name: str | None, as_json: bool) -> None:
+def check(
+    queries: Path,
+    paths: tuple[Path, ...],
+    env_name: str | None,
+    as_json: bool,
+    explain: bool,
+    start: str | None,
+    end: str | None,
+) -> None:
     """Check KPI files (default: the queries folder) and report every problem.
 
     Tables, columns and declared types are checked against the schema snapshots in schemas/ (`kpi schema
     pull`), or with --env against that environment's live sources. Exits 1 when any file has a problem.
+    With --explain, also runs EXPLAIN FORMAT=JSON (no row of data read) for the bound values of each query on the
+    environment's MySQL sources, and exits 1 when one would full-scan a table over the environment's
+    explain_max_rows (unless its header says allow_full_scan: true).
 
     \b
     Examples:
       kpi check
       kpi check queries/daily_sales.sql --json
       kpi check --env production
+      kpi check --explain --env production
     """
     from pipeline.schemas import check_catalog, schemas_for_check
 
@@ -46,16 +61,24 @@ def check(queries: Path, paths: tuple[Path, ...], env_name: str | None, as_json:
     schemas = schemas_for_check(queries, environment, {k.source for k in found.kpis.values()})
     report = check_catalog(found, schemas, within=None if environment else queries)
     found.problems.extend(report.problems)
+    guarded = None
+    if explain and found.ok:
+        from pipeline.cli.explaining import run_explain
+
+        guarded = run_explain(sorted(found.kpis.values(), key=lambda k: k.name), env_name, start, end)
     if as_json:
+        from pipeline.cli.explaining import explain_json
+
         print_json(
             {
-                "ok": found.ok,
+                "ok": found.ok and not (guarded and guarded.refused),
                 "files": found.files,
                 "kpis": sorted(found.kpis),
                 "problems": [p.to_dict() for p in found.problems],
                 "warnings": [p.to_dict() for p in report.warnings],
                 "schemas": report.checked,
                 "unchecked_sources": report.unchecked,
+                **({"explain": explain_json(guarded)} if guarded else {}),
             }
         )
     else:
@@ -69,8 +92,14 @@ def check(queries: Path, paths: tuple[Path, ...], env_name: str | None, as_json:
         else:
             problems, files = _count(len(found.problems), "problem"), _count(len(found.files), "file")
             console.print(f"[red]{problems}[/] in {broken} of {files}")
+        if guarded is not None:
+            from pipeline.cli.explaining import print_explain
+
+            print_explain(guarded)
     if not found.ok:
         raise Failed("problems")
+    if guarded and guarded.refused:
+        raise Failed("full scans refused")
 
 
 @cli.command(name="list")
@@ -96,6 +125,7 @@ def list_kpis(queries: Path, as_json: bool) -> None:
         for kpi in kpis:
             schedule = f"{kpi.schedule} ({kpi.timezone})" if kpi.schedule else "on demand"
             name = kpi.name if kpi.enabled else f"{kpi.name} (disabled)"
+            name += " (full scan allowed)" if kpi.allow_full_scan else ""
             table.add_row(name, kpi.grain.value, schedule, kpi.owner, kpi.description)
         stdout().print(table)
     if not found.ok:
@@ -158,7 +188,7 @@ def new(queries: Path, name: str, grain: str) -> None:
 
     \b
     Example:
-      kpi new weekly_refunds --grain day
+      kpi new weekly_refunds --grain week
     """
     path = new_kpi_file(queries, name, Grain(grain), date.today())
     stdout().print(
@@ -182,6 +212,7 @@ def _summary(kpi: Kpi) -> dict[str, Any]:
         "description": kpi.description,
         "tags": list(kpi.tags),
         "enabled": kpi.enabled,
+        "allow_full_scan": kpi.allow_full_scan,
         "sql_hash": kpi.sql_hash,
     }
 

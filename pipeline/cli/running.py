@@ -303,7 +303,7 @@ def nothing_to_do(kpi: Kpi, plan: BackfillPlan, start: str, end: str, *, as_json
     if not plan.done:
         from pipeline.core.intervals import latest_complete
 
-        latest = latest_complete(kpi.grain, kpi.zone, datetime.now(kpi.zone)).partition
+        latest = latest_complete(kpi.grain, kpi.zone, datetime.now(kpi.zone), kpi.first_weekday).partition
         raise UsageError(
             f"nothing to do: no partition from {start} to {end} can run — " + " and ".join(left_out),
             where=kpi.name,

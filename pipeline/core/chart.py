@@ -54,7 +54,7 @@ Y_AXIS_RULE = "Every y axis starts at zero: the measures are sums and counts, so
 TABLE_ROWS = 5_000  # rows written into the page's data table; the count beside it is always the warehouse's
 OTHER = "other"
 NULL_LABEL = "(null)"
-LABEL_FORMATS = {Grain.DAY: "%Y-%m-%d", Grain.HOUR: "%Y-%m-%dT%H", Grain.MONTH: "%Y-%m"}
+LABEL_FORMATS = {Grain.DAY: "%Y-%m-%d", Grain.HOUR: "%Y-%m-%dT%H", Grain.WEEK: "%Y-%m-%d", Grain.MONTH: "%Y-%m"}
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ def partition_label(kpi: Kpi, value: Any) -> str:
         moment = value  # naive: a wall-clock time in the KPI's zone; aware (TIMESTAMP): converted to it
     else:
         moment = parse_moment(value.isoformat() if hasattr(value, "isoformat") else str(value))  # a date
-    return interval_containing(kpi.grain, kpi.zone, moment).partition
+    return interval_containing(kpi.grain, kpi.zone, moment, kpi.first_weekday).partition
 
 
 def _number(value: Any) -> float | None:
@@ -237,17 +237,18 @@ def build_chart(
 def _every_partition(kpi: Kpi, partitions: set[str]) -> list[str]:
     if not partitions:
         return []
-    ordered = sorted(partitions, key=lambda p: interval_containing(kpi.grain, kpi.zone, parse_moment(p)))
-    first = interval_containing(kpi.grain, kpi.zone, parse_moment(ordered[0]))
-    last = interval_containing(kpi.grain, kpi.zone, parse_moment(ordered[-1]))
-    return [i.partition for i in intervals_between(kpi.grain, kpi.zone, first.start, last.start)]
+    weekday = kpi.first_weekday
+    ordered = sorted(partitions, key=lambda p: interval_containing(kpi.grain, kpi.zone, parse_moment(p), weekday))
+    first = interval_containing(kpi.grain, kpi.zone, parse_moment(ordered[0]), weekday)
+    last = interval_containing(kpi.grain, kpi.zone, parse_moment(ordered[-1]), weekday)
+    return [i.partition for i in intervals_between(kpi.grain, kpi.zone, first.start, last.start, weekday)]
 
 
 def _zone_name(kpi: Kpi, labels: Sequence[str]) -> str:
     """``Asia/Tokyo, JST``; ``America/New_York, EST/EDT`` when the axis spans a clock change."""
     names: list[str] = []
     for label in labels:
-        name = interval_containing(kpi.grain, kpi.zone, parse_moment(label)).start.tzname()
+        name = interval_containing(kpi.grain, kpi.zone, parse_moment(label), kpi.first_weekday).start.tzname()
         if name and name != kpi.timezone and name not in names:
             names.append(name)
     return f"{kpi.timezone}, {'/'.join(names)}" if names else kpi.timezone

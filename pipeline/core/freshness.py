@@ -35,7 +35,7 @@ def data_end(kpi: Kpi, partition: str, loaded_at: datetime) -> datetime:
     a snapshot."""
     if not kpi.incremental:
         return loaded_at
-    return min(interval_containing(kpi.grain, kpi.zone, parse_moment(partition)).end, loaded_at)
+    return min(interval_containing(kpi.grain, kpi.zone, parse_moment(partition), kpi.first_weekday).end, loaded_at)
 
 
 def split_future(kpi: Kpi, partitions: Iterable[str], now: datetime) -> tuple[list[str], list[str]]:
@@ -43,7 +43,10 @@ def split_future(kpi: Kpi, partitions: Iterable[str], now: datetime) -> tuple[li
     begun: list[str] = []
     future: list[str] = []
     for partition in sorted(partitions):
-        if kpi.incremental and interval_containing(kpi.grain, kpi.zone, parse_moment(partition)).start > now:
+        if (
+            kpi.incremental
+            and interval_containing(kpi.grain, kpi.zone, parse_moment(partition), kpi.first_weekday).start > now
+        ):
             future.append(partition)
         else:
             begun.append(partition)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from pipeline.core.chart_rules import chart_settings
 from pipeline.core.header import Header, KeyPath
 from pipeline.core.identifiers import KPI_NAME, is_column_name
-from pipeline.core.intervals import Grain
+from pipeline.core.intervals import Grain, WeekStart
 from pipeline.core.spec import Checks, Column, FileFormat, Freshness, Param, Policy
 from pipeline.core.types import CLUSTER_TYPES, PARAM_TYPES, PARTITION_TYPES, TYPE_ALIASES, BqType, coerce_param
 from pipeline.core.validator import PositionalValidator, dotted, suggest
@@ -31,7 +31,8 @@ HEADER_KEYS: dict[str, tuple[str, str]] = {
     "owner": ("''", "team or person to ask about it"),
     "tags": ("[]", "free labels for `kpi list` and reports"),
     "enabled": ("true", "false keeps the file but leaves it out of scheduled runs"),
-    "grain": ("day", "day | hour | month | none (a whole-table snapshot)"),
+    "grain": ("day", "day | hour | week | month | none (a whole-table snapshot)"),
+    "week_start": ("monday", "grain week: monday | sunday, the day a week starts on"),
     "time_column": ("—", "output column carrying the partition; required unless grain is none"),
     "timezone": ("Asia/Tokyo", "IANA zone of partition boundaries and of `schedule`"),
     "source_timezone": ("= timezone", "what naive DATETIMEs in the source mean"),
@@ -49,6 +50,7 @@ HEADER_KEYS: dict[str, tuple[str, str]] = {
     "chart": ("{}", "the report's chart: measures: [cols], by: dimension, top: N lines (default 5)"),
     "zero_dates": ("error", "MySQL 0000-00-00 dates: error | null"),
     "invalid_utf8": ("error", "text that is not UTF-8: error | null"),
+    "allow_full_scan": ("false", "true lets the production EXPLAIN guard accept a full scan of a large table"),
 }
 COLUMN_KEYS = ("type", "description", "zero_dates", "invalid_utf8")
 PARAM_KEYS = ("type", "default", "description")
@@ -101,6 +103,7 @@ class HeaderChecker(PositionalValidator):
         out["enabled"] = self.boolean(("enabled",), data.get("enabled", True))
         grain = self.choice(("grain",), data.get("grain", "day"), Grain)
         out["grain"] = grain or Grain.DAY
+        out["week_start"] = self.week_start(data, grain)
         out["timezone"] = self.zone(("timezone",), data.get("timezone", "Asia/Tokyo")) or "Asia/Tokyo"
         if "source_timezone" in data:
             out["source_timezone"] = self.zone(("source_timezone",), data["source_timezone"])
@@ -112,6 +115,7 @@ class HeaderChecker(PositionalValidator):
         out["timeout"] = self.timeout(data.get("timeout", "10m"))
         out["zero_dates"] = self.choice(("zero_dates",), data.get("zero_dates", "error"), Policy) or Policy.ERROR
         out["invalid_utf8"] = self.choice(("invalid_utf8",), data.get("invalid_utf8", "error"), Policy) or Policy.ERROR
+        out["allow_full_scan"] = self.boolean(("allow_full_scan",), data.get("allow_full_scan", False))
         out["columns"] = self.columns(data.get("columns"))
         out["params"] = self.params(data.get("params", {}))
         out["checks"] = self.checks(data.get("checks", {}), out["columns"])
@@ -377,6 +381,20 @@ class HeaderChecker(PositionalValidator):
                 f"CSV files cannot carry BYTES column{'s' if len(binary) > 1 else ''} {', '.join(binary)}",
                 "use `format: parquet`, or select the bytes as HEX()/TO_BASE64() declared STRING",
             )
+
+    def week_start(self, data: Mapping[str, Any], grain: Grain | None) -> WeekStart:
+        if "week_start" not in data:
+            return WeekStart.MONDAY
+        value = self.choice(("week_start",), data["week_start"], WeekStart) or WeekStart.MONDAY
+        if grain is not None and grain is not Grain.WEEK:
+            self.report(
+                ("week_start",),
+                "week-start-not-weekly",
+                f"`week_start` has no meaning for grain '{grain.value}'",
+                "remove it, or set `grain: week`",
+                at_key=True,
+            )
+        return value
 
     def time_column(self, data: Mapping[str, Any], grain: Grain | None, columns: tuple[Column, ...]) -> str | None:
         value = data.get("time_column")

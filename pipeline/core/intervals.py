@@ -10,6 +10,10 @@ apart: the first keeps the wall-clock name (``2024-11-03T01``), the repeat has `
 :func:`parse_moment` reads back as the second occurrence (``fold=1``). Their :attr:`Interval.decorator` is the
 wall-clock one, the same for both: only a TIMESTAMP column, which BigQuery partitions by UTC hour, can hold the two
 apart (its decorator is computed in UTC), and ``kpi check`` refuses hourly KPIs whose DATETIME clock repeats an hour.
+
+Weeks run from local midnight of their first day (Monday, or Sunday with ``week_start: sunday``) for seven
+calendar days — 167 or 169 hours across a DST change — and are named by that first day (``2024-01-29``). In
+BigQuery a week is the DAY partition of its first day: the time column holds that date (:mod:`pipeline.export.split`).
 """
 
 from __future__ import annotations
@@ -26,8 +30,21 @@ class Grain(StrEnum):
 
     DAY = "day"
     HOUR = "hour"
+    WEEK = "week"
     MONTH = "month"
     NONE = "none"
+
+
+class WeekStart(StrEnum):
+    """The first day of a week partition (header key ``week_start``)."""
+
+    MONDAY = "monday"
+    SUNDAY = "sunday"
+
+    @property
+    def weekday(self) -> int:
+        """As :meth:`date.weekday` numbers it: Monday 0 … Sunday 6."""
+        return 0 if self is WeekStart.MONDAY else 6
 
 
 # grain → (partition name, BigQuery partition decorator), as strftime formats of the interval's local start
@@ -36,6 +53,7 @@ _FORMATS = {
     Grain.DAY: ("%Y-%m-%d", "%Y%m%d"),
     Grain.HOUR: ("%Y-%m-%dT%H", "%Y%m%d%H"),
     Grain.MONTH: ("%Y-%m", "%Y%m"),
+    Grain.WEEK: ("%Y-%m-%d", "%Y%m%d"),  # named by the week's first day; BigQuery's DAY partition of that day
 }
 
 
@@ -50,6 +68,7 @@ class Interval:
     start: datetime
     end: datetime
     grain: Grain
+    first_weekday: int = 0  # weeks only: the weekday they start on (Monday 0, Sunday 6)
 
     def __lt__(self, other: Interval) -> bool:
         return self.start.astimezone(UTC) < other.start.astimezone(UTC)
@@ -64,8 +83,9 @@ class Interval:
 
     @property
     def partition(self) -> str:
-        """The partition's name in the lake path and in reports: ``2024-01-31``, ``2024-01-31T05``, ``2024-01``;
-        ``2024-11-03T01_2`` for the second of two hours that share a wall-clock name (a DST fall-back)."""
+        """The partition's name in the lake path and in reports: ``2024-01-31``, ``2024-01-31T05``, ``2024-01``,
+        ``2024-01-29`` (a week, by its first day); ``2024-11-03T01_2`` for the second of two hours that share a
+        wall-clock name (a DST fall-back)."""
         name = self.start.strftime(_FORMATS[self.grain][0])
         return name + REPEATED_HOUR if self.grain is Grain.HOUR and is_repeat(self.start) else name
 
@@ -82,8 +102,9 @@ class Interval:
         )
 
 
-def interval_containing(grain: Grain, zone: ZoneInfo, moment: datetime) -> Interval:
-    """The partition that contains ``moment`` (naive moments are read in ``zone``)."""
+def interval_containing(grain: Grain, zone: ZoneInfo, moment: datetime, first_weekday: int = 0) -> Interval:
+    """The partition that contains ``moment`` (naive moments are read in ``zone``); ``first_weekday`` is the day
+    weeks start on (:attr:`WeekStart.weekday`) and matters only to weeks."""
     if grain is Grain.NONE:
         raise ValueError("a snapshot KPI (grain: none) has no partitions")
     local = moment.replace(tzinfo=zone) if moment.tzinfo is None else moment.astimezone(zone)
@@ -95,29 +116,35 @@ def interval_containing(grain: Grain, zone: ZoneInfo, moment: datetime) -> Inter
         first = local.date().replace(day=1)
         following = (first + timedelta(days=32)).replace(day=1)
         return Interval(_midnight(first, zone), _midnight(following, zone), grain)
+    if grain is Grain.WEEK:
+        first = local.date() - timedelta(days=(local.date().weekday() - first_weekday) % 7)
+        return Interval(_midnight(first, zone), _midnight(first + timedelta(days=7), zone), grain, first_weekday)
     day = local.date()
     return Interval(_midnight(day, zone), _midnight(day + timedelta(days=1), zone), grain)
 
 
-def latest_complete(grain: Grain, zone: ZoneInfo, now: datetime) -> Interval:
-    """The newest partition that has fully ended at ``now``: yesterday for a daily KPI."""
-    return preceding(interval_containing(grain, zone, now), zone)
+def latest_complete(grain: Grain, zone: ZoneInfo, now: datetime, first_weekday: int = 0) -> Interval:
+    """The newest partition that has fully ended at ``now``: yesterday for a daily KPI, last week for a weekly."""
+    return preceding(interval_containing(grain, zone, now, first_weekday), zone)
 
 
 def preceding(interval: Interval, zone: ZoneInfo) -> Interval:
     """The partition just before ``interval``. Stepped back in UTC: an aware datetime minus a timedelta is
     wall-clock arithmetic, which across a DST change lands in the wrong hour (from the repeated hour, in the one
     before it; from the hour after a gap, in the same hour again)."""
-    return interval_containing(interval.grain, zone, interval.start.astimezone(UTC) - timedelta(microseconds=1))
+    moment = interval.start.astimezone(UTC) - timedelta(microseconds=1)
+    return interval_containing(interval.grain, zone, moment, interval.first_weekday)
 
 
-def intervals_between(grain: Grain, zone: ZoneInfo, first: datetime, last: datetime) -> Iterator[Interval]:
+def intervals_between(
+    grain: Grain, zone: ZoneInfo, first: datetime, last: datetime, first_weekday: int = 0
+) -> Iterator[Interval]:
     """Every partition from the one containing ``first`` to the one containing ``last``, both included."""
-    interval = interval_containing(grain, zone, first)
-    stop = interval_containing(grain, zone, last)
+    interval = interval_containing(grain, zone, first, first_weekday)
+    stop = interval_containing(grain, zone, last, first_weekday)
     while interval <= stop:
         yield interval
-        interval = interval_containing(grain, zone, interval.end)
+        interval = interval_containing(grain, zone, interval.end, first_weekday)
 
 
 def is_repeat(moment: datetime) -> bool:
@@ -141,6 +168,13 @@ def parse_moment(text: str) -> datetime:
         raise ValueError(
             f"'{text}' is not a date; write 2024-01-31 (or 2024-01 for a month, 2024-01-31T05 for an hour)"
         ) from None
+
+
+def week_start_sql(column: str, first_weekday: int) -> str:
+    """MySQL (and, through sqlglot, DuckDB) for the first day of ``column``'s week: days since a known Monday
+    (1970-01-05) or Sunday (1970-01-04) modulo 7, since WEEKDAY/DAYOFWEEK number days differently in each."""
+    epoch = "1970-01-05" if first_weekday == 0 else "1970-01-04"
+    return f"CAST(DATE_SUB(DATE({column}), INTERVAL MOD(DATEDIFF({column}, '{epoch}'), 7) DAY) AS DATE)"
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:

@@ -45,6 +45,7 @@ _PARTITION = {
     Grain.DAY: (re.compile(r"^\d{4}-\d{2}-\d{2}$"), 8),
     Grain.HOUR: (re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}(_2)?$"), 10),
     Grain.MONTH: (re.compile(r"^\d{4}-\d{2}$"), 6),
+    Grain.WEEK: (re.compile(r"^\d{4}-\d{2}-\d{2}$"), 8),
 }
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 

@@ -1,7 +1,8 @@
 """Which partitions a run or a backfill covers, and how they are grouped into source queries.
 
 A backfill of an incremental KPI must not scan the OLTP source once per day: partitions are grouped into batches
-of contiguous partitions, cut at calendar boundaries (a month of days, a day of hours, a year of months), and
+of contiguous partitions, cut at calendar boundaries (a month of days, a day of hours, a quarter of weeks — by the
+quarter of each week's first day —, a year of months), and
 each batch is one query whose rows the exporter splits into per-partition files. 365 days are 12 or 13 queries.
 
 Resuming is decided here too: a partition already loaded from the same SQL (its ``sql_hash`` in the audit
@@ -25,7 +26,7 @@ def due_intervals(kpi: Kpi, now: datetime) -> list[Interval]:
     ones before it (late rows land in partitions already loaded), never before the header's ``start``."""
     if not kpi.incremental:
         return []
-    latest = latest_complete(kpi.grain, kpi.zone, now)
+    latest = latest_complete(kpi.grain, kpi.zone, now, kpi.first_weekday)
     due = [latest]
     for _ in range(kpi.lookback):
         due.insert(0, preceding(due[0], kpi.zone))
@@ -37,15 +38,18 @@ def before_start(kpi: Kpi, interval: Interval) -> bool:
     if kpi.start is None:
         return False
     first = kpi.start if isinstance(kpi.start, datetime) else datetime.combine(kpi.start, time())
-    return interval < interval_containing(kpi.grain, kpi.zone, first)
+    return interval < interval_containing(kpi.grain, kpi.zone, first, kpi.first_weekday)
 
 
-def batch_key(interval: Interval) -> date | int:
-    """The calendar unit a batch may not cross: the month of a day, the day of an hour, the year of a month."""
+def batch_key(interval: Interval) -> date | int | tuple[int, int]:
+    """The calendar unit a batch may not cross: the month of a day, the day of an hour, the quarter of a week's
+    first day, the year of a month."""
     if interval.grain is Grain.DAY:
         return interval.start.date().replace(day=1)
     if interval.grain is Grain.HOUR:
         return interval.start.date()
+    if interval.grain is Grain.WEEK:
+        return interval.start.year, (interval.start.month - 1) // 3
     return interval.start.year
 
 

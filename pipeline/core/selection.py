@@ -38,14 +38,14 @@ def requested_intervals(
     if date and (start or end):
         raise UsageError("give either --date or --start/--end, not both")
     if date:
-        return [interval_containing(kpi.grain, kpi.zone, date)]
+        return [interval_containing(kpi.grain, kpi.zone, date, kpi.first_weekday)]
     if start or end:
         if not (start and end):
             raise UsageError("--start and --end go together", hint="e.g. --start 2024-03-01 --end 2024-03-31")
         if end < start:
             raise UsageError(f"--end {end:%Y-%m-%d %H:%M} is before --start {start:%Y-%m-%d %H:%M}")
-        return list(intervals_between(kpi.grain, kpi.zone, start, end))
-    return [latest_complete(kpi.grain, kpi.zone, now)]
+        return list(intervals_between(kpi.grain, kpi.zone, start, end, kpi.first_weekday))
+    return [latest_complete(kpi.grain, kpi.zone, now, kpi.first_weekday)]
 
 
 def refuse_unsafe(
@@ -74,7 +74,7 @@ def refuse_unsafe(
             f"{now.astimezone(kpi.zone):%Y-%m-%d %H:%M} {kpi.timezone} now; {first.partition} ends "
             f"{first.end:%Y-%m-%d %H:%M}): loaded, a partition with partial or no rows would count as the newest data"
         )
-        latest = latest_complete(kpi.grain, kpi.zone, now).partition
+        latest = latest_complete(kpi.grain, kpi.zone, now, kpi.first_weekday).partition
         hints.append(f"the latest complete partition is {latest}; --allow-incomplete loads one that is not over")
     if early:
         reasons.append(

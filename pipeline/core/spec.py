@@ -13,7 +13,7 @@ from enum import StrEnum
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from pipeline.core.intervals import Grain
+from pipeline.core.intervals import Grain, WeekStart
 from pipeline.core.query import Query
 from pipeline.core.types import BqType
 
@@ -91,6 +91,7 @@ class Kpi:
     tags: tuple[str, ...] = ()
     enabled: bool = True
     grain: Grain = Grain.DAY
+    week_start: WeekStart = WeekStart.MONDAY  # weeks only
     time_column: str | None = None
     timezone: str = "Asia/Tokyo"
     source_timezone: str | None = None  # None: same as `timezone`
@@ -107,6 +108,7 @@ class Kpi:
     zero_dates: Policy = Policy.ERROR
     invalid_utf8: Policy = Policy.ERROR
     chart: ChartSettings = field(default_factory=ChartSettings)
+    allow_full_scan: bool = False  # the EXPLAIN guard lets this KPI scan whole tables (pipeline.core.explain)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -115,6 +117,11 @@ class Kpi:
     @property
     def source_zone(self) -> ZoneInfo:
         return ZoneInfo(self.source_timezone or self.timezone)
+
+    @property
+    def first_weekday(self) -> int:
+        """The weekday a week partition starts on (Monday 0, Sunday 6); see :func:`interval_containing`."""
+        return self.week_start.weekday
 
     @property
     def incremental(self) -> bool:

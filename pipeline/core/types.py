@@ -55,6 +55,8 @@ PARTITION_TYPES: dict[str, frozenset[BqType]] = {
     "day": frozenset({BqType.DATE, BqType.DATETIME, BqType.TIMESTAMP}),
     "month": frozenset({BqType.DATE, BqType.DATETIME, BqType.TIMESTAMP}),
     "hour": frozenset({BqType.DATETIME, BqType.TIMESTAMP}),
+    # A week is BigQuery's DAY partition of its first day, so its rows hold exactly that date.
+    "week": frozenset({BqType.DATE}),
 }
 
 # BigQuery clusters only on these top-level types.

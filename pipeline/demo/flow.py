@@ -62,7 +62,7 @@ def demo_jobs(kpis: Sequence[Kpi], runner: Runner, today: date) -> list[Job]:
         if not kpi.incremental:
             jobs.append(Job(kpi))
             continue
-        requested = list(intervals_between(kpi.grain, kpi.zone, first, last))
+        requested = list(intervals_between(kpi.grain, kpi.zone, first, last, kpi.first_weekday))
         loaded = {p: r.sql_hash for p, r in runner.warehouse.loads(kpi.name).items()}
         plan = plan_backfill(kpi, requested, loaded, now=datetime.now(kpi.zone))  # the current month is left out
         jobs += [Job(kpi, batch) for batch in plan.batches]

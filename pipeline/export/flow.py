@@ -48,6 +48,7 @@ from pipeline.errors import CheckFailed, ExportError, UsageError
 from pipeline.export.files import FileOptions, PartitionFiles, refuse_null_marker
 from pipeline.export.split import Splitter
 from pipeline.sources import Source
+from pipeline.sources.explain import guard_export
 from pipeline.stores import Store
 
 
@@ -94,6 +95,7 @@ def export(
     options = files or FileOptions(format=kpi.format)
     writers: list[PartitionFiles | None] = []
     uncommitted: list[PartitionFiles] = []
+    guard_export(kpi, source, rendered, parts)  # EXPLAIN first on a guarded MySQL source: no full scan
     try:
         with source.stream(rendered, timeout=kpi.timeout, zone=kpi.source_zone, where=kpi.name) as result:
             plans = plan_columns(kpi, result.columns)

@@ -88,7 +88,9 @@ def run_export(request: ExportRequest, *, queries: Path, environment: Environmen
     return export(
         kpi,
         intervals,
-        source=open_source(environment.source(kpi.source, kpi=kpi.name).url),
+        source=open_source(
+            environment.source(kpi.source, kpi=kpi.name).url, explain_max_rows=environment.explain_max_rows
+        ),
         store=open_store(environment.lake),
         run_id=request.run_id,
         params=request.params,

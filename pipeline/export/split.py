@@ -6,6 +6,9 @@ a partition load whose rows fall outside the decorator's partition, and a query 
 ``:end`` should fail here, naming the row, not in the warehouse.
 
 Comparisons are made in the column's own terms (:mod:`pipeline.core.bounds`), as the loader's are.
+
+A week is loaded into BigQuery's DAY partition of its first day, so a week's rows must hold exactly that date in
+the time column (a row dated Wednesday would fall in another BigQuery partition); the splitter refuses any other.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import pyarrow.compute as pc
 
 from pipeline.core.arrays import arange
 from pipeline.core.bounds import column_bound
-from pipeline.core.intervals import Interval
+from pipeline.core.intervals import Grain, Interval, week_start_sql
 from pipeline.core.spec import Kpi
 from pipeline.core.typeplan import ARROW_TYPES
 from pipeline.core.types import BqType
@@ -53,14 +56,35 @@ class Splitter:
                 hint=f"filter the query with `{self.column} >= :start AND {self.column} < :end` "
                 "(on the column the time column is computed from)",
             )
-        if len(self.intervals) == 1:
+        weekly = self.kpi.grain is Grain.WEEK
+        if len(self.intervals) == 1 and not weekly:
             yield 0, batch, None
             return
         slot = pc.subtract(_count_true([pc.greater_equal(values, b) for b in self.bounds]), 1)
+        if weekly:
+            self._check_first_days(values, slot, first_row)
+        if len(self.intervals) == 1:
+            yield 0, batch, None
+            return
         numbers = pc.add(arange(batch.num_rows), first_row)
         for index in pc.unique(slot).to_pylist():
             mask = pc.equal(slot, index)
             yield int(index), batch.filter(mask), numbers.filter(mask)
+
+    def _check_first_days(self, values: pa.Array, slot: pa.Array, first_row: int) -> None:
+        """Every row of a week holds the week's first day (its BigQuery partition)."""
+        expected = pc.take(pa.array(self.bounds, self.bounds[0].type), slot)
+        wrong = pc.not_equal(values, expected)
+        if not pc.any(wrong).as_py():
+            return
+        index = int(pc.index(wrong, True).as_py())
+        raise ExportError(
+            f"row {first_row + index}: {self.column} = {values[index].as_py()!r} is not the first day of its week "
+            f"({expected[index].as_py()!r}); a week is stored in BigQuery's partition of that day",
+            where=self.kpi.name,
+            hint=f"select the week's first day as {self.column}, e.g. "
+            + week_start_sql("created_at", self.kpi.first_weekday),
+        )
 
 
 def _count_true(masks: list[pa.Array]) -> pa.Array:

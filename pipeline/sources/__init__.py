@@ -10,13 +10,20 @@ from pipeline.sources.base import ResultStream, Source
 __all__ = ["ResultStream", "Source", "open_source"]
 
 
-def open_source(url: str) -> Source:
-    """``mysql://…`` (also ``mariadb://``, ``aurora://``) or ``duckdb:///path/file.duckdb``."""
+def open_source(url: str, *, explain_max_rows: int | None = None) -> Source:
+    """``mysql://…`` (also ``mariadb://``, ``aurora://``) or ``duckdb:///path/file.duckdb``. With
+    ``explain_max_rows``, a MySQL source EXPLAINs each query before sending it and refuses a full scan over that
+    many rows (:mod:`pipeline.sources.explain`)."""
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("mysql", "mariadb", "aurora"):
         from pipeline.sources.mysql import MySqlSource
 
-        return MySqlSource(url)
+        source = MySqlSource(url)
+        if explain_max_rows is not None:
+            from pipeline.sources.explain import ExplainGuard
+
+            source.explain_guard = ExplainGuard(explain_max_rows)
+        return source
     if scheme == "duckdb":
         from pipeline.sources.duckdb import DuckDbSource
 

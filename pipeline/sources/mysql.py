@@ -164,6 +164,7 @@ class MySqlSource:
         self.settings = parse_mysql_url(url)
         self.url = self.settings.display
         self.batch_rows = batch_rows
+        self.explain_guard: object | None = None  # pipeline.sources.explain.ExplainGuard, set by open_source
 
     def render(self, query: Query, values: Mapping[str, Any]) -> Rendered:
         return render_mysql(query, values)

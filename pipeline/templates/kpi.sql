@@ -7,7 +7,7 @@ description: TODO one sentence on what this KPI means
 owner: TODO-team                 # who to ask about it
 tags: []                         # labels for `kpi list` and reports
 enabled: true                    # false: kept, but not scheduled
-grain: ${grain}                  # day | hour | month | none (whole-table snapshot)
+grain: ${grain}                  # day | hour | week | month | none (whole-table snapshot)
 ${time_column_line}
 timezone: Asia/Tokyo             # partition boundaries and schedule are read in this zone
 # source_timezone: UTC           # what naive DATETIMEs in the source mean (default: timezone)

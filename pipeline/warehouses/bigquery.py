@@ -85,6 +85,7 @@ PARTITIONING = {
     "hour": bigquery.TimePartitioningType.HOUR,
     "day": bigquery.TimePartitioningType.DAY,
     "month": bigquery.TimePartitioningType.MONTH,
+    "week": bigquery.TimePartitioningType.DAY,  # BigQuery has no week partitions: a week is its first day's
 }
 LEGACY_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}  # how the API may name standard types
 AUDIT_SCHEMA = (

@@ -1,0 +1,317 @@
+"""The production EXPLAIN guard: the EXPLAIN JSON of MariaDB (recorded here) and MySQL 8 (format version 1, written
+after its manual: tests/explain/README.md) parsed table by table; the judgement and its hint; and on the real
+MariaDB, a KPI over a 200,000-row table refused without an index on its filter column and accepted with one, by
+`kpi check --explain` and before `kpi backfill`'s query — with EXPLAIN only (the server's row-read counters)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlglot
+from click.testing import CliRunner
+
+from pipeline import catalog
+from pipeline.cli import cli
+from pipeline.core.explain import (
+    Dialect,
+    TableAccess,
+    dialect_of,
+    filtered_columns,
+    judge,
+    parse_plan,
+    query_tables,
+)
+from pipeline.settings import load_environment
+from pipeline.sources import open_source
+from pipeline.sources.explain import ExplainGuard, FullScanRefused, clear_cache
+from tests.conftest import MySqlServer
+from tests.exporting import make_kpi
+
+PLANS = Path(__file__).resolve().parent / "explain"
+
+
+def plan(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((PLANS / f"{name}.json").read_text(encoding="utf-8"))
+    return loaded
+
+
+@pytest.mark.parametrize(
+    ("fixture", "dialect", "expected"),
+    [
+        (
+            "mariadb_join_full_scan",
+            Dialect.MARIADB,
+            [("o", "ALL", 199660, None, False), ("u", "eq_ref", 1, "PRIMARY", False)],
+        ),
+        (
+            "mariadb_join_range",
+            Dialect.MARIADB,
+            [("o", "range", 144, "ix_orders_created_at", False), ("u", "eq_ref", 1, "PRIMARY", False)],
+        ),
+        ("mariadb_group_full_scan", Dialect.MARIADB, [("orders", "ALL", 199660, None, False)]),
+        (
+            "mariadb_derived",
+            Dialect.MARIADB,
+            [("<derived2>", "ALL", 1008, None, True), ("orders", "range", 1008, "ix_orders_created_at", False)],
+        ),
+        (
+            "mysql8_join_full_scan",
+            Dialect.MYSQL8,
+            [("o", "ALL", 199533, None, False), ("u", "eq_ref", 1, "PRIMARY", False)],
+        ),
+        (
+            "mysql8_join_range",
+            Dialect.MYSQL8,
+            [("o", "range", 144, "ix_orders_created_at", False), ("u", "eq_ref", 1, "PRIMARY", False)],
+        ),
+        (
+            "mysql8_derived",
+            Dialect.MYSQL8,
+            [("d", "ALL", 1008, None, True), ("orders", "range", 1008, "ix_orders_created_at", False)],
+        ),
+    ],
+)
+def test_plans_table(fixture: str, dialect: Dialect, expected: list[tuple[str, str, int, str | None, bool]]) -> None:
+    found = parse_plan(plan(fixture), dialect)
+    assert [(a.table, a.access_type, a.rows, a.key, a.derived) for a in found] == expected
+
+
+def test_the_estimate_is_read_from_the_dialects_own_key() -> None:
+    """MariaDB's `rows` and MySQL 8's `rows_examined_per_scan`: each parser reads its own, the other finds none."""
+    assert [a.rows for a in parse_plan(plan("mysql8_join_full_scan"), Dialect.MARIADB)] == [0, 0]
+    assert [a.rows for a in parse_plan(plan("mariadb_join_full_scan"), Dialect.MYSQL8)] == [0, 0]
+
+
+@pytest.mark.parametrize(
+    ("version", "dialect"),
+    [
+        ("10.11.19-MariaDB-0+deb12u1", Dialect.MARIADB),
+        ("5.5.5-10.11.6-MariaDB", Dialect.MARIADB),
+        ("8.0.36", Dialect.MYSQL8),
+        ("8.0.mysql_aurora.3.05.2", Dialect.MYSQL8),
+    ],
+)
+def test_the_dialect_comes_from_the_server_version(version: str, dialect: Dialect) -> None:
+    assert dialect_of(version) is dialect
+
+
+SQL = (
+    "SELECT DATE(o.created_at) AS day, u.country, COUNT(*) AS orders FROM orders o JOIN users u ON u.id = o.user_id "
+    "WHERE o.status = 'paid' AND o.created_at >= :start AND o.created_at < :end GROUP BY 1, 2"
+)
+
+
+def test_the_query_names_its_tables_and_the_time_filter_comes_first() -> None:
+    tree = sqlglot.parse_one(SQL, read="mysql")
+    assert query_tables(tree) == {"o": "orders", "u": "users"}
+    assert filtered_columns(tree) == {"orders": ["created_at", "user_id", "status"], "users": ["id"]}
+    single = sqlglot.parse_one("SELECT COUNT(*) FROM orders WHERE amount > :minimum", read="mysql")
+    assert filtered_columns(single) == {"orders": ["amount"]}
+
+
+@pytest.mark.parametrize("fixture", ["mariadb_join_full_scan", "mysql8_join_full_scan"])
+def test_a_full_scan_over_the_limit_is_refused_naming_the_index_on_the_time_column(fixture: str) -> None:
+    tree = sqlglot.parse_one(SQL, read="mysql")
+    dialect = Dialect.MYSQL8 if fixture.startswith("mysql8") else Dialect.MARIADB
+    accesses = parse_plan(plan(fixture), dialect)
+    args: dict[str, Any] = {"tables": query_tables(tree), "filters": filtered_columns(tree), "partition": "2024-03-01"}
+    (refusal,) = judge(accesses, max_rows=100_000, allow_full_scan=False, **args)
+    assert refusal.table == "orders"
+    assert refusal.message.startswith("partition 2024-03-01: a full scan of orders (estimated 199,")
+    assert refusal.message.endswith("rows examined) exceeds the environment's limit of 100,000 rows")
+    assert "`CREATE INDEX ix_orders_created_at ON orders (created_at)`" in refusal.hint
+    assert "`allow_full_scan: true`" in refusal.hint
+    assert judge(accesses, max_rows=200_000, allow_full_scan=False, **args) == []  # under the limit
+    assert judge(accesses, max_rows=100_000, allow_full_scan=True, **args) == []  # the header allows it
+
+
+@pytest.mark.parametrize("fixture", ["mariadb_join_range", "mariadb_derived", "mysql8_join_range", "mysql8_derived"])
+def test_index_reads_and_derived_tables_pass_whatever_the_limit(fixture: str) -> None:
+    dialect = Dialect.MYSQL8 if fixture.startswith("mysql8") else Dialect.MARIADB
+    accesses = parse_plan(plan(fixture), dialect)
+    assert judge(accesses, max_rows=0, allow_full_scan=False, tables={}, filters={}, partition="p") == []
+
+
+def test_a_full_scan_the_server_chose_over_an_index_says_so() -> None:
+    access = TableAccess("orders", "ALL", 500_000, None, ("ix_orders_created_at",))
+    (refusal,) = judge([access], max_rows=1000, allow_full_scan=False, tables={}, filters={}, partition="p")
+    assert refusal.hint.startswith("the server prefers a full scan to the index ix_orders_created_at")
+
+
+# ------------------------------------------------------------------------------------------------ on MariaDB
+
+HEADER = """
+grain: day
+time_column: day
+start: 2024-01-01
+{extra}
+columns:
+  day:     {{type: DATE}}
+  country: {{type: STRING}}
+  orders:  {{type: INT64}}
+"""
+KPI_SQL = """
+SELECT DATE(o.created_at) AS day, u.country, COUNT(*) AS orders
+FROM orders o JOIN users u ON u.id = o.user_id
+WHERE o.created_at >= :start AND o.created_at < :end
+GROUP BY 1, 2
+"""
+TABLE_ROWS = 200_000
+
+
+@pytest.fixture
+def shop(mysql_db: MySqlServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MySqlServer]:
+    """200,000 orders, one every 10 minutes from 2024-01-01 (3.8 years), no index on created_at; a project whose
+    `prod` environment reads it with a limit of 100,000 rows."""
+    with mysql_db.connect(autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE users (id BIGINT PRIMARY KEY, country CHAR(2) NOT NULL)")
+        cursor.execute(
+            "CREATE TABLE orders (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, created_at DATETIME NOT NULL)"
+        )
+        cursor.execute("INSERT INTO users SELECT seq, IF(seq % 3 = 0, 'US', 'JP') FROM seq_0_to_4999")
+        cursor.execute(
+            f"INSERT INTO orders SELECT seq, seq % 5000, TIMESTAMP '2024-01-01 00:00:00' + INTERVAL (seq * 600) SECOND "
+            f"FROM seq_1_to_{TABLE_ROWS}"
+        )
+        cursor.execute("ANALYZE TABLE orders, users")
+        cursor.fetchall()
+    url = f"mysql://{mysql_db.user}@{mysql_db.host}:{mysql_db.port}/{mysql_db.database}"
+    (tmp_path / "kpi.toml").write_text(
+        f'[environments.prod]\nlake = "lake"\nwarehouse = "duckdb://wh.duckdb"\nexplain_max_rows = 100_000\n'
+        f'[environments.prod.sources]\ndefault = "{url}"\n'
+    )
+    make_kpi(tmp_path / "queries", "daily_orders", HEADER.format(extra=""), KPI_SQL)
+    monkeypatch.chdir(tmp_path)
+    for name in ("KPI_SOURCE", "KPI_LAKE", "KPI_WAREHOUSE", "KPI_QUERIES", "KPI_ENV", "KPI_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    clear_cache()
+    yield mysql_db
+    clear_cache()
+
+
+def _run(mysql_db: MySqlServer, sql: str) -> None:
+    with mysql_db.connect(autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute(sql)
+
+
+def _rows_read(mysql_db: MySqlServer) -> int:
+    """Rows the whole server has read (`Handler_read_%`, global: the guard's own connection is not ours)."""
+    with mysql_db.connect() as connection, connection.cursor() as cursor:
+        cursor.execute("SHOW GLOBAL STATUS LIKE 'Handler_read%'")
+        return sum(int(value) for _, value in cursor.fetchall())
+
+
+def test_kpi_check_explain_refuses_the_full_scan_then_accepts_it_once_the_index_exists(shop: MySqlServer) -> None:
+    refused = CliRunner().invoke(
+        cli, ["check", "--explain", "--env", "prod", "--start", "2024-03-01", "--end", "2024-03-02"]
+    )
+    assert refused.exit_code == 1, refused.output
+    assert "daily_orders: partition 2024-03-01…2024-03-02: a full scan of orders (estimated" in refused.output
+    assert "CREATE INDEX ix_orders_created_at ON orders (created_at)" in refused.output
+    assert "refused: 1 of 1 queries would full-scan a table over the limit of 100,000 rows" in refused.output
+    _run(shop, "CREATE INDEX ix_orders_created_at ON orders (created_at)")
+    accepted = CliRunner().invoke(
+        cli, ["check", "--explain", "--env", "prod", "--start", "2024-03-01", "--end", "2024-03-02", "--json"]
+    )
+    assert accepted.exit_code == 0, accepted.output
+    report = json.loads(accepted.output)
+    assert report["ok"] is True
+    (batch,) = report["explain"]["reports"]
+    assert batch["partition"] == "2024-03-01…2024-03-02"
+    assert [(t["table"], t["access_type"], t["key"]) for t in batch["tables"]] == [
+        ("o", "range", "ix_orders_created_at"),
+        ("u", "eq_ref", "PRIMARY"),
+    ]
+    assert 0 < batch["tables"][0]["rows"] < 1000  # two days of orders every 10 minutes: 288 rows, estimated
+
+
+def test_the_guard_sends_explain_only(shop: MySqlServer) -> None:
+    kpi = catalog.load_one((Path("queries"),), "daily_orders")
+    environment = load_environment("prod")
+    source = open_source(environment.source("default").url)
+    guard = ExplainGuard(100_000)
+    from pipeline.core.intervals import Grain, interval_containing
+    from pipeline.core.render import bind_values
+
+    rendered = source.render(kpi.query, bind_values(kpi, interval_containing(Grain.DAY, kpi.zone, _march_first())))
+    before = _rows_read(shop)
+    report = guard.report(kpi, source, rendered, "2024-03-01")
+    read = _rows_read(shop) - before
+    assert report.refusals, "the plan is a full scan of 200,000 rows"
+    assert read < TABLE_ROWS // 10, f"the EXPLAIN read {read} rows; the table has {TABLE_ROWS}"
+    # The contrast: the query itself reads the whole table.
+    before = _rows_read(shop)
+    with shop.connect() as connection, connection.cursor() as cursor:
+        cursor.execute(rendered.sql, rendered.values)
+        cursor.fetchall()
+    assert _rows_read(shop) - before >= TABLE_ROWS
+    # An accepted plan is cached per source, SQL and bound values; a refused one is asked again.
+    _run(shop, "CREATE INDEX ix_orders_created_at ON orders (created_at)")
+    first = guard.report(kpi, source, rendered, "2024-03-01")
+    again = guard.report(kpi, source, rendered, "2024-03-01")
+    assert (first.refusals, first.cached, again.cached) == ((), False, True)
+
+
+def test_a_backfill_on_the_guarded_source_is_refused_before_its_query_and_runs_once_indexed(shop: MySqlServer) -> None:
+    args = ["backfill", "daily_orders", "--env", "prod", "--start", "2024-03-01", "--end", "2024-03-03", "--json"]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 1, refused.output
+    summary = json.loads(refused.output)["kpis"][0]
+    assert summary["status"] == "3 failed"
+    assert "a full scan of orders" in json.dumps(summary["failed"])
+    assert not list(Path("lake").rglob("_manifest.json"))
+    _run(shop, "CREATE INDEX ix_orders_created_at ON orders (created_at)")
+    accepted = CliRunner().invoke(cli, args)
+    assert accepted.exit_code == 0, accepted.output
+    assert json.loads(accepted.output)["kpis"][0]["partitions"] == 3
+
+
+def test_allow_full_scan_in_the_header_lets_it_run_and_kpi_list_shows_it(shop: MySqlServer) -> None:
+    make_kpi(Path("queries"), "daily_orders", HEADER.format(extra="allow_full_scan: true"), KPI_SQL)
+    checked = CliRunner().invoke(cli, ["check", "--explain", "--env", "prod"])
+    assert checked.exit_code == 0, checked.output
+    assert "ok: 1 EXPLAIN(s), no full scan over 100,000 rows" in checked.output
+    listed = CliRunner().invoke(cli, ["list", "--json"])
+    assert json.loads(listed.output)[0]["allow_full_scan"] is True
+    table = CliRunner().invoke(cli, ["list"], terminal_width=200)
+    assert "daily_orders (full scan allowed)" in table.output
+
+
+def test_a_guarded_export_refusal_is_not_retryable(shop: MySqlServer) -> None:
+    kpi = catalog.load_one((Path("queries"),), "daily_orders")
+    source = open_source(load_environment("prod").source("default").url, explain_max_rows=100_000)
+    from pipeline.core.intervals import Grain, interval_containing
+    from pipeline.export import export
+    from pipeline.stores import LocalStore
+
+    day = interval_containing(Grain.DAY, kpi.zone, _march_first())
+    with pytest.raises(FullScanRefused) as error:
+        export(kpi, [day], source=source, store=LocalStore(Path("lake")))
+    assert error.value.retryable is False
+    assert not list(Path("lake").rglob("*"))
+
+
+def _march_first() -> Any:
+    from datetime import datetime
+
+    return datetime(2024, 3, 1, 12)
+
+
+def test_the_limit_comes_from_kpi_toml_or_kpi_explain_max_rows_with_a_default(tmp_path: Path) -> None:
+    from pipeline.errors import UsageError
+    from pipeline.settings import DEFAULT_EXPLAIN_MAX_ROWS
+
+    config = tmp_path / "kpi.toml"
+    config.write_text('[environments.prod]\nexplain_max_rows = 5_000_000\n[environments.dev]\nlake = "l"\n')
+    assert load_environment("prod", config=config, environ={}).explain_max_rows == 5_000_000
+    assert load_environment("dev", config=config, environ={}).explain_max_rows == DEFAULT_EXPLAIN_MAX_ROWS == 1_000_000
+    variable = {"KPI_EXPLAIN_MAX_ROWS": "250000"}
+    assert load_environment("prod", config=config, environ=variable).explain_max_rows == 250_000
+    config.write_text('[environments.prod]\nexplain_max_rows = "lots"\n')
+    with pytest.raises(UsageError) as error:
+        load_environment("prod", config=config, environ={})
+    assert "[environments.prod]: explain_max_rows must be a whole number of rows ≥ 0" in str(error.value)
