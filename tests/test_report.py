@@ -445,6 +445,8 @@ def test_the_data_table_states_its_true_count() -> None:
     assert "<summary>Data: the newest 5 of 30 rows in the warehouse</summary>" in page
     assert page.count("<tr><td>c0") == 5
     assert "<th>country</th><th>plan</th><th>users</th>" in page
+    empty = _render([replace(kpi, chart=replace(kpi.chart, table=replace(kpi.chart.table, rows=(), total=0)))])
+    assert "<summary>Data: no rows in the warehouse</summary>" in empty
 
 
 def test_times_are_shown_in_their_zone_named() -> None:

@@ -413,6 +413,20 @@ def test_status_shows_partitions_and_load_times_in_the_kpis_zone_named(project: 
     assert "UTC" not in table
 
 
+def test_status_names_each_zone_when_kpis_differ(project: Path) -> None:
+    make_kpi(project / "queries", "daily_utc", DAILY + "timezone: UTC\n", DAILY_SQL)
+    for name in ("daily", "daily_utc"):
+        CliRunner().invoke(cli, ["backfill", name, "--start", "2024-03-01", "--end", "2024-03-02"])
+    with duckdb.connect(str(project / "wh.duckdb")) as db:
+        db.execute("UPDATE _kpi_loads SET loaded_at = TIMESTAMPTZ '2024-03-03 23:30:00+00'")
+    table = CliRunner(env={"COLUMNS": "200"}).invoke(cli, ["status"]).output
+    assert "last partition (KPI's zone)" in table
+    assert "loaded (KPI's zone)" in table
+    lines = {line.split("│")[1].strip(): line for line in table.splitlines() if line.startswith("│")}
+    assert " 2024-03-04 08:30 JST " in lines["daily"]
+    assert " 2024-03-03 23:30 UTC " in lines["daily_utc"]
+
+
 def test_backfill_via_sfn_starts_the_state_machine_with_the_planners_input(
     project: Path, aws_env: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 
 from pipeline.core.chart_rules import dimension_columns, measure_columns
 from pipeline.core.freshness import split_future
-from pipeline.core.intervals import Grain, interval_containing, intervals_between, parse_moment
+from pipeline.core.intervals import interval_containing, intervals_between, parse_moment
 from pipeline.core.spec import Kpi
 
 __all__ = [
@@ -54,7 +54,6 @@ Y_AXIS_RULE = "Every y axis starts at zero: the measures are sums and counts, so
 TABLE_ROWS = 5_000  # rows written into the page's data table; the count beside it is always the warehouse's
 OTHER = "other"
 NULL_LABEL = "(null)"
-LABEL_FORMATS = {Grain.DAY: "%Y-%m-%d", Grain.HOUR: "%Y-%m-%dT%H", Grain.WEEK: "%Y-%m-%d", Grain.MONTH: "%Y-%m"}
 
 
 @dataclass(frozen=True)

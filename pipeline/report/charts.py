@@ -363,8 +363,8 @@ def _data_table(kpi: ReportKpi) -> str:
         return ""
     shown, total = len(table.rows), table.total
     what = f"all {total:,} rows" if shown == total else f"the newest {shown:,} of {total:,} rows"
-    if total == 1:
-        what = "its 1 row"
+    if total <= 1:
+        what = "its 1 row" if total == 1 else "no rows"
     rows = []
     for row in table.rows:
         cells = [_cell(value) for value in row]
