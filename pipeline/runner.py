@@ -71,6 +71,7 @@ class KpiSummary:
     bytes: int = 0
     seconds: float = 0.0
     failed: list[Outcome] = field(default_factory=list)
+    loaded: list[str] = field(default_factory=list)  # the partitions loaded (not skipped, not failed)
 
     @property
     def status(self) -> str:
@@ -85,6 +86,7 @@ class KpiSummary:
             "seconds": round(self.seconds, 2),
             "status": self.status,
             "failed": [outcome.failure_dict() for outcome in self.failed],
+            "loaded": sorted(self.loaded),
         }
 
 
@@ -98,6 +100,8 @@ def summarize(outcomes: Iterable[Outcome]) -> list[KpiSummary]:
         line.seconds += outcome.seconds
         if outcome.status == FAILED:
             line.failed.append(outcome)
+        elif outcome.status == LOADED:
+            line.loaded.append(outcome.partition)
     return sorted(summaries.values(), key=lambda s: s.kpi)
 
 

@@ -224,6 +224,7 @@ def test_run_reports_each_failure_with_its_whole_reason(project: Path) -> None:
     lines = {k["kpi"]: k for k in json.loads(result.output)["kpis"]}
     neighbours = [(day, n) for day, n in expected_orders("2024-03-01", "2024-03-03") if day != date(2024, 3, 2)]
     assert (lines["daily"]["partitions"], lines["daily"]["rows"], lines["daily"]["status"]) == (3, 2, "1 failed")
+    assert lines["daily"]["loaded"] == ["2024-03-01", "2024-03-03"]
     assert lines["daily"]["failed"] == [
         {
             "partition": "2024-03-02",
@@ -277,6 +278,7 @@ def test_a_backfill_batch_loads_its_passing_partitions_and_a_rerun_does_only_the
     assert result.exit_code == 1, result.output
     (line,) = json.loads(result.output)["kpis"]
     assert (line["partitions"], line["status"]) == (31, "2 failed")
+    assert line["loaded"] == [f"2024-03-{d:02d}" for d in range(1, 32) if d not in (10, 20)]
     assert [(f["partition"], f["kind"], f["message"].splitlines()[1]) for f in line["failed"]] == [
         ("2024-03-10", "checks", "  - min_rows: 0 row(s), at least 2 expected"),
         ("2024-03-20", "checks", "  - min_rows: 1 row(s), at least 2 expected"),
@@ -290,6 +292,7 @@ def test_a_backfill_batch_loads_its_passing_partitions_and_a_rerun_does_only_the
     with_odd_only = CliRunner().invoke(cli, backfill)  # 2024-03-20 still has one kind only: it fails again, alone
     (again,) = json.loads(with_odd_only.output)["kpis"]
     assert (again["partitions"], [f["partition"] for f in again["failed"]]) == (2, ["2024-03-20"])
+    assert again["loaded"] == ["2024-03-10"]
     assert warehouse(project, "SELECT SUM(orders) FROM daily WHERE day = '2024-03-10'") == [
         (dict(expected_orders("2024-03-10", "2024-03-10"))[date(2024, 3, 10)],)
     ]
