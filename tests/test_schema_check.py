@@ -386,3 +386,49 @@ def test_results_are_cached_and_a_changed_snapshot_is_checked_again(
         "column 'amount' does not exist in orders",
         "column 'amount' does not exist in table 'orders'",
     }
+
+
+@pytest.mark.parametrize(
+    ("select", "declared"),
+    [
+        ("ROUND(SUM(amount)) AS x", "NUMERIC"),  # sqlglot: DOUBLE; MySQL: DECIMAL
+        ("FLOOR(amount) AS x", "INT64"),  # sqlglot: DECIMAL(12,2); MySQL: no decimal places
+        ("AVG(amount) AS x", "NUMERIC"),
+        ("amount * 1.1 AS x", "NUMERIC"),
+        ("1.5 AS x", "NUMERIC"),
+        ("TRUE AS x", "INT64"),  # sqlglot: BOOLEAN; MySQL: 1
+        ("COUNT(*) / 2 AS x", "NUMERIC"),
+        ("IF(amount > 0, amount, 0) AS x", "NUMERIC"),
+    ],
+)
+def test_types_sqlglot_cannot_tell_are_left_to_the_preview(select: str, declared: str) -> None:
+    sql = f"SELECT {select} FROM orders"
+    kpi, problems = parse_kpi(
+        "k.sql", f"/*---\ngrain: none\ncolumns:\n  x: {{type: {declared}}}\n---*/\n{sql}".encode(), "k"
+    )
+    assert kpi is not None, problems
+    assert check_against(kpi, DEMO).problems == []
+
+
+@pytest.mark.parametrize(
+    ("select", "declared", "source"),
+    [
+        ("created_at AS x", "DATE", "DATETIME"),  # the demo's TIMESTAMP is naive: MySQL's DATETIME
+        ("CAST(amount AS CHAR) AS x", "NUMERIC", "CHAR"),
+        ("COUNT(*) AS x", "DATE", "BIGINT"),
+        ("DATE_FORMAT(created_at, '%Y-%m-01') AS x", "DATE", "TEXT"),
+        ("MAX(DATE(created_at)) AS x", "DATETIME", "DATE"),
+        ("SUM(amount) AS x", "INT64", "DECIMAL(12,2)"),
+    ],
+)
+def test_types_sqlglot_can_tell_are_judged(select: str, declared: str, source: str) -> None:
+    sql = f"SELECT {select} FROM orders"
+    kpi, problems = parse_kpi(
+        "k.sql", f"/*---\ngrain: none\ncolumns:\n  x: {{type: {declared}}}\n---*/\n{sql}".encode(), "k"
+    )
+    assert kpi is not None, problems
+    (problem,) = check_against(kpi, DEMO).problems
+    assert problem.rule == "column-type"
+    assert problem.message.startswith(
+        f"column 'x' is declared {declared}, but the source's column types make it {source}"
+    )
