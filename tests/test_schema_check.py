@@ -133,7 +133,7 @@ def test_check_warns_about_personal_data(runner: CliRunner, project: Path, mysql
     result = runner.invoke(cli, ["check", "--json"])
     assert result.exit_code == 0, result.output  # a warning, not a failure
     (warning,) = json.loads(result.output)["warnings"]
-    assert warning["rule"] == "personal-data"
+    assert (warning["rule"], warning["line"], warning["col"]) == ("personal-data", 20, 68)  # at u.email
     assert warning["message"] == "reads personal data: users.email (masked by the clone's rules in masking/)"
     shown = runner.invoke(cli, ["check"])
     assert "warning: reads personal data: users.email" in shown.output

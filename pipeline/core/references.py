@@ -35,6 +35,11 @@ class Reads:
     tables: set[str] = field(default_factory=set)
     columns: set[tuple[str, str]] = field(default_factory=set)
     problems: list[Problem] = field(default_factory=list)
+    offsets: dict[tuple[str, str], int] = field(default_factory=dict)  # first place each column is read
+
+    def read(self, table: str, column: str, offset: int) -> None:
+        self.columns.add((table, column))
+        self.offsets[(table, column)] = min(offset, self.offsets.get((table, column), offset))
 
 
 def resolve(kpi: Kpi, schema: SourceSchema | None) -> Reads:
@@ -129,7 +134,7 @@ class _Scope:
         known = self.known(table)
         if known is None:
             if self.schema is None or (table.db and table.db != self.schema.database):
-                self.reads.columns.add((table.name, column.name))
+                self.reads.read(table.name, column.name, _start(column))
             return  # an unknown table was reported once, at the table
         found = known.column(column.name)
         if found is None:
@@ -141,7 +146,7 @@ class _Scope:
                 f"the columns of {known.name}: {', '.join(names)} ({self.schema.origin if self.schema else ''})",
             )
             return
-        self.reads.columns.add((known.name, found.name))
+        self.reads.read(known.name, found.name, _start(column))
 
     def unqualified(self, column: exp.Column) -> None:
         name = column.name

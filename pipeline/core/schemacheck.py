@@ -176,13 +176,14 @@ def source_column_of(name: str, data_type: exp.DataType | None) -> SourceColumn 
 
 def _personal(kpi: Kpi, reads: Reads, personal: Mapping[str, Iterable[str]]) -> list[Problem]:
     masked = {(table, column.lower()) for table, columns in personal.items() for column in columns}
-    hits = sorted({f"{t}.{c}" for t, c in reads.columns if (t, c.lower()) in masked})
-    if not hits:
+    found = sorted((reads.offsets.get((t, c), 0), f"{t}.{c}") for t, c in reads.columns if (t, c.lower()) in masked)
+    if not found:
         return []
+    hits = sorted(name for _, name in found)
     at = SqlPositions(kpi.path, kpi.query.sql, kpi.sql_line).at
     return [
         Problem(
-            at(0),
+            at(found[0][0]),
             "personal-data",
             f"reads personal data: {', '.join(hits)} (masked by the clone's rules in masking/)",
             "make sure no personal value reaches the warehouse: aggregate it away (COUNT(DISTINCT …)), hash it, "
