@@ -211,6 +211,11 @@ def test_impact_lists_every_kpi_that_reads_a_table_or_column(runner: CliRunner, 
         "users_by_plan": ["users.country", "users.plan"],
     }
     assert impact("users.email") == {}
+    misspelt = runner.invoke(cli, ["impact", "orders.amout", "--json"])
+    assert json.loads(misspelt.output)["unknown"] == "table 'orders' has no column 'amout' (did you mean 'amount'?)"
+    assert json.loads(runner.invoke(cli, ["impact", "order", "--json"]).output)["unknown"] == (
+        "no table 'order' in the schema snapshots (did you mean 'orders'?)"
+    )
     assert list(impact("orders")) == [
         "daily_sales",
         "hourly_orders",

@@ -80,6 +80,25 @@ def reads_target(lineage_of: KpiLineage, target: str) -> list[str]:
     return [read for read in lineage_of.reads if read.split(".")[0] == table] or [table]
 
 
+def unknown_target(target: str, schemas: Iterable[SourceSchema]) -> str:
+    """Why no snapshot knows ``target`` (``table`` or ``table.column``), with the closest name; empty when one
+    does, or when there is no snapshot to tell. A misspelt target would otherwise read as "no KPI reads it"."""
+    from pipeline.core.header_rules import suggest
+
+    known = list(schemas)
+    if not known:
+        return ""
+    table, _, column = target.partition(".")
+    holders = [s.table(table) for s in known if s.table(table) is not None]
+    if not holders:
+        names = sorted({name for s in known for name in s.tables})
+        return f"no table '{table}' in the schema snapshots{suggest(table, names)}"
+    if column and not any(t.column(column) for t in holders if t is not None):
+        names = [c.name for t in holders if t is not None for c in t.columns]
+        return f"table '{table}' has no column '{column}'{suggest(column, names)}"
+    return ""
+
+
 def impacted(lineages: Iterable[KpiLineage], target: str) -> dict[str, list[str]]:
     """KPI name → what of ``target`` it reads, for every KPI that reads it."""
     found = {}
