@@ -20,6 +20,7 @@ from sqlglot.schema import MappingSchema
 from pipeline.core.references import resolve
 from pipeline.core.schema import SourceSchema
 from pipeline.core.spec import Kpi
+from pipeline.core.validator import suggest
 
 __all__ = ["KpiLineage", "kpi_lineage", "reads_target"]
 
@@ -83,8 +84,6 @@ def reads_target(lineage_of: KpiLineage, target: str) -> list[str]:
 def unknown_target(target: str, schemas: Iterable[SourceSchema]) -> str:
     """Why no snapshot knows ``target`` (``table`` or ``table.column``), with the closest name; empty when one
     does, or when there is no snapshot to tell. A misspelt target would otherwise read as "no KPI reads it"."""
-    from pipeline.core.header_rules import suggest
-
     known = list(schemas)
     if not known:
         return ""
