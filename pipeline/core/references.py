@@ -12,7 +12,7 @@ when one table can hold it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from sqlglot import exp
@@ -22,7 +22,7 @@ from pipeline.core.positions import SqlPositions
 from pipeline.core.schema import SchemaTable, SourceSchema
 from pipeline.core.spec import Kpi
 from pipeline.core.validator import suggest
-from pipeline.errors import Problem
+from pipeline.errors import Location, Problem
 
 __all__ = ["Reads", "resolve"]
 
@@ -56,13 +56,15 @@ def resolve(kpi: Kpi, schema: SourceSchema | None) -> Reads:
 
 
 class _Scope:
-    def __init__(self, scope: Scope, schema: SourceSchema | None, kpi: Kpi, at: object, reads: Reads) -> None:
+    def __init__(
+        self, scope: Scope, schema: SourceSchema | None, kpi: Kpi, at: Callable[[int], Location], reads: Reads
+    ) -> None:
         self.scope, self.schema, self.kpi, self.reads = scope, schema, kpi, reads
         self.at = at
 
     def problem(self, node: exp.Expr, rule: str, message: str, hint: str) -> None:
         start = node.meta.get("start", 0) if isinstance(node, exp.Identifier) else _start(node)
-        self.reads.problems.append(Problem(self.at(start), rule, message, hint, self.kpi.name))  # type: ignore[operator]
+        self.reads.problems.append(Problem(self.at(start), rule, message, hint, self.kpi.name))
 
     def resolve(self) -> None:
         for source in self.scope.sources.values():
