@@ -133,7 +133,7 @@ def test_check_warns_about_personal_data(runner: CliRunner, project: Path, mysql
     result = runner.invoke(cli, ["check", "--json"])
     assert result.exit_code == 0, result.output  # a warning, not a failure
     (warning,) = json.loads(result.output)["warnings"]
-    assert warning["rule"] == "personal-data"
+    assert (warning["rule"], warning["line"], warning["col"]) == ("personal-data", 20, 68)  # at u.email
     assert warning["message"] == "reads personal data: users.email (masked by the clone's rules in masking/)"
     shown = runner.invoke(cli, ["check"])
     assert "warning: reads personal data: users.email" in shown.output
@@ -211,6 +211,11 @@ def test_impact_lists_every_kpi_that_reads_a_table_or_column(runner: CliRunner, 
         "users_by_plan": ["users.country", "users.plan"],
     }
     assert impact("users.email") == {}
+    misspelt = runner.invoke(cli, ["impact", "orders.amout", "--json"])
+    assert json.loads(misspelt.output)["unknown"] == "table 'orders' has no column 'amout' (did you mean 'amount'?)"
+    assert json.loads(runner.invoke(cli, ["impact", "order", "--json"]).output)["unknown"] == (
+        "no table 'order' in the schema snapshots (did you mean 'orders'?)"
+    )
     assert list(impact("orders")) == [
         "daily_sales",
         "hourly_orders",
@@ -374,7 +379,7 @@ def test_results_are_cached_and_a_changed_snapshot_is_checked_again(
     cached = tmp_path / "cache" / "kpi-schema-check.pickle"
     written = cached.stat().st_mtime_ns
     again = runner.invoke(cli, ["check"])
-    assert (again.exit_code, again.output) == (0, "ok: 5 KPIs in 5 files, no problems\n")
+    assert (again.exit_code, again.output) == (0, "ok: 6 KPIs in 6 files, no problems\n")
     assert cached.stat().st_mtime_ns == written  # every result came from the cache: nothing new to write
     snapshot = Path("schemas/default.json")
     snapshot.write_text(snapshot.read_text().replace('"amount"', '"total"'), encoding="utf-8")  # a migration
@@ -386,3 +391,49 @@ def test_results_are_cached_and_a_changed_snapshot_is_checked_again(
         "column 'amount' does not exist in orders",
         "column 'amount' does not exist in table 'orders'",
     }
+
+
+@pytest.mark.parametrize(
+    ("select", "declared"),
+    [
+        ("ROUND(SUM(amount)) AS x", "NUMERIC"),  # sqlglot: DOUBLE; MySQL: DECIMAL
+        ("FLOOR(amount) AS x", "INT64"),  # sqlglot: DECIMAL(12,2); MySQL: no decimal places
+        ("AVG(amount) AS x", "NUMERIC"),
+        ("amount * 1.1 AS x", "NUMERIC"),
+        ("1.5 AS x", "NUMERIC"),
+        ("TRUE AS x", "INT64"),  # sqlglot: BOOLEAN; MySQL: 1
+        ("COUNT(*) / 2 AS x", "NUMERIC"),
+        ("IF(amount > 0, amount, 0) AS x", "NUMERIC"),
+    ],
+)
+def test_types_sqlglot_cannot_tell_are_left_to_the_preview(select: str, declared: str) -> None:
+    sql = f"SELECT {select} FROM orders"
+    kpi, problems = parse_kpi(
+        "k.sql", f"/*---\ngrain: none\ncolumns:\n  x: {{type: {declared}}}\n---*/\n{sql}".encode(), "k"
+    )
+    assert kpi is not None, problems
+    assert check_against(kpi, DEMO).problems == []
+
+
+@pytest.mark.parametrize(
+    ("select", "declared", "source"),
+    [
+        ("created_at AS x", "DATE", "DATETIME"),  # the demo's TIMESTAMP is naive: MySQL's DATETIME
+        ("CAST(amount AS CHAR) AS x", "NUMERIC", "CHAR"),
+        ("COUNT(*) AS x", "DATE", "BIGINT"),
+        ("DATE_FORMAT(created_at, '%Y-%m-01') AS x", "DATE", "TEXT"),
+        ("MAX(DATE(created_at)) AS x", "DATETIME", "DATE"),
+        ("SUM(amount) AS x", "INT64", "DECIMAL(12,2)"),
+    ],
+)
+def test_types_sqlglot_can_tell_are_judged(select: str, declared: str, source: str) -> None:
+    sql = f"SELECT {select} FROM orders"
+    kpi, problems = parse_kpi(
+        "k.sql", f"/*---\ngrain: none\ncolumns:\n  x: {{type: {declared}}}\n---*/\n{sql}".encode(), "k"
+    )
+    assert kpi is not None, problems
+    (problem,) = check_against(kpi, DEMO).problems
+    assert problem.rule == "column-type"
+    assert problem.message.startswith(
+        f"column 'x' is declared {declared}, but the source's column types make it {source}"
+    )

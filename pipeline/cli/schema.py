@@ -10,7 +10,7 @@ from rich.markup import escape
 from pipeline import catalog, settings
 from pipeline.cli.app import cli
 from pipeline.cli.arguments import env_option
-from pipeline.cli.output import print_json, stdout
+from pipeline.cli.output import print_json, stderr, stdout
 
 
 @cli.group()
@@ -85,16 +85,19 @@ def impact_command(queries: Path, target: str, as_json: bool) -> None:
       kpi impact orders.amount
       kpi impact users --json
     """
-    from pipeline.core.lineage import impacted, kpi_lineage
+    from pipeline.core.lineage import impacted, kpi_lineage, unknown_target
     from pipeline.schemas import read_snapshots, schemas_folder
 
     found = catalog.load((queries,))
     snapshots = read_snapshots(schemas_folder(queries))
     hits = impacted((kpi_lineage(k, snapshots.get(k.source)) for k in found.kpis.values()), target)
+    unknown = unknown_target(target, snapshots.values())
     if as_json:
-        print_json({"target": target, "kpis": [{"name": n, "reads": r} for n, r in hits.items()]})
+        print_json({"target": target, "kpis": [{"name": n, "reads": r} for n, r in hits.items()], "unknown": unknown})
     else:
         console = stdout()
+        if unknown:
+            stderr().print(f"[yellow]note:[/] {escape(unknown)}")
         for kpi, reads in hits.items():
             console.print(f"{escape(kpi)}  {escape(found.kpis[kpi].path)}  reads {escape(', '.join(reads))}")
         one = len(hits) == 1

@@ -20,6 +20,7 @@ from sqlglot.schema import MappingSchema
 from pipeline.core.references import resolve
 from pipeline.core.schema import SourceSchema
 from pipeline.core.spec import Kpi
+from pipeline.core.validator import suggest
 
 __all__ = ["KpiLineage", "kpi_lineage", "reads_target"]
 
@@ -78,6 +79,23 @@ def reads_target(lineage_of: KpiLineage, target: str) -> list[str]:
     if table not in lineage_of.tables:
         return []
     return [read for read in lineage_of.reads if read.split(".")[0] == table] or [table]
+
+
+def unknown_target(target: str, schemas: Iterable[SourceSchema]) -> str:
+    """Why no snapshot knows ``target`` (``table`` or ``table.column``), with the closest name; empty when one
+    does, or when there is no snapshot to tell. A misspelt target would otherwise read as "no KPI reads it"."""
+    known = list(schemas)
+    if not known:
+        return ""
+    table, _, column = target.partition(".")
+    holders = [s.table(table) for s in known if s.table(table) is not None]
+    if not holders:
+        names = sorted({name for s in known for name in s.tables})
+        return f"no table '{table}' in the schema snapshots{suggest(table, names)}"
+    if column and not any(t.column(column) for t in holders if t is not None):
+        names = [c.name for t in holders if t is not None for c in t.columns]
+        return f"table '{table}' has no column '{column}'{suggest(column, names)}"
+    return ""
 
 
 def impacted(lineages: Iterable[KpiLineage], target: str) -> dict[str, list[str]]:

@@ -12,7 +12,7 @@ when one table can hold it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from sqlglot import exp
@@ -22,7 +22,7 @@ from pipeline.core.positions import SqlPositions
 from pipeline.core.schema import SchemaTable, SourceSchema
 from pipeline.core.spec import Kpi
 from pipeline.core.validator import suggest
-from pipeline.errors import Problem
+from pipeline.errors import Location, Problem
 
 __all__ = ["Reads", "resolve"]
 
@@ -35,6 +35,11 @@ class Reads:
     tables: set[str] = field(default_factory=set)
     columns: set[tuple[str, str]] = field(default_factory=set)
     problems: list[Problem] = field(default_factory=list)
+    offsets: dict[tuple[str, str], int] = field(default_factory=dict)  # first place each column is read
+
+    def read(self, table: str, column: str, offset: int) -> None:
+        self.columns.add((table, column))
+        self.offsets[(table, column)] = min(offset, self.offsets.get((table, column), offset))
 
 
 def resolve(kpi: Kpi, schema: SourceSchema | None) -> Reads:
@@ -51,13 +56,15 @@ def resolve(kpi: Kpi, schema: SourceSchema | None) -> Reads:
 
 
 class _Scope:
-    def __init__(self, scope: Scope, schema: SourceSchema | None, kpi: Kpi, at: object, reads: Reads) -> None:
+    def __init__(
+        self, scope: Scope, schema: SourceSchema | None, kpi: Kpi, at: Callable[[int], Location], reads: Reads
+    ) -> None:
         self.scope, self.schema, self.kpi, self.reads = scope, schema, kpi, reads
         self.at = at
 
     def problem(self, node: exp.Expr, rule: str, message: str, hint: str) -> None:
         start = node.meta.get("start", 0) if isinstance(node, exp.Identifier) else _start(node)
-        self.reads.problems.append(Problem(self.at(start), rule, message, hint, self.kpi.name))  # type: ignore[operator]
+        self.reads.problems.append(Problem(self.at(start), rule, message, hint, self.kpi.name))
 
     def resolve(self) -> None:
         for source in self.scope.sources.values():
@@ -129,7 +136,7 @@ class _Scope:
         known = self.known(table)
         if known is None:
             if self.schema is None or (table.db and table.db != self.schema.database):
-                self.reads.columns.add((table.name, column.name))
+                self.reads.read(table.name, column.name, _start(column))
             return  # an unknown table was reported once, at the table
         found = known.column(column.name)
         if found is None:
@@ -141,7 +148,7 @@ class _Scope:
                 f"the columns of {known.name}: {', '.join(names)} ({self.schema.origin if self.schema else ''})",
             )
             return
-        self.reads.columns.add((known.name, found.name))
+        self.reads.read(known.name, found.name, _start(column))
 
     def unqualified(self, column: exp.Column) -> None:
         name = column.name

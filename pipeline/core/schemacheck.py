@@ -53,9 +53,18 @@ _KINDS: dict[exp.DType, SourceKind] = {
     _T.BIT: SourceKind.BIT,
     _T.NULL: SourceKind.NULL,
 }
-# Expressions whose MySQL result type sqlglot's inference does not follow (AVG and `/` of integers are DECIMAL
-# in MySQL, DOUBLE in sqlglot; IF/CASE/COALESCE widen by MySQL's own aggregation rules).
-_UNSURE = (exp.Avg, exp.Div, exp.Anonymous, exp.If, exp.Case, exp.Coalesce, exp.Placeholder)
+# Where sqlglot's inference and MySQL agree on the kind of a result, and only there is a declaration judged.
+# sqlglot says DOUBLE for ROUND(decimal), AVG, `/` and 1.5 (MySQL: DECIMAL), DECIMAL(12,2) for FLOOR(decimal)
+# (MySQL: no decimal places), BOOLEAN for TRUE (MySQL: an integer), and IF/CASE/COALESCE widen by MySQL's own
+# rules — all of those are left to `kpi preview`, which sees the real result.
+# A fixed result type, whatever the arguments (CAST states it; COUNT counts; DATE() is a DATE…):
+_FIXED = (
+    exp.Cast, exp.Count, exp.TimeToStr, exp.TsOrDsToDate, exp.Date, exp.LastDay, exp.Year, exp.Month, exp.Day,
+    exp.Quarter, exp.Week, exp.DayOfWeek, exp.DayOfMonth, exp.DayOfYear, exp.Extract, exp.CurrentDate,
+    exp.Concat, exp.ConcatWs, exp.Upper, exp.Lower,
+)  # fmt: skip
+# The type of their argument:
+_THROUGH = (exp.Paren, exp.Sum, exp.Min, exp.Max, exp.Distinct)
 
 
 @dataclass
@@ -129,12 +138,23 @@ def inferred_columns(kpi: Kpi, schema: SourceSchema) -> dict[str, SourceColumn]:
         return {}  # a UNION's column types are its branches' widest: left to the preview
     for select in outer.expressions:
         name = select.alias_or_name
-        if select.find(*_UNSURE) is not None:
+        if not _certain(select.this if isinstance(select, exp.Alias) else select):
             continue
         column = source_column_of(name, select.type)
         if column is not None:
             found[name] = column
     return found
+
+
+def _certain(node: exp.Expr) -> bool:
+    """Whether sqlglot's type of ``node`` is the kind MySQL gives it."""
+    if isinstance(node, (*_FIXED, exp.Column, exp.Null)):
+        return True
+    if isinstance(node, exp.Literal):
+        return node.is_string or node.is_int
+    if isinstance(node, _THROUGH):
+        return all(_certain(child) for child in node.iter_expressions())
+    return False
 
 
 def source_column_of(name: str, data_type: exp.DataType | None) -> SourceColumn | None:
@@ -156,13 +176,14 @@ def source_column_of(name: str, data_type: exp.DataType | None) -> SourceColumn 
 
 def _personal(kpi: Kpi, reads: Reads, personal: Mapping[str, Iterable[str]]) -> list[Problem]:
     masked = {(table, column.lower()) for table, columns in personal.items() for column in columns}
-    hits = sorted({f"{t}.{c}" for t, c in reads.columns if (t, c.lower()) in masked})
-    if not hits:
+    found = sorted((reads.offsets.get((t, c), 0), f"{t}.{c}") for t, c in reads.columns if (t, c.lower()) in masked)
+    if not found:
         return []
+    hits = sorted(name for _, name in found)
     at = SqlPositions(kpi.path, kpi.query.sql, kpi.sql_line).at
     return [
         Problem(
-            at(0),
+            at(found[0][0]),
             "personal-data",
             f"reads personal data: {', '.join(hits)} (masked by the clone's rules in masking/)",
             "make sure no personal value reaches the warehouse: aggregate it away (COUNT(DISTINCT …)), hash it, "

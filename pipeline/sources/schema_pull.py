@@ -124,7 +124,7 @@ def _duckdb(source: str, url: str) -> SourceSchema:
         )
     try:
         with duckdb.connect(str(path), read_only=True) as db:
-            database = str(db.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
+            (database,) = db.execute("SELECT current_database()").fetchone() or ("",)
             listed = db.execute(
                 "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'main' "
                 "AND database_name = current_database() AND NOT internal "
@@ -155,4 +155,4 @@ def _duckdb(source: str, url: str) -> SourceSchema:
         for name, size in listed
     }
     shown = f"duckdb:///{path}" if path.is_absolute() else f"duckdb://{path}"
-    return SourceSchema(source, "duckdb", database, tables, pulled_from=shown)
+    return SourceSchema(source, "duckdb", str(database), tables, pulled_from=shown)
