@@ -370,9 +370,10 @@ def load_into_duckdb(bench: Bench, manifest_url: str) -> Result:
 
 def load_into_bigquery(bench: Bench, manifest_url: str) -> Result:
     """The BigQuery warehouse — what the loader Lambda runs — into the BigQuery emulator (tests/bigquery.py),
-    measured in a child of the kpi command's environment. The emulator refuses partition-decorator jobs, so the
-    child hands the warehouse the tests' BigQueryBridge client; the loader's own work (checking the files,
-    streaming them into resumable uploads) is what the figure measures, the emulator runs in its own process."""
+    measured in a child of the kpi command's environment. The child hands the warehouse the tests'
+    BigQueryBridge client (it records the jobs; the staging loads and the transaction run on the emulator); the
+    loader's own work (checking the files, streaming them into resumable uploads) is what the figure measures,
+    the emulator runs in its own process."""
     from tests.bigquery import PROJECT, BigQueryEmulator
 
     manifest = read_manifest(manifest_url)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pipeline.cli import cli
 from pipeline.core.intervals import interval_containing
+from pipeline.core.lake import manifest_key
+from pipeline.core.plan import plan_backfill
 from pipeline.errors import LoadError
 from pipeline.export import export
 from pipeline.lambdas.loader import handler as loader_handler
@@ -342,3 +344,43 @@ print(result.loaded, result.record.rows)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "2"]
+
+
+def backfill_hours(tmp_path: Path, shop: str, days_count: int, client: BigQueryBridge, url: str) -> int:
+    """A backfill of ``days_count`` JST days of the hourly KPI, as ``kpi backfill`` runs it: planned in batches
+    (one calendar day of hours each), each batch exported by one query and loaded as one batch."""
+    kpi = make_kpi(tmp_path / "q", "hourly", HOURLY, HOURLY_SQL)
+    first = datetime(2024, 3, 1, tzinfo=kpi.zone)
+    requested = [interval_containing(kpi.grain, kpi.zone, first + timedelta(hours=n)) for n in range(24 * days_count)]
+    plan = plan_backfill(kpi, requested, {}, now=first + timedelta(days=days_count + 1))
+    store, warehouse = LocalStore(tmp_path / "lake"), BigQueryWarehouse(url, client=client)
+    for batch in plan.batches:
+        manifests = export(kpi, batch, source=open_source(shop), store=store)
+        keys = [manifest_key(kpi, interval, m.run_id) for interval, m in zip(batch, manifests, strict=True)]
+        assert all(result.loaded for _, result in load_manifests(store, keys, warehouse))
+    return len(plan.batches)
+
+
+DAYS = 2  # 62 (two months) runs ~40 minutes on the emulator here: the count per batch is what is asserted
+
+
+def test_an_hourly_backfill_costs_one_transaction_per_day_and_no_job_into_the_kpi_table(
+    shop: str, tmp_path: Path, bq_url: str, bq_client: BigQueryBridge, bq_dataset: str
+) -> None:
+    """The README's bound: per batch (a JST day of hours) one audit query, one load job per file into the
+    batch's staging table and one transaction script; no load or copy job into the KPI's table (DML does not
+    count toward BigQuery's table-modification limit). Each partition here is one file; 62 days cost 62 × 26."""
+    batches = backfill_hours(tmp_path, shop, DAYS, bq_client, bq_url)
+    assert batches == DAYS
+    loads = [job for job in bq_client.jobs if job.kind == "load"]
+    queries = [job for job in bq_client.jobs if job.kind == "query"]
+    assert bq_client.loads_into(f"{PROJECT}.{bq_dataset}.hourly") == []
+    assert len(loads) == DAYS * 24
+    assert all("._kpi_staging_hourly_" in job.destination for job in loads)
+    assert len({job.destination for job in loads}) == DAYS  # one staging table per batch
+    assert len(bq_client.transactions()) == DAYS
+    assert len(queries) == 2 * DAYS  # the audit read that plans each batch, and its transaction
+    assert len(bq_client.jobs) == batches * (1 + 24 + 1)  # the bound the README states, met exactly
+    target = bigquery_target(bq_url, bq_client)
+    assert target.rows(f"SELECT SUM(orders) FROM `{PROJECT}.{bq_dataset}.hourly`") == [(4,)]
+    assert target.rows("SELECT COUNT(*), COUNT(DISTINCT job_id) FROM {audit}") == [(DAYS * 24, DAYS)]
