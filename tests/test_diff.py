@@ -136,11 +136,10 @@ def test_count_star_to_count_distinct_shows_per_partition_deltas(tmp_path: Path,
 def test_no_change_in_values_exits_0_and_a_change_exits_3_with_a_markdown_comment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Through the command line, whose clock is the real one: the shop's newest day is yesterday in Tokyo."""
-    from zoneinfo import ZoneInfo
-
-    yesterday = datetime.now(ZoneInfo("Asia/Tokyo")).date() - timedelta(days=1)
+    """Through the command line, at its hidden --now: the shop's newest day is the day before."""
+    yesterday = date(2024, 3, 7)
     shop = make_shop(tmp_path / "shop.duckdb", yesterday)
+    now = ["--now", "2024-03-08T12:00+09:00"]
     folder = repo_with(tmp_path / "repo", KPI.format(buyers="COUNT(*)"))
     monkeypatch.chdir(folder)
     monkeypatch.setenv("KPI_SOURCE", shop)
@@ -148,11 +147,13 @@ def test_no_change_in_values_exits_0_and_a_change_exits_3_with_a_markdown_commen
     monkeypatch.delenv("KPI_ENV", raising=False)
     # The same SQL reformatted: other text, same values.
     edit(folder, KPI.format(buyers="count(*)"))
-    same = CliRunner().invoke(cli, ["diff", "daily_buyers", "--base", "main", "--partitions", "3"])
+    same = CliRunner().invoke(cli, ["diff", "daily_buyers", "--base", "main", "--partitions", "3", *now])
     assert same.exit_code == 0, same.output
     assert same.output == "daily_buyers against main: no change in values over the last 3 partitions\n"
     edit(folder, KPI.format(buyers=DISTINCT).replace("sales:  {type: NUMERIC}", "sales:  {type: BIGNUMERIC}"))
-    changed = CliRunner().invoke(cli, ["diff", "daily_buyers", "--base", "main", "--partitions", "3", "--markdown"])
+    changed = CliRunner().invoke(
+        cli, ["diff", "daily_buyers", "--base", "main", "--partitions", "3", "--markdown", *now]
+    )
     assert changed.exit_code == 3, changed.output
     comment = changed.output
     assert comment.startswith(
