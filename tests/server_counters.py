@@ -2,8 +2,9 @@
 per-user statistics (``userstat``; ``information_schema.USER_STATISTICS``: ``SELECT_COMMANDS``, ``ROWS_READ``).
 
 Per login, so that other tests and other sessions on the same server do not move the figures. ``userstat`` is a
-global switch: the tests that use it share one xdist group (``USERSTAT_GROUP``), so that one never turns it off
-while another counts; it is left as it was found.
+global switch: the tests that use it share one xdist group (``USERSTAT_GROUP``), and the last counted login to go
+turns it off again — not merely back to what it found, since another test process (a second checkout's
+``make test``) may have turned it on a moment before and would then leave it on for good.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ def counted_login(mysql_db: MySqlServer) -> Iterator[MySqlServer]:
     """A login of its own with SELECT on ``mysql_db``'s database, and per-user statistics on while it lives."""
     user = f"kpi_count_{uuid.uuid4().hex[:8]}"
     with mysql_db.connect(autocommit=True) as admin, admin.cursor() as cursor:
-        cursor.execute("SELECT @@GLOBAL.userstat")
-        (before,) = cursor.fetchone() or (0,)
         cursor.execute(f"CREATE USER '{user}'@'%'")
         cursor.execute(f"GRANT SELECT ON `{mysql_db.database}`.* TO '{user}'@'%'")
         cursor.execute("SET GLOBAL userstat = 1")
@@ -31,8 +30,11 @@ def counted_login(mysql_db: MySqlServer) -> Iterator[MySqlServer]:
         yield MySqlServer(mysql_db.host, mysql_db.port, user, "", mysql_db.database)
     finally:
         with mysql_db.connect(autocommit=True) as admin, admin.cursor() as cursor:
-            cursor.execute(f"SET GLOBAL userstat = {int(before)}")
             cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
+            cursor.execute("SELECT COUNT(*) FROM mysql.user WHERE user LIKE 'kpi\\_count\\_%'")
+            (others,) = cursor.fetchone() or (0,)
+            if not others:  # no other test is counting: the shared server's default (off) again
+                cursor.execute("SET GLOBAL userstat = 0")
 
 
 def user_statistic(mysql_db: MySqlServer, user: str, column: str) -> int:
