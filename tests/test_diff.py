@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -32,6 +30,7 @@ from pipeline.diff import diff_kpi
 from pipeline.errors import UsageError
 from pipeline.settings import Environment, SourceSetting
 from tests.conftest import MySqlServer
+from tests.server_counters import USERSTAT_GROUP, counted_login, url_of, user_statistic
 
 TOKYO_NOON = datetime(2024, 3, 8, 12)  # the clock of every diff here: the newest complete day is 2024-03-07
 
@@ -136,11 +135,10 @@ def test_count_star_to_count_distinct_shows_per_partition_deltas(tmp_path: Path,
 def test_no_change_in_values_exits_0_and_a_change_exits_3_with_a_markdown_comment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Through the command line, whose clock is the real one: the shop's newest day is yesterday in Tokyo."""
-    from zoneinfo import ZoneInfo
-
-    yesterday = datetime.now(ZoneInfo("Asia/Tokyo")).date() - timedelta(days=1)
+    """Through the command line, at its hidden --now: the shop's newest day is the day before."""
+    yesterday = date(2024, 3, 7)
     shop = make_shop(tmp_path / "shop.duckdb", yesterday)
+    now = ["--now", "2024-03-08T12:00+09:00"]
     folder = repo_with(tmp_path / "repo", KPI.format(buyers="COUNT(*)"))
     monkeypatch.chdir(folder)
     monkeypatch.setenv("KPI_SOURCE", shop)
@@ -148,11 +146,13 @@ def test_no_change_in_values_exits_0_and_a_change_exits_3_with_a_markdown_commen
     monkeypatch.delenv("KPI_ENV", raising=False)
     # The same SQL reformatted: other text, same values.
     edit(folder, KPI.format(buyers="count(*)"))
-    same = CliRunner().invoke(cli, ["diff", "daily_buyers", "--base", "main", "--partitions", "3"])
+    same = CliRunner().invoke(cli, ["diff", "daily_buyers", "--base", "main", "--partitions", "3", *now])
     assert same.exit_code == 0, same.output
     assert same.output == "daily_buyers against main: no change in values over the last 3 partitions\n"
     edit(folder, KPI.format(buyers=DISTINCT).replace("sales:  {type: NUMERIC}", "sales:  {type: BIGNUMERIC}"))
-    changed = CliRunner().invoke(cli, ["diff", "daily_buyers", "--base", "main", "--partitions", "3", "--markdown"])
+    changed = CliRunner().invoke(
+        cli, ["diff", "daily_buyers", "--base", "main", "--partitions", "3", "--markdown", *now]
+    )
     assert changed.exit_code == 3, changed.output
     comment = changed.output
     assert comment.startswith(
@@ -214,35 +214,8 @@ def test_the_markdown_fits_one_github_comment_and_says_how_many_partitions_it_le
 # ------------------------------------------------------------------------------------------------ on MariaDB
 
 
-@pytest.fixture
-def counted_login(mysql_db: MySqlServer) -> Iterator[MySqlServer]:
-    """A login of its own on the test database, with MariaDB's per-user statistics on (`userstat`, restored
-    after): `information_schema.USER_STATISTICS.SELECT_COMMANDS` counts the SELECTs that login sent."""
-    user = f"kpi_diff_{uuid.uuid4().hex[:8]}"
-    with mysql_db.connect(autocommit=True) as admin, admin.cursor() as cursor:
-        cursor.execute("SELECT @@GLOBAL.userstat")
-        (before,) = cursor.fetchone() or (0,)
-        cursor.execute(f"CREATE USER '{user}'@'%'")
-        cursor.execute(f"GRANT SELECT ON `{mysql_db.database}`.* TO '{user}'@'%'")
-        cursor.execute("SET GLOBAL userstat = 1")
-    try:
-        yield MySqlServer(mysql_db.host, mysql_db.port, user, "", mysql_db.database)
-    finally:
-        with mysql_db.connect(autocommit=True) as admin, admin.cursor() as cursor:
-            cursor.execute(f"SET GLOBAL userstat = {int(before)}")
-            cursor.execute(f"DROP USER IF EXISTS '{user}'@'%'")
-
-
-def selects_by(mysql_db: MySqlServer, user: str) -> int:
-    with mysql_db.connect() as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT SELECT_COMMANDS FROM information_schema.USER_STATISTICS WHERE USER = %s", (user,))
-        row = cursor.fetchone()
-        return int(row[0]) if row else 0
-
-
-def test_on_mariadb_the_diff_is_exactly_two_source_queries(
-    tmp_path: Path, mysql_db: MySqlServer, counted_login: MySqlServer
-) -> None:
+@pytest.mark.xdist_group(USERSTAT_GROUP)
+def test_on_mariadb_the_diff_is_exactly_two_source_queries(tmp_path: Path, mysql_db: MySqlServer) -> None:
     with mysql_db.connect(autocommit=True) as connection, connection.cursor() as cursor:
         cursor.execute(
             "CREATE TABLE orders (id INT PRIMARY KEY, user_id INT, status VARCHAR(16), amount DECIMAL(12,2), "
@@ -254,11 +227,11 @@ def test_on_mariadb_the_diff_is_exactly_two_source_queries(
         )
     folder = repo_with(tmp_path / "repo", KPI.format(buyers="COUNT(*)"))
     head = edit(folder, KPI.format(buyers=DISTINCT))
-    url = f"mysql://{counted_login.user}@{counted_login.host}:{counted_login.port}/{counted_login.database}"
-    environment = Environment("test", {"default": SourceSetting(url)})
-    before = selects_by(mysql_db, counted_login.user)
-    found, _ = diff_kpi(head, "main", environment, partitions=7, now=TOKYO_NOON.replace(tzinfo=head.zone))
-    assert selects_by(mysql_db, counted_login.user) - before == 2
+    with counted_login(mysql_db) as login:
+        environment = Environment("test", {"default": SourceSetting(url_of(login))})
+        before = user_statistic(mysql_db, login.user, "SELECT_COMMANDS")
+        found, _ = diff_kpi(head, "main", environment, partitions=7, now=TOKYO_NOON.replace(tzinfo=head.zone))
+        assert user_statistic(mysql_db, login.user, "SELECT_COMMANDS") - before == 2
     assert found is not None
     deltas = {d.partition: d.measures.get("buyers") for d in found.partitions}
     for day in range(1, 8):

@@ -1,7 +1,7 @@
 """The production EXPLAIN guard: the EXPLAIN JSON of MariaDB (recorded here) and MySQL 8 (format version 1, written
 after its manual: tests/explain/README.md) parsed table by table; the judgement and its hint; and on the real
 MariaDB, a KPI over a 200,000-row table refused without an index on its filter column and accepted with one, by
-`kpi check --explain` and before `kpi backfill`'s query — with EXPLAIN only (the server's row-read counters)."""
+`kpi check --explain` and before `kpi backfill`'s query — with EXPLAIN only (the server's row count per login)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from pipeline.sources import open_source
 from pipeline.sources.explain import ExplainGuard, FullScanRefused, clear_cache
 from tests.conftest import MySqlServer
 from tests.exporting import make_kpi
+from tests.server_counters import USERSTAT_GROUP, counted_login, url_of, user_statistic
 
 PLANS = Path(__file__).resolve().parent / "explain"
 
@@ -198,13 +199,6 @@ def _run(mysql_db: MySqlServer, sql: str) -> None:
         cursor.execute(sql)
 
 
-def _rows_read(mysql_db: MySqlServer) -> int:
-    """Rows the whole server has read (`Handler_read_%`, global: the guard's own connection is not ours)."""
-    with mysql_db.connect() as connection, connection.cursor() as cursor:
-        cursor.execute("SHOW GLOBAL STATUS LIKE 'Handler_read%'")
-        return sum(int(value) for _, value in cursor.fetchall())
-
-
 def test_kpi_check_explain_refuses_the_full_scan_then_accepts_it_once_the_index_exists(shop: MySqlServer) -> None:
     refused = CliRunner().invoke(
         cli, ["check", "--explain", "--env", "prod", "--start", "2024-03-01", "--end", "2024-03-02"]
@@ -229,27 +223,32 @@ def test_kpi_check_explain_refuses_the_full_scan_then_accepts_it_once_the_index_
     assert 0 < batch["tables"][0]["rows"] < 1000  # two days of orders every 10 minutes: 288 rows, estimated
 
 
+@pytest.mark.xdist_group(USERSTAT_GROUP)
 def test_the_guard_sends_explain_only(shop: MySqlServer) -> None:
-    kpi = catalog.load_one((Path("queries"),), "daily_orders")
-    environment = load_environment("prod")
-    source = open_source(environment.source("default").url)
-    guard = ExplainGuard(100_000)
+    """Counted by the server for a login of the test's own (USER_STATISTICS.ROWS_READ), so that other sessions on
+    the shared server cannot move the figure."""
     from pipeline.core.intervals import Grain, interval_containing
     from pipeline.core.render import bind_values
 
-    rendered = source.render(kpi.query, bind_values(kpi, interval_containing(Grain.DAY, kpi.zone, _march_first())))
-    before = _rows_read(shop)
-    report = guard.report(kpi, source, rendered, "2024-03-01")
-    read = _rows_read(shop) - before
-    assert report.refusals, "the plan is a full scan of 200,000 rows"
-    assert read < TABLE_ROWS // 10, f"the EXPLAIN read {read} rows; the table has {TABLE_ROWS}"
-    # The contrast: the query itself reads the whole table.
-    before = _rows_read(shop)
-    with shop.connect() as connection, connection.cursor() as cursor:
-        cursor.execute(rendered.sql, rendered.values)
-        cursor.fetchall()
-    assert _rows_read(shop) - before >= TABLE_ROWS
+    kpi = catalog.load_one((Path("queries"),), "daily_orders")
+    guard = ExplainGuard(100_000)
+    with counted_login(shop) as login:
+        source = open_source(url_of(login))
+        day = interval_containing(Grain.DAY, kpi.zone, _march_first())
+        rendered = source.render(kpi.query, bind_values(kpi, day))
+        before = user_statistic(shop, login.user, "ROWS_READ")
+        report = guard.report(kpi, source, rendered, "2024-03-01")
+        read = user_statistic(shop, login.user, "ROWS_READ") - before
+        assert report.refusals, "the plan is a full scan of 200,000 rows"
+        assert read < 100, f"the EXPLAIN read {read} rows; the table has {TABLE_ROWS}"
+        # The contrast: the query itself, sent by the same login, reads the whole table.
+        before = user_statistic(shop, login.user, "ROWS_READ")
+        with login.connect() as connection, connection.cursor() as cursor:
+            cursor.execute(rendered.sql, rendered.values)
+            cursor.fetchall()
+        assert user_statistic(shop, login.user, "ROWS_READ") - before >= TABLE_ROWS
     # An accepted plan is cached per source, SQL and bound values; a refused one is asked again.
+    source = open_source(load_environment("prod").source("default").url)
     _run(shop, "CREATE INDEX ix_orders_created_at ON orders (created_at)")
     first = guard.report(kpi, source, rendered, "2024-03-01")
     again = guard.report(kpi, source, rendered, "2024-03-01")

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from pipeline import catalog, settings
 from pipeline.cli.app import EXIT_CHANGED, Failed, cli
-from pipeline.cli.arguments import env_option
+from pipeline.cli.arguments import clock, env_option, now_option
 from pipeline.cli.output import print_json, stdout
 from pipeline.core.valuediff import NO_CHANGE, ValueDiff, delta_text, markdown
 from pipeline.diff import diff_kpi
@@ -23,9 +23,17 @@ from pipeline.diff import diff_kpi
 @click.option("--markdown", "as_markdown", is_flag=True, help="Print one pull-request comment (GitHub Markdown).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @env_option
+@now_option
 @click.pass_obj
 def diff(
-    queries: Path, name: str, base_ref: str, partitions: int, as_markdown: bool, as_json: bool, env_name: str | None
+    queries: Path,
+    name: str,
+    base_ref: str,
+    partitions: int,
+    as_markdown: bool,
+    as_json: bool,
+    env_name: str | None,
+    now_text: str | None,
 ) -> None:
     """Run the KPI's SQL at --base and as it is now over its last partitions (one read-only query each) and show
     per partition the change in rows and in each measure's sum, and the columns added, removed or retyped.
@@ -38,7 +46,8 @@ def diff(
       kpi diff daily_sales --base origin/main --markdown > diff.md
     """
     head = catalog.load_one((queries,), name)
-    found, _ = diff_kpi(head, base_ref, settings.load_environment(env_name), partitions=partitions)
+    environment = settings.load_environment(env_name)
+    found, _ = diff_kpi(head, base_ref, environment, partitions=partitions, now=clock(now_text))
     if found is None:
         message = f"{name} is new: {head.path} does not exist at {base_ref}, nothing to compare"
         if as_json:
