@@ -229,3 +229,46 @@ def test_a_snapshot_is_removed_whole_and_takes_no_dates(project: Path) -> None:
 def _load_jobs(client: BigQueryBridge) -> int:
     """Load and copy jobs the emulator knows of, whoever sent them."""
     return sum(1 for job in client.list_jobs(max_results=1000) if job.job_type in ("load", "copy"))
+
+
+def test_the_warehouses_query_of_current_loads_is_the_python_rule() -> None:
+    """``current_loads_sql`` (what both warehouses run, one row per partition leaving the warehouse) gives what
+    ``current_loads`` gives over every audit row: 400 random histories of loads and removals, ties of time
+    included (either of two equal rows will do), run on DuckDB."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    import duckdb
+
+    from pipeline.warehouses.base import AUDIT_TABLE, LoadRecord, current_loads, current_loads_sql
+
+    chance = random.Random(20261203)
+    start = datetime(2024, 3, 1, tzinfo=UTC)
+    columns = "kpi, partition, run_id, sql_hash, rows, bytes, job_id, timezone('UTC', loaded_at)"
+    for _ in range(400):
+        rows = [
+            LoadRecord(
+                chance.choice(["daily", "other"]),
+                chance.choice(["2024-03-01", "2024-03-02", "2024-03-03"]),
+                f"2024030{chance.randint(1, 6)}T000000000Z-run000",
+                "hash",
+                chance.randint(0, 9),
+                0,
+                (REMOVED if chance.random() < 0.3 else "") + f"job{chance.randint(0, 99)}",
+                start + timedelta(minutes=chance.randint(0, 12)),
+            )
+            for _ in range(chance.randint(0, 12))
+        ]
+        with duckdb.connect() as connection:
+            connection.execute(
+                f"CREATE TABLE {AUDIT_TABLE} (kpi VARCHAR, partition VARCHAR, run_id VARCHAR, sql_hash VARCHAR, "
+                "rows BIGINT, bytes BIGINT, job_id VARCHAR, loaded_at TIMESTAMPTZ)"
+            )
+            for row in rows:
+                connection.execute(
+                    f"INSERT INTO {AUDIT_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(row.__dict__.values())
+                )
+            chosen = connection.execute(current_loads_sql(columns, AUDIT_TABLE, "$kpi"), {"kpi": "daily"}).fetchall()
+        found = {r[1]: (r[2], r[7].replace(tzinfo=UTC)) for r in chosen}  # equal (run, time): either row will do
+        expected = current_loads(r for r in rows if r.kpi == "daily")
+        assert found == {p: (r.run_id, r.loaded_at) for p, r in expected.items()}, rows

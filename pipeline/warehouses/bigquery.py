@@ -55,6 +55,7 @@ from pipeline.warehouses.base import (
     check_batch,
     count_mismatch,
     current_loads,
+    current_loads_sql,
     plan_batch,
     refuse_drift,
     where,
@@ -206,7 +207,7 @@ class BigQueryWarehouse:
             self._client = None
 
     def loads(self, kpi: str) -> dict[str, LoadRecord]:
-        sql = f"SELECT {_RECORD_COLUMNS} FROM `{self._audit}` WHERE kpi = @kpi"
+        sql = current_loads_sql(_RECORD_COLUMNS, f"`{self._audit}`", "@kpi", "`partition`")
         try:
             rows = self._query(sql, {"kpi": ("STRING", kpi)}, kpi)
         except google_errors.NotFound:

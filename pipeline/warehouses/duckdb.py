@@ -42,6 +42,7 @@ from pipeline.warehouses.base import (
     check_batch,
     count_mismatch,
     current_loads,
+    current_loads_sql,
     partition_bounds,
     plan_batch,
     refuse_drift,
@@ -274,7 +275,7 @@ _RECORD_COLUMNS = "kpi, partition, run_id, sql_hash, rows, bytes, job_id, timezo
 
 def _loads(connection: duckdb.DuckDBPyConnection, kpi: str) -> dict[str, LoadRecord]:
     """The KPI's current loads: the newest run per partition since its latest removal (:func:`current_loads`)."""
-    rows = connection.execute(f"SELECT {_RECORD_COLUMNS} FROM {AUDIT_TABLE} WHERE kpi = ?", [kpi]).fetchall()
+    rows = connection.execute(current_loads_sql(_RECORD_COLUMNS, AUDIT_TABLE, "$kpi"), {"kpi": kpi}).fetchall()
     return current_loads(map(_record, rows))
 
 
