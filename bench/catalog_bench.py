@@ -1,7 +1,7 @@
 """A catalog of a thousand KPIs: ``kpi check`` of every file, and commands that need one KPI — ``make bench``.
 
 ``python -m bench.catalog_bench`` (``--files N``, default 1,000) writes N KPI files into a scratch ``queries/``
-folder — the five example KPIs of ``queries/`` again and again, each copy with its own ``name:`` — and times,
+folder — the example KPIs of ``queries/`` again and again, each copy with its own ``name:`` — and times,
 each in a fresh process measured by ``bench/_rss.py`` (wall time including Python's start-up and imports, and
 peak RSS), in the scratch folder as working directory, with the parse cache in its ``.kpi/cache``
 (``KPI_CACHE``):
