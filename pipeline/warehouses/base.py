@@ -251,9 +251,10 @@ def current_loads_sql(columns: str, audit: str, kpi: str, partition: str = "part
     it), so that only one row per partition leaves the warehouse: the audit table of an hourly KPI reloaded by
     every lookback holds tens of rows per partition (a year of hours loaded 4 times, 35,040 rows, in DuckDB on this
     busy 2-core machine: 0.63 s to read them all and choose in Python, 0.28 s with this query, median of 5; and
-    BigQuery would send them all over the network on every load). ``columns`` are the record's columns as the warehouse selects them, ``audit`` the
-    audit table's name, ``kpi`` a placeholder or literal, ``partition`` the partition column as the warehouse
-    quotes it. The loaders pass its rows through :func:`current_loads` all the same: on rows it chose, a no-op."""
+    BigQuery would send them all over the network on every load). ``columns`` are the record's columns as the
+    warehouse selects them, ``audit`` the audit table's name, ``kpi`` a placeholder or literal, ``partition`` the
+    partition column as the warehouse quotes it. The loaders pass its rows through :func:`current_loads` all the
+    same: on rows it chose, a no-op."""
     removed = f"STARTS_WITH(job_id, '{REMOVED}')"
     return (
         f"SELECT {columns} FROM {audit} LEFT JOIN ("
