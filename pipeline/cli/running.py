@@ -21,6 +21,7 @@ from pipeline.core.spec import Kpi
 from pipeline.errors import Problem, UsageError
 
 if TYPE_CHECKING:
+    from pipeline.core.anomaly import Anomaly
     from pipeline.core.plan import BackfillPlan
     from pipeline.flows.run import Job
     from pipeline.runner import KpiSummary, Outcome, Runner
@@ -371,6 +372,16 @@ def print_plan(kpi: Kpi, plan: BackfillPlan, environment: settings.Environment, 
     console.print("[yellow]dry run:[/] nothing was exported or loaded")
 
 
+def _anomalies(found: Sequence[Anomaly] | None, *, scored: bool) -> str:
+    """``—`` (not scored), ``none``, or ``2: sales spike, orders drop`` for the newest partition."""
+    if found is None or not scored:
+        return "—"
+    if not found:
+        return "[green]none[/]"
+    named = ", ".join(f"{a.measure}{f' [{a.dimension}]' if a.dimension else ''} {a.direction}" for a in found[:2])
+    return f"[red]{len(found)}: {named}{' …' if len(found) > 2 else ''}[/]"
+
+
 def _age(hours: object) -> str:
     if not isinstance(hours, float | int):
         return "—"
@@ -388,20 +399,31 @@ def _loaded(moment: datetime | None, *, with_zone: bool) -> str:
 @click.argument("names", nargs=-1)
 @env_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option("--fail-on-anomaly", is_flag=True, help="Exit 1 when a KPI's newest partition has an anomaly.")
 @now_option
 @click.pass_obj
-def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json: bool, now_text: str | None) -> None:
-    """Per KPI: the newest loaded partition, its rows, when it was loaded, and its freshness.
+def status(
+    queries: Path,
+    names: tuple[str, ...],
+    env_name: str | None,
+    as_json: bool,
+    fail_on_anomaly: bool,
+    now_text: str | None,
+) -> None:
+    """Per KPI: the newest loaded partition, its rows, when it was loaded, its freshness and its anomalies.
 
     Exit code 1 when any KPI is stale (past the header's freshness.error_after) or was never loaded, for
-    alerting from cron or CI.
+    alerting from cron or CI; with --fail-on-anomaly also when a newest partition has an anomaly.
 
     \b
     Examples:
       kpi status
       kpi status daily_sales hourly_orders --env production --json
+      kpi status --fail-on-anomaly
     """
+    from pipeline.cli.anomalies import anomaly_json
     from pipeline.core.freshness import freshness, split_future
+    from pipeline.flows.anomalies import newest_anomalies
     from pipeline.warehouses import open_warehouse
 
     now = clock(now_text)
@@ -410,6 +432,10 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
     kpis = sorted(chosen_kpis(queries, names), key=lambda k: k.name)
     try:
         loaded = {kpi.name: warehouse.loads(kpi.name) for kpi in kpis}
+        found = {
+            kpi.name: newest_anomalies(warehouse, kpi, max(split_future(kpi, loaded[kpi.name], now)[0], default=None))
+            for kpi in kpis
+        }
     finally:
         warehouse.close()
     lines = []
@@ -435,10 +461,14 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
                 "freshness": state.level,
                 "failing": state.failing,
                 "future_partitions": future,
+                "anomaly_scored": found[kpi.name] is not None,
+                "anomalies": [anomaly_json(a) for a in found[kpi.name] or ()],
             }
         )
+    anomalous = any(line["anomalies"] for line in lines)
+    failing = any(line["failing"] for line in lines) or (fail_on_anomaly and anomalous)
     if as_json:
-        print_json({"ok": not any(line["failing"] for line in lines), "kpis": lines})
+        print_json({"ok": not failing, "kpis": lines})
     else:
         # Partitions are named in each KPI's zone; load times are shown in the same zone, named once in the
         # header when every KPI shares it, else beside each time.
@@ -451,6 +481,7 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
             f"loaded ({one_zone})" if one_zone else "loaded (KPI's zone)",
             "age",
             "freshness",
+            "anomalies",
             title=f"kpi status ({environment.label})",
         )
         colours = {"fresh": "green", "warn": "yellow", "stale": "red", "never loaded": "red"}
@@ -463,6 +494,7 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
                 _loaded(local_times[str(line["kpi"])], with_zone=one_zone is None),
                 _age(line["age_hours"]),
                 f"[{colours.get(level, 'white')}]{level}[/]",
+                _anomalies(found[str(line["kpi"])], scored=bool(line["anomaly_scored"])),
             )
         console = stdout()
         console.print(table)
@@ -478,3 +510,5 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
                 )
     if any(line["failing"] for line in lines):
         raise Failed("stale")
+    if fail_on_anomaly and anomalous:
+        raise Failed("anomaly")

@@ -37,8 +37,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-from pipeline.core.calendar_jp import WEEKDAYS, DayKind, day_kind
+from pipeline.core.calendar_jp import SEASONALITY, WEEKDAYS, DayKind, day_kind
 from pipeline.core.spec import AnomalySettings, Sensitivity
 
 THRESHOLDS = {Sensitivity.LOW: 5.0, Sensitivity.MEDIUM: 4.0, Sensitivity.HIGH: 3.5}  # scales from expected
@@ -131,6 +132,37 @@ class Score:
             self.score,
             self.direction,
         )
+
+
+def settings_json(settings: AnomalySettings) -> dict[str, Any]:
+    """The settings as a manifest carries them (the loader never reads the KPI file)."""
+    return {
+        "measures": list(settings.measures),
+        "by": settings.by,
+        "seasonality": list(settings.seasonality),
+        "sensitivity": settings.sensitivity.value,
+        "min_history": settings.min_history,
+    }
+
+
+def settings_of(data: Any, columns: Sequence[str]) -> AnomalySettings:
+    """:func:`settings_json`'s inverse, checked (a manifest is trusted no further than its format): ValueError
+    naming the part that is wrong. ``columns`` are the schema's column names."""
+    if not isinstance(data, dict) or set(data) != {"measures", "by", "seasonality", "sensitivity", "min_history"}:
+        raise ValueError("anomaly must be an object of measures, by, seasonality, sensitivity, min_history")
+    measures, by, seasonality = data["measures"], data["by"], data["seasonality"]
+    if not isinstance(measures, list) or not all(isinstance(m, str) and m in columns for m in measures):
+        raise ValueError(f"anomaly.measures {measures!r} must name columns of the schema")
+    if by is not None and by not in columns:
+        raise ValueError(f"anomaly.by {by!r} is not a column of the schema")
+    if not isinstance(seasonality, list) or not set(seasonality) <= set(SEASONALITY):
+        raise ValueError(f"anomaly.seasonality {seasonality!r} must be some of {', '.join(SEASONALITY)}")
+    if data["sensitivity"] not in {s.value for s in Sensitivity}:
+        raise ValueError(f"anomaly.sensitivity {data['sensitivity']!r} is not low, medium or high")
+    history = data["min_history"]
+    if history is not None and (isinstance(history, bool) or not isinstance(history, int) or history < 1):
+        raise ValueError(f"anomaly.min_history {history!r} is not a count")
+    return AnomalySettings(tuple(measures), by, tuple(seasonality), Sensitivity(data["sensitivity"]), history)
 
 
 def day_of(partition: str) -> tuple[date, int | None]:

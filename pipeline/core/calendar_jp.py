@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache
 
-import holidays
-
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 SEASONS: dict[str, tuple[tuple[int, int], tuple[int, int]]] = {
     "new_year": ((12, 29), (1, 3)),
@@ -57,6 +55,8 @@ def season_of(day: date) -> str | None:
 
 @cache
 def _jp_holidays(year: int) -> frozenset[date]:
+    import holidays  # only when a day is classed: reading a manifest (which imports this module) needs none
+
     return frozenset(holidays.country_holidays("JP", years=year))
 
 

@@ -34,6 +34,7 @@ from itertools import pairwise
 import pyarrow as pa
 
 from pipeline import __version__
+from pipeline.core.anomaly import settings_json
 from pipeline.core.batch import BatchIndex
 from pipeline.core.checks import PartitionChecks
 from pipeline.core.convert import Conversion
@@ -167,6 +168,7 @@ def export(
                 finished_at=finished.isoformat(),
                 seconds=round(time.monotonic() - clock, 3),
                 null_marker=CSV_NULL_MARKER if options.format is FileFormat.CSV else None,
+                anomaly=settings_json(kpi.anomaly) if kpi.anomaly else None,
             )
             store.put_bytes(manifest_key(kpi, part, run_id), manifest.to_json().encode())
             uncommitted.remove(_writer(writers, index))  # committed: the cleanup below must not touch it
