@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -12,7 +11,6 @@ from pipeline import settings
 from pipeline.cli.app import cli
 from pipeline.cli.arguments import clock, env_option, now_option
 from pipeline.cli.output import print_json, stdout
-from pipeline.core.anomaly import Anomaly
 from pipeline.errors import UsageError
 
 
@@ -25,20 +23,6 @@ def _day(text: str | None, option: str) -> date | None:
         raise UsageError(
             f"{option} '{text}' is not a date", hint=f"write it as 2026-05-01: {option} 2026-05-01"
         ) from None
-
-
-def anomaly_json(anomaly: Anomaly) -> dict[str, Any]:
-    """An anomaly as JSON (``kpi anomalies --json``, ``kpi status --json``)."""
-    return {
-        "partition": anomaly.partition,
-        "measure": anomaly.measure,
-        "dimension": anomaly.dimension,
-        "actual": anomaly.actual,
-        "low": round(anomaly.low, 2),
-        "high": round(anomaly.high, 2),
-        "score": round(anomaly.score, 2),
-        "direction": anomaly.direction,
-    }
 
 
 @cli.command()
@@ -89,7 +73,7 @@ def anomalies(
                 "to": found.last,
                 "partitions_scored": len({s.partition for s in found.scores}),
                 "partitions_loaded": len(found.partitions),
-                "anomalies": [anomaly_json(a) for a in found.anomalies],
+                "anomalies": [a.to_json() for a in found.anomalies],
             }
         )
         return

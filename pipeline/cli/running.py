@@ -76,6 +76,14 @@ def report(
         for s in summaries:
             for failures in _same_reason(s.failed):
                 print_failure(console, s.kpi, failures)
+            for anomaly in s.anomalies:
+                what = anomaly.measure + (f" [{anomaly.dimension}]" if anomaly.dimension else "")
+                console.print(
+                    f"[red]anomaly:[/] {s.kpi} {anomaly.partition} {what} {anomaly.actual:,.0f}, {anomaly.label}",
+                    highlight=False,
+                )
+            for error in s.scoring_errors[:3]:
+                console.print(f"[yellow]warning:[/] {s.kpi} {error}; loaded all the same", highlight=False)
         if stopped:
             console.print(
                 f"[yellow]interrupted[/] by {interrupts.signal_name(stopped)}: {finished:,} of {planned:,} "
@@ -421,7 +429,6 @@ def status(
       kpi status daily_sales hourly_orders --env production --json
       kpi status --fail-on-anomaly
     """
-    from pipeline.cli.anomalies import anomaly_json
     from pipeline.core.freshness import freshness, split_future
     from pipeline.flows.anomalies import newest_anomalies
     from pipeline.warehouses import open_warehouse
@@ -462,7 +469,7 @@ def status(
                 "failing": state.failing,
                 "future_partitions": future,
                 "anomaly_scored": found[kpi.name] is not None,
-                "anomalies": [anomaly_json(a) for a in found[kpi.name] or ()],
+                "anomalies": [a.to_json() for a in found[kpi.name] or ()],
             }
         )
     anomalous = any(line["anomalies"] for line in lines)

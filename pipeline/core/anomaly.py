@@ -91,6 +91,19 @@ class Anomaly:
     score: float  # scales from expected: positive above, negative below
     direction: str  # spike | drop
 
+    def to_json(self) -> dict[str, Any]:
+        """As ``kpi anomalies --json``, ``kpi status --json`` and the loader's outcome show it."""
+        return {
+            "partition": self.partition,
+            "measure": self.measure,
+            "dimension": self.dimension,
+            "actual": self.actual,
+            "low": round(self.low, 2),
+            "high": round(self.high, 2),
+            "score": round(self.score, 2),
+            "direction": self.direction,
+        }
+
     @property
     def label(self) -> str:
         """``spike: 6.1σ above 1,020–1,180`` — how the report and `kpi anomalies` name it."""
