@@ -13,6 +13,7 @@ import pytest
 from bench.anomaly_bench import load_series, measure
 from bench.anomaly_series import Generated, Injected, daily, hourly
 from pipeline.core.anomaly import THRESHOLDS
+from pipeline.core.calendar_jp import is_jp_holiday
 from pipeline.core.spec import Sensitivity
 from pipeline.flows.anomalies import anomalies_of_run
 from pipeline.load import load_manifests
@@ -43,12 +44,13 @@ def test_twelve_weeks_of_hourly_loads_find_the_injected_anomalies(tmp_path: Path
 
 
 def small(days: int = 60, spike_at: int | None = None) -> Generated:
-    """``days`` of a weekly pattern from Monday 2026-06-01 (weekends ×2); the last 3 days are scored."""
+    """``days`` of a weekly pattern from Monday 2026-06-01 (weekends and holidays ×2); the last 3 days are
+    scored."""
     first = date(2026, 6, 1)
     values = {}
     for n in range(days):
         day = first + timedelta(n)
-        values[day.isoformat()] = float((200 if day.weekday() >= 5 else 100) + n % 3)
+        values[day.isoformat()] = float((200 if day.weekday() >= 5 or is_jp_holiday(day) else 100) + n % 3)
     order = sorted(values)
     injected: tuple[Injected, ...] = ()
     if spike_at is not None:
@@ -161,3 +163,28 @@ def test_kpi_anomalies_of_a_kpi_without_the_key_says_how_to_add_it(tmp_path: Pat
     assert code == 2
     assert "daily_series is not scored for anomalies: its header has no `anomaly` key" in output
     assert "add `anomaly: {}` to the header" in output
+
+
+def test_the_report_rings_a_stored_anomaly_with_its_expected_range_and_says_so(tmp_path: Path) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from pipeline.demo.flow import anomaly_marks
+    from pipeline.demo.report_data import build_report
+
+    kpi, warehouse, _ = load_series(tmp_path, small(spike_at=59))
+    try:
+        marks = anomaly_marks(warehouse, [kpi], date(2026, 7, 31))
+    finally:
+        warehouse.close()
+    ((measure, mark),) = marks["daily_series"]
+    assert (measure, mark.x, mark.series) == ("sales", "2026-07-30", "sales")
+    assert mark.expected is not None
+    assert mark.expected[0] < 102 < mark.expected[1] < 163
+    html = build_report(
+        [kpi], tmp_path / "warehouse.duckdb", now=datetime(2026, 7, 31, tzinfo=ZoneInfo("Asia/Tokyo")), marks=marks
+    )
+    assert '<circle class="mark"' in html
+    assert "2026-07-30 · sales: 163 — spike: " in html
+    assert "Ringed: 1 anomaly found by the anomaly scoring — sales 2026-07-30 sales (spike: " in html
+    assert "The line through each ring is the range its history expected." in html

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -11,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.demo.generate import OUTAGE_DAYS_AGO
 from tests.browser import render_page
 from tests.conftest import ROOT
 
@@ -85,6 +87,17 @@ def test_the_demo_runs_the_whole_flow_and_its_report_draws_every_chart(fresh_clo
     assert '<span class="badge ok">fresh</span>' in sections["hourly_orders"][:300]  # the shop ends at midnight
     assert '<span class="badge ok">fresh</span>' in sections["daily_sales"][:300]
     assert "the demo shop's clock" in page.dom
+    # the demo shop's payment outage, 4 days before its day: found by daily_sales' anomaly scoring, and only it
+    with duckdb.connect(str(kpi / "demo.duckdb"), read_only=True) as shop:
+        (today,) = shop.execute("SELECT today FROM _demo").fetchone() or (None,)
+    outage = (today - timedelta(days=OUTAGE_DAYS_AGO)).isoformat()
+    found = {
+        (a["partition"], a["measure"], a["dimension"], a["direction"]) for a in summary["daily_sales"]["anomalies"]
+    }
+    assert {(outage, "orders", "status=paid", "drop"), (outage, "orders", "status=cancelled", "spike")} <= found
+    assert {partition for partition, *_ in found} == {outage}
+    assert charts[("daily_sales", "orders")].marks >= 2
+    assert "Ringed: " in sections["daily_sales"]
     assert (ARTIFACTS / "demo-report.png").stat().st_size > 10_000
 
     assert_charts_add_up_to_the_warehouse(fresh_clone)

@@ -93,5 +93,8 @@ def anomalies(
     for anomaly in found.anomalies:
         what = anomaly.measure + (f" [{anomaly.dimension}]" if anomaly.dimension else "")
         console.print(
-            f"  {anomaly.partition}  {what}  {anomaly.actual:,.0f}  {anomaly.label}", markup=False, highlight=False
+            f"  {anomaly.partition}  {what}  {anomaly.actual:,.0f}, expected {anomaly.low:,.0f} to "
+            f"{anomaly.high:,.0f}: {anomaly.label}",
+            markup=False,
+            highlight=False,
         )

@@ -70,7 +70,11 @@ def load(
         console.print(f"[yellow]note:[/] new column '{name}' added to {manifest.kpi}")
     for anomaly in result.anomalies:
         what = anomaly.measure + (f" [{anomaly.dimension}]" if anomaly.dimension else "")
-        console.print(f"[red]anomaly:[/] {what} {anomaly.actual:,.0f}, {anomaly.label}", highlight=False)
+        console.print(
+            f"[red]anomaly:[/] {what} {anomaly.actual:,.0f}, expected "
+            f"{anomaly.low:,.0f} to {anomaly.high:,.0f}: {anomaly.label}",
+            highlight=False,
+        )
     if result.scoring_error:
         console.print(f"[yellow]warning:[/] {result.scoring_error}; the partition is loaded", highlight=False)
 

@@ -79,7 +79,8 @@ def report(
             for anomaly in s.anomalies:
                 what = anomaly.measure + (f" [{anomaly.dimension}]" if anomaly.dimension else "")
                 console.print(
-                    f"[red]anomaly:[/] {s.kpi} {anomaly.partition} {what} {anomaly.actual:,.0f}, {anomaly.label}",
+                    f"[red]anomaly:[/] {s.kpi} {anomaly.partition} {what} {anomaly.actual:,.0f}, expected "
+                    f"{anomaly.low:,.0f} to {anomaly.high:,.0f}: {anomaly.label}",
                     highlight=False,
                 )
             for error in s.scoring_errors[:3]:

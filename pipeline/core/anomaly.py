@@ -31,6 +31,7 @@ past takes about a second, a load's new partition a few milliseconds (``bench/an
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections import defaultdict
@@ -106,9 +107,9 @@ class Anomaly:
 
     @property
     def label(self) -> str:
-        """``spike: 6.1σ above 1,020–1,180`` — how the report and `kpi anomalies` name it."""
+        """``spike: 6.1σ above expected`` — how the report, `kpi load` and `kpi anomalies` name it."""
         side = "above" if self.direction == SPIKE else "below"
-        return f"{self.direction}: {abs(self.score):.1f}σ {side} {self.low:,.0f}–{self.high:,.0f}"
+        return f"{self.direction}: {abs(self.score):.1f}σ {side} expected"
 
 
 @dataclass(frozen=True)
@@ -292,8 +293,10 @@ class _SeriesScorer:
         if anchor not in self._tables:
             self._tables[anchor] = self._measure(anchor)
         effects, payday, spread = self._tables[anchor]
-        found = self._effect(self.points[target], effects, payday)
-        effect, seen = found if found is not None else (0.0, 1)
+        point = self.points[target]
+        found = self._effect(point, effects)
+        _, effect, seen = found if found is not None else ("", 0.0, 1)
+        effect += payday if point.kind.month_end else 0.0
         return level + effect, spread * math.sqrt(1 + 1 / seen)
 
     def _measure(self, before: int) -> tuple[dict[str, tuple[float, int]], float, float]:
@@ -324,19 +327,33 @@ class _SeriesScorer:
                     special[p.key(p.kind.kind)].append(lift)
         for key, rs in special.items():
             effects[key] = (statistics.median(rs), len(rs))
+        pools = {key: sorted(rs) for key, rs in (*plain.items(), *special.items())}
+        in_recent = {j for j, _ in recent}
         residuals = []
         for j, r in yearly:  # the year's: the recent weeks alone would let one dip or shift widen every range
-            effect = self._effect(self.points[j], effects, payday)
-            if effect is not None and effect[1] >= 3:  # a kind seen once or twice is its own residual: 0
-                residuals.append(abs(r - effect[0]))
+            p = self.points[j]
+            found = self._effect(p, effects)
+            if found is None:
+                continue
+            key, effect, _ = found
+            lift = payday if p.kind.month_end else 0.0
+            # Left out of its own kind's median (a median of 3 is one of them: in-sample residuals would shrink
+            # the scale, most of all in a young series): what a new partition of the kind is compared with.
+            own = (p.kind.ordinary and not p.kind.month_end and j in in_recent and key == p.key(p.kind.kind)) or (
+                not p.kind.ordinary and key in (p.key(p.kind.key), p.key(p.kind.kind))
+            )
+            if own:
+                left_out = _median_without(pools[key], r - lift if not p.kind.ordinary else r)
+                if left_out is None:
+                    continue  # the kind's only partition: nothing to compare it with
+                effect = left_out
+            residuals.append(abs(r - effect - lift))
         spread = 1.4826 * statistics.median(residuals) if residuals else MIN_SCALE
         return effects, payday, max(spread, MIN_SCALE)
 
-    def _effect(
-        self, point: _Point, effects: Mapping[str, tuple[float, int]], payday: float
-    ) -> tuple[float, int] | None:
-        """(effect, times seen) of the point's kind of day, falling back from a season's day to the season, to
-        holidays, to Sundays."""
+    def _effect(self, point: _Point, effects: Mapping[str, tuple[float, int]]) -> tuple[str, float, int] | None:
+        """(name, effect, times seen) of the point's kind of day, month-end apart, falling back from a season's
+        day to the season, to holidays, to Sundays."""
         kind = point.kind
         chain = [kind.key, kind.kind]
         if not kind.ordinary:
@@ -345,8 +362,17 @@ class _SeriesScorer:
             key = point.key(name)
             if key in effects and (name == kind.key or effects[key][1] >= 3 or name in WEEKDAYS or name == "day"):
                 effect, seen = effects[key]
-                return effect + (payday if kind.month_end else 0.0), seen
+                return key, effect, seen
         return None
+
+
+def _median_without(ordered: list[float], value: float) -> float | None:
+    """The median of the sorted ``ordered`` with one ``value`` left out; None when nothing is left."""
+    index = bisect.bisect_left(ordered, value)
+    if index == len(ordered) or ordered[index] != value:
+        return statistics.median(ordered)
+    rest = ordered[:index] + ordered[index + 1 :]
+    return statistics.median(rest) if rest else None
 
 
 def weekday_zscore(

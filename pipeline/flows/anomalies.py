@@ -27,7 +27,15 @@ from pipeline.errors import UsageError
 from pipeline.warehouses.anomalies import History, first_needed, score_rows, scored_measures
 from pipeline.warehouses.base import LoadResult, Warehouse
 
-__all__ = ["ON_DEMAND", "RangeScores", "anomalies_of_run", "newest_anomalies", "score_loaded", "score_range"]
+__all__ = [
+    "ON_DEMAND",
+    "RangeScores",
+    "anomalies_of_run",
+    "newest_anomalies",
+    "score_loaded",
+    "score_range",
+    "stored_anomalies",
+]
 
 ON_DEMAND = "kpi-anomalies"  # the job id of scores computed by `kpi anomalies`
 DEFAULT_DAYS = 30  # `kpi anomalies` without --from: the last 30 days of partitions
@@ -135,6 +143,14 @@ def newest_anomalies(warehouse: Warehouse, kpi: Kpi, partition: str | None) -> l
     if not stored:
         return None
     return [a for s in stored if (a := s.score.anomaly()) is not None]
+
+
+def stored_anomalies(warehouse: Warehouse, kpi: Kpi, first: str, last: str) -> list[Anomaly]:
+    """The anomalies stored for ``kpi``'s partitions from ``first`` to ``last`` (partition names; the newest
+    score of each wins): what the report marks."""
+    if kpi.anomaly is None:
+        return []
+    return [a for s in warehouse.scores(kpi.name, first, last) if (a := s.score.anomaly()) is not None]
 
 
 def _settings(kpi: Kpi) -> AnomalySettings:
