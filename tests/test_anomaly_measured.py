@@ -39,7 +39,7 @@ def test_twelve_weeks_of_hourly_loads_find_the_injected_anomalies(tmp_path: Path
     assert m.scoring_errors == ()
     assert m.stored == 8 * 7 * 24
     assert m.detector.recall == 1.0
-    assert len(m.detector.false_positives) <= 2  # measured: 2 in 1,344 hours, neither on a holiday
+    assert len(m.detector.false_positives) <= 2  # measured: none in 1,344 hours
     assert m.plain.on_holidays >= 100  # Golden Week's hours, Showa Day's, the paydays'
 
 

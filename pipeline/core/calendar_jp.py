@@ -64,8 +64,10 @@ def is_jp_holiday(day: date) -> bool:
     return day in _jp_holidays(day.year)
 
 
+@cache
 def day_kind(day: date, seasonality: frozenset[str]) -> DayKind:
-    """The kind of ``day`` under the KPI's seasonality (names of :data:`SEASONALITY`)."""
+    """The kind of ``day`` under the KPI's seasonality (names of :data:`SEASONALITY`); cached, as a warm loader
+    classes the same few hundred days on every load."""
     month_end = "month_end" in seasonality and day.day >= PAYDAY
     if "jp_holiday" in seasonality:
         season = season_of(day)

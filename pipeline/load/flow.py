@@ -59,7 +59,7 @@ def load_manifests(
     which never fails the load, committed by then."""
     hint = "export the partition again; do not edit manifests by hand"
     manifests = [Manifest.parse(store.get_bytes(key), where=store.uri(key), hint=hint) for key in keys]
-    results = warehouse.load(manifests, _checked_opener(store, manifests), force=force)
+    results = warehouse.load(manifests, checked_opener(store, manifests), force=force)
     results = score_loaded(warehouse, manifests, results)
     return list(zip(manifests, results, strict=True))
 
@@ -90,7 +90,7 @@ def newest_manifest(store: Store, kpi: Kpi, interval: Interval | None) -> str:
     return manifests[-1]
 
 
-def _checked_opener(store: Store, manifests: Sequence[Manifest]) -> OpenFile:
+def checked_opener(store: Store, manifests: Sequence[Manifest]) -> OpenFile:
     """Each file as the warehouse will read it, refused unless its size, SHA-256 and row count are its
     manifest's: a file changed after its commit never reaches a table, whichever warehouse it is."""
     owner = {entry.path: manifest for manifest in manifests for entry in manifest.files}
