@@ -39,6 +39,7 @@ from pipeline.load import load_manifests
 from pipeline.load.flow import checked_opener
 from pipeline.sources import open_source
 from pipeline.stores import LocalStore
+from pipeline.warehouses import Warehouse
 from pipeline.warehouses.duckdb import DuckDbWarehouse
 
 ZONE = ZoneInfo("Asia/Tokyo")
@@ -100,13 +101,16 @@ def intervals(series: Generated) -> list[Interval]:
     ]
 
 
-def load_series(folder: Path, series: Generated, *, scored: bool = True) -> tuple[Kpi, DuckDbWarehouse, list[str]]:
+def load_series(
+    folder: Path, series: Generated, *, scored: bool = True, warehouse: Warehouse | None = None
+) -> tuple[Kpi, Warehouse, list[str]]:
     """Export and load ``series``: its history in one batch, the scored period in batches of :data:`BATCH`. The
-    warehouse (open) and the scoring errors reported by the loads."""
+    warehouse (open; by default a DuckDB file in ``folder``) and the scoring errors reported by the loads."""
     kpi = write_kpi(folder / "queries", series.grain, scored=scored)
     source = open_source(write_source(folder / "source.duckdb", series))
     store = LocalStore(folder / "lake")
-    warehouse = DuckDbWarehouse(str(folder / "warehouse.duckdb"))
+    if warehouse is None:
+        warehouse = DuckDbWarehouse(str(folder / "warehouse.duckdb"))
     every = intervals(series)
     first_scored = sorted(series.values).index(series.scored[0])
     chunks = [every[:first_scored]] + [
