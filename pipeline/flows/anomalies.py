@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 from pipeline.core.anomaly import GRAINS, Anomaly, Score, score
 from pipeline.core.manifest import Manifest
@@ -81,8 +82,17 @@ def score_loaded(
     return [replace(r, anomalies=tuple(found.get(r.partition, ()))) if r.partition in run_ids else r for r in results]
 
 
-def anomalies_of_run(results: Iterable[LoadResult]) -> list[Anomaly]:
-    """The new anomalies a run's loads found, in partition order: what alerts are sent from."""
+class HasAnomalies(Protocol):
+    """A load's result (:class:`~pipeline.warehouses.base.LoadResult`) or a run's outcome
+    (:class:`pipeline.runner.Outcome`): both carry the anomalies their load found."""
+
+    @property
+    def anomalies(self) -> tuple[Anomaly, ...]: ...
+
+
+def anomalies_of_run(results: Iterable[HasAnomalies]) -> list[Anomaly]:
+    """The new anomalies a run's loads found, in the results' order: what alerts are sent from
+    (``load_manifests``' results, or ``Runner.run``'s outcomes)."""
     return [anomaly for result in results for anomaly in result.anomalies]
 
 
