@@ -234,6 +234,7 @@ def test_every_dependency_of_pyproject_is_in_or_out_of_each_function_with_its_ve
     assert package.requirements(FUNCTIONS["loader"], dependencies) == [
         f"cronsim{dependencies['cronsim']}",
         f"google-cloud-bigquery{dependencies['google-cloud-bigquery']}",
+        f"holidays{dependencies['holidays']}",  # anomaly scoring after each load
         f"pyyaml{dependencies['pyyaml']}",
         f"sqlglot{dependencies['sqlglot']}",
         f"tzdata{dependencies['tzdata']}",
