@@ -32,7 +32,7 @@ from pipeline.errors import LoadError
 from pipeline.load import load_manifest
 from pipeline.removal import plan_removal, remove
 from pipeline.stores import LocalStore
-from pipeline.warehouses.bigquery import BigQueryWarehouse
+from pipeline.warehouses.bigquery import BigQueryWarehouse, parse_bigquery_url
 from tests.bigquery import BigQueryBridge, BigQueryEmulator
 from tests.exporting import days
 from tests.loading import SQL, Target, bigquery_target, duckdb_target, key_of, run, shop_source
@@ -293,3 +293,20 @@ def test_ctrl_c_during_a_bigquery_removal_cancels_its_job(
     assert set(client.cancelled) == {record.job_id.removeprefix("removed:")}
     assert loaded(target) == {"2024-03-02": (OLD, 1)}  # committed before the cancel reached it: reported as done
     assert target.rows("SELECT day FROM {daily}") == [(date(2024, 3, 2),)]
+
+
+def test_a_bigquery_dataset_without_the_lock_table_gets_it_and_the_removal_goes_through(
+    shop: str, tmp_path: Path, bq_url: str, bq_client: BigQueryBridge
+) -> None:
+    """A dataset loaded before the lock table existed: the removal's first statement finds no ``_kpi_lock``."""
+    target = bigquery_target(bq_url, bq_client)
+    store = LocalStore(tmp_path / "lake")
+    for manifest in run(shop, tmp_path, count=2, run_id=OLD):
+        load_manifest(store, key_of(manifest), target.open())
+    lock = parse_bigquery_url(bq_url).table("_kpi_lock")
+    bq_client.delete_table(lock)
+    kpi = catalog.load_one((tmp_path / "q",), "daily")
+    (record,) = remove(plan_removal(kpi, target.open(), days("2024-03-01", 1)), target.open())
+    assert record.partition == "2024-03-01"
+    assert loaded(target) == {"2024-03-02": (OLD, 1)}
+    assert target.rows(f"SELECT kpi FROM `{lock}`") == [("daily",)]  # made again, and the removal's row in it

@@ -392,7 +392,16 @@ class BigQueryWarehouse:
         even while it is being sent: a cancelled script rolls back, and :class:`~pipeline.interrupts.Interrupted`
         says so; a script that committed before the cancel reached it is reported as done. The removal rows'
         ``loaded_at`` is BigQuery's CURRENT_TIMESTAMP() in the table (this machine's clock in the records
-        returned)."""
+        returned). A dataset from before the lock table gets it, and the removal is sent once more."""
+        try:
+            return self._remove(kpi, removals, whole_table)
+        except google_errors.NotFound as error:
+            if LOCK_TABLE not in _details(error):
+                raise self._refused(kpi, error) from None
+            self._create_meta()
+            return self._remove(kpi, removals, whole_table)
+
+    def _remove(self, kpi: str, removals: Sequence[Removal], whole_table: bool) -> list[LoadRecord]:
         job_id = f"kpi_remove_{_label(kpi)}_{uuid.uuid4().hex}"
         records = [removal.record(job_id, datetime.now(UTC)) for removal in removals]
         tables = Tables(self.target.project, self.target.dataset, kpi, "")
@@ -410,22 +419,29 @@ class BigQueryWarehouse:
                 if interrupts.requested():
                     cancel()  # the stop came while the job was being sent: the hook found no job yet
                 job.result(timeout=JOB_TIMEOUT.total_seconds())
+        except google_errors.NotFound:
+            interrupts.check()
+            raise  # perhaps the lock table: remove() decides
         except (google_errors.GoogleAPICallError, google_errors.RetryError, TimeoutError) as error:
             interrupts.check()  # cancelled by a stop: rolled back, nothing was removed
             details = _details(error)
             if CHANGED in details:  # said as DuckDB says it, from the audit as it is now
                 found = changed_since_planned(removals, self.loads(kpi), whole_table=whole_table)
                 raise changed_error(kpi, found or details.split(CHANGED, 1)[1].strip(), where_) from None
-            concurrent = any(text in details for text in CONCURRENT)
-            raise LoadError(
-                f"BigQuery refused the removal: {details}",
-                where=where_,
-                hint="nothing was removed (one transaction); "
-                + ("a load of the KPI was committing at the same moment: " if concurrent else "")
-                + "run the same command again once BigQuery allows it",
-                retryable=concurrent or not isinstance(error, google_errors.ClientError),
-            ) from None
+            raise self._refused(kpi, error) from None
         return records
+
+    def _refused(self, kpi: str, error: Exception) -> LoadError:
+        details = _details(error)
+        concurrent = any(text in details for text in CONCURRENT)
+        return LoadError(
+            f"BigQuery refused the removal: {details}",
+            where=f"{kpi} in {self.target.project}.{self.target.dataset}",
+            hint="nothing was removed (one transaction); "
+            + ("a load of the KPI was committing at the same moment: " if concurrent else "")
+            + "run the same command again once BigQuery allows it",
+            retryable=concurrent or not isinstance(error, google_errors.ClientError),
+        )
 
 
 def kpi_table(table_id: Any, manifest: Manifest) -> bigquery.Table:
