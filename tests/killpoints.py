@@ -8,6 +8,9 @@ is about to send to S3. ``KPI_TEST_KILL`` names the point:
 - ``os.link:GLOB`` / ``os.replace:GLOB``: when the process is about to publish a path matching GLOB;
 - ``s3:OPERATION:TEXT``: before the first S3 ``OPERATION`` request (``UploadPart``, ``PutObject``…) whose URL
   contains TEXT;
+- ``http:before:TEXT`` / ``http:after:TEXT``: before an HTTP request whose body contains TEXT is sent, or as soon
+  as its response has arrived (``requests``' ``Session.send``, which the Google clients use) — e.g. a BigQuery
+  job insert, by its job id;
 - ``duckdb:N:TEXT``: before the N-th statement (from 1) that a DuckDB connection is about to execute whose SQL
   contains TEXT — the library's ``execute``/``executemany``, reached through a wrapper ``duckdb.connect`` returns.
 
@@ -59,6 +62,24 @@ def install(point: str) -> None:
         boto3.setup_default_session()
         assert boto3.DEFAULT_SESSION is not None
         boto3.DEFAULT_SESSION.events.register(f"before-send.s3.{operation}", before_send)
+        return
+    if kind == "http":
+        import requests
+
+        when, _, text = rest.partition(":")
+        send = requests.Session.send
+
+        def send_or_die(session: Any, request: Any, **kwargs: Any) -> Any:
+            body = request.body or b""
+            hit = text.encode() in (body.encode() if isinstance(body, str) else body)
+            if hit and when == "before":
+                _die()
+            response = send(session, request, **kwargs)
+            if hit and when == "after":
+                _die()
+            return response
+
+        setattr(requests.Session, "send", send_or_die)  # noqa: B010 (mypy: the method's own signature differs)
         return
     if kind == "duckdb":
         import duckdb

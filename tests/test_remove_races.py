@@ -238,6 +238,42 @@ def test_a_removal_stopped_mid_way_leaves_the_table_as_it_was(shop: str, tmp_pat
     assert target.rows("SELECT COUNT(*) FROM {daily}") == [(0,)]
 
 
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_bigquery_removal_killed_while_its_job_is_sent_is_all_or_nothing(
+    shop: str, tmp_path: Path, bq_url: str, bq_client: BigQueryBridge, when: str
+) -> None:
+    """``kill -9`` of ``kpi remove`` just before its job reaches BigQuery (nothing removed) or just after BigQuery
+    took it (the script runs there without the client, to its end: everything removed) — never half."""
+    target = bigquery_target(bq_url, bq_client)
+    store = LocalStore(tmp_path / "lake")
+    for manifest in run(shop, tmp_path, count=2, run_id=OLD):
+        load_manifest(store, key_of(manifest), target.open())
+    before = audit_and_rows(target)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "KPI_QUERIES": str(tmp_path / "q"),
+        "KPI_WAREHOUSE": bq_url,
+        "KPI_TEST_KILL": f"http:{when}:kpi_remove_",
+    }
+    env.pop("KPI_ENV", None)
+    command = [sys.executable, "-m", "tests.killpoints", "remove", "daily", "--start", "2024-03-01"]
+    command += ["--end", "2024-03-02", "--yes", "--json"]
+    killed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    jobs = [job for job in bq_client.list_jobs(max_results=200) if job.job_id.startswith("kpi_remove_daily_")]
+    if when == "before":
+        assert jobs == []
+        assert audit_and_rows(target) == before
+        assert loaded(target) == {"2024-03-01": (OLD, 2), "2024-03-02": (OLD, 1)}
+    else:
+        (job,) = jobs
+        job.result()  # BigQuery's own, whether or not its client is still there
+        assert loaded(target) == {}
+        removals = target.rows("SELECT \"partition\" FROM {audit} WHERE STARTS_WITH(job_id, 'removed:') ORDER BY 1")
+        assert removals == [("2024-03-01",), ("2024-03-02",)]
+
+
 class StopWhileSending(BigQueryBridge):
     """The bridge, plus: a stop request arrives while the removal's job is being sent (before BigQuery answers),
     and every ``cancel_job`` call is recorded and forwarded. The emulator runs a script to its end before it
