@@ -85,6 +85,8 @@ def test_the_demo_runs_the_whole_flow_and_its_report_draws_every_chart(fresh_clo
     assert '<span class="badge ok">fresh</span>' in sections["hourly_orders"][:300]  # the shop ends at midnight
     assert '<span class="badge ok">fresh</span>' in sections["daily_sales"][:300]
     assert "the demo shop's clock" in page.dom
+    assert page.dom.count('<table class="lineage">') == len(summary)  # each section says where its numbers come from
+    assert "<td><code>sales</code></td><td><code>orders.amount</code></td>" in sections["daily_sales"]
     assert (ARTIFACTS / "demo-report.png").stat().st_size > 10_000
 
     assert_charts_add_up_to_the_warehouse(fresh_clone)
