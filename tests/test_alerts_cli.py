@@ -1,0 +1,121 @@
+"""kpi run, kpi backfill and kpi status --alert send one message per owner to a loopback Slack stand-in (its webhook
+URL in moto's Secrets Manager); the commands' results and exit codes are the same whether delivery works or not."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from tests.aws import MotoServer
+from tests.exporting import DAILY, DAILY_SQL, make_kpi
+from tests.slack import SlackStandIn
+
+NOW = "2024-03-10T00:30+09:00"
+SECRET = f"kpi/alerts/growth-{uuid.uuid4().hex[:8]}"  # moto's server lives for the session: one name per run
+
+
+@pytest.fixture
+def slack(aws_env: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackStandIn]:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with SlackStandIn() as server:
+        boto3.client("secretsmanager").create_secret(Name=SECRET, SecretString=server.url)
+        yield server
+        boto3.client("secretsmanager").delete_secret(SecretId=SECRET, ForceDeleteWithoutRecovery=True)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slack: SlackStandIn) -> Path:
+    """A shop with orders through 2024; `daily` and `broken` (a missing table) owned by growth, `other` by
+    finance (no destination, no default: unrouted); kpi.toml routes growth to Slack."""
+    shop = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(shop)) as db:
+        db.execute(
+            "CREATE TABLE orders AS SELECT i AS id, TIMESTAMP '2024-01-01 00:30' + INTERVAL (7 * i) HOUR AS created_at "
+            "FROM range(0, 1252) t(i)"
+        )
+    owned = DAILY.replace("lookback: 2", "lookback: 0\nowner: growth")
+    make_kpi(tmp_path / "queries", "daily", owned, DAILY_SQL)
+    make_kpi(tmp_path / "queries", "broken", owned, DAILY_SQL.replace("FROM orders", "FROM no_such_table"))
+    (tmp_path / "kpi.toml").write_text(
+        '[alerts]\nreport = "https://kpi.example/report.html"\n'
+        f'[alerts.owners]\ngrowth = "slack:secretsmanager:{SECRET}"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KPI_SOURCE", f"duckdb:///{shop}")
+    monkeypatch.setenv("KPI_LAKE", str(tmp_path / "lake"))
+    monkeypatch.setenv("KPI_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    for name in ("KPI_QUERIES", "KPI_ENV", "KPI_CONFIG", "KPI_ALERTS_DEFAULT", "KPI_ALERTS_OWNERS"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_a_failed_run_alerts_the_owner_once_and_exits_as_before(project: Path, slack: SlackStandIn) -> None:
+    result = CliRunner().invoke(cli, ["run", "--start", "2024-03-01", "--end", "2024-03-03", "--json", "--now", NOW])
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.stdout)
+    assert document["alerts"] == {
+        "ok": True,
+        "messages": [
+            {
+                "owner": "growth",
+                "destination": f"slack:secretsmanager:{SECRET}",
+                "alerts": 3,
+                "ok": True,
+                "error": "",
+            }
+        ],
+        "unrouted": [],
+    }
+    (message,) = slack.received
+    head, line = message["text"].splitlines()
+    assert head == "*kpi run (local): 3 failed for growth* (2024-03-10 00:30 JST)"
+    assert line.startswith("• failed: `broken` 2024-03-01 … 2024-03-03 (3 partitions): ")
+    assert "no_such_table" in line
+    assert line.endswith("<https://kpi.example/report.html#kpi-broken|open>")
+
+    fine = CliRunner().invoke(cli, ["run", "daily", "--date", "2024-03-04", "--json", "--now", NOW])
+    assert fine.exit_code == 0, fine.output
+    assert "alerts" not in json.loads(fine.stdout)  # nothing failed: nothing sent
+    assert len(slack.received) == 1
+
+
+def test_a_failing_delivery_changes_nothing_but_a_line_on_stderr(project: Path, slack: SlackStandIn) -> None:
+    slack.status = 500
+    result = CliRunner().invoke(cli, ["backfill", "broken", "--start", "2024-03-01", "--end", "2024-03-02"])
+    assert result.exit_code == 1
+    assert "failed: broken 2024-03-01 … 2024-03-02 (2 partitions, source)" in result.stdout
+    assert (
+        f"alert NOT sent to growth (slack:secretsmanager:{SECRET}): Slack answered HTTP 500 (check the "
+        "webhook" in result.stderr
+    )
+    assert "T000/B000" not in result.output
+    assert len(slack.received) == 1
+
+
+def test_status_alert_sends_the_stale_kpis_and_reports_the_unrouted(project: Path, slack: SlackStandIn) -> None:
+    make_kpi(project / "queries", "other", DAILY.replace("lookback: 2", "owner: finance"), DAILY_SQL)
+    (project / "queries" / "broken.sql").unlink()
+    loaded = CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-03-01", "--end", "2024-03-02"])
+    assert loaded.exit_code == 0, loaded.output
+    quiet = CliRunner().invoke(cli, ["status", "--json", "--now", NOW])  # without --alert: nothing is sent
+    assert quiet.exit_code == 1
+    assert slack.received == []
+
+    result = CliRunner().invoke(cli, ["status", "--alert", "--now", NOW])
+    assert result.exit_code == 1  # stale, as without --alert
+    (message,) = slack.received
+    assert message["text"].splitlines() == [
+        "*kpi status (local): 1 stale for growth* (2024-03-10 00:30 JST)",
+        "• stale: `daily` 2024-03-02: newest data 7d 0h old (past freshness.error_after) "
+        "<https://kpi.example/report.html#kpi-daily|open>",
+    ]
+    assert f"alert sent to growth (slack:secretsmanager:{SECRET}): 1 alert(s)" in result.stderr
+    assert "alert NOT sent to finance: no destination for this owner and no default" in result.stderr
