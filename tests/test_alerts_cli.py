@@ -119,3 +119,65 @@ def test_status_alert_sends_the_stale_kpis_and_reports_the_unrouted(project: Pat
     ]
     assert f"alert sent to growth (slack:secretsmanager:{SECRET}): 1 alert(s)" in result.stderr
     assert "alert NOT sent to finance: no destination for this owner and no default" in result.stderr
+
+
+def test_the_loader_alerts_the_owner_of_a_load_that_failed_for_good(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    s3_bucket: str,
+    slack: SlackStandIn,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pipeline.errors import StoreError
+    from pipeline.lambdas.loader import handler as loader
+    from tests.loading import HEADER, SQL
+
+    make_kpi(tmp_path / "q", "daily", HEADER + "owner: growth\n", SQL)
+    damaged = "lake/daily/day=2024-03-02/run=r1/_manifest.json"
+    boto3.client("s3").put_object(Bucket=s3_bucket, Key=damaged, Body=b'{"manifest_version": 1, "kpi": "daily"}')
+    for name, value in {
+        "KPI_WAREHOUSE": str(tmp_path / "wh.duckdb"),
+        "KPI_QUERIES": str(tmp_path / "q"),
+        "KPI_CONFIG": str(tmp_path / "none.toml"),  # configured by variables alone, as deployed
+        "KPI_ALERTS_OWNERS": f"growth=slack:secretsmanager:{SECRET}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("KPI_ENV", raising=False)
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": s3_bucket}, "object": {"key": damaged}},
+            }
+        ]
+    }
+
+    with pytest.raises(StoreError, match="the manifest cannot be read"):  # the loader's answer, as without alerts
+        loader(event)
+
+    (message,) = slack.received
+    head, line = message["text"].splitlines()
+    assert head.startswith("*kpi loader: 1 failed for growth* (")
+    assert line.startswith("• failed: `daily` 2024-03-02: ")
+    assert "cannot be read" in line
+    logged = [json.loads(entry) for entry in capsys.readouterr().out.splitlines() if '"alerts"' in entry]
+    assert logged == [
+        {
+            "level": "info",
+            "alerts": {
+                "ok": True,
+                "messages": [
+                    {
+                        "owner": "growth",
+                        "destination": f"slack:secretsmanager:{SECRET}",
+                        "alerts": 1,
+                        "ok": True,
+                        "error": "",
+                    }
+                ],
+                "unrouted": [],
+            },
+        }
+    ]
+    assert "T000" not in json.dumps(logged)

@@ -444,6 +444,8 @@ PARAMETERS = {
     "CloneGraceHours": "24",
     "CloneMinIntervalHours": "12",
     "ClonePollSeconds": "60",
+    "AlertsDefault": "sns:arn:aws:sns:ap-northeast-1:123456789012:kpi-data-team",
+    "AlertsOwners": "growth=slack:secretsmanager:arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:kpi/g-AbC",
 }
 
 
@@ -753,9 +755,47 @@ def test_the_loader_reads_the_lake_and_its_queue_and_the_planner_nothing_on_s3(t
     assert s3_statements(template, "PlannerRole") == []
     for role in ("LoaderRole", "PlannerRole"):
         secrets = [(s, c) for _, s, c in statements(template, role) if str(s["Action"]).startswith("secretsmanager")]
-        assert [(s["Action"], s["Resource"], c) for s, c in secrets] == [
+        alerts = [("secretsmanager:GetSecretValue", {"Ref": "AlertSlackSecretArns"}, "HasAlertSecrets")]
+        assert [(s["Action"], s["Resource"], c) for s, c in secrets] == (alerts if role == "LoaderRole" else []) + [
             ("secretsmanager:GetSecretValue", {"Fn::Sub": "${GcpKeySecretArn}"}, "UseKeySecret")
         ]
+
+
+def test_the_loader_alerts_owners_where_the_parameters_say_and_may_reach_only_those(template: dict[str, Any]) -> None:
+    """The alerts configuration reaches the loader as KPI_ALERTS_* (read by pipeline.core.alert_routing); IAM
+    allows the named webhook secrets and topics only, and nothing at all when none is named."""
+    env = template["Resources"]["LoaderFunction"]["Properties"]["Environment"]["Variables"]
+    assert (env["KPI_ALERTS_DEFAULT"], env["KPI_ALERTS_OWNERS"], env["KPI_QUERIES"]) == (
+        {"Ref": "AlertsDefault"},
+        {"Ref": "AlertsOwners"},
+        "queries",
+    )
+    published = [(s, c) for _, s, c in statements(template) if "sns:Publish" in as_list(s["Action"])]
+    assert [(s["Resource"], c) for s, c in published if s.get("Sid") == "AlertTopics"] == [
+        ({"Ref": "AlertTopicArns"}, "HasAlertTopics")
+    ]
+    conditions = template["Conditions"]
+    assert conditions["HasAlertSecrets"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "AlertSlackSecretArns"}]}, ""]}]
+    }
+    assert conditions["HasAlertTopics"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "AlertTopicArns"}]}, ""]}]
+    }
+    owners = re.compile(template["Parameters"]["AlertsOwners"]["AllowedPattern"])
+    default = re.compile(template["Parameters"]["AlertsDefault"]["AllowedPattern"])
+    topic = "sns:arn:aws:sns:ap-northeast-1:123456789012:kpi-growth"
+    webhook = "slack:secretsmanager:arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:kpi/alerts/fin-AbC"
+    for text in ("", f"growth={topic}", f"growth={topic},finance={webhook}"):
+        assert owners.fullmatch(text), text
+    for text in ("growth", f"growth={topic},", "growth=https://hooks.slack.com/services/T/B/x", f"a b={topic}"):
+        assert not owners.fullmatch(text), text
+    for text in (topic, webhook, ""):
+        assert default.fullmatch(text), text
+    assert not default.fullmatch("https://hooks.slack.com/services/T/B/x")
+    from pipeline.lambdas.loader import LAST_RECEIVE  # alerts on the receive after which the DLQ takes it
+
+    redrive = template["Resources"]["LoadQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == LAST_RECEIVE
 
 
 def test_state_machines_invoke_only_their_functions_and_start_only_themselves(template: dict[str, Any]) -> None:
