@@ -119,7 +119,8 @@ def test_sns_subject_is_ascii_one_line_under_100(text: str, expected: str) -> No
 
 
 @pytest.mark.parametrize(
-    ("value", "shown"), [(3340000.0, "3,340,000"), (1234.567, "1,234.6"), (12.345, "12.35"), (0.01234, "0.01234")]
+    ("value", "shown"),
+    [(3340000.0, "3,340,000"), (1234.567, "1,234.6"), (12.345, "12.35"), (61.5, "61.5"), (0.01234, "0.01234")],
 )
 def test_numbers(value: float, shown: str) -> None:
     assert number(value) == shown

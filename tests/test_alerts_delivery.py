@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -15,8 +17,10 @@ import pytest
 
 from pipeline.core.alert_routing import Destination, Routing
 from pipeline.core.alerts import Alert
-from pipeline.flows.alerts import Delivered, send_alerts
+from pipeline.dashboard import report_url
+from pipeline.flows.alerts import Delivered, anomaly_alerts, send_alerts
 from tests.aws import MotoServer
+from tests.exporting import DAILY, DAILY_SQL, make_kpi
 from tests.slack import SlackStandIn
 
 NOW = datetime(2026, 12, 3, 0, 5, tzinfo=UTC)
@@ -148,3 +152,38 @@ def test_nothing_is_sent_without_routing_or_alerts(slack: SlackStandIn) -> None:
     assert send_alerts([], routing, NOW, context="kpi run").sent == ()
     assert send_alerts(alerts(), Routing(), NOW, context="kpi run").sent == ()
     assert slack.received == []
+
+
+def test_the_anomaly_detectors_findings_reach_their_owner_with_a_looker_studio_link(
+    slack: SlackStandIn, tmp_path: Path
+) -> None:
+    @dataclass(frozen=True)
+    class Found:  # shaped like the anomaly detector's Anomaly (helper A), nothing imported from it
+        kpi: str
+        partition: str
+        measure: str
+        dimension: str | None
+        actual: float
+        low: float
+        high: float
+        score: float
+        direction: str
+
+    kpi = make_kpi(tmp_path / "q", "daily", DAILY.replace("lookback: 2", "owner: growth"), DAILY_SQL)
+    routing = Routing({"growth": Destination("slack", slack_secret(slack, "kpi/alerts/anomalies"))})
+    warehouse = "bigquery://acme-analytics/kpi"
+    found = [
+        Found("daily", "2026-05-04", "orders", None, 12.0, 40.0, 61.5, -5.1, "drop"),
+        Found("daily", "2026-05-05", "orders", None, 130.0, 40.0, 61.5, 6.3, "spike"),
+    ]
+    alerts = anomaly_alerts(found, {"daily": kpi}, warehouse, routing)
+    report = send_alerts(alerts, routing, NOW, context="kpi run (production)")
+    assert [(d.owner, d.alerts, d.ok) for d in report.sent] == [("growth", 2, True)]
+    (message,) = slack.received
+    link = report_url(kpi, warehouse)
+    assert link.startswith("https://lookerstudio.google.com/reporting/create?")
+    assert message["text"].splitlines() == [
+        "*kpi run (production): 2 anomalies for growth* (2026-12-03 00:05 UTC)",
+        f"• anomaly: `daily` 2026-05-04: orders = 12, expected 40–61.5: below the expected range <{link}|open>",
+        f"• anomaly: `daily` 2026-05-05: orders = 130, expected 40–61.5: above the expected range <{link}|open>",
+    ]

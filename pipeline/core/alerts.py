@@ -24,6 +24,7 @@ UNOWNED = ""  # a KPI whose header has no `owner`: routed to the default destina
 MAX_LINES = 40  # lines of alerts per message; Slack shows ~4,000 characters of a message's text well
 SUBJECT_LIMIT = 100  # SNS: "less than 100 characters", ASCII, no line breaks
 _TITLES = {"failed": "failed", "stale": "stale", "anomaly": "anomaly"}
+_PLURALS = {"failed": "failed", "stale": "stale", "anomaly": "anomalies"}
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def render(owner: str, alerts: Sequence[Alert], *, context: str, now: datetime) 
     (``kpi run (production)``), ``now`` is when it ran (shown in its own zone)."""
     lines = _lines(alerts)
     counts = {kind: sum(1 for a in alerts if a.kind == kind) for kind in KINDS}
-    summary = ", ".join(f"{n} {_TITLES[kind]}" for kind, n in counts.items() if n)
+    summary = ", ".join(f"{n} {_TITLES[kind] if n == 1 else _PLURALS[kind]}" for kind, n in counts.items() if n)
     kpis = sorted({a.kpi for a in alerts})
     who = owner or "no owner"
     when = now.strftime("%Y-%m-%d %H:%M %Z").strip()
@@ -203,7 +204,7 @@ def number(value: float | None) -> str:
         return f"{int(value):,}"
     if abs(value) >= 100:
         return f"{value:,.1f}"
-    return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.2f}"
+    return f"{value:,.4g}" if abs(value) < 1 else f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
 def format_age(age: timedelta | None) -> str:
