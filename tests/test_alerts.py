@@ -75,10 +75,11 @@ def test_one_group_per_owner_in_message_order() -> None:
 def test_each_kind_renders_kpi_partition_values_and_link(alert: Alert, slack_line: str, plain_line: str) -> None:
     message = render(alert.owner, [alert], context="kpi run (production)", now=NOW)
     head, line = message.text.splitlines()
-    assert head == f"*kpi run (production): 1 {alert.kind} for {alert.owner}* (2026-12-03 09:05 JST)"
+    one = {"failed": "1 failed partition", "stale": "1 stale KPI", "anomaly": "1 anomaly"}[alert.kind]
+    assert head == f"*kpi run (production): {one} for {alert.owner}* (2026-12-03 09:05 JST)"
     assert line == slack_line
     body = message.body.splitlines()
-    assert body[0] == f"kpi run (production): 1 {alert.kind} for {alert.owner} (2026-12-03 09:05 JST)"
+    assert body[0] == f"kpi run (production): {one} for {alert.owner} (2026-12-03 09:05 JST)"
     assert body[2] == plain_line
     if alert.link:
         assert body[3] == f"    {alert.link}"
@@ -92,7 +93,7 @@ def test_failures_sharing_a_reason_are_one_line_with_their_span() -> None:
         "• failed: `daily_sales` 2026-11-01 … 2026-11-30 (30 partitions): source down",
         "• failed: `daily_sales` 2026-12-01: check min_rows failed",
     ]
-    assert message.subject == "kpi: 31 failed: daily_sales"
+    assert message.subject == "kpi: 31 failed partitions: daily_sales"
 
 
 def test_a_long_message_is_cut_and_says_how_much_more() -> None:

@@ -76,7 +76,7 @@ def test_a_failed_run_alerts_the_owner_once_and_exits_as_before(project: Path, s
     }
     (message,) = slack.received
     head, line = message["text"].splitlines()
-    assert head == "*kpi run (local): 3 failed for growth* (2024-03-10 00:30 JST)"
+    assert head == "*kpi run (local): 3 failed partitions for growth* (2024-03-10 00:30 JST)"
     assert line.startswith("• failed: `broken` 2024-03-01 … 2024-03-03 (3 partitions): ")
     assert "no_such_table" in line
     assert line.endswith("<https://kpi.example/report.html#kpi-broken|open>")
@@ -113,7 +113,7 @@ def test_status_alert_sends_the_stale_kpis_and_reports_the_unrouted(project: Pat
     assert result.exit_code == 1  # stale, as without --alert
     (message,) = slack.received
     assert message["text"].splitlines() == [
-        "*kpi status (local): 1 stale for growth* (2024-03-10 00:30 JST)",
+        "*kpi status (local): 1 stale KPI for growth* (2024-03-10 00:30 JST)",
         "• stale: `daily` 2024-03-02: newest data 7d 0h old (past freshness.error_after) "
         "<https://kpi.example/report.html#kpi-daily|open>",
     ]
@@ -158,7 +158,7 @@ def test_the_loader_alerts_the_owner_of_a_load_that_failed_for_good(
 
     (message,) = slack.received
     head, line = message["text"].splitlines()
-    assert head.startswith("*kpi loader: 1 failed for growth* (")
+    assert head.startswith("*kpi loader: 1 failed partition for growth* (")
     assert line.startswith("• failed: `daily` 2024-03-02: ")
     assert "cannot be read" in line
     logged = [json.loads(entry) for entry in capsys.readouterr().out.splitlines() if '"alerts"' in entry]

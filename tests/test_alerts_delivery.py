@@ -82,15 +82,15 @@ def test_one_message_per_owner_to_slack_and_sns_and_unrouted_reported(
     assert not report.ok
     assert len(slack.received) == 1  # one message for growth's three alerts
     assert slack.received[0] == {
-        "text": "*kpi run (production): 2 failed, 1 anomaly for growth* (2026-12-03 00:05 UTC)\n"
+        "text": "*kpi run (production): 2 failed partitions, 1 anomaly for growth* (2026-12-03 00:05 UTC)\n"
         "• failed: `daily_sales` 2026-12-01 … 2026-12-02 (2 partitions): source refused: timeout "
         "<https://r/#kpi-daily_sales|open>\n"
         "• anomaly: `daily_sales` 2026-12-02: sales [paid] = 100, expected 200–300: below the expected range"
     }
     (notification,) = published(queue)
-    assert notification["Subject"] == "kpi: 1 stale: users_by_plan"
+    assert notification["Subject"] == "kpi: 1 stale KPI: users_by_plan"
     assert notification["Message"] == (
-        "kpi run (production): 1 stale for finance (2026-12-03 00:05 UTC)\n\n"
+        "kpi run (production): 1 stale KPI for finance (2026-12-03 00:05 UTC)\n\n"
         "- stale: users_by_plan 2026-11-28: newest data too old (past freshness.error_after)"
     )
     assert "s3cr3tXYZtoken" not in caplog.text
@@ -102,9 +102,9 @@ def test_the_default_destination_takes_other_owners_one_message_each(slack: Slac
     report = send_alerts(alerts(), routing, NOW, context="kpi run (local)")
     assert [(d.owner, d.ok) for d in report.sent] == [("finance", True), ("growth", True), ("ops", True)]
     assert [m["text"].splitlines()[0] for m in slack.received] == [
-        "*kpi run (local): 1 stale for finance* (2026-12-03 00:05 UTC)",
-        "*kpi run (local): 2 failed, 1 anomaly for growth* (2026-12-03 00:05 UTC)",
-        "*kpi run (local): 1 failed for ops* (2026-12-03 00:05 UTC)",
+        "*kpi run (local): 1 stale KPI for finance* (2026-12-03 00:05 UTC)",
+        "*kpi run (local): 2 failed partitions, 1 anomaly for growth* (2026-12-03 00:05 UTC)",
+        "*kpi run (local): 1 failed partition for ops* (2026-12-03 00:05 UTC)",
     ]
 
 

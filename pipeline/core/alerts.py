@@ -23,8 +23,12 @@ KINDS: tuple[Kind, ...] = ("failed", "stale", "anomaly")  # the order lines appe
 UNOWNED = ""  # a KPI whose header has no `owner`: routed to the default destination, or reported unrouted
 MAX_LINES = 40  # lines of alerts per message; Slack shows ~4,000 characters of a message's text well
 SUBJECT_LIMIT = 100  # SNS: "less than 100 characters", ASCII, no line breaks
-_TITLES = {"failed": "failed", "stale": "stale", "anomaly": "anomaly"}
-_PLURALS = {"failed": "failed", "stale": "stale", "anomaly": "anomalies"}
+_TITLES = {"failed": "failed", "stale": "stale", "anomaly": "anomaly"}  # a line's kind
+_COUNTED = {
+    "failed": ("failed partition", "failed partitions"),
+    "stale": ("stale KPI", "stale KPIs"),
+    "anomaly": ("anomaly", "anomalies"),
+}
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,7 @@ def render(owner: str, alerts: Sequence[Alert], *, context: str, now: datetime) 
     (``kpi run (production)``), ``now`` is when it ran (shown in its own zone)."""
     lines = _lines(alerts)
     counts = {kind: sum(1 for a in alerts if a.kind == kind) for kind in KINDS}
-    summary = ", ".join(f"{n} {_TITLES[kind] if n == 1 else _PLURALS[kind]}" for kind, n in counts.items() if n)
+    summary = ", ".join(f"{n} {_COUNTED[kind][n != 1]}" for kind, n in counts.items() if n)
     kpis = sorted({a.kpi for a in alerts})
     who = owner or "no owner"
     when = now.strftime("%Y-%m-%d %H:%M %Z").strip()
