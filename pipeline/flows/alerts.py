@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("pipeline.alerts")
+log.addHandler(logging.NullHandler())  # a library's logger: the CLI prints the report itself, Lambda's root logs it
 REPORT_NAME = "report.html"  # beside a DuckDB warehouse, where `kpi demo` writes it (pipeline.demo.flow)
 
 

@@ -13,7 +13,7 @@ from pipeline.core.alerts import Message
 from pipeline.errors import AlertError
 from pipeline.secrets import text_secret
 
-_HINT = "check the webhook (Slack: Apps → Incoming Webhooks) and the secret's value; the run itself is unaffected"
+_HINT = "check the webhook in Slack's Incoming Webhooks app and the secret's value; the run itself is unaffected"
 
 
 def webhook_url(destination: Destination, *, timeout: float) -> str:
