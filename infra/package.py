@@ -190,9 +190,9 @@ LOADER = Function(
         "holidays": HOLIDAYS,
         "faker": "the clone's realistic fakes; only the clone-database Lambda (exporter zip) masks",
     },
-    queries=True,  # for the planner (KPI_QUERIES=queries); the loader reads them after a failed load (its owner)
+    queries=True,  # for the planner and the freshness Lambda; the loader reads them after a failed load (the owner)
     absent=("boto3", "botocore", "pyarrow", "pandas", "numpy", "duckdb", "pymysql", "click", "rich"),
-    other_handlers=("pipeline.lambdas.planner.handler",),
+    other_handlers=("pipeline.lambdas.planner.handler", "pipeline.lambdas.freshness.handler"),
     runtime_modules=(
         "pipeline.warehouses.bigquery",
         "pipeline.stores.s3",

@@ -229,3 +229,24 @@ def test_bad_alerts_table_names_the_key(tmp_path: Path, table: str, message: str
         load_environment(config=path, environ={})
     assert caught.value.where == f"{path} [alerts]"
     assert "XYZ" not in str(caught.value)  # the refused webhook URL is not echoed
+
+
+@pytest.mark.parametrize(
+    ("warehouse", "report", "expected"),
+    [
+        ("bigquery://acme-analytics/kpi?location=asia-northeast1", "https://kpi.example/", "looker"),
+        ("duckdb://.kpi/warehouse.duckdb", "https://kpi.example/r.html", "https://kpi.example/r.html#kpi-daily"),
+        ("duckdb://.kpi/warehouse.duckdb", "", ".kpi/report.html#kpi-daily"),
+        ("/srv/kpi/wh.duckdb", "", "/srv/kpi/report.html#kpi-daily"),
+        ("wh.duckdb", "", "report.html#kpi-daily"),
+        ("postgres://db/kpi", "", ""),
+    ],
+)
+def test_links_open_looker_studio_else_the_report(tmp_path: Path, warehouse: str, report: str, expected: str) -> None:
+    from pipeline.dashboard import report_url
+    from pipeline.flows.alerts import kpi_link
+    from tests.exporting import DAILY, DAILY_SQL, make_kpi
+
+    kpi = make_kpi(tmp_path / "q", "daily", DAILY, DAILY_SQL)
+    link = kpi_link(kpi, warehouse, Routing(report=report))
+    assert link == (report_url(kpi, warehouse) if expected == "looker" else expected)

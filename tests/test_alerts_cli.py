@@ -181,3 +181,37 @@ def test_the_loader_alerts_the_owner_of_a_load_that_failed_for_good(
         }
     ]
     assert "T000" not in json.dumps(logged)
+
+
+def test_the_freshness_lambda_alerts_the_owners_of_stale_kpis(
+    project: Path, monkeypatch: pytest.MonkeyPatch, slack: SlackStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.lambdas.freshness import handler as freshness
+
+    (project / "queries" / "broken.sql").unlink()
+    make_kpi(project / "queries", "other", DAILY.replace("lookback: 2", "owner: finance"), DAILY_SQL)
+    assert CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-03-01", "--end", "2024-03-09"]).exit_code == 0
+    monkeypatch.setenv("KPI_QUERIES", str(project / "queries"))
+    monkeypatch.setenv("KPI_CONFIG", str(project / "none.toml"))  # configured by variables alone, as deployed
+    monkeypatch.setenv("KPI_ALERTS_OWNERS", f"growth=slack:secretsmanager:{SECRET}")
+
+    fresh = freshness({"now": NOW})  # daily's newest day ended half an hour ago; other was never loaded
+    assert fresh["stale"] == [{"kpi": "other", "owner": "finance", "partition": None, "age_hours": None}]
+    assert fresh["alerts"] == {"ok": False, "messages": [], "unrouted": ["finance"]}
+    assert slack.received == []
+
+    answer = freshness({"now": "2024-03-13T09:00+09:00"})
+    assert answer["stale"] == [
+        {"kpi": "daily", "owner": "growth", "partition": "2024-03-09", "age_hours": 81.0},
+        {"kpi": "other", "owner": "finance", "partition": None, "age_hours": None},
+    ]
+    (message,) = slack.received
+    assert message["text"].splitlines() == [
+        "*kpi freshness: 1 stale KPI for growth* (2024-03-13 00:00 UTC)",
+        "• stale: `daily` 2024-03-09: newest data 3d 9h old (past freshness.error_after) "
+        "(" + str(project / "report.html") + "#kpi-daily)",
+    ]
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [entry["level"] for entry in logged] == ["warning", "warning"]  # finance is unrouted both times
+    assert SECRET in json.dumps(logged[-1])
+    assert "T000" not in json.dumps(logged)

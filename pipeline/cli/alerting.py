@@ -4,8 +4,8 @@ Nothing here changes a command's result or exit code: a delivery that failed is 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from rich.markup import escape
@@ -17,6 +17,7 @@ from pipeline.settings import Environment
 if TYPE_CHECKING:
     from pipeline.flows.alerts import DeliveryReport
     from pipeline.runner import KpiSummary
+    from pipeline.warehouses.base import LoadRecord
 
 
 def _local(now: datetime, kpis: Iterable[Kpi]) -> datetime:
@@ -44,9 +45,10 @@ def alert_failures(
 
 
 def alert_stale(
-    stale: Sequence[tuple[Kpi, str | None, timedelta | None]], environment: Environment, now: datetime
+    kpis: Sequence[Kpi], loaded: Mapping[str, Mapping[str, LoadRecord]], environment: Environment, now: datetime
 ) -> DeliveryReport | None:
-    """One message per owner for the KPIs past ``freshness.error_after`` (or never loaded)."""
+    """One message per owner for the KPIs past ``freshness.error_after`` (or never loaded); ``loaded`` is each
+    KPI's audit rows, as ``kpi status`` read them."""
     if not environment.alerts.configured:
         stderr().print(
             f"[yellow]warning:[/] --alert: the environment '{environment.name}' has no alerts configured; nothing "
@@ -54,9 +56,11 @@ def alert_stale(
             highlight=False,
         )
         return None
+    from pipeline.flows.alerts import send_alerts, stale_alerts, stale_kpis
+
+    stale = stale_kpis(kpis, loaded, now)
     if not stale:
         return None
-    from pipeline.flows.alerts import send_alerts, stale_alerts
 
     alerts = stale_alerts(stale, environment.warehouse, environment.alerts)
     local = _local(now, [kpi for kpi, _, _ in stale])

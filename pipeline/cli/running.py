@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -429,7 +429,6 @@ def status(
     finally:
         warehouse.close()
     lines = []
-    stale: list[tuple[Kpi, str | None, timedelta | None]] = []
     futures: dict[str, list[str]] = {}
     local_times: dict[str, datetime | None] = {}  # load times in each KPI's own zone
     for kpi in kpis:
@@ -439,8 +438,6 @@ def status(
         newest = loads[begun[-1]] if begun else None
         state = freshness(kpi, newest.partition if newest else None, newest.loaded_at if newest else None, now)
         loaded_local = newest.loaded_at.astimezone(kpi.zone) if newest else None
-        if state.failing:
-            stale.append((kpi, newest.partition if newest else None, state.age))
         local_times[kpi.name] = loaded_local
         lines.append(
             {
@@ -456,7 +453,7 @@ def status(
                 "future_partitions": future,
             }
         )
-    delivery = alert_stale(stale, environment, now) if alert else None
+    delivery = alert_stale(kpis, loaded, environment, now) if alert else None
     if as_json:
         document: dict[str, object] = {"ok": not any(line["failing"] for line in lines), "kpis": lines}
         print_json(document | ({"alerts": delivery.as_dict()} if delivery else {}))

@@ -14,12 +14,16 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from pipeline.core.alert_routing import Routing
 from pipeline.core.alerts import Alert, AnomalyLike, by_owner, from_anomaly, render
 from pipeline.core.spec import Kpi
 from pipeline.errors import KpiError
+
+if TYPE_CHECKING:
+    from pipeline.warehouses.base import LoadRecord
 
 __all__ = [
     "Delivered",
@@ -29,6 +33,7 @@ __all__ = [
     "kpi_link",
     "send_alerts",
     "stale_alerts",
+    "stale_kpis",
 ]
 
 log = logging.getLogger("pipeline.alerts")
@@ -133,9 +138,9 @@ def kpi_link(kpi: Kpi, warehouse_url: str, routing: Routing) -> str:
     anchor = f"#kpi-{kpi.name}"
     if routing.report:
         return routing.report + anchor
-    if scheme == "duckdb":
+    if scheme in ("duckdb", ""):  # a DuckDB file, as a URL or a bare path (pipeline.warehouses.duckdb)
         parts = urlsplit(warehouse_url)
-        folder = unquote(parts.netloc + parts.path).rpartition("/")[0]
+        folder = unquote(parts.netloc + parts.path if scheme else warehouse_url).rpartition("/")[0]
         return f"{folder}/{REPORT_NAME}{anchor}" if folder else f"{REPORT_NAME}{anchor}"
     return ""
 
@@ -161,6 +166,25 @@ def stale_alerts(
         Alert.stale(kpi.name, kpi.owner, partition, age, kpi_link(kpi, warehouse_url, routing))
         for kpi, partition, age in stale
     ]
+
+
+def stale_kpis(
+    kpis: Iterable[Kpi], loaded: Mapping[str, Mapping[str, LoadRecord]], now: datetime
+) -> list[tuple[Kpi, str | None, timedelta | None]]:
+    """The KPIs ``kpi status`` calls stale at ``now`` (past ``freshness.error_after``, or never loaded), with
+    their newest partition and its age: ``loaded`` is each KPI's :meth:`Warehouse.loads`. Partitions that have
+    not begun are never the newest, as in ``kpi status``."""
+    from pipeline.core.freshness import freshness, split_future
+
+    found = []
+    for kpi in kpis:
+        loads = loaded.get(kpi.name, {})
+        begun, _ = split_future(kpi, loads, now)
+        newest = loads[begun[-1]] if begun else None
+        state = freshness(kpi, newest.partition if newest else None, newest.loaded_at if newest else None, now)
+        if state.failing:
+            found.append((kpi, newest.partition if newest else None, state.age))
+    return found
 
 
 def anomaly_alerts(
