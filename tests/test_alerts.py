@@ -50,8 +50,8 @@ def test_one_group_per_owner_in_message_order() -> None:
         ),
         (
             Alert.stale("weekly", "ops", None, None),
-            "• stale: `weekly` : never loaded",
-            "- stale: weekly : never loaded",
+            "• stale: `weekly`: never loaded",
+            "- stale: weekly: never loaded",
         ),
         (
             Alert.anomaly("daily_sales", "growth", "2026-12-02", "sales", "paid", 3_340_000, 2_800_000, 3_100_000),

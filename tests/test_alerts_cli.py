@@ -215,3 +215,13 @@ def test_the_freshness_lambda_alerts_the_owners_of_stale_kpis(
     assert [entry["level"] for entry in logged] == ["warning", "warning"]  # finance is unrouted both times
     assert SECRET in json.dumps(logged[-1])
     assert "T000" not in json.dumps(logged)
+
+
+def test_status_alert_without_alerts_configured_says_so_and_exits_as_without(project: Path) -> None:
+    (project / "kpi.toml").write_text("")
+    result = CliRunner().invoke(cli, ["status", "--alert", "--now", NOW])
+    assert result.exit_code == 1  # never loaded: stale, as without --alert
+    assert result.stderr.splitlines()[-1] == (
+        "warning: --alert: the environment 'local' has no alerts configured; nothing was sent (add [alerts] to "
+        "kpi.toml: see the README, Alerts)"
+    )

@@ -52,7 +52,7 @@ def alert_stale(
     if not environment.alerts.configured:
         stderr().print(
             f"[yellow]warning:[/] --alert: the environment '{environment.name}' has no alerts configured; nothing "
-            "was sent (add [alerts] to kpi.toml: see the README, Alerts)",
+            "was sent (add \\[alerts] to kpi.toml: see the README, Alerts)",
             highlight=False,
         )
         return None

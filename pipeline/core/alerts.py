@@ -228,9 +228,11 @@ def _slack_line(line: _Line) -> str:
     link = (
         f" <{line.link}|open>" if line.link.startswith("https://") else f" ({_slack(line.link)})" if line.link else ""
     )
-    return f"• {_TITLES[line.kind]}: `{_slack(line.kpi)}` {_slack(line.span)}: {_slack(line.what)}{link}"
+    span = f" {_slack(line.span)}" if line.span else ""
+    return f"• {_TITLES[line.kind]}: `{_slack(line.kpi)}`{span}: {_slack(line.what)}{link}"
 
 
 def _plain_line(line: _Line) -> str:
     link = f"\n    {line.link}" if line.link else ""
-    return f"- {_TITLES[line.kind]}: {line.kpi} {line.span}: {line.what}{link}"
+    span = f" {line.span}" if line.span else ""
+    return f"- {_TITLES[line.kind]}: {line.kpi}{span}: {line.what}{link}"

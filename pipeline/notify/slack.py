@@ -34,6 +34,7 @@ def webhook_url(destination: Destination, *, timeout: float) -> str:
         except ValueError:
             found = {}
         text = str(found.get("url") or found.get("webhook_url") or "") if isinstance(found, dict) else ""
+    # https only, but for a relay on this machine's loopback (a local proxy to Slack, the tests' stand-in)
     if not text.startswith("https://") and not text.startswith("http://127.0.0.1"):
         raise AlertError(
             f"the secret {destination.target} does not hold a webhook URL (https://hooks.slack.com/…)",
