@@ -225,3 +225,72 @@ def test_status_alert_without_alerts_configured_says_so_and_exits_as_without(pro
         "warning: --alert: the environment 'local' has no alerts configured; nothing was sent (add [alerts] to "
         "kpi.toml: see the README, Alerts)"
     )
+
+
+@pytest.mark.parametrize(
+    ("retryable", "receives", "alerted"), [(True, 1, False), (True, 4, False), (True, 5, True), (False, 1, True)]
+)
+def test_a_failed_load_alerts_once_when_it_will_not_be_tried_again(
+    retryable: bool, receives: int, alerted: bool
+) -> None:
+    from pipeline.lambdas.loader import failed_for_good
+
+    assert failed_for_good(retryable, receives) is alerted
+
+
+@pytest.mark.infra  # the loader waits out DuckDB's lock (60 s) before its transient failure
+def test_the_loader_alerts_a_transient_failure_on_its_last_receive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_bucket: str, slack: SlackStandIn
+) -> None:
+    """A load retried through the queue (the warehouse file is held by another process: retryable) alerts on the
+    receive after which the dead-letter queue takes it, and answers as without alerts: retry."""
+    from pipeline.export import export
+    from pipeline.lambdas.loader import handler as loader
+    from pipeline.sources import open_source
+    from pipeline.stores import open_store
+    from tests.exporting import days
+    from tests.loading import HEADER, SQL, shop_source
+    from tests.test_lambdas import held_lock
+
+    kpi = make_kpi(tmp_path / "q", "daily", HEADER + "owner: growth\n", SQL)
+    store = open_store(f"s3://{s3_bucket}/lake")
+    export(kpi, days("2024-03-01", 1), source=open_source(shop_source(tmp_path)), store=store, run_id="r1")
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName=f"load-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    key = "lake/daily/day=2024-03-01/run=r1/_manifest.json"
+    body = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": s3_bucket}, "object": {"key": key}},
+            }
+        ]
+    }
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(body))
+    (message,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"]
+    record = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {"ApproximateReceiveCount": "5"},  # the last (maxReceiveCount), as Lambda's trigger hands it
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+    }
+    for name, value in {
+        "KPI_WAREHOUSE": str(tmp_path / "wh.duckdb"),
+        "KPI_QUERIES": str(tmp_path / "q"),
+        "KPI_CONFIG": str(tmp_path / "none.toml"),
+        "KPI_ALERTS_OWNERS": f"growth=slack:secretsmanager:{SECRET}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("KPI_ENV", raising=False)
+
+    with held_lock(tmp_path / "wh.duckdb"):
+        answer = loader({"Records": [record]})
+
+    assert answer["batchItemFailures"] == [{"itemIdentifier": message["MessageId"]}]  # retried, as without alerts
+    assert [(f["error"], f["retryable"]) for f in answer["failed"]] == [("LoadError", True)]
+    (alert,) = slack.received
+    assert alert["text"].splitlines()[1].startswith("• failed: `daily` 2024-03-01: ")

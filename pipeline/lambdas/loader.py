@@ -58,7 +58,7 @@ def _load_announced(event: Mapping[str, Any]) -> list[dict[str, Any]]:
         except KpiError as error:
             log_error(error, manifest=url)
             receives = int((event.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
-            if not error.retryable or receives >= LAST_RECEIVE:
+            if failed_for_good(error.retryable, receives):
                 _alert(url, error)
             raise
         outcomes.extend(
@@ -74,6 +74,12 @@ def _load_announced(event: Mapping[str, Any]) -> list[dict[str, Any]]:
             for manifest_key, manifest, result in loaded
         )
     return outcomes
+
+
+def failed_for_good(retryable: bool, receives: int) -> bool:
+    """Whether a failed load will not be tried again — so its owner is alerted now: a permanent failure (parked in
+    the dead-letter queue at once), or a transient one on its ``LAST_RECEIVE``-th receive (SQS parks it next)."""
+    return not retryable or receives >= LAST_RECEIVE
 
 
 def _alert(url: str, error: KpiError) -> None:
