@@ -190,13 +190,16 @@ LOADER = Function(
         "duckdb": DUCKDB,
         "faker": "the clone's realistic fakes; only the clone-database Lambda (exporter zip) masks",
     },
-    queries=True,  # for the planner (KPI_QUERIES=queries); the loader never reads them
+    queries=True,  # for the planner and the freshness Lambda; the loader reads them after a failed load (the owner)
     absent=("boto3", "botocore", "pyarrow", "pandas", "numpy", "duckdb", "pymysql", "click", "rich"),
-    other_handlers=("pipeline.lambdas.planner.handler",),
+    other_handlers=("pipeline.lambdas.planner.handler", "pipeline.lambdas.freshness.handler"),
     runtime_modules=(
         "pipeline.warehouses.bigquery",
         "pipeline.stores.s3",
         "pipeline.secrets",
+        "pipeline.flows.alerts",  # a load that failed for good alerts its owner (pipeline.lambdas.loader)
+        "pipeline.notify.slack",
+        "pipeline.notify.sns",
         "google.auth.credentials",
         "google.oauth2.service_account",
         "google.api_core.client_options",

@@ -153,6 +153,13 @@ class CheckFailed(ExportError):
     kind = "checks"
 
 
+class AlertError(KpiError):
+    """An alert could not be delivered (Slack, SNS, the webhook's secret). Reported by the run, never fatal to it:
+    :func:`pipeline.flows.alerts.send_alerts` catches it per message."""
+
+    kind = "alert"
+
+
 class LoadError(KpiError):
     """A committed partition could not be loaded into the warehouse; the warehouse is unchanged."""
 

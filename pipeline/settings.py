@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from pipeline.core.alert_routing import Routing, from_variables, routing
 from pipeline.errors import KpiError, UsageError
 
 CONFIG_FILE = "kpi.toml"
@@ -29,7 +30,10 @@ EMBEDDED_SOURCE = "duckdb://.kpi/demo.duckdb"
 EMBEDDED_LAKE = ".kpi/lake"
 EMBEDDED_WAREHOUSE = "duckdb://.kpi/warehouse.duckdb"
 DEFAULT_PARALLEL = 2  # queries at once per source: a backfill must not hammer an OLTP database
-_ENV_KEYS = {"sources", "lake", "warehouse", "backfill_state_machine", "explain_max_rows"}
+_ENV_KEYS = {"sources", "lake", "warehouse", "backfill_state_machine", "explain_max_rows", "alerts"}
+ALERTS_TABLE = (
+    "alerts"  # [alerts] for every environment, [environments.NAME.alerts] for one (pipeline.core.alert_routing)
+)
 DEFAULT_EXPLAIN_MAX_ROWS = 1_000_000  # the EXPLAIN guard refuses full scans over this many rows (pipeline.core.explain)
 _SOURCE_KEYS = {"url", "parallel"}
 
@@ -50,6 +54,7 @@ class Environment:
     backfill_state_machine: str = ""  # ARN of the deployed backfill state machine (`kpi backfill --via sfn`)
     variables: tuple[str, ...] = ()  # the KPI_* variables that changed it, for titles ("local" is not all it is)
     explain_max_rows: int = DEFAULT_EXPLAIN_MAX_ROWS  # kpi.toml `explain_max_rows`, KPI_EXPLAIN_MAX_ROWS
+    alerts: Routing = field(default_factory=Routing)  # [alerts] / [environments.NAME.alerts], KPI_ALERTS_*
 
     @property
     def label(self) -> str:
@@ -154,7 +159,7 @@ def config_table(path: Path, name: str, error: type[KpiError], example: str) -> 
 def _from_file(path: Path, name: str) -> Environment:
     data = read_config(path)
     environments = data.get("environments", {})
-    unknown = sorted(set(data) - {"environments", *OPS_TABLES})
+    unknown = sorted(set(data) - {"environments", ALERTS_TABLE, *OPS_TABLES})
     if unknown or not isinstance(environments, dict):
         raise UsageError(
             f"{path}: unknown top-level key {', '.join(unknown)}"
@@ -162,14 +167,26 @@ def _from_file(path: Path, name: str) -> Environment:
             else f"{path}: [environments] is not a table",
             hint="the file holds only [environments.NAME] tables",
         )
+    shared = _alerts(data.get(ALERTS_TABLE), f"{path} [alerts]")
     if name not in environments:
         if name == DEFAULT_ENV:
-            return Environment(DEFAULT_ENV, {"default": SourceSetting(EMBEDDED_SOURCE)})
+            return Environment(DEFAULT_ENV, {"default": SourceSetting(EMBEDDED_SOURCE)}, alerts=shared)
         raise UsageError(
             f"{path} has no environment '{name}'",
             hint=f"environments there: {', '.join(sorted(environments)) or 'none'}",
         )
-    return _environment(path, name, environments[name])
+    environment = _environment(path, name, environments[name])
+    own = environments[name].get(ALERTS_TABLE)
+    return replace(environment, alerts=_alerts(own, f"{path} [environments.{name}.alerts]") if own else shared)
+
+
+def _alerts(table: object, where: str) -> Routing:
+    """An alerts table read (an environment's replaces the shared one whole: no merging to reason about)."""
+    if table is None:
+        return Routing()
+    if not isinstance(table, dict):
+        raise UsageError(f"{where} is not a table", hint='write [alerts] and under it default = "sns:arn:…"')
+    return routing(table, where)
 
 
 def _environment(path: Path, name: str, table: Any) -> Environment:
@@ -253,6 +270,7 @@ def _with_variables(environment: Environment, environ: Mapping[str, str]) -> Env
         warehouse=environ.get("KPI_WAREHOUSE") or environment.warehouse,
         backfill_state_machine=environ.get("KPI_BACKFILL_STATE_MACHINE") or environment.backfill_state_machine,
         variables=tuple(used),
+        alerts=from_variables(environ) or environment.alerts,
         explain_max_rows=_explain_max_rows(environ["KPI_EXPLAIN_MAX_ROWS"], "KPI_EXPLAIN_MAX_ROWS")
         if environ.get("KPI_EXPLAIN_MAX_ROWS")
         else environment.explain_max_rows,

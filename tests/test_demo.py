@@ -98,6 +98,8 @@ def test_the_demo_runs_the_whole_flow_and_its_report_draws_every_chart(fresh_clo
     assert {partition for partition, *_ in found} == {outage}
     assert charts[("daily_sales", "orders")].marks >= 2
     assert "Ringed: " in sections["daily_sales"]
+    assert page.dom.count('<table class="lineage">') == len(summary)  # each section says where its numbers come from
+    assert "<td><code>sales</code></td><td><code>orders.amount</code></td>" in sections["daily_sales"]
     assert (ARTIFACTS / "demo-report.png").stat().st_size > 10_000
 
     assert_charts_add_up_to_the_warehouse(fresh_clone)

@@ -314,3 +314,35 @@ def test_the_limit_comes_from_kpi_toml_or_kpi_explain_max_rows_with_a_default(tm
     with pytest.raises(UsageError) as error:
         load_environment("prod", config=config, environ={})
     assert "[environments.prod]: explain_max_rows must be a whole number of rows ≥ 0" in str(error.value)
+
+
+def test_max_join_size_as_a_second_guard_would_refuse_an_indexed_batch_the_guard_accepts(shop: MySqlServer) -> None:
+    """Why the session carries no ``max_join_size`` (README: "No second guard on the session"), shown on MariaDB:
+    the server compares it with the optimizer's estimate of rows read, index reads included, so it is a row
+    budget, not "no full scan". A month's backfill batch read through the index — accepted by the guard — is
+    refused (error 1104) as soon as the budget is below the batch's estimate, and a KPI that says
+    ``allow_full_scan: true`` would be refused all the same."""
+    import pymysql
+
+    from pipeline.core.intervals import Grain, Interval, intervals_between
+    from pipeline.core.render import bind_values
+
+    _run(shop, "CREATE INDEX ix_orders_created_at ON orders (created_at)")
+    kpi = catalog.load_one((Path("queries"),), "daily_orders")
+    source = open_source(load_environment("prod").source("default").url)
+    month = list(intervals_between(Grain.DAY, kpi.zone, _march_first().replace(day=1), _march_first().replace(day=31)))
+    batch = Interval(month[0].start, month[-1].end, kpi.grain)  # the month's partitions in one query, as a backfill
+    rendered = source.render(kpi.query, bind_values(kpi, batch))
+    report = ExplainGuard(100_000).report(kpi, source, rendered, "2024-03")
+    assert report.refusals == ()  # a range read through the index: the guard lets it run
+    (orders,) = [t for t in report.accesses if t.table == "o"]
+    assert (orders.access_type, orders.key) == ("range", "ix_orders_created_at")
+    assert 1_000 < orders.rows < 100_000  # a month of orders every 10 minutes: 4,464
+    with shop.connect(autocommit=True) as connection, connection.cursor() as cursor:
+        cursor.execute("SET SESSION max_join_size = 1000")
+        with pytest.raises(pymysql.err.OperationalError) as refused:
+            cursor.execute(rendered.sql, rendered.values)
+        assert refused.value.args[0] == 1104  # ER_TOO_BIG_SELECT: "would examine more than MAX_JOIN_SIZE rows"
+        cursor.execute("SET SESSION max_join_size = DEFAULT")
+        cursor.execute(rendered.sql, rendered.values)
+        assert len(cursor.fetchall()) == 31 * 2  # 31 days × 2 countries

@@ -310,6 +310,23 @@ def stream_args(seconds: float = 30) -> dict:  # type: ignore[type-arg]
     return {"timeout": timedelta(seconds=seconds), "zone": ZoneInfo(JST), "where": "test"}
 
 
+@pytest.mark.parametrize(
+    ("server", "statement"),
+    [
+        ("10.11.8-MariaDB-0+deb12u1", "SET SESSION max_statement_time = 90.000"),
+        ("5.5.5-10.11.8-MariaDB", "SET SESSION max_statement_time = 90.000"),
+        ("8.0.36", "SET SESSION max_execution_time = 90000"),  # MySQL 8
+        ("8.0.mysql_aurora.3.05.2", "SET SESSION max_execution_time = 90000"),  # Aurora MySQL 3
+    ],
+)
+def test_the_session_time_limit_is_spelt_as_each_server_reads_it(server: str, statement: str) -> None:
+    from datetime import timedelta
+
+    from pipeline.sources.mysql import time_limit_statement
+
+    assert time_limit_statement(server, timedelta(seconds=90)) == statement
+
+
 def test_the_server_stops_a_query_at_the_kpi_timeout(mysql_db: MySqlServer, tmp_path: Path) -> None:
     header = "grain: none\ntimeout: 1s\ncolumns:\n  n: {type: INT64}"
     kpi = make_kpi(

@@ -67,6 +67,12 @@ EXPRESSIONS = [
     "TIMESTAMPDIFF(YEAR, '2024-02-29 00:00:00', d)",
     "STR_TO_DATE(DATE_FORMAT(d, '%d/%m/%Y'), '%d/%m/%Y')",
     "IFNULL(DATE(d), DATE('1970-01-01'))",
+    "IFNULL(d, 'none')",  # MySQL's result is text: the datetime as text, or the fallback
+    "IFNULL(DATE(d), 'n/a')",
+    "COALESCE(YEAR(d), NULL, '')",
+    "IFNULL(CAST(DAYOFYEAR(d) / 4 AS DECIMAL(8, 2)), 'none')",
+    "CONCAT(IFNULL(d, 'never'), ' JST')",
+    "IFNULL(YEAR(d), '0') + 1",  # a fallback that reads as a number stays one: arithmetic on it works
     "IF(d IS NULL, 'none', 'some')",
     "CONCAT_WS('-', 'a', DATE(d), 'b')",
     "JSON_EXTRACT(CONCAT('{\"n\": ', YEAR(d), '}'), '$.n')",
@@ -148,3 +154,53 @@ def test_a_function_the_demo_cannot_run_is_named_without_a_binder_error(demo: Du
     assert caught.value.message.startswith("SEC_TO_TIME() as the query calls it does not run on the embedded DuckDB")
     assert "--env ENV" in caught.value.hint
     assert str(Path(demo.path).name) not in caught.value.message  # names the function, not the file
+
+
+GROUPED = """/*---
+name: statuses
+description: the statuses of the day's orders
+grain: day
+time_column: day
+columns:
+  day: {type: DATE}
+  statuses: {type: STRING}
+  sorted: {type: STRING}
+---*/
+SELECT DATE(created_at) AS day,
+       GROUP_CONCAT(DISTINCT status) AS statuses,
+       GROUP_CONCAT(status ORDER BY status SEPARATOR ';') AS sorted
+FROM orders
+WHERE created_at >= :start AND created_at < :end
+GROUP BY 1
+"""
+
+
+def test_kpi_check_warns_where_group_concat_has_no_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The order MySQL, MariaDB and the demo list values in is each their own: no rewrite can agree, so the check
+    names the call (a warning: the query is valid MySQL) and the form that does agree; the ordered call passes."""
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import cli
+    from tests.conftest import ROOT
+
+    (tmp_path / "queries").mkdir()
+    (tmp_path / "queries" / "statuses.sql").write_text(GROUPED, encoding="utf-8")
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KPI_QUERIES", raising=False)
+    result = CliRunner().invoke(cli, ["check", "--json"])
+    assert result.exit_code == 0, result.output
+    (warning,) = json.loads(result.output)["warnings"]
+    assert (warning["rule"], warning["path"], warning["line"], warning["col"]) == (
+        "group-concat-unordered",
+        "queries/statuses.sql",
+        12,
+        8,
+    )
+    assert warning["message"].startswith("GROUP_CONCAT() without ORDER BY lists its values in whatever order")
+    assert warning["hint"] == "write the order inside the call: GROUP_CONCAT(x ORDER BY x SEPARATOR ',')"
+    shown = CliRunner().invoke(cli, ["check"])
+    assert "queries/statuses.sql:12:8: warning: GROUP_CONCAT() without ORDER BY" in shown.output

@@ -136,7 +136,8 @@ def test_the_packages_hold_their_handlers_and_the_kpi_files(built: dict[str, Bui
         f"queries/{p.relative_to(ROOT / 'queries').as_posix()}" for p in (ROOT / "queries").rglob("*.sql")
     )
     assert kpi_files
-    assert FUNCTIONS["loader"].modules == ("pipeline.lambdas.loader", "pipeline.lambdas.planner")
+    loader = ("pipeline.lambdas.loader", "pipeline.lambdas.planner", "pipeline.lambdas.freshness")
+    assert FUNCTIONS["loader"].modules == loader
     assert FUNCTIONS["ops"].modules == ("pipeline.lambdas.suspend", "pipeline.lambdas.clone")
     assert FUNCTIONS["exporter"].modules == ("pipeline.lambdas.exporter", "pipeline.lambdas.clone_database")
     ops = names(built["ops"])
@@ -156,7 +157,8 @@ def test_the_packages_hold_their_handlers_and_the_kpi_files(built: dict[str, Bui
             assert f"{folder}/{name}.py" in listing
             assert f"{folder}/__pycache__/{name}.cpython-312.pyc" in listing
         assert not [n for n in listing if n.startswith("pipeline/") and "/tests/" in n]
-        # KPI_QUERIES=queries: the exporter renders them; the planner (not the loader itself) reads their headers
+        # KPI_QUERIES=queries: the exporter renders them; the planner and the freshness Lambda read their headers
+        # (the loader too, after a load failed for good: the KPI's owner, for the alert)
         if b.function.queries:
             assert sorted(n for n in listing if n.startswith("queries/")) == kpi_files
 

@@ -88,3 +88,45 @@ def test_readme_failure_and_removal_examples_are_what_the_commands_print(
     assert removed.output.splitlines()[-1] in readme
     again = CliRunner().invoke(cli, ["remove", "large_orders", "--date", "2027-05-01"])
     assert again.output.splitlines() == [line for line in readme if line.startswith("nothing to remove: 1 partition")]
+
+
+def test_readme_alerts_table_is_valid_and_its_messages_are_what_the_renderer_writes() -> None:
+    """The [alerts] example reads as written and documents every key; the Slack and SNS messages of the demo run
+    (a source without its `orders` table) are what pipeline.core.alerts renders for those failures today."""
+    import re
+    import tomllib
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from pipeline.core.alert_routing import KEYS, routing
+    from pipeline.core.alerts import Alert, by_owner, render
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Alerts: one message per owner") : readme.index("### Undoing a load")]
+    table = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
+    assert table is not None
+    read = routing(tomllib.loads(table[1])["alerts"], "README")
+    assert sorted(read.owners) == ["finance-team", "growth-team"]
+    assert [key for key in KEYS if f"`{key}" not in section] == []
+
+    reason = "duckdb://.kpi/shop-after-migration.duckdb: Catalog Error: Table with name orders does not exist!"
+    failed = {
+        "daily_sales": ("growth-team", ["2026-11-30", "2026-12-01", "2026-12-02"]),
+        "monthly_active_buyers": ("growth-team", ["2026-10", "2026-11"]),
+        "weekly_buyers": ("growth-team", ["2026-11-16", "2026-11-23"]),
+        "hourly_orders": ("ops-team", ["2026-12-03T06", "2026-12-03T07", "2026-12-03T08"]),
+    }
+    alerts = [
+        Alert.failed(kpi, owner, partition, reason, f".kpi/report.html#kpi-{kpi}")
+        for kpi, (owner, partitions) in failed.items()
+        for partition in partitions
+    ]
+    now = datetime(2026, 12, 3, 9, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+    grouped = by_owner(alerts)
+    slack = render("growth-team", grouped["growth-team"], context="kpi run (local)", now=now)
+    assert f"```\n{slack.text}\n```" in section
+    sns = render("ops-team", grouped["ops-team"], context="kpi run (local)", now=now)
+    assert f"```\nSubject: {sns.subject}\n\n{sns.body}\n```" in section
+    anomaly = Alert.anomaly("daily_sales", "growth-team", "2026-05-04", "sales", "paid", 1204500, 2310000, 2980000)
+    line = render("growth-team", [anomaly], context="kpi run (local)", now=now).text.splitlines()[1]
+    assert f"```\n{line}\n```" in section

@@ -196,7 +196,19 @@ def test_kpi_remove_on_bigquery_is_one_dml_transaction(
     assert target.rows("SELECT day, orders FROM {daily}") == [(date(2024, 3, 2), 1)]
     ((audited,),) = target.rows("SELECT job_id FROM {audit} WHERE STARTS_WITH(job_id, 'removed:')")
     (job,) = [j for j in bq_client.list_jobs(max_results=100) if j.job_id.startswith(audited.removeprefix(REMOVED))]
-    assert job.query.startswith("BEGIN TRANSACTION;\nDELETE FROM ")
+    statements = job.query.split(";\n")
+    assert statements[0].startswith("INSERT INTO `kpi-test.")
+    assert "._kpi_lock` (kpi, run_id, locked_at)" in statements[0]
+    assert statements[1] == "BEGIN TRANSACTION"
+    assert statements[2].startswith("UPDATE `kpi-test.")
+    assert "._kpi_lock` SET" in statements[2]  # the lock row: a load of the KPI in flight conflicts with it
+    assert [s.split(" ", 2)[:2] for s in statements[3:]] == [
+        ["SELECT", "ERROR(CONCAT('kpi-changed:"],  # loaded again since planned
+        ["SELECT", "ERROR('kpi-changed:"],  # a planned load gone
+        ["DELETE", "FROM"],
+        ["INSERT", "INTO"],
+        ["COMMIT", "TRANSACTION;"],
+    ]
     assert "WHERE `day` >= DATE '2024-03-01' AND `day` < DATE '2024-03-02';" in job.query
     assert "CURRENT_TIMESTAMP())" in job.query  # the removal's time by BigQuery's clock, not this machine's
     assert job.query.endswith("COMMIT TRANSACTION;")

@@ -20,6 +20,7 @@ import pytest
 from pipeline.core.chart import ChartModel, Mark, MeasureChart, Table, add_marks
 from pipeline.report import (
     Column,
+    Lineage,
     ReportKpi,
     Tick,
     format_number,
@@ -361,6 +362,20 @@ def test_sections_show_metadata_and_columns() -> None:
     assert '<span class="badge bad">stale (error)</span>' in page
     assert '<span class="badge never">never loaded</span>' in page
     assert "Generated 2024-04-30 06:15:00 UTC · 5 KPIs" in page
+
+
+def test_a_section_shows_its_lineage_escaped_and_none_when_unknown() -> None:
+    (first, second, *_) = five_kpis()
+    lineage = Lineage((("sales_date", ("orders.created_at",)), ("orders", ())), ("orders.created_at", "o<x>.id"))
+    page = _render([replace(first, lineage=lineage), second])
+    daily = page[page.index('id="kpi-daily_sales"') : page.index('id="kpi-hourly_orders"')]
+    assert daily.index("<h3>Columns</h3>") < daily.index("<h3>Lineage</h3>")
+    assert (
+        "<tr><td><code>sales_date</code></td><td><code>orders.created_at</code></td></tr>\n"
+        '<tr><td><code>orders</code></td><td><span class="muted">no column: counted or constant</span></td></tr>'
+    ) in daily
+    assert "The query reads <code>orders.created_at</code>, <code>o&lt;x&gt;.id</code>." in daily
+    assert "Lineage" not in page[page.index('id="kpi-hourly_orders"') :]  # not known: nothing said
 
 
 def test_daily_chart_is_a_chart_per_measure_from_zero_and_thinned() -> None:

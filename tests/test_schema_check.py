@@ -193,6 +193,39 @@ def test_lineage_of_the_examples(runner: CliRunner, in_project: Path) -> None:
     ]
 
 
+def test_the_report_shows_the_lineage_of_each_example(in_project: Path, tmp_path: Path) -> None:
+    """The demo's report, built from an empty warehouse: each KPI section's lineage table is kpi lineage's."""
+    import re
+    from datetime import UTC, datetime
+
+    from pipeline import catalog
+    from pipeline.demo.report_data import build_report
+    from pipeline.schemas import read_snapshots
+
+    kpis = list(catalog.load((ROOT / "queries",)).kpis.values())
+    page = build_report(
+        kpis, tmp_path / "wh.duckdb", now=datetime(2024, 6, 1, tzinfo=UTC), schemas=read_snapshots(ROOT / "schemas")
+    )
+    shown = {}
+    for section in page.split('<section class="kpi" id="kpi-')[1:]:
+        name = section.split('"', 1)[0]
+        table = section[section.index('<table class="lineage">') : section.index("</table>", section.index("lineage"))]
+        shown[name] = {
+            column: re.findall(r"<code>([^<]+)</code>", sources)
+            for column, sources in re.findall(r"<tr><td><code>([^<]+)</code></td><td>(.*?)</td></tr>", table)
+        }
+    assert shown == EXPECTED_LINEAGE
+    large = page[page.index('id="kpi-large_orders"') :]
+    assert (
+        '<tr><td><code>large_orders</code></td><td><span class="muted">no column: counted or constant</span>' in large
+    )
+    assert (
+        '<p class="reads muted">The query reads <code>orders.amount</code>, <code>orders.created_at</code>, '
+        "<code>orders.status</code>, <code>orders.user_id</code>, <code>users.country</code>, <code>users.id</code>."
+        "</p>"
+    ) in large
+
+
 def test_impact_lists_every_kpi_that_reads_a_table_or_column(runner: CliRunner, in_project: Path) -> None:
     def impact(target: str) -> dict[str, list[str]]:
         result = runner.invoke(cli, ["impact", target, "--json"])

@@ -444,6 +444,8 @@ PARAMETERS = {
     "CloneGraceHours": "24",
     "CloneMinIntervalHours": "12",
     "ClonePollSeconds": "60",
+    "AlertsDefault": "sns:arn:aws:sns:ap-northeast-1:123456789012:kpi-data-team",
+    "AlertsOwners": "growth=slack:secretsmanager:arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:kpi/g-AbC",
 }
 
 
@@ -480,7 +482,7 @@ def test_the_exporter_reads_aurora_over_tls_with_the_secret_and_writes_the_lake(
     }
 
 
-@pytest.mark.parametrize("function", ["LoaderFunction", "PlannerFunction"])
+@pytest.mark.parametrize("function", ["LoaderFunction", "PlannerFunction", "FreshnessFunction"])
 def test_loader_and_planner_reach_bigquery_by_federation_or_by_key(template: dict[str, Any], function: str) -> None:
     federated = variables(template, function, UseWif=True, UseKeySecret=False)
     target = parse_bigquery_url(federated["KPI_WAREHOUSE"])
@@ -507,6 +509,7 @@ def test_the_code_is_the_zips_of_the_chosen_architecture(tmp_path: Path) -> None
         "ExporterFunction": "lambda/exporter-arm64.zip",
         "LoaderFunction": "lambda/loader-arm64.zip",
         "PlannerFunction": "lambda/loader-arm64.zip",
+        "FreshnessFunction": "lambda/loader-arm64.zip",
         "SuspendFunction": "lambda/ops-arm64.zip",
         "CloneFunction": "lambda/ops-arm64.zip",
         "CloneDatabaseFunction": "lambda/exporter-arm64.zip",
@@ -516,6 +519,7 @@ def test_the_code_is_the_zips_of_the_chosen_architecture(tmp_path: Path) -> None
         "pipeline.lambdas.exporter.handler",
         "pipeline.lambdas.loader.handler",
         "pipeline.lambdas.planner.handler",
+        "pipeline.lambdas.freshness.handler",
         "pipeline.lambdas.suspend.handler",
         "pipeline.lambdas.clone.handler",
         "pipeline.lambdas.clone_database.handler",
@@ -600,6 +604,7 @@ def test_alarms_cover_every_function_the_dead_letter_queues_and_failed_execution
         ("Errors", '{"Ref": "ExporterFunction"}'),
         ("Errors", '{"Ref": "LoaderFunction"}'),
         ("Errors", '{"Ref": "PlannerFunction"}'),
+        ("Errors", '{"Ref": "FreshnessFunction"}'),
         ("Errors", '{"Ref": "SuspendFunction"}'),
         ("ApproximateNumberOfMessagesVisible", '{"Fn::GetAtt": ["LoadDeadLetterQueue", "QueueName"]}'),
         ("ApproximateNumberOfMessagesVisible", '{"Fn::GetAtt": ["ScheduleDeadLetterQueue", "QueueName"]}'),
@@ -753,9 +758,65 @@ def test_the_loader_reads_the_lake_and_its_queue_and_the_planner_nothing_on_s3(t
     assert s3_statements(template, "PlannerRole") == []
     for role in ("LoaderRole", "PlannerRole"):
         secrets = [(s, c) for _, s, c in statements(template, role) if str(s["Action"]).startswith("secretsmanager")]
-        assert [(s["Action"], s["Resource"], c) for s, c in secrets] == [
+        alerts = [("secretsmanager:GetSecretValue", {"Ref": "AlertSlackSecretArns"}, "HasAlertSecrets")]
+        assert [(s["Action"], s["Resource"], c) for s, c in secrets] == (alerts if role == "LoaderRole" else []) + [
             ("secretsmanager:GetSecretValue", {"Fn::Sub": "${GcpKeySecretArn}"}, "UseKeySecret")
         ]
+
+
+def test_the_loader_alerts_owners_where_the_parameters_say_and_may_reach_only_those(template: dict[str, Any]) -> None:
+    """The alerts configuration reaches the loader as KPI_ALERTS_* (read by pipeline.core.alert_routing); IAM
+    allows the named webhook secrets and topics only, and nothing at all when none is named."""
+    for function in ("LoaderFunction", "FreshnessFunction"):
+        env = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert (env["KPI_ALERTS_DEFAULT"], env["KPI_ALERTS_OWNERS"], env["KPI_QUERIES"]) == (
+            {"Ref": "AlertsDefault"},
+            {"Ref": "AlertsOwners"},
+            "queries",
+        )
+    published = [(r, s, c) for r, s, c in statements(template) if "sns:Publish" in as_list(s["Action"])]
+    assert [(r, s["Resource"], c) for r, s, c in published if s.get("Sid") == "AlertTopics"] == [
+        ("LoaderRole", {"Ref": "AlertTopicArns"}, "HasAlertTopics"),
+        ("FreshnessRole", {"Ref": "AlertTopicArns"}, "HasAlertTopics"),
+    ]
+    freshness = [(s["Action"], s["Resource"], c) for _, s, c in statements(template, "FreshnessRole")]
+    assert freshness == [
+        (["logs:CreateLogStream", "logs:PutLogEvents"], {"Fn::GetAtt": ["FreshnessLogGroup", "Arn"]}, ""),
+        ("secretsmanager:GetSecretValue", {"Fn::Sub": "${GcpKeySecretArn}"}, "UseKeySecret"),
+        ("kms:Decrypt", {"Ref": "SecretsKmsKeyArn"}, "HasSecretsKmsKey"),
+        ("secretsmanager:GetSecretValue", {"Ref": "AlertSlackSecretArns"}, "HasAlertSecrets"),
+        ("sns:Publish", {"Ref": "AlertTopicArns"}, "HasAlertTopics"),
+    ]
+    schedule = template["Resources"]["FreshnessSchedule"]["Properties"]
+    assert schedule["State"] == {"Fn::If": ["AlertsOn", "ENABLED", "DISABLED"]}
+    assert (schedule["ScheduleExpression"], schedule["ScheduleExpressionTimezone"]) == (
+        {"Ref": "FreshnessAlertSchedule"},
+        "Asia/Tokyo",
+    )
+    assert schedule["Target"]["Arn"] == {"Fn::GetAtt": ["FreshnessFunction", "Arn"]}
+    assert template["Parameters"]["FreshnessAlertSchedule"]["Default"] == "cron(0 9 * * ? *)"
+    conditions = template["Conditions"]
+    assert conditions["HasAlertSecrets"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "AlertSlackSecretArns"}]}, ""]}]
+    }
+    assert conditions["HasAlertTopics"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "AlertTopicArns"}]}, ""]}]
+    }
+    owners = re.compile(template["Parameters"]["AlertsOwners"]["AllowedPattern"])
+    default = re.compile(template["Parameters"]["AlertsDefault"]["AllowedPattern"])
+    topic = "sns:arn:aws:sns:ap-northeast-1:123456789012:kpi-growth"
+    webhook = "slack:secretsmanager:arn:aws:secretsmanager:ap-northeast-1:123456789012:secret:kpi/alerts/fin-AbC"
+    for text in ("", f"growth={topic}", f"growth={topic},finance={webhook}"):
+        assert owners.fullmatch(text), text
+    for text in ("growth", f"growth={topic},", "growth=https://hooks.slack.com/services/T/B/x", f"a b={topic}"):
+        assert not owners.fullmatch(text), text
+    for text in (topic, webhook, ""):
+        assert default.fullmatch(text), text
+    assert not default.fullmatch("https://hooks.slack.com/services/T/B/x")
+    from pipeline.lambdas.loader import LAST_RECEIVE  # alerts on the receive after which the DLQ takes it
+
+    redrive = template["Resources"]["LoadQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == LAST_RECEIVE
 
 
 def test_state_machines_invoke_only_their_functions_and_start_only_themselves(template: dict[str, Any]) -> None:
@@ -797,7 +858,7 @@ def test_state_machines_invoke_only_their_functions_and_start_only_themselves(te
 def test_without_a_wif_config_only_the_key_secret_mode_can_be_deployed(tmp_path: Path) -> None:
     template = built(tmp_path, wif=False)
     assert "GcpWifConfigLayer" not in template["Resources"]
-    for function in ("LoaderFunction", "PlannerFunction"):
+    for function in ("LoaderFunction", "PlannerFunction", "FreshnessFunction"):
         assert "Layers" not in template["Resources"][function]["Properties"]
     mode = template["Parameters"]["GcpCredentialsMode"]
     assert (mode["Default"], mode["AllowedValues"]) == ("secret", ["secret"])

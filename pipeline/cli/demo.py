@@ -30,6 +30,7 @@ def demo(queries: Path, env_name: str | None, as_json: bool) -> None:
     from pipeline.demo.flow import DAYS, run_demo
     from pipeline.flows.run import Job
     from pipeline.runner import Outcome, Runner, summarize
+    from pipeline.schemas import read_snapshots, schemas_folder
 
     environment = settings.load_environment(env_name)
     planned = 0
@@ -40,7 +41,9 @@ def demo(queries: Path, env_name: str | None, as_json: bool) -> None:
         return run_with_progress(runner, jobs, quiet=as_json)
 
     with interrupts.handled():  # a signal stops the demo cleanly: see pipeline.interrupts
-        result = run_demo(chosen_kpis(queries, ()), environment, run=run)
+        result = run_demo(
+            chosen_kpis(queries, ()), environment, run=run, schemas=read_snapshots(schemas_folder(queries))
+        )
     if not as_json:
         console = stdout()
         shop = "generated" if result.generated else "up to date"

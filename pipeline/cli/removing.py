@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
-from pipeline import catalog, settings
+from pipeline import catalog, interrupts, settings
 from pipeline.cli.app import cli
 from pipeline.cli.arguments import env_option
-from pipeline.cli.output import print_json, stdout
+from pipeline.cli.output import print_json, stderr, stdout
 from pipeline.errors import UsageError
 
 if TYPE_CHECKING:
@@ -86,7 +86,15 @@ def remove(
             _show(plan, title=f"kpi remove {kpi.name} ({environment.label})")
         if plan.removals and not yes:
             click.confirm(f"Remove {len(plan.removals):,} partition(s), {plan.rows:,} rows, of {kpi.name}?", abort=True)
-        removed = remove(plan, warehouse)
+        try:
+            with interrupts.handled():  # a stop cancels the removal's statement or BigQuery job: it rolls back
+                removed = remove(plan, warehouse)
+        except interrupts.Interrupted as stop:
+            stderr().print(
+                f"[yellow]{stop}[/]: nothing was removed (the removal's transaction was cancelled and rolled back)",
+                highlight=False,
+            )
+            raise
     finally:
         warehouse.close()
     if as_json:

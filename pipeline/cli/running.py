@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipeline import catalog, interrupts, settings
+from pipeline.cli.alerting import alert_failures, alert_stale, print_delivery
 from pipeline.cli.app import Failed, cli
 from pipeline.cli.arguments import allow_options, clock, env_option, now_option
 from pipeline.cli.output import SHOWN_PER_FILE, print_json, print_problems, stderr, stdout
@@ -23,6 +24,7 @@ from pipeline.errors import Problem, UsageError
 if TYPE_CHECKING:
     from pipeline.core.anomaly import Anomaly
     from pipeline.core.plan import BackfillPlan
+    from pipeline.flows.alerts import DeliveryReport
     from pipeline.flows.run import Job
     from pipeline.runner import KpiSummary, Outcome, Runner
 
@@ -51,13 +53,15 @@ def report(
     as_json: bool,
     planned: int = 0,
     again: str = "run the same command again: it does only what is missing",
+    alerts: DeliveryReport | None = None,
 ) -> None:
     """The summary table (KPI, partitions, rows, bytes, seconds, status) or the same as JSON; exit 1 on a failure.
 
     Each failure is shown with its whole reason — every line of the message, and the hint — once for a run of
     partitions that failed for the same reason (``--json`` lists each partition: partition, kind, message, hint).
     After a stop (SIGINT, SIGTERM), the table holds what finished, a line says how much of the ``planned``
-    partitions did not run and what to do (``again``), and the exit code is 130 or 143."""
+    partitions did not run and what to do (``again``), and the exit code is 130 or 143. ``alerts``, the run's
+    alert delivery, is the document's ``alerts`` with --json, lines on stderr otherwise; it never changes the exit."""
     failed = any(s.failed for s in summaries)
     stopped = interrupts.requested()
     finished = sum(s.partitions for s in summaries)
@@ -65,6 +69,8 @@ def report(
         document: dict[str, object] = {"ok": not failed and not stopped, "kpis": [s.as_dict() for s in summaries]}
         if stopped:
             document |= {"interrupted": interrupts.signal_name(stopped), "not_run": max(planned - finished, 0)}
+        if alerts is not None:
+            document["alerts"] = alerts.as_dict()
         print_json(document)
     else:
         table = Table("KPI", "partitions", "rows", "bytes", "seconds", "status", title=title)
@@ -92,6 +98,7 @@ def report(
                 f"cancelled, nothing uncommitted was kept, nothing was half-loaded; {again}",
                 highlight=False,
             )
+        print_delivery(alerts)
     if stopped:
         raise interrupts.Interrupted(stopped)
     if failed:
@@ -210,16 +217,18 @@ def run(
         allow_before_start=allow_before_start,
     )
     kpis, broken = kpis_and_broken(queries, names)
-    jobs = plan_run(kpis, asked, clock(now_text))
+    now = clock(now_text)
+    jobs = plan_run(kpis, asked, now)
     with interrupts.handled():  # from here on, a signal stops the run cleanly: see pipeline.interrupts
         outcomes = run_with_progress(Runner(environment, parallel=parallel), jobs, quiet=as_json)
-    left_out = [KpiSummary(outcome.kpi, failed=[outcome]) for outcome in broken]
+    summaries = summarize(outcomes) + [KpiSummary(outcome.kpi, failed=[outcome]) for outcome in broken]
     report(
-        summarize(outcomes) + left_out,
+        summaries,
         title=f"kpi run ({environment.label})",
         as_json=as_json,
         planned=sum(len(job.partitions) for job in jobs),
         again="run the same command again to run them (it runs every partition it names again)",
+        alerts=alert_failures(summaries, kpis, environment, now, command="kpi run"),
     )
 
 
@@ -294,11 +303,13 @@ def backfill(
         outcomes = run_with_progress(runner, [Job(kpi, batch) for batch in plan.batches], quiet=as_json)
     if plan.done and not as_json:
         stdout().print(f"skipped {len(plan.done)} partition(s) already loaded from this SQL (--force runs them)")
+    summaries = summarize(outcomes)
     report(
-        summarize(outcomes),
+        summaries,
         title=f"kpi backfill {name} ({environment.label})",
         as_json=as_json,
         planned=plan.partitions,
+        alerts=alert_failures(summaries, [kpi], environment, clock(None), command=f"kpi backfill {name}"),
     )
 
 
@@ -409,6 +420,7 @@ def _loaded(moment: datetime | None, *, with_zone: bool) -> str:
 @env_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.option("--fail-on-anomaly", is_flag=True, help="Exit 1 when a KPI's newest partition has an anomaly.")
+@click.option("--alert", is_flag=True, help="Alert the owners of stale KPIs (kpi.toml [alerts]), one message each.")
 @now_option
 @click.pass_obj
 def status(
@@ -417,18 +429,22 @@ def status(
     env_name: str | None,
     as_json: bool,
     fail_on_anomaly: bool,
+    alert: bool,
     now_text: str | None,
 ) -> None:
     """Per KPI: the newest loaded partition, its rows, when it was loaded, its freshness and its anomalies.
 
     Exit code 1 when any KPI is stale (past the header's freshness.error_after) or was never loaded, for
-    alerting from cron or CI; with --fail-on-anomaly also when a newest partition has an anomaly.
+    alerting from cron or CI; with --fail-on-anomaly also when a newest partition has an anomaly. With --alert,
+    the owners of stale KPIs are sent one message each (kpi.toml [alerts]); a delivery that fails is reported
+    and does not change the exit code.
 
     \b
     Examples:
       kpi status
       kpi status daily_sales hourly_orders --env production --json
       kpi status --fail-on-anomaly
+      kpi status --env production --alert
     """
     from pipeline.core.freshness import freshness, split_future
     from pipeline.flows.anomalies import newest_anomalies
@@ -475,8 +491,10 @@ def status(
         )
     anomalous = any(line["anomalies"] for line in lines)
     failing = any(line["failing"] for line in lines) or (fail_on_anomaly and anomalous)
+    delivery = alert_stale(kpis, loaded, environment, now) if alert else None
     if as_json:
-        print_json({"ok": not failing, "kpis": lines})
+        document: dict[str, object] = {"ok": not failing, "kpis": lines}
+        print_json(document | ({"alerts": delivery.as_dict()} if delivery else {}))
     else:
         # Partitions are named in each KPI's zone; load times are shown in the same zone, named once in the
         # header when every KPI shares it, else beside each time.
@@ -516,6 +534,7 @@ def status(
                     + "` removes them",
                     highlight=False,
                 )
+        print_delivery(delivery)
     if any(line["failing"] for line in lines):
         raise Failed("stale")
     if fail_on_anomaly and anomalous:

@@ -15,7 +15,20 @@ MySQL                           sqlglot's DuckDB                          here
                                                                           MySQL's day-and-time rule
 ``DATE_FORMAT`` with ``%U %u``  strftime refuses them                     the pattern in pieces, the week
 ``%V %v %X %x %D %l``                                                     ones from the macros
+``IFNULL(x, 'text')``,          ``COALESCE(x, 'text')``: the text cast    ``COALESCE(CAST(x AS VARCHAR),
+``COALESCE(x, 'text')``         to x's type, a conversion error unless    'text')``: MySQL's result is
+                                x is text                                 text when one argument is
 ==============================  ========================================  ================================
+
+The text fallback is cast only when it is no number, date or time (``'none'``, ``'n/a'``, ``''``): a fallback
+like ``'0'`` or ``'1970-01-01'`` DuckDB reads as x's type, which gives the same values and keeps arithmetic on the
+result working (``IFNULL(n, '0') + 1``). The text of x is DuckDB's cast, equal to MySQL's for every type the demo
+shop has (integers, DECIMAL, DATE, DATETIME, text; measured side by side in tests/test_mysql_functions.py); a
+DOUBLE with a whole value (``2.0`` where MySQL writes ``2``) and a boolean (``true`` for ``1``) would differ.
+
+``GROUP_CONCAT`` without ``ORDER BY`` is left as it is: its order is whatever order the server reads rows in, on
+MySQL and MariaDB as on DuckDB, so no rewrite can agree; :func:`unordered_group_concats` finds the calls for
+``kpi check`` to warn about.
 
 MySQL's weeks (``calc_week`` in MySQL's sql-common/my_time.cc; modes as
 https://dev.mysql.com/doc/refman/8.0/en/date-and-time-functions.html#function_week tabulates them): a mode is
@@ -31,12 +44,22 @@ Pure: the transform rewrites the tree; :data:`MACROS` is the SQL the source runs
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.mysql import MySQL
 from sqlglot.time import format_time
+from sqlglot.tokenizer_core import TokenType
 
-__all__ = ["MACROS", "to_duckdb"]
+from pipeline.core.positions import SqlPositions
+from pipeline.core.spec import Kpi
+from pipeline.errors import Problem
+
+__all__ = ["MACROS", "UNORDERED", "to_duckdb", "unordered_group_concats"]
+
+UNORDERED = "group-concat-unordered"
 
 MACROS = (
     # Day of the week counted from the week's first day (0 = Monday, or Sunday when m is false).
@@ -121,7 +144,58 @@ def _rewrite(node: exp.Expr) -> exp.Expr:
         return _timestamp_diff(node)
     if isinstance(node, exp.TimeToStr):
         return _date_format(node)
+    if isinstance(node, exp.Coalesce):
+        return _coalesce(node)
     return node
+
+
+# A text that DuckDB reads as a number, a date or a time when it meets one: left to that cast.
+_TYPED_TEXT = re.compile(
+    r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*|\s*\d{4}-\d\d-\d\d([ T][\d:.]*)?\s*|\s*\d+:\d\d(:\d\d)?(\.\d*)?\s*"
+)
+
+
+def _coalesce(node: exp.Coalesce) -> exp.Expr:
+    """IFNULL/COALESCE with a plain-text fallback: the other arguments as text, as MySQL's result type is then."""
+    args = [node.this, *node.expressions]
+    if not any(_plain_text(arg) for arg in args):
+        return node
+    cast = [arg if _is_text(arg) else exp.cast(arg, exp.DType.VARCHAR) for arg in args]
+    return exp.Coalesce(this=cast[0], expressions=cast[1:])
+
+
+def _is_text(node: exp.Expr) -> bool:
+    return (isinstance(node, exp.Literal) and node.is_string) or isinstance(node, exp.Null)
+
+
+def _plain_text(node: exp.Expr) -> bool:
+    return isinstance(node, exp.Literal) and node.is_string and not _TYPED_TEXT.fullmatch(node.name)
+
+
+def unordered_group_concats(kpi: Kpi) -> Iterator[Problem]:
+    """A warning at every ``GROUP_CONCAT(…)`` of the query without an ``ORDER BY`` inside: its values come in the
+    order the server happens to read the rows — MySQL, MariaDB and the embedded demo each have their own, and a
+    changed plan reorders them — so the KPI's value is not reproducible, and the demo cannot match production."""
+    tokens = MySQL().tokenize(kpi.query.sql)
+    where = SqlPositions(kpi.path, kpi.query.sql, kpi.sql_line)
+    for index, token in enumerate(tokens[:-1]):
+        if token.text.upper() != "GROUP_CONCAT" or tokens[index + 1].token_type is not TokenType.L_PAREN:
+            continue
+        depth, ordered = 0, False
+        for inner in tokens[index + 1 :]:
+            depth += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(inner.token_type, 0)
+            ordered = ordered or (depth == 1 and inner.token_type is TokenType.ORDER_BY)
+            if depth == 0:
+                break
+        if not ordered:
+            yield Problem(
+                where.at(token.start),
+                UNORDERED,
+                "GROUP_CONCAT() without ORDER BY lists its values in whatever order the server reads the rows: "
+                "MySQL, MariaDB and the embedded demo each give their own, and a changed plan reorders them",
+                "write the order inside the call: GROUP_CONCAT(x ORDER BY x SEPARATOR ',')",
+                kpi.name,
+            )
 
 
 def _timestamp_diff(node: exp.TimestampDiff) -> exp.Expr:

@@ -8,7 +8,7 @@ report of what the warehouse holds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from pipeline.core.chart import Mark
 from pipeline.core.intervals import intervals_between
 from pipeline.core.plan import plan_backfill
+from pipeline.core.schema import SourceSchema
 from pipeline.core.spec import Kpi
 from pipeline.demo.generate import demo_is_current, generate_demo_source
 from pipeline.demo.report_data import build_report
@@ -92,8 +93,10 @@ def run_demo(
     *,
     run: Callable[[Runner, list[Job]], list[Outcome]],
     today: date | None = None,
+    schemas: Mapping[str, SourceSchema] | None = None,
 ) -> DemoResult:
-    """``run`` executes the jobs (the CLI passes its progress bar)."""
+    """``run`` executes the jobs (the CLI passes its progress bar); ``schemas``, the sources' snapshots, resolve
+    the report's lineage."""
     source = environment.source("default").url
     if not source.startswith("duckdb://"):
         raise UsageError(
@@ -118,6 +121,7 @@ def run_demo(
         generated_at=datetime.now(UTC),
         note=SHOP_CLOCK_NOTE.format(clock=shop_clock(today).strftime("%Y-%m-%d %H:%M %Z")),
         marks=marks,
+        schemas=schemas,
     )
     report.write_text(html, encoding="utf-8")
     return DemoResult(outcomes, report, generated)

@@ -3,7 +3,8 @@
 The rows of each KPI table and its audit (which partitions were loaded) go to the pure chart model
 (:func:`pipeline.core.chart.build_chart`), which decides what is drawn; status and freshness come from the audit
 table, as ``kpi status`` reports them, judged at the clock the caller passes (``now``). Load times are shown in the
-KPI's own zone, named.
+KPI's own zone, named. Each section shows the KPI's lineage (:func:`pipeline.core.lineage.kpi_lineage`, with the
+source's schema snapshot when the caller passes one, as ``kpi lineage`` and ``kpi list --json`` give it).
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import duckdb
 
 from pipeline.core.chart import ChartModel, Mark, add_marks, build_chart
 from pipeline.core.freshness import freshness, split_future
+from pipeline.core.lineage import kpi_lineage
+from pipeline.core.schema import SourceSchema
 from pipeline.core.spec import Kpi
 from pipeline.errors import LoadError
-from pipeline.report import Column, ReportKpi, render_report
+from pipeline.report import Column, Lineage, ReportKpi, render_report
 from pipeline.warehouses.base import LoadRecord
 from pipeline.warehouses.duckdb import DuckDbWarehouse, quote
 
@@ -32,11 +35,13 @@ def build_report(
     generated_at: datetime | None = None,
     note: str = "",
     marks: Mapping[str, Iterable[tuple[str, Mark]]] | None = None,
+    schemas: Mapping[str, SourceSchema] | None = None,
 ) -> str:
     """The report of ``kpis`` as the warehouse holds them; freshness and future partitions judged at ``now``.
 
     ``marks`` maps a KPI's name to (measure, :class:`Mark`) pairs to draw on its charts (e.g. anomalies found);
-    a mark off the drawn points (outside the range, inside "other") is left out.
+    a mark off the drawn points (outside the range, inside "other") is left out. ``schemas`` maps a source's name
+    to its snapshot (``schemas/``), so that the lineage resolves unqualified columns of joins.
     """
     store = DuckDbWarehouse(str(warehouse))
     try:
@@ -60,7 +65,7 @@ def build_report(
             chart = build_chart(kpi, rows, loaded, now)
             for measure, mark in (marks or {}).get(kpi.name, ()):
                 chart = add_marks(chart, measure, [mark], strict=False)
-            sections.append(_section(kpi, loaded, chart, now))
+            sections.append(_section(kpi, loaded, chart, now, _lineage(kpi, (schemas or {}).get(kpi.source))))
     return render_report(sections, title="kpi-pipeline demo", generated_at=generated_at or now, note=note)
 
 
@@ -70,7 +75,14 @@ def _rows(db: duckdb.DuckDBPyConnection, kpi: Kpi) -> list[dict[str, Any]]:
     return rows
 
 
-def _section(kpi: Kpi, loaded: dict[str, LoadRecord], chart: ChartModel, now: datetime) -> ReportKpi:
+def _lineage(kpi: Kpi, schema: SourceSchema | None) -> Lineage:
+    found = kpi_lineage(kpi, schema)
+    return Lineage(tuple((name, tuple(sources)) for name, sources in found.columns.items()), tuple(found.reads))
+
+
+def _section(
+    kpi: Kpi, loaded: dict[str, LoadRecord], chart: ChartModel, now: datetime, lineage: Lineage | None = None
+) -> ReportKpi:
     begun = split_future(kpi, loaded, now)[0]  # a partition loaded ahead of its time is neither newest nor charted
     newest = loaded[begun[-1]] if begun else None
     state = freshness(kpi, newest.partition if newest else None, newest.loaded_at if newest else None, now)
@@ -86,4 +98,5 @@ def _section(kpi: Kpi, loaded: dict[str, LoadRecord], chart: ChartModel, now: da
         last_partition=newest.partition if newest else None,
         last_loaded=newest.loaded_at.astimezone(kpi.zone) if newest else None,
         rows=newest.rows if newest else 0,
+        lineage=lineage,
     )

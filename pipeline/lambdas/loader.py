@@ -6,14 +6,23 @@ Through SQS (as deployed) the answer is a partial batch response (:mod:`pipeline
 load failed for a transient reason is retried after a backoff, one that failed for good goes to the dead-letter
 queue at once, the others are deleted. Delivered directly by S3, a failure is raised (``RetryableError`` when
 retrying can help). Delivery is at least once: a retried manifest that did load is skipped by the audit table.
+
+A load that failed for good — a permanent failure, or a transient one on its last receive before the dead-letter
+queue (:data:`LAST_RECEIVE`) — alerts the KPI's owner (``KPI_ALERTS_*``, :mod:`pipeline.flows.alerts`): one message
+per owner per invocation, its delivery logged as one JSON line; a delivery failure never changes the answer.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pipeline import settings
+from pipeline.core.lake import BATCH_NAME
 from pipeline.errors import KpiError
 from pipeline.lambdas.errorlog import log_error, reraise
 from pipeline.lambdas.queue import handle_messages, is_queue_event
@@ -21,6 +30,8 @@ from pipeline.load.events import announced
 from pipeline.load.flow import load_announced, split_manifest_url
 from pipeline.stores import open_store
 from pipeline.warehouses import open_warehouse
+
+LAST_RECEIVE = 5  # the load queue's maxReceiveCount (infra/template.yaml): after it, the dead-letter queue
 
 
 def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
@@ -46,6 +57,9 @@ def _load_announced(event: Mapping[str, Any]) -> list[dict[str, Any]]:
                 warehouse.close()
         except KpiError as error:
             log_error(error, manifest=url)
+            receives = int((event.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
+            if failed_for_good(error.retryable, receives):
+                _alert(url, error)
             raise
         outcomes.extend(
             {
@@ -62,3 +76,32 @@ def _load_announced(event: Mapping[str, Any]) -> list[dict[str, Any]]:
             for manifest_key, manifest, result in loaded
         )
     return outcomes
+
+
+def failed_for_good(retryable: bool, receives: int) -> bool:
+    """Whether a failed load will not be tried again — so its owner is alerted now: a permanent failure (parked in
+    the dead-letter queue at once), or a transient one on its ``LAST_RECEIVE``-th receive (SQS parks it next)."""
+    return not retryable or receives >= LAST_RECEIVE
+
+
+def _alert(url: str, error: KpiError) -> None:
+    """Tell the owner of the KPI ``url`` belongs to that its load failed for good; never raises."""
+    try:
+        environment = settings.load_environment()
+        if not environment.alerts.configured:
+            return
+        from pipeline import catalog
+        from pipeline.flows.alerts import failure_alerts, send_alerts
+
+        parts = url.rstrip("/").split("/")
+        if parts[-1] == BATCH_NAME:  # <lake>/<kpi>/_batches/run=<id>/<first partition>/_batch.json
+            kpi, partition = parts[-5], f"batch from {parts[-2]}"
+        else:  # <lake>/<kpi>/<time column>=<partition>/run=<id>/_manifest.json
+            kpi, partition = parts[-4], parts[-3].partition("=")[2] or parts[-3]
+        found = catalog.load((Path(os.environ.get("KPI_QUERIES", "queries")),))
+        kpis = {name: spec for name, spec in found.kpis.items() if name == kpi}
+        alerts = failure_alerts([(kpi, partition, error.message)], kpis, environment.warehouse, environment.alerts)
+        report = send_alerts(alerts, environment.alerts, datetime.now(UTC), context="kpi loader")
+        print(json.dumps({"level": "info" if report.ok else "warning", "alerts": report.as_dict()}))
+    except Exception as failure:  # alerting must never change what the loader answers
+        print(json.dumps({"level": "warning", "alerts": f"not sent: {type(failure).__name__}"}))

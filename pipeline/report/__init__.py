@@ -31,17 +31,19 @@ attached to a pull request without churn. The package is pure: it takes values a
 reads the warehouse and writes the file. The charts drawn are marked ``<svg class="chart" data-kpi="NAME"
 data-measures="MEASURE">``, each drawn series ``class="series"``, each marked point ``class="mark"``; an empty
 KPI gets a ``class="no-data"`` message instead of a chart; the data table is ``<details class="data"
-data-total="N">``. Only ``kpi demo`` imports it; no Lambda handler does, and it needs nothing beyond the standard
-library (the zips carry these files with the rest of ``pipeline/``, unused).
+data-total="N">``; the lineage of its columns ``<table class="lineage">``. Only ``kpi demo`` imports it; no
+Lambda handler does, and it needs nothing beyond the standard library (the zips carry these files with the rest of
+``pipeline/``, unused).
 """
 
 from pipeline.report.axes import Tick, x_ticks, y_ticks
-from pipeline.report.kpi import Column, ReportKpi
+from pipeline.report.kpi import Column, Lineage, ReportKpi
 from pipeline.report.page import freshness_class, render_report
 from pipeline.report.text import format_number, format_value
 
 __all__ = [
     "Column",
+    "Lineage",
     "ReportKpi",
     "Tick",
     "format_number",

@@ -16,6 +16,16 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Lineage:
+    """Where the KPI's numbers come from (:mod:`pipeline.core.lineage`, as ``kpi lineage`` prints it): per result
+    column the source ``table.column``s its values are computed from (none: counted or constant), in the header's
+    column order; and every ``table.column`` the query reads anywhere (WHERE, JOIN, GROUP BY included)."""
+
+    columns: tuple[tuple[str, tuple[str, ...]], ...]
+    reads: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ReportKpi:
     name: str
     description: str
@@ -28,3 +38,4 @@ class ReportKpi:
     last_partition: str | None
     last_loaded: datetime | None
     rows: int
+    lineage: Lineage | None = None  # None: not known (the section says nothing about it)

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from pipeline.report.charts import charts_html
 from pipeline.report.kpi import ReportKpi
+from pipeline.report.lineage import lineage_html
 from pipeline.report.text import esc, format_moment
 
 
@@ -88,6 +89,7 @@ def _section(kpi: ReportKpi, anchor: str) -> str:
             charts_html(kpi),
             "<h3>Columns</h3>",
             columns_table,
+            *filter(None, [lineage_html(kpi.lineage)]),
             "</section>",
         ]
     )

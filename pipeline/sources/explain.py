@@ -123,7 +123,7 @@ def explain_json(source: Any, rendered: Rendered, *, zone: ZoneInfo, where: str)
     """``EXPLAIN FORMAT=JSON`` of the rendered query on ``source`` (a MySqlSource), with its bound values."""
     import pymysql
 
-    from pipeline.sources.mysql import _release, _session_zone
+    from pipeline.sources.mysql import _release, _session_zone, time_limit_statement
 
     settings = source._credentials(where)
     connection = source._connect(settings, EXPLAIN_TIMEOUT, where)
@@ -132,12 +132,7 @@ def explain_json(source: Any, rendered: Rendered, *, zone: ZoneInfo, where: str)
             version = connection.get_server_info()
             dialect = dialect_of(version)
             with connection.cursor(pymysql.cursors.Cursor) as cursor:
-                if dialect is Dialect.MARIADB:
-                    cursor.execute("SET SESSION max_statement_time = %s", (EXPLAIN_TIMEOUT.total_seconds(),))
-                else:
-                    cursor.execute(
-                        "SET SESSION max_execution_time = %s", (int(EXPLAIN_TIMEOUT.total_seconds() * 1000),)
-                    )
+                cursor.execute(time_limit_statement(version, EXPLAIN_TIMEOUT))
                 cursor.execute("SET SESSION time_zone = %s", (_session_zone(zone),))
                 cursor.execute("START TRANSACTION READ ONLY")
                 cursor.execute("EXPLAIN FORMAT=JSON " + rendered.sql, rendered.values or None)

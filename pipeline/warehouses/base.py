@@ -261,6 +261,42 @@ class Removal:
         return LoadRecord(load.kpi, load.partition, load.run_id, "", load.rows, 0, REMOVED + job_id, at)
 
 
+def changed_since_planned(
+    removals: Sequence[Removal], current: Mapping[str, LoadRecord], *, whole_table: bool = False
+) -> str:
+    """Why the loads a removal was planned from are no longer the current ones (empty: they still are).
+
+    A removal is planned from the audit table (what ``kpi remove`` shows and asks about), then carried out in a
+    transaction of its own; a load that commits in between — a scheduled run, a backfill, a second operator —
+    would otherwise see its fresh rows deleted under a removal record naming the older run. Both warehouses
+    judge it again inside the removal's transaction and remove nothing when anything changed; for the whole
+    table, a partition loaded since counts as a change too (its rows would go without a removal record)."""
+    planned = {r.load.partition: (r.load.run_id, r.load.job_id) for r in removals}
+    now = {p: (r.run_id, r.job_id) for p, r in current.items() if whole_table or p in planned}
+    changes = []
+    for partition in sorted(set(planned) | set(now)):
+        then, found = planned.get(partition), now.get(partition)
+        if then == found:
+            continue
+        if found is None:
+            changes.append(f"{partition} is no longer loaded")
+        elif then is None:
+            changes.append(f"{partition} was loaded (run {found[0]})")
+        else:
+            changes.append(f"{partition} was loaded again (run {found[0]})")
+    return "; ".join(changes[:5]) + (f" and {len(changes) - 5} more" if len(changes) > 5 else "")
+
+
+def changed_error(kpi: str, changes: str, where: str) -> LoadError:
+    """The refusal of a removal whose plan a concurrent load or removal overtook."""
+    return LoadError(
+        f"{kpi}'s loads changed after the removal was planned: {changes}",
+        where=where,
+        hint="nothing was removed (one transaction); run the same `kpi remove` again: it shows what it would remove "
+        "now",
+    )
+
+
 def is_removal(record: LoadRecord) -> bool:
     return record.job_id.startswith(REMOVED)
 

@@ -31,9 +31,9 @@ import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -41,6 +41,7 @@ from google.api_core import exceptions as google_errors
 from google.cloud import bigquery
 from google.cloud.bigquery import client as bigquery_client
 
+from pipeline import interrupts
 from pipeline.core.anomaly import Observation
 from pipeline.core.drift import Drift, schema_drift
 from pipeline.core.manifest import DataFile, Manifest, SchemaField
@@ -49,11 +50,12 @@ from pipeline.warehouses.anomalies import History, StoredScore
 from pipeline.warehouses.base import (
     AUDIT_TABLE,
     BatchPlan,
-    Bounds,
     LoadRecord,
     LoadResult,
     OpenFile,
     Removal,
+    changed_error,
+    changed_since_planned,
     check_batch,
     count_mismatch,
     current_loads,
@@ -62,6 +64,7 @@ from pipeline.warehouses.base import (
     refuse_drift,
     where,
 )
+from pipeline.warehouses.bigquery_removal import CHANGED, removal_script
 from pipeline.warehouses.bigquery_sql import (
     COUNT,
     LOCK_TABLE,
@@ -404,43 +407,62 @@ class BigQueryWarehouse:
         return list(job.result(timeout=JOB_TIMEOUT.total_seconds()))
 
     def remove(self, kpi: str, removals: Sequence[Removal], *, whole_table: bool = False) -> list[LoadRecord]:
-        """One multi-statement transaction, DML only: a DELETE per partition (one for the whole table), then the
-        removal rows into the audit table; BigQuery commits it whole or rolls it back. The values are typed
-        literals, not query parameters: they are our own partition bounds and names, and BigQuery emulators
-        refuse parameters inside a script. DML does not count toward the table's daily modification limit. The
-        removal rows' ``loaded_at`` is BigQuery's CURRENT_TIMESTAMP() in the table (this machine's clock in the
-        records returned)."""
-        job_id = f"kpi_remove_{_label(kpi)}_{uuid.uuid4().hex[:12]}"  # BigQuery's own job id starts with it
-        records = [removal.record(job_id, datetime.now(UTC)) for removal in removals]
-        table = self.target.table(kpi)
-        statements = ["BEGIN TRANSACTION;"]
-        for bounds in [None] if whole_table else [r.bounds for r in removals]:
-            statements.append(f"DELETE FROM `{table}` WHERE {_bounds_predicate(bounds)};")
-        columns = ", ".join(f"`{f.name}`" for f in AUDIT_SCHEMA)
-        types = [f.field_type for f in AUDIT_SCHEMA[:-1]]
-        # loaded_at by BigQuery's clock, not the operator's: what is loaded is judged by loads after a removal, and
-        # a laptop's clock running ahead would otherwise hide the loads of the next minutes.
-        values = ", ".join(
-            "("
-            + ", ".join(_literal(t, v) for t, v in zip(types, list(r.__dict__.values())[:-1], strict=True))
-            + ", CURRENT_TIMESTAMP())"
-            for r in records
-        )
-        statements += [f"INSERT INTO `{self._audit}` ({columns}) VALUES {values};", "COMMIT TRANSACTION;"]
-        config = bigquery.QueryJobConfig(labels={"kpi": _label(kpi)})
+        """One multi-statement transaction, DML only (:func:`~pipeline.warehouses.bigquery_removal.removal_script`):
+        serialised with the KPI's loads through its lock row, the plan judged again inside it, BigQuery commits it
+        whole or rolls it back. The job's id is ours, so that a stop (Ctrl-C, SIGTERM) can cancel it on BigQuery
+        even while it is being sent: a cancelled script rolls back, and :class:`~pipeline.interrupts.Interrupted`
+        says so; a script that committed before the cancel reached it is reported as done. The removal rows'
+        ``loaded_at`` is BigQuery's CURRENT_TIMESTAMP() in the table (this machine's clock in the records
+        returned). A dataset from before the lock table gets it, and the removal is sent once more."""
         try:
-            script = "\n".join(statements)
-            job = self.client.query(script, job_config=config, job_id_prefix=job_id + "_", retry=RETRY)
-            job.result(timeout=JOB_TIMEOUT.total_seconds())
+            return self._remove(kpi, removals, whole_table)
+        except google_errors.NotFound as error:
+            if LOCK_TABLE not in _details(error):
+                raise self._refused(kpi, error) from None
+            self._create_meta()
+            return self._remove(kpi, removals, whole_table)
+
+    def _remove(self, kpi: str, removals: Sequence[Removal], whole_table: bool) -> list[LoadRecord]:
+        job_id = f"kpi_remove_{_label(kpi)}_{uuid.uuid4().hex}"
+        records = [removal.record(job_id, datetime.now(UTC)) for removal in removals]
+        tables = Tables(self.target.project, self.target.dataset, kpi, "")
+        script = removal_script(tables, kpi, removals, records, whole_table=whole_table)
+        config = bigquery.QueryJobConfig(labels={"kpi": _label(kpi)})
+        where_ = f"{kpi} in {self.target.project}.{self.target.dataset}"
+
+        def cancel() -> None:
+            with suppress(google_errors.GoogleAPICallError):  # a job gone already: nothing left to cancel
+                self.client.cancel_job(job_id, location=self.target.location, retry=RETRY)
+
+        try:
+            with interrupts.on_stop(cancel):  # a stop requested already: nothing is sent
+                job = self.client.query(script, job_config=config, job_id=job_id, retry=RETRY, job_retry=None)
+                if interrupts.requested():
+                    cancel()  # the stop came while the job was being sent: the hook found no job yet
+                job.result(timeout=JOB_TIMEOUT.total_seconds())
+        except google_errors.NotFound:
+            interrupts.check()
+            raise  # perhaps the lock table: remove() decides
         except (google_errors.GoogleAPICallError, google_errors.RetryError, TimeoutError) as error:
-            details = "; ".join(e.get("message", "") for e in getattr(error, "errors", None) or []) or str(error)
-            raise LoadError(
-                f"BigQuery refused the removal: {details}",
-                where=f"{kpi} in {self.target.project}.{self.target.dataset}",
-                hint="nothing was removed (one transaction); run the same command again once BigQuery allows it",
-                retryable=not isinstance(error, google_errors.ClientError),
-            ) from None
+            interrupts.check()  # cancelled by a stop: rolled back, nothing was removed
+            details = _details(error)
+            if CHANGED in details:  # said as DuckDB says it, from the audit as it is now
+                found = changed_since_planned(removals, self.loads(kpi), whole_table=whole_table)
+                raise changed_error(kpi, found or details.split(CHANGED, 1)[1].strip(), where_) from None
+            raise self._refused(kpi, error) from None
         return records
+
+    def _refused(self, kpi: str, error: Exception) -> LoadError:
+        details = _details(error)
+        concurrent = any(text in details for text in CONCURRENT)
+        return LoadError(
+            f"BigQuery refused the removal: {details}",
+            where=f"{kpi} in {self.target.project}.{self.target.dataset}",
+            hint="nothing was removed (one transaction); "
+            + ("a load of the KPI was committing at the same moment: " if concurrent else "")
+            + "run the same command again once BigQuery allows it",
+            retryable=concurrent or not isinstance(error, google_errors.ClientError),
+        )
 
 
 def kpi_table(table_id: Any, manifest: Manifest) -> bigquery.Table:
@@ -528,30 +550,3 @@ def _google_errors(manifest: Manifest) -> Iterator[None]:
             + ("the load can be retried" if retryable else "fix what BigQuery names, then load again"),
             retryable=retryable,
         ) from None
-
-
-def _bounds_predicate(bounds: Bounds | None) -> str:
-    """The rows between a partition's bounds (see :func:`partition_bounds`), as SQL; every row for None."""
-    if bounds is None:
-        return "TRUE"
-    column, column_type, start, end = bounds
-    return f"`{column}` >= {_literal(column_type.value, start)} AND `{column}` < {_literal(column_type.value, end)}"
-
-
-def _literal(kind: str, value: Any) -> str:
-    """A typed GoogleSQL literal of one of our own values (partition bounds, audit fields)."""
-    if value is None:
-        return "NULL"
-    if kind in {"INT64", "INTEGER"}:
-        return str(int(value))
-    if kind == "STRING":
-        return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-    if kind in {"DATE", "DATETIME", "TIMESTAMP"}:
-        text = (
-            value.isoformat() if isinstance(value, date) and not isinstance(value, datetime) else value.isoformat(" ")
-        )
-        return f"{kind} '{text}'"
-    raise LoadError(
-        f"a partition bound of type {kind} cannot be written",
-        hint="declare the time column DATE, DATETIME or TIMESTAMP",
-    )

@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 import duckdb
 
+from pipeline import interrupts
 from pipeline.core.anomaly import Observation
 from pipeline.core.drift import schema_drift
 from pipeline.core.manifest import Manifest, SchemaField
@@ -48,6 +49,8 @@ from pipeline.warehouses.base import (
     LoadResult,
     OpenFile,
     Removal,
+    changed_error,
+    changed_since_planned,
     check_batch,
     count_mismatch,
     current_loads,
@@ -278,7 +281,10 @@ class DuckDbWarehouse:
         return plan.results(written)
 
     def remove(self, kpi: str, removals: Sequence[Removal], *, whole_table: bool = False) -> list[LoadRecord]:
-        """One transaction: each partition's rows deleted (or the whole table's), a removal row each in the audit."""
+        """One transaction: the plan judged again against the audit table (a load that committed since it was
+        planned: nothing removed, :func:`changed_since_planned`), each partition's rows deleted (or the whole
+        table's), a removal row each in the audit. A stop (Ctrl-C, SIGTERM) interrupts the statement running and
+        rolls it all back: :class:`~pipeline.interrupts.Interrupted`."""
         job_id, at = f"duckdb-{uuid.uuid4().hex[:12]}", datetime.now(UTC)
         records = [removal.record(job_id, at) for removal in removals]
         table = quote(kpi)
@@ -286,14 +292,21 @@ class DuckDbWarehouse:
             connection = self._connect()
             connection.begin()
             try:
-                for bounds in [None] if whole_table else [r.bounds for r in removals]:
-                    predicate, values = _bounds_predicate(bounds)
-                    connection.execute(f"DELETE FROM {table} WHERE {predicate}", values)
-                for record in records:
-                    values = list(record.__dict__.values())
-                    connection.execute(f"INSERT INTO {AUDIT_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+                with interrupts.on_stop(connection.interrupt):
+                    changes = changed_since_planned(removals, _loads(connection, kpi), whole_table=whole_table)
+                    if changes:
+                        raise changed_error(kpi, changes, f"{kpi} in {self.path}")
+                    for bounds in [None] if whole_table else [r.bounds for r in removals]:
+                        predicate, values = _bounds_predicate(bounds)
+                        interrupts.check()  # between statements: interrupt() stops only a statement running
+                        connection.execute(f"DELETE FROM {table} WHERE {predicate}", values)
+                    for record in records:
+                        values = list(record.__dict__.values())
+                        connection.execute(f"INSERT INTO {AUDIT_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+                    interrupts.check()  # the last moment a stop still rolls it all back
             except duckdb.Error as error:
                 connection.rollback()
+                interrupts.check()  # interrupted by a stop: the rollback was the point
                 raise LoadError(
                     f"cannot remove {kpi}'s partitions: {str(error).splitlines()[0]}",
                     where=f"{kpi} in {self.path}",

@@ -1,0 +1,296 @@
+"""kpi run, kpi backfill and kpi status --alert send one message per owner to a loopback Slack stand-in (its webhook
+URL in moto's Secrets Manager); the commands' results and exit codes are the same whether delivery works or not."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from tests.aws import MotoServer
+from tests.exporting import DAILY, DAILY_SQL, make_kpi
+from tests.slack import SlackStandIn
+
+NOW = "2024-03-10T00:30+09:00"
+SECRET = f"kpi/alerts/growth-{uuid.uuid4().hex[:8]}"  # moto's server lives for the session: one name per run
+
+
+@pytest.fixture
+def slack(aws_env: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[SlackStandIn]:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    with SlackStandIn() as server:
+        boto3.client("secretsmanager").create_secret(Name=SECRET, SecretString=server.url)
+        yield server
+        boto3.client("secretsmanager").delete_secret(SecretId=SECRET, ForceDeleteWithoutRecovery=True)
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slack: SlackStandIn) -> Path:
+    """A shop with orders through 2024; `daily` and `broken` (a missing table) owned by growth, `other` by
+    finance (no destination, no default: unrouted); kpi.toml routes growth to Slack."""
+    shop = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(shop)) as db:
+        db.execute(
+            "CREATE TABLE orders AS SELECT i AS id, TIMESTAMP '2024-01-01 00:30' + INTERVAL (7 * i) HOUR AS created_at "
+            "FROM range(0, 1252) t(i)"
+        )
+    owned = DAILY.replace("lookback: 2", "lookback: 0\nowner: growth")
+    make_kpi(tmp_path / "queries", "daily", owned, DAILY_SQL)
+    make_kpi(tmp_path / "queries", "broken", owned, DAILY_SQL.replace("FROM orders", "FROM no_such_table"))
+    (tmp_path / "kpi.toml").write_text(
+        '[alerts]\nreport = "https://kpi.example/report.html"\n'
+        f'[alerts.owners]\ngrowth = "slack:secretsmanager:{SECRET}"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KPI_SOURCE", f"duckdb:///{shop}")
+    monkeypatch.setenv("KPI_LAKE", str(tmp_path / "lake"))
+    monkeypatch.setenv("KPI_WAREHOUSE", str(tmp_path / "wh.duckdb"))
+    for name in ("KPI_QUERIES", "KPI_ENV", "KPI_CONFIG", "KPI_ALERTS_DEFAULT", "KPI_ALERTS_OWNERS"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+def test_a_failed_run_alerts_the_owner_once_and_exits_as_before(project: Path, slack: SlackStandIn) -> None:
+    result = CliRunner().invoke(cli, ["run", "--start", "2024-03-01", "--end", "2024-03-03", "--json", "--now", NOW])
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.stdout)
+    assert document["alerts"] == {
+        "ok": True,
+        "messages": [
+            {
+                "owner": "growth",
+                "destination": f"slack:secretsmanager:{SECRET}",
+                "alerts": 3,
+                "ok": True,
+                "error": "",
+            }
+        ],
+        "unrouted": [],
+    }
+    (message,) = slack.received
+    head, line = message["text"].splitlines()
+    assert head == "*kpi run (local): 3 failed partitions for growth* (2024-03-10 00:30 JST)"
+    assert line.startswith("• failed: `broken` 2024-03-01 … 2024-03-03 (3 partitions): ")
+    assert "no_such_table" in line
+    assert line.endswith("<https://kpi.example/report.html#kpi-broken|open>")
+
+    fine = CliRunner().invoke(cli, ["run", "daily", "--date", "2024-03-04", "--json", "--now", NOW])
+    assert fine.exit_code == 0, fine.output
+    assert "alerts" not in json.loads(fine.stdout)  # nothing failed: nothing sent
+    assert len(slack.received) == 1
+
+
+def test_a_failing_delivery_changes_nothing_but_a_line_on_stderr(project: Path, slack: SlackStandIn) -> None:
+    slack.status = 500
+    result = CliRunner().invoke(cli, ["backfill", "broken", "--start", "2024-03-01", "--end", "2024-03-02"])
+    assert result.exit_code == 1
+    assert "failed: broken 2024-03-01 … 2024-03-02 (2 partitions, source)" in result.stdout
+    assert (
+        f"alert NOT sent to growth (slack:secretsmanager:{SECRET}): Slack answered HTTP 500 (check the "
+        "webhook" in result.stderr
+    )
+    assert "T000/B000" not in result.output
+    assert len(slack.received) == 1
+
+
+def test_status_alert_sends_the_stale_kpis_and_reports_the_unrouted(project: Path, slack: SlackStandIn) -> None:
+    make_kpi(project / "queries", "other", DAILY.replace("lookback: 2", "owner: finance"), DAILY_SQL)
+    (project / "queries" / "broken.sql").unlink()
+    loaded = CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-03-01", "--end", "2024-03-02"])
+    assert loaded.exit_code == 0, loaded.output
+    quiet = CliRunner().invoke(cli, ["status", "--json", "--now", NOW])  # without --alert: nothing is sent
+    assert quiet.exit_code == 1
+    assert slack.received == []
+
+    result = CliRunner().invoke(cli, ["status", "--alert", "--now", NOW])
+    assert result.exit_code == 1  # stale, as without --alert
+    (message,) = slack.received
+    assert message["text"].splitlines() == [
+        "*kpi status (local): 1 stale KPI for growth* (2024-03-10 00:30 JST)",
+        "• stale: `daily` 2024-03-02: newest data 7d 0h old (past freshness.error_after) "
+        "<https://kpi.example/report.html#kpi-daily|open>",
+    ]
+    assert f"alert sent to growth (slack:secretsmanager:{SECRET}): 1 alert(s)" in result.stderr
+    assert "alert NOT sent to finance: no destination for this owner and no default" in result.stderr
+
+
+def test_the_loader_alerts_the_owner_of_a_load_that_failed_for_good(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    s3_bucket: str,
+    slack: SlackStandIn,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pipeline.errors import StoreError
+    from pipeline.lambdas.loader import handler as loader
+    from tests.loading import HEADER, SQL
+
+    make_kpi(tmp_path / "q", "daily", HEADER + "owner: growth\n", SQL)
+    damaged = "lake/daily/day=2024-03-02/run=r1/_manifest.json"
+    boto3.client("s3").put_object(Bucket=s3_bucket, Key=damaged, Body=b'{"manifest_version": 1, "kpi": "daily"}')
+    for name, value in {
+        "KPI_WAREHOUSE": str(tmp_path / "wh.duckdb"),
+        "KPI_QUERIES": str(tmp_path / "q"),
+        "KPI_CONFIG": str(tmp_path / "none.toml"),  # configured by variables alone, as deployed
+        "KPI_ALERTS_OWNERS": f"growth=slack:secretsmanager:{SECRET}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("KPI_ENV", raising=False)
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": s3_bucket}, "object": {"key": damaged}},
+            }
+        ]
+    }
+
+    with pytest.raises(StoreError, match="the manifest cannot be read"):  # the loader's answer, as without alerts
+        loader(event)
+
+    (message,) = slack.received
+    head, line = message["text"].splitlines()
+    assert head.startswith("*kpi loader: 1 failed partition for growth* (")
+    assert line.startswith("• failed: `daily` 2024-03-02: ")
+    assert "cannot be read" in line
+    logged = [json.loads(entry) for entry in capsys.readouterr().out.splitlines() if '"alerts"' in entry]
+    assert logged == [
+        {
+            "level": "info",
+            "alerts": {
+                "ok": True,
+                "messages": [
+                    {
+                        "owner": "growth",
+                        "destination": f"slack:secretsmanager:{SECRET}",
+                        "alerts": 1,
+                        "ok": True,
+                        "error": "",
+                    }
+                ],
+                "unrouted": [],
+            },
+        }
+    ]
+    assert "T000" not in json.dumps(logged)
+
+
+def test_the_freshness_lambda_alerts_the_owners_of_stale_kpis(
+    project: Path, monkeypatch: pytest.MonkeyPatch, slack: SlackStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pipeline.lambdas.freshness import handler as freshness
+
+    (project / "queries" / "broken.sql").unlink()
+    make_kpi(project / "queries", "other", DAILY.replace("lookback: 2", "owner: finance"), DAILY_SQL)
+    assert CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-03-01", "--end", "2024-03-09"]).exit_code == 0
+    monkeypatch.setenv("KPI_QUERIES", str(project / "queries"))
+    monkeypatch.setenv("KPI_CONFIG", str(project / "none.toml"))  # configured by variables alone, as deployed
+    monkeypatch.setenv("KPI_ALERTS_OWNERS", f"growth=slack:secretsmanager:{SECRET}")
+
+    fresh = freshness({"now": NOW})  # daily's newest day ended half an hour ago; other was never loaded
+    assert fresh["stale"] == [{"kpi": "other", "owner": "finance", "partition": None, "age_hours": None}]
+    assert fresh["alerts"] == {"ok": False, "messages": [], "unrouted": ["finance"]}
+    assert slack.received == []
+
+    answer = freshness({"now": "2024-03-13T09:00+09:00"})
+    assert answer["stale"] == [
+        {"kpi": "daily", "owner": "growth", "partition": "2024-03-09", "age_hours": 81.0},
+        {"kpi": "other", "owner": "finance", "partition": None, "age_hours": None},
+    ]
+    (message,) = slack.received
+    assert message["text"].splitlines() == [
+        "*kpi freshness: 1 stale KPI for growth* (2024-03-13 00:00 UTC)",
+        "• stale: `daily` 2024-03-09: newest data 3d 9h old (past freshness.error_after) "
+        "(" + str(project / "report.html") + "#kpi-daily)",
+    ]
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [entry["level"] for entry in logged] == ["warning", "warning"]  # finance is unrouted both times
+    assert SECRET in json.dumps(logged[-1])
+    assert "T000" not in json.dumps(logged)
+
+
+def test_status_alert_without_alerts_configured_says_so_and_exits_as_without(project: Path) -> None:
+    (project / "kpi.toml").write_text("")
+    result = CliRunner().invoke(cli, ["status", "--alert", "--now", NOW])
+    assert result.exit_code == 1  # never loaded: stale, as without --alert
+    assert result.stderr.splitlines()[-1] == (
+        "warning: --alert: the environment 'local' has no alerts configured; nothing was sent (add [alerts] to "
+        "kpi.toml: see the README, Alerts)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("retryable", "receives", "alerted"), [(True, 1, False), (True, 4, False), (True, 5, True), (False, 1, True)]
+)
+def test_a_failed_load_alerts_once_when_it_will_not_be_tried_again(
+    retryable: bool, receives: int, alerted: bool
+) -> None:
+    from pipeline.lambdas.loader import failed_for_good
+
+    assert failed_for_good(retryable, receives) is alerted
+
+
+@pytest.mark.infra  # the loader waits out DuckDB's lock (60 s) before its transient failure
+def test_the_loader_alerts_a_transient_failure_on_its_last_receive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_bucket: str, slack: SlackStandIn
+) -> None:
+    """A load retried through the queue (the warehouse file is held by another process: retryable) alerts on the
+    receive after which the dead-letter queue takes it, and answers as without alerts: retry."""
+    from pipeline.export import export
+    from pipeline.lambdas.loader import handler as loader
+    from pipeline.sources import open_source
+    from pipeline.stores import open_store
+    from tests.exporting import days
+    from tests.loading import HEADER, SQL, shop_source
+    from tests.test_lambdas import held_lock
+
+    kpi = make_kpi(tmp_path / "q", "daily", HEADER + "owner: growth\n", SQL)
+    store = open_store(f"s3://{s3_bucket}/lake")
+    export(kpi, days("2024-03-01", 1), source=open_source(shop_source(tmp_path)), store=store, run_id="r1")
+    sqs = boto3.client("sqs")
+    queue = sqs.create_queue(QueueName=f"load-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    key = "lake/daily/day=2024-03-01/run=r1/_manifest.json"
+    body = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": s3_bucket}, "object": {"key": key}},
+            }
+        ]
+    }
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(body))
+    (message,) = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=1)["Messages"]
+    record = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": {"ApproximateReceiveCount": "5"},  # the last (maxReceiveCount), as Lambda's trigger hands it
+        "eventSource": "aws:sqs",
+        "eventSourceARN": arn,
+    }
+    for name, value in {
+        "KPI_WAREHOUSE": str(tmp_path / "wh.duckdb"),
+        "KPI_QUERIES": str(tmp_path / "q"),
+        "KPI_CONFIG": str(tmp_path / "none.toml"),
+        "KPI_ALERTS_OWNERS": f"growth=slack:secretsmanager:{SECRET}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("KPI_ENV", raising=False)
+
+    with held_lock(tmp_path / "wh.duckdb"):
+        answer = loader({"Records": [record]})
+
+    assert answer["batchItemFailures"] == [{"itemIdentifier": message["MessageId"]}]  # retried, as without alerts
+    assert [(f["error"], f["retryable"]) for f in answer["failed"]] == [("LoadError", True)]
+    (alert,) = slack.received
+    assert alert["text"].splitlines()[1].startswith("• failed: `daily` 2024-03-01: ")
