@@ -188,3 +188,35 @@ def test_the_report_rings_a_stored_anomaly_with_its_expected_range_and_says_so(t
     assert "2026-07-30 · sales: 163 — spike: " in html
     assert "Ringed: 1 anomaly found by the anomaly scoring — sales 2026-07-30 sales (spike: " in html
     assert "The line through each ring is the range its history expected." in html
+
+
+def test_a_batch_loaded_after_the_next_one_rescores_it(tmp_path: Path) -> None:
+    """A backfill's batches commit in any order: the later days, loaded first without their history, are scored
+    again when the earlier batch lands, and the newest scores find the spike."""
+    from bench.anomaly_bench import intervals, write_kpi, write_source
+    from pipeline.core.lake import manifest_key
+    from pipeline.export import export
+    from pipeline.sources import open_source
+    from pipeline.warehouses.duckdb import DuckDbWarehouse
+
+    series = small(spike_at=59)
+    kpi = write_kpi(tmp_path / "queries", "day")
+    source = open_source(write_source(tmp_path / "source.duckdb", series))
+    store = LocalStore(tmp_path / "lake")
+    warehouse = DuckDbWarehouse(str(tmp_path / "warehouse.duckdb"))
+    every = intervals(series)
+    try:
+        for chunk in (every[40:], every[:40]):  # the last 20 days first, then the 40 before them
+            manifests = export(kpi, chunk, source=source, store=store)
+            keys = [manifest_key(kpi, i, m.run_id) for i, m in zip(chunk, manifests, strict=True)]
+            results = [r for _, r in load_manifests(store, keys, warehouse)]
+            if chunk[0] is every[40]:
+                assert anomalies_of_run(results) == []  # 20 days alone: too little history to score any
+        (newest,) = warehouse.scores(kpi.name, "2026-07-30", "2026-07-30")
+        loads = warehouse.loads(kpi.name)
+    finally:
+        warehouse.close()
+    assert newest.score.anomalous
+    assert newest.score.direction == "spike"
+    assert newest.run_id == loads["2026-07-30"].run_id  # its own run's id, scored by the earlier days' load
+    assert newest.job_id == loads["2026-06-01"].job_id
