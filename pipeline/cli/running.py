@@ -406,7 +406,7 @@ def status(queries: Path, names: tuple[str, ...], env_name: str | None, as_json:
 
     now = clock(now_text)
     environment = settings.load_environment(env_name)
-    warehouse = open_warehouse(environment.warehouse)
+    warehouse = open_warehouse(environment.warehouse, read_only=True)  # status neither creates nor locks it
     kpis = sorted(chosen_kpis(queries, names), key=lambda k: k.name)
     try:
         loaded = {kpi.name: warehouse.loads(kpi.name) for kpi in kpis}
