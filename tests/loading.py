@@ -14,6 +14,7 @@ import duckdb
 from pipeline.core.manifest import Manifest
 from pipeline.export import export
 from pipeline.export.files import FileOptions
+from pipeline.load import load_manifest
 from pipeline.sources import open_source
 from pipeline.sources.duckdb import DuckDbSource
 from pipeline.stores import LocalStore
@@ -115,3 +116,23 @@ def bigquery_target(url: str, client: Any) -> Target:
 
     tables = {"daily": f"`{where.table('daily')}`", "audit": f"`{where.table('_kpi_loads')}`"}
     return Target("bigquery", lambda: BigQueryWarehouse(url, client=client), query, tables, describe)
+
+
+def loaded_snapshot(tmp_path: Path) -> tuple[Path, Path]:
+    """The snapshot KPI `by_plan` exported from a DuckDB shop and loaded into ``wh.duckdb``: (queries, warehouse)."""
+    shop = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(shop)) as db:
+        db.execute("CREATE TABLE plans AS SELECT * FROM (VALUES ('free', 3), ('paid', 5)) t(plan, users)")
+    queries = tmp_path / "q"
+    kpi = make_kpi(
+        queries,
+        "by_plan",
+        "grain: none\ncolumns:\n  plan: {type: STRING}\n  users: {type: INT64}",
+        "SELECT plan, users FROM plans",
+    )
+    store = LocalStore(tmp_path / "lake")
+    (manifest,) = export(kpi, [], source=open_source(f"duckdb:///{shop}"), store=store)
+    warehouse = open_warehouse(str(tmp_path / "wh.duckdb"))
+    load_manifest(store, f"by_plan/snapshot/run={manifest.run_id}/_manifest.json", warehouse)
+    warehouse.close()
+    return queries, tmp_path / "wh.duckdb"

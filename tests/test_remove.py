@@ -15,8 +15,8 @@ from pipeline import catalog
 from pipeline.cli import cli
 from pipeline.core.types import BqType
 from pipeline.errors import LoadError
+from pipeline.flows.removal import plan_removal, remove
 from pipeline.load import load_manifest
-from pipeline.removal import plan_removal, remove
 from pipeline.stores import LocalStore
 from pipeline.warehouses.base import REMOVED, Removal
 from tests.bigquery import BigQueryBridge

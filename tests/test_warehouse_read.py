@@ -16,14 +16,11 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.core.types import BqType
 from pipeline.errors import LoadError, UsageError
-from pipeline.export import export
-from pipeline.load import load_manifest
-from pipeline.sources import open_source
-from pipeline.stores import LocalStore
 from pipeline.warehouses import open_warehouse
 from pipeline.warehouses.duckdb import DuckDbWarehouse
 from pipeline.warehouses.reading import order_by, row_range
 from tests.exporting import make_kpi
+from tests.loading import loaded_snapshot
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 DAY_KPI = "grain: day\ntime_column: day\ntimezone: Asia/Tokyo\ncolumns:\n  day: {type: DATE}\n  n: {type: INT64}"
@@ -77,28 +74,6 @@ def test_row_range_of_a_snapshot_is_everything_and_a_missing_time_column_is_name
 SQL = "SELECT DATE '2024-03-01' AS day, 1 AS n WHERE :start IS NOT NULL AND :end IS NOT NULL"
 
 
-def _loaded(tmp_path: Path) -> tuple[Path, Path]:
-    """The snapshot KPI `by_plan` exported from a DuckDB shop and loaded into ``wh.duckdb``: (queries, warehouse)."""
-    import duckdb
-
-    shop = tmp_path / "shop.duckdb"
-    with duckdb.connect(str(shop)) as db:
-        db.execute("CREATE TABLE plans AS SELECT * FROM (VALUES ('free', 3), ('paid', 5)) t(plan, users)")
-    queries = tmp_path / "q"
-    kpi = make_kpi(
-        queries,
-        "by_plan",
-        "grain: none\ncolumns:\n  plan: {type: STRING}\n  users: {type: INT64}",
-        "SELECT plan, users FROM plans",
-    )
-    store = LocalStore(tmp_path / "lake")
-    (manifest,) = export(kpi, [], source=open_source(f"duckdb:///{shop}"), store=store)
-    warehouse = open_warehouse(str(tmp_path / "wh.duckdb"))
-    load_manifest(store, f"by_plan/snapshot/run={manifest.run_id}/_manifest.json", warehouse)
-    warehouse.close()
-    return queries, tmp_path / "wh.duckdb"
-
-
 def test_a_read_only_duckdb_warehouse_that_does_not_exist_reads_as_empty_and_is_not_created(tmp_path: Path) -> None:
     kpi = make_kpi(tmp_path / "q", "daily", DAY_KPI, SQL)
     path = tmp_path / "wh.duckdb"
@@ -121,7 +96,7 @@ def test_a_read_only_duckdb_warehouse_that_does_not_exist_reads_as_empty_and_is_
 
 
 def test_a_read_only_duckdb_warehouse_reads_beside_another_reader_and_refuses_to_write(tmp_path: Path) -> None:
-    queries, path = _loaded(tmp_path)
+    queries, path = loaded_snapshot(tmp_path)
     holder = subprocess.Popen(  # another process holding the file read-only: a writer could not open it now
         [
             sys.executable,
