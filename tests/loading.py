@@ -118,8 +118,9 @@ def bigquery_target(url: str, client: Any) -> Target:
     return Target("bigquery", lambda: BigQueryWarehouse(url, client=client), query, tables, describe)
 
 
-def loaded_snapshot(tmp_path: Path) -> tuple[Path, Path]:
-    """The snapshot KPI `by_plan` exported from a DuckDB shop and loaded into ``wh.duckdb``: (queries, warehouse)."""
+def loaded_snapshot(tmp_path: Path, warehouse_url: str | None = None) -> tuple[Path, Path]:
+    """The snapshot KPI `by_plan` exported from a DuckDB shop and loaded into ``wh.duckdb`` (or the warehouse at
+    ``warehouse_url``): (queries, the DuckDB file)."""
     shop = tmp_path / "shop.duckdb"
     with duckdb.connect(str(shop)) as db:
         db.execute("CREATE TABLE plans AS SELECT * FROM (VALUES ('free', 3), ('paid', 5)) t(plan, users)")
@@ -132,7 +133,7 @@ def loaded_snapshot(tmp_path: Path) -> tuple[Path, Path]:
     )
     store = LocalStore(tmp_path / "lake")
     (manifest,) = export(kpi, [], source=open_source(f"duckdb:///{shop}"), store=store)
-    warehouse = open_warehouse(str(tmp_path / "wh.duckdb"))
+    warehouse = open_warehouse(warehouse_url or str(tmp_path / "wh.duckdb"))
     load_manifest(store, f"by_plan/snapshot/run={manifest.run_id}/_manifest.json", warehouse)
     warehouse.close()
     return queries, tmp_path / "wh.duckdb"

@@ -128,3 +128,19 @@ def test_a_read_only_duckdb_warehouse_reads_beside_another_reader_and_refuses_to
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(timeout=30)
+
+
+def test_bigquery_reads_the_schema_in_standard_names_and_none_for_a_missing_table(tmp_path: Path, bq_url: str) -> None:
+    queries, _ = loaded_snapshot(tmp_path, bq_url)
+    reader = open_warehouse(bq_url, read_only=True)
+    try:
+        assert (reader.kind, reader.native_type("NUMERIC")) == ("BigQuery", "NUMERIC")
+        assert [(f.name, f.type) for f in reader.schema("by_plan") or []] == [("plan", "STRING"), ("users", "INT64")]
+        assert reader.schema("never_loaded") is None
+        assert set(reader.loads("by_plan")) == {"snapshot"}
+        from pipeline.catalog import load_one
+
+        rows = reader.read(load_one((queries,), "by_plan")).to_pylist()
+        assert sorted((r["plan"], r["users"]) for r in rows) == [("free", 3), ("paid", 5)]
+    finally:
+        reader.close()
