@@ -288,6 +288,9 @@ def test_the_loader_retries_a_transient_failure_after_a_backoff_and_parks_a_perm
     monkeypatch.setenv("KPI_WAREHOUSE", str(warehouse))
     monkeypatch.delenv("KPI_ENV", raising=False)
     monkeypatch.delenv("KPI_CONFIG", raising=False)
+    # The loader waits LOCK_WAIT (60 s) for the file lock before it gives up (retryable): this test needs the wait
+    # to end, not its length (tests/test_load_concurrency.py runs the wait itself on an injected clock).
+    monkeypatch.setattr("pipeline.warehouses.duckdb.LOCK_WAIT", 1.0)
     load_queue.send(s3_bucket, "lake/daily/day=2024-03-01/run=r1/_manifest.json")
     load_queue.send(s3_bucket, damaged)
 

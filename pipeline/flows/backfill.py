@@ -44,7 +44,7 @@ def plan_batches(
     if not names:
         raise UsageError("the backfill names no KPI", hint='send {"kpis": ["daily_sales"], "start": …, "end": …}')
     found = catalog.load((queries,))
-    warehouse = open_warehouse(environment.warehouse)
+    warehouse = open_warehouse(environment.warehouse, read_only=True)  # the planner only reads the audit
     try:
         plans = [plan_kpi(found.get(name), start, end, warehouse, force=force) for name in names]
     finally:
