@@ -108,6 +108,39 @@ def test_backfill_dry_run_prints_the_plan_and_touches_nothing(project: Path) -> 
     assert not (project / "wh.duckdb").exists()
 
 
+def test_a_dry_run_reads_the_warehouse_read_only_beside_another_reader(project: Path) -> None:
+    """The plan reads the audit only: another process holding the file read-only (no writer could open it) does
+    not stop it, and the file is not changed."""
+    loaded = CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-03-01", "--end", "2024-03-02"])
+    assert loaded.exit_code == 0, loaded.output
+    path = project / "wh.duckdb"
+    before = path.stat().st_mtime_ns
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys; c = duckdb.connect({str(path)!r}, read_only=True); "
+            "print('open', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "open\n"
+        dry = CliRunner().invoke(
+            cli, ["backfill", "daily", "--start", "2024-03-01", "--end", "2024-03-03", "--dry-run"]
+        )
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert dry.exit_code == 0, dry.output
+    assert "daily: 1 partition(s) in 1 source query on source 'default'; 2 already loaded from this SQL" in dry.output
+    assert path.stat().st_mtime_ns == before
+
+
 def test_backfill_loads_every_day_including_empty_ones_and_resumes(project: Path) -> None:
     first = CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-12-20", "--end", "2025-01-10", "--json"])
     assert first.exit_code == 0, first.output

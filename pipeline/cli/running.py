@@ -255,7 +255,7 @@ def backfill(
       kpi backfill hourly_orders --start 2024-03-01 --end 2024-03-07 --force
       kpi backfill daily_sales --start 2024-01-01 --end 2024-12-31 --env production --via sfn
     """
-    from pipeline.flows.backfill import plan_kpi, start_state_machine
+    from pipeline.flows.backfill import plan_range, start_state_machine
     from pipeline.flows.run import Job
     from pipeline.flows.runner import Runner, summarize
 
@@ -273,15 +273,14 @@ def backfill(
             stdout().print(f"started {execution}\nwatch it: {console}", markup=False, highlight=False)
         return
     with interrupts.handled():  # from here on, a signal stops the backfill cleanly: see pipeline.interrupts
-        runner = Runner(environment, parallel=parallel, force=force)
-        plan = plan_kpi(kpi, start_text, end_text, runner.warehouse, force=force)
-        runner.warehouse.close()
+        plan = plan_range(kpi, start_text, end_text, environment.warehouse, force=force)
         if dry_run:
             print_plan(kpi, plan, environment, as_json=as_json)
             return
         if not plan.batches:
             nothing_to_do(kpi, plan, start_text, end_text, as_json=as_json)
             return
+        runner = Runner(environment, parallel=parallel, force=force)
         outcomes = run_with_progress(runner, [Job(kpi, batch) for batch in plan.batches], quiet=as_json)
     if plan.done and not as_json:
         stdout().print(f"skipped {len(plan.done)} partition(s) already loaded from this SQL (--force runs them)")

@@ -37,6 +37,18 @@ def plan_kpi(
     return plan_backfill(kpi, requested, loaded, now=now, force=force)
 
 
+def plan_range(
+    kpi: Kpi, start: str, end: str, warehouse_url: str, *, force: bool = False, now: datetime | None = None
+) -> BackfillPlan:
+    """:func:`plan_kpi` against the warehouse at ``warehouse_url``, opened read-only for the audit and closed: a
+    dry run creates and locks nothing, and a backfill's loads re-check the plan inside their transaction."""
+    warehouse = open_warehouse(warehouse_url, read_only=True)
+    try:
+        return plan_kpi(kpi, start, end, warehouse, force=force, now=now)
+    finally:
+        warehouse.close()
+
+
 def plan_batches(
     names: Sequence[str], start: str, end: str, *, queries: Path, environment: Environment, force: bool = False
 ) -> list[dict[str, Any]]:
