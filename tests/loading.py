@@ -4,7 +4,10 @@ of the loader is tested on both."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,3 +140,22 @@ def loaded_snapshot(tmp_path: Path, warehouse_url: str | None = None) -> tuple[P
     load_manifest(store, f"by_plan/snapshot/run={manifest.run_id}/_manifest.json", warehouse)
     warehouse.close()
     return queries, tmp_path / "wh.duckdb"
+
+
+@contextmanager
+def held_open(path: Path, *, read_only: bool = False) -> Iterator[None]:
+    """Another process holds the DuckDB file open until the block ends: for writing (DuckDB lets one process
+    write a file: a transient failure of a loader, cured once that process is gone) or read-only (many may read;
+    no writer can open it meanwhile)."""
+    code = f"import duckdb, sys; c = duckdb.connect({str(path)!r}, read_only={read_only}); print('held', flush=True)"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code + "; sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)

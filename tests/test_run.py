@@ -22,6 +22,7 @@ from pipeline.core.intervals import Grain, intervals_between
 from pipeline.core.plan import batches, due_intervals, plan_backfill
 from pipeline.errors import UsageError
 from tests.exporting import DAILY, DAILY_SQL, make_kpi
+from tests.loading import held_open
 
 
 @pytest.fixture
@@ -115,27 +116,10 @@ def test_a_dry_run_reads_the_warehouse_read_only_beside_another_reader(project: 
     assert loaded.exit_code == 0, loaded.output
     path = project / "wh.duckdb"
     before = path.stat().st_mtime_ns
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, sys; c = duckdb.connect({str(path)!r}, read_only=True); "
-            "print('open', flush=True); sys.stdin.read()",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline() == "open\n"
+    with held_open(path, read_only=True):
         dry = CliRunner().invoke(
             cli, ["backfill", "daily", "--start", "2024-03-01", "--end", "2024-03-03", "--dry-run"]
         )
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=30)
     assert dry.exit_code == 0, dry.output
     assert "daily: 1 partition(s) in 1 source query on source 'default'; 2 already loaded from this SQL" in dry.output
     assert path.stat().st_mtime_ns == before

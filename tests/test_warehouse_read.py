@@ -4,8 +4,6 @@ the demo's report open it."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,7 +18,7 @@ from pipeline.warehouses import open_warehouse
 from pipeline.warehouses.duckdb import DuckDbWarehouse
 from pipeline.warehouses.reading import order_by, row_range
 from tests.exporting import make_kpi
-from tests.loading import loaded_snapshot
+from tests.loading import held_open, loaded_snapshot
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 DAY_KPI = "grain: day\ntime_column: day\ntimezone: Asia/Tokyo\ncolumns:\n  day: {type: DATE}\n  n: {type: INT64}"
@@ -97,20 +95,7 @@ def test_a_read_only_duckdb_warehouse_that_does_not_exist_reads_as_empty_and_is_
 
 def test_a_read_only_duckdb_warehouse_reads_beside_another_reader_and_refuses_to_write(tmp_path: Path) -> None:
     queries, path = loaded_snapshot(tmp_path)
-    holder = subprocess.Popen(  # another process holding the file read-only: a writer could not open it now
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, sys\nc = duckdb.connect({str(path)!r}, read_only=True)\n"
-            "print('open', flush=True)\nsys.stdin.read()\n",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline() == "open\n"
+    with held_open(path, read_only=True):  # another process reading: a writer could not open the file now
         writer = DuckDbWarehouse(str(path), lock_wait=0)
         with pytest.raises(LoadError, match="Could not set lock"):
             writer.loads("by_plan")
@@ -124,10 +109,6 @@ def test_a_read_only_duckdb_warehouse_reads_beside_another_reader_and_refuses_to
         with pytest.raises(LoadError, match="was opened read-only"):
             reader.load([], lambda entry: open(entry.path, "rb"))  # noqa: SIM115
         reader.close()
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=30)
 
 
 def test_bigquery_reads_the_schema_in_standard_names_and_none_for_a_missing_table(tmp_path: Path, bq_url: str) -> None:
