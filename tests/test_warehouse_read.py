@@ -125,3 +125,12 @@ def test_bigquery_reads_the_schema_in_standard_names_and_none_for_a_missing_tabl
         assert sorted((r["plan"], r["users"]) for r in rows) == [("free", 3), ("paid", 5)]
     finally:
         reader.close()
+
+
+def test_reading_does_not_wait_for_a_writer_and_says_what_to_do(tmp_path: Path) -> None:
+    import pipeline
+
+    queries, path = loaded_snapshot(tmp_path)
+    with held_open(path), pytest.raises(UsageError, match=r"cannot open the DuckDB warehouse .* for reading") as caught:
+        pipeline.read("by_plan", queries=queries, warehouse=str(path))
+    assert "wait for the load to finish" in caught.value.hint
