@@ -19,7 +19,7 @@ from pipeline.core.intervals import Grain
 from pipeline.core.render import bind_values, inline_mysql, render_duckdb, render_mysql
 from pipeline.core.selection import moment, requested_intervals
 from pipeline.core.spec import Kpi
-from pipeline.scaffold import new_kpi_file
+from pipeline.flows.scaffold import new_kpi_file
 
 
 @cli.command()

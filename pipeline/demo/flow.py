@@ -22,7 +22,7 @@ from pipeline.demo.generate import demo_is_current, generate_demo_source
 from pipeline.demo.report_data import build_report
 from pipeline.errors import UsageError
 from pipeline.flows.run import Job
-from pipeline.runner import Outcome, Runner
+from pipeline.flows.runner import Outcome, Runner
 from pipeline.settings import Environment, redact
 from pipeline.sources.duckdb import duckdb_path
 from pipeline.warehouses.duckdb import warehouse_path

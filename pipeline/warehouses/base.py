@@ -15,14 +15,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 from zoneinfo import ZoneInfo
 
 from pipeline.core.bounds import column_bound
 from pipeline.core.drift import DRIFT_HINT, Drift
-from pipeline.core.manifest import DataFile, Manifest
+from pipeline.core.manifest import DataFile, Manifest, SchemaField
 from pipeline.core.types import BqType
 from pipeline.errors import LoadError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from pipeline.core.spec import Kpi
 
 AUDIT_TABLE = "_kpi_loads"
 
@@ -74,7 +79,13 @@ class LoadResult:
 
 
 class Warehouse(Protocol):
+    """A warehouse the loader writes and everything else reads: ``kpi status``, ``kpi preview``, the notebook API
+    and the demo's report read it only through :meth:`loads`, :meth:`schema` and :meth:`read`, on a warehouse
+    opened with ``open_warehouse(url, read_only=True)`` (a DuckDB file is then neither created nor locked for
+    writing; :meth:`load` and :meth:`remove` refuse)."""
+
     url: str
+    kind: str  # "BigQuery" | "DuckDB": how messages name it
 
     def load(self, manifests: Sequence[Manifest], open_file: OpenFile, *, force: bool = False) -> list[LoadResult]:
         """Land the batch — every partition :func:`plan_batch` writes, in one transaction, audited — and return one
@@ -85,6 +96,21 @@ class Warehouse(Protocol):
     def loads(self, kpi: str) -> dict[str, LoadRecord]:
         """The newest run loaded for each partition of the KPI (one query: loads plan with it, backfills resume
         with it, ``kpi status`` reports from it); empty when nothing was ever loaded."""
+        ...
+
+    def schema(self, kpi: str) -> list[SchemaField] | None:
+        """The KPI table's columns, in order, in BigQuery type names; None when the warehouse has no table for it
+        (nothing is created). What ``kpi preview`` shows and judges drift against."""
+        ...
+
+    def read(self, kpi: Kpi, first: datetime | None = None, last: datetime | None = None) -> pa.Table:
+        """The KPI's rows in the partitions from the one starting at ``first`` to the one ending at ``last``
+        (exclusive; open-ended when None), ordered by the time column, every column in its canonical Arrow type
+        (:func:`pipeline.warehouses.reading.canonical`). Raises UsageError when the KPI was never loaded."""
+        ...
+
+    def native_type(self, bq_type: str) -> str:
+        """The name the warehouse's own catalogue shows for a BigQuery type (DuckDB: ``DECIMAL(38,9)``…)."""
         ...
 
     def close(self) -> None:

@@ -6,6 +6,10 @@ count against its manifest, append the audit rows — committed together or not 
 and the tables are as they were). DuckDB allows one process per file: a second process waits for the file lock
 (:attr:`DuckDbWarehouse.lock_wait`), threads of one process queue on a lock of their own.
 
+Opened ``read_only`` (``kpi status``, ``kpi preview``, ``pipeline.read``, the demo's report), the warehouse never
+creates the file nor takes DuckDB's write lock: it opens a read-only connection (many processes may read while
+none writes) and refuses to load or remove.
+
 CSV files are read with the manifest's ``null_marker`` (version 1: an unquoted empty field) as the only NULL, so
 NULL and the empty string stay apart; BIGNUMERIC is read as text, never through a 256-bit decimal conversion.
 
@@ -23,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import duckdb
@@ -32,7 +36,7 @@ from pipeline import interrupts
 from pipeline.core.drift import schema_drift
 from pipeline.core.manifest import Manifest, SchemaField
 from pipeline.core.types import BqType
-from pipeline.errors import LoadError
+from pipeline.errors import LoadError, UsageError
 from pipeline.warehouses.base import (
     AUDIT_TABLE,
     Bounds,
@@ -50,6 +54,12 @@ from pipeline.warehouses.base import (
     plan_batch,
     refuse_drift,
 )
+from pipeline.warehouses.reading import canonical, not_loaded, order_by, row_range
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from pipeline.core.spec import Kpi
 
 COLUMNS_TABLE = "_kpi_columns"
 LOCK_WAIT = 60.0  # seconds a load waits for another process's hold on the file before it fails (retryable)
@@ -105,6 +115,8 @@ def quote(name: str) -> str:
 
 
 class DuckDbWarehouse:
+    kind = "DuckDB"
+
     def __init__(
         self,
         url: str,
@@ -112,18 +124,25 @@ class DuckDbWarehouse:
         lock_wait: float = LOCK_WAIT,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        read_only: bool = False,
     ) -> None:
         self.path = warehouse_path(url)
         self.url = str(self.path)
         self.lock_wait = lock_wait
+        self.read_only = read_only
         self._sleep, self._clock = sleep, clock
         self._connection: duckdb.DuckDBPyConnection | None = None
-        self._lock = _writer(self.path)  # one statement at a time on the connection, one load at a time per file
+        # one statement at a time on the connection, one load at a time per file (a reader takes no writer's turn)
+        self._lock = threading.RLock() if read_only else _writer(self.path)
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """The warehouse's one connection, opened on first use and kept until :meth:`close`: opening a DuckDB
         file and closing it (a checkpoint) cost more than a small partition's whole load."""
         if self._connection is not None:
+            return self._connection
+        if self.read_only:
+            self._connection = self._open_waiting()
+            self._connection.execute("SET TimeZone = 'UTC'")
             return self._connection
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,14 +168,22 @@ class DuckDbWarehouse:
         started = self._clock()
         while True:
             try:
-                return duckdb.connect(str(self.path))
+                return duckdb.connect(str(self.path), read_only=self.read_only)
             except duckdb.IOException as error:
                 waited = self._clock() - started
                 if "Could not set lock" not in str(error) or waited >= self.lock_wait:
-                    raise _unopenable(self.path, error, waited) from None
+                    raise self._unopenable(error, waited) from None
                 self._sleep(min(LOCK_POLL, self.lock_wait - waited))
             except duckdb.Error as error:
-                raise _unopenable(self.path, error, 0.0) from None
+                raise self._unopenable(error, 0.0) from None
+
+    def _unopenable(self, error: duckdb.Error, waited: float) -> LoadError | UsageError:
+        if not self.read_only:
+            return _unopenable(self.path, error, waited)
+        return UsageError(
+            f"cannot open the DuckDB warehouse {self.path} for reading: {str(error).splitlines()[0]}",
+            hint="DuckDB allows one writer or many readers: wait for the load to finish, or close the other connection",
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -168,9 +195,50 @@ class DuckDbWarehouse:
         if not self.path.exists():  # nothing loaded yet; a dry run must not create the file
             return {}
         with self._lock:
-            return _loads(self._connect(), kpi)
+            connection = self._connect()
+            if self.read_only and not _has_table(connection, AUDIT_TABLE):  # a reader creates no table
+                return {}
+            return _loads(connection, kpi)
+
+    def schema(self, kpi: str) -> list[SchemaField] | None:
+        """From ``_kpi_columns`` (the BigQuery types the loader kept); None when the file or the table is missing."""
+        if not self.path.exists():
+            return None
+        with self._lock:
+            connection = self._connect()
+            if not _has_table(connection, COLUMNS_TABLE) or not _has_table(connection, kpi):
+                return None
+            return _table_schema(connection, kpi) or None
+
+    def read(self, kpi: Kpi, first: datetime | None = None, last: datetime | None = None) -> pa.Table:
+        schema = self.schema(kpi.name)
+        if schema is None:
+            raise not_loaded(kpi, self.url)
+        types = {f.name: BqType(f.type) for f in schema}
+        bounds = row_range(kpi, types, first, last)
+        where = " AND ".join(f"{quote(kpi.time_column or '')} {op} ?" for op, _ in bounds)
+        ordered = order_by(kpi)
+        sql = (
+            f"SELECT {', '.join(quote(name) for name in types)} FROM {quote(kpi.name)}"
+            + (f" WHERE {where}" if where else "")
+            + (f" ORDER BY {quote(ordered)}" if ordered else "")
+        )
+        with self._lock:
+            table = self._connect().execute(sql, [value for _, value in bounds]).to_arrow_table()
+        return canonical(table, types)
+
+    def native_type(self, bq_type: str) -> str:
+        return DUCKDB_TYPES[BqType(bq_type)] if bq_type in BqType.__members__ else bq_type
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise LoadError(
+                f"the DuckDB warehouse {self.path} was opened read-only",
+                hint="open it with open_warehouse(url) to load or remove",
+            )
 
     def load(self, manifests: Sequence[Manifest], open_file: OpenFile, *, force: bool = False) -> list[LoadResult]:
+        self._writable()
         check_batch(manifests)
         with self._lock:
             connection = self._connect()
@@ -239,6 +307,7 @@ class DuckDbWarehouse:
         job_id, at = f"duckdb-{uuid.uuid4().hex[:12]}", datetime.now(UTC)
         records = [removal.record(job_id, at) for removal in removals]
         table = quote(kpi)
+        self._writable()
         with self._lock:
             connection = self._connect()
             connection.begin()
@@ -290,6 +359,11 @@ def _loads(connection: duckdb.DuckDBPyConnection, kpi: str) -> dict[str, LoadRec
     """The KPI's current loads: the newest run per partition since its latest removal (:func:`current_loads`)."""
     rows = connection.execute(current_loads_sql(_RECORD_COLUMNS, AUDIT_TABLE, "$kpi"), {"kpi": kpi}).fetchall()
     return current_loads(map(_record, rows))
+
+
+def _has_table(connection: duckdb.DuckDBPyConnection, name: str) -> bool:
+    found = connection.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()
+    return bool(found and found[0])
 
 
 def _record(row: tuple[Any, ...]) -> LoadRecord:
