@@ -74,12 +74,22 @@ def render_mysql(query: Query, values: Mapping[str, Any]) -> Rendered:
     return Rendered("".join(pieces), _used(query, values), "mysql")
 
 
+_DUCKDB_SQL: dict[str, str] = {}  # query text → its transpile (a run renders one KPI once per job)
+_DUCKDB_SQL_MAX = 1024
+
+
 def render_duckdb(query: Query, values: Mapping[str, Any]) -> Rendered:
     """The query transpiled from MySQL to DuckDB by sqlglot, placeholders as ``$name``, MySQL's date functions
-    kept MySQL's (:mod:`pipeline.core.mysql_on_duckdb`)."""
-    from pipeline.core.mysql_on_duckdb import to_duckdb
+    kept MySQL's (:mod:`pipeline.core.mysql_on_duckdb`). The transpile depends on the text alone (values are
+    bound), so it is kept per text: measured in ``kpi demo``, 4 ms a job, 70 jobs of six KPIs."""
+    sql = _DUCKDB_SQL.get(query.sql)
+    if sql is None:
+        from pipeline.core.mysql_on_duckdb import to_duckdb
 
-    return Rendered(to_duckdb(query.tree), _used(query, values), "duckdb")
+        sql = to_duckdb(query.tree)
+        if len(_DUCKDB_SQL) < _DUCKDB_SQL_MAX:
+            _DUCKDB_SQL[query.sql] = sql
+    return Rendered(sql, _used(query, values), "duckdb")
 
 
 def inline_mysql(query: Query, values: Mapping[str, Any]) -> str:

@@ -188,7 +188,9 @@ class DuckDbWarehouse:
     ) -> list[LoadResult]:
         """The batch inside one transaction, planned from the audit table read in that same transaction (under
         the file's write lock, so no other load can commit in between)."""
-        plan = plan_batch(manifests, _loads(connection, manifests[0].kpi), force=force)
+        plan = plan_batch(
+            manifests, _loads(connection, manifests[0].kpi, [m.partition for m in manifests]), force=force
+        )
         if not plan.write:
             return plan.results({})
         newest = max(plan.write, key=lambda m: m.run_id)  # the header the table follows
@@ -222,10 +224,7 @@ class DuckDbWarehouse:
             written[manifest.partition] = LoadResult.replaced(
                 manifest, LoadRecord.of(manifest, job_id, loaded_at), drift
             )
-        connection.executemany(
-            f"INSERT INTO {AUDIT_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [list(result.record.__dict__.values()) for result in written.values() if result.record],
-        )
+        _audit(connection, [result.record for result in written.values() if result.record])
         return plan.results(written)
 
     def remove(self, kpi: str, removals: Sequence[Removal], *, whole_table: bool = False) -> list[LoadRecord]:
@@ -257,6 +256,17 @@ class DuckDbWarehouse:
         return records
 
 
+def _audit(connection: duckdb.DuckDBPyConnection, records: Sequence[LoadRecord]) -> None:
+    """The audit rows of a batch in one INSERT: DuckDB's ``executemany`` runs one statement per row (measured in
+    ``kpi demo``: 10 ms for the 24 rows of a day of hours, against 2.5 ms in one statement)."""
+    if not records:
+        return
+    rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(records))
+    connection.execute(
+        f"INSERT INTO {AUDIT_TABLE} VALUES {rows}", [value for record in records for value in record.__dict__.values()]
+    )
+
+
 def _unopenable(path: Path, error: duckdb.Error, waited: float) -> LoadError:
     locked = "Could not set lock" in str(error)
     return LoadError(
@@ -273,10 +283,19 @@ def _unopenable(path: Path, error: duckdb.Error, waited: float) -> LoadError:
 _RECORD_COLUMNS = "kpi, partition, run_id, sql_hash, rows, bytes, job_id, timezone('UTC', loaded_at)"
 
 
-def _loads(connection: duckdb.DuckDBPyConnection, kpi: str) -> dict[str, LoadRecord]:
-    """The KPI's current loads: the newest run per partition since its latest removal (:func:`current_loads`)."""
-    rows = connection.execute(current_loads_sql(_RECORD_COLUMNS, AUDIT_TABLE, "$kpi"), {"kpi": kpi}).fetchall()
-    return current_loads(map(_record, rows))
+def _loads(
+    connection: duckdb.DuckDBPyConnection, kpi: str, partitions: Sequence[str] | None = None
+) -> dict[str, LoadRecord]:
+    """The KPI's current loads: the newest run per partition since its latest removal (:func:`current_loads`);
+    with ``partitions``, of those only (a load plans its batch from them)."""
+    if partitions is None:
+        values: dict[str, object] = {"kpi": kpi}
+        sql = current_loads_sql(_RECORD_COLUMNS, AUDIT_TABLE, "$kpi")
+    else:
+        only = "list_contains($partitions, partition)"
+        sql = current_loads_sql(_RECORD_COLUMNS, AUDIT_TABLE, "$kpi", only=only)
+        values = {"kpi": kpi, "partitions": list(partitions)}
+    return current_loads(map(_record, connection.execute(sql, values).fetchall()))
 
 
 def _record(row: tuple[Any, ...]) -> LoadRecord:
