@@ -98,7 +98,12 @@ def _make_folder(folder: Path) -> list[Path]:
         return []
     except FileNotFoundError:
         changed = _make_folder(folder.parent)
-        folder.mkdir()
+        try:
+            folder.mkdir()
+        except FileExistsError:  # another thread made it meanwhile
+            if not folder.is_dir():
+                raise
+            return changed
         return [*changed, folder.parent]
     return [folder.parent]
 
