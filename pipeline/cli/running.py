@@ -255,8 +255,7 @@ def backfill(
       kpi backfill daily_sales --start 2024-01-01 --end 2024-12-31 --env production --via sfn
     """
     from pipeline.backfill import plan_kpi, start_state_machine
-    from pipeline.flows.run import Job
-    from pipeline.runner import Runner, summarize
+    from pipeline.warehouses import open_warehouse
 
     environment = settings.load_environment(env_name)
     kpi = catalog.load_one((queries,), name)
@@ -272,15 +271,22 @@ def backfill(
             stdout().print(f"started {execution}\nwatch it: {console}", markup=False, highlight=False)
         return
     with interrupts.handled():  # from here on, a signal stops the backfill cleanly: see pipeline.interrupts
-        runner = Runner(environment, parallel=parallel, force=force)
-        plan = plan_kpi(kpi, start_text, end_text, runner.warehouse, force=force)
-        runner.warehouse.close()
+        warehouse = open_warehouse(environment.warehouse)  # the plan needs only what is loaded
+        try:
+            plan = plan_kpi(kpi, start_text, end_text, warehouse, force=force)
+        finally:
+            warehouse.close()
         if dry_run:
             print_plan(kpi, plan, environment, as_json=as_json)
             return
         if not plan.batches:
             nothing_to_do(kpi, plan, start_text, end_text, as_json=as_json)
             return
+        # the exporter, the loader and their libraries (pyarrow…) only for a run: a dry run starts in a third
+        from pipeline.flows.run import Job
+        from pipeline.runner import Runner, summarize
+
+        runner = Runner(environment, parallel=parallel, force=force)
         outcomes = run_with_progress(runner, [Job(kpi, batch) for batch in plan.batches], quiet=as_json)
     if plan.done and not as_json:
         stdout().print(f"skipped {len(plan.done)} partition(s) already loaded from this SQL (--force runs them)")
@@ -324,12 +330,12 @@ def print_plan(kpi: Kpi, plan: BackfillPlan, environment: settings.Environment, 
     """The batches, their partitions and each query as the source would receive it."""
     from pipeline.core.intervals import Interval
     from pipeline.core.render import bind_values
-    from pipeline.sources import open_source
+    from pipeline.sources import renderer
 
-    source = open_source(environment.source(kpi.source, kpi=kpi.name).url)
+    render = renderer(environment.source(kpi.source, kpi=kpi.name).url)
     queries: list[dict[str, object]] = []
     for group in plan.batches:
-        rendered = source.render(kpi.query, bind_values(kpi, Interval(group[0].start, group[-1].end, kpi.grain)))
+        rendered = render(kpi.query, bind_values(kpi, Interval(group[0].start, group[-1].end, kpi.grain)))
         queries.append(
             {
                 "first": group[0].partition,

@@ -8,8 +8,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from pipeline.core.intervals import Interval
@@ -95,19 +98,45 @@ def render_duckdb(query: Query, values: Mapping[str, Any]) -> Rendered:
 def inline_mysql(query: Query, values: Mapping[str, Any]) -> str:
     """The query with values written in as MySQL literals, for pasting into a SQL client.
 
-    For display only: execution always binds (``render_mysql``). Literals come from sqlglot's generator, which
-    quotes and escapes strings for MySQL.
+    For display only: execution always binds (``render_mysql``). Literals are written as sqlglot's generator
+    writes them for MySQL (:func:`mysql_literal`).
     """
-    from sqlglot import exp
-
     pieces: list[str] = []
     cursor = 0
     for placeholder in query.placeholders:
         pieces.append(query.sql[cursor : placeholder.start])
-        pieces.append(exp.convert(values[placeholder.name]).sql(dialect="mysql"))
+        pieces.append(mysql_literal(values[placeholder.name]))
         cursor = placeholder.end
     pieces.append(query.sql[cursor:])
     return "".join(pieces)
+
+
+# MySQL's escapes in a string literal, as sqlglot writes them (its MySQL dialect's ESCAPED_SEQUENCES, and '' for ')
+_MYSQL_ESCAPES = str.maketrans(
+    {"\0": "\\0", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x1a": "\\Z", "'": "''", "\\": "\\\\"}
+)
+
+
+def mysql_literal(value: Any) -> str:
+    """``value`` as a MySQL literal, the text sqlglot's ``exp.convert(value).sql(dialect="mysql")`` gives (a test
+    compares the two) for what :func:`bind_values` produces — text, numbers, booleans, dates, naive datetimes —
+    and sqlglot's own answer for anything else. Written here because importing sqlglot costs a third of
+    ``kpi render``'s 0.3 s budget when the parse cache has the KPI (measured: 80-100 ms of 0.36 s)."""
+    if isinstance(value, str):
+        return "'" + value.translate(_MYSQL_ESCAPES) + "'"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | Decimal) or (isinstance(value, float) and math.isfinite(value)):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            kind = "DATETIME(6)" if value.microsecond else "DATETIME"
+            return f"CAST('{value.isoformat(sep=' ')}' AS {kind})"
+    elif isinstance(value, date):
+        return f"CAST('{value.isoformat()}' AS DATE)"
+    from sqlglot import exp
+
+    return exp.convert(value).sql(dialect="mysql")
 
 
 def _used(query: Query, values: Mapping[str, Any]) -> dict[str, Any]:
