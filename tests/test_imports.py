@@ -141,7 +141,9 @@ def test_listing_and_rendering_one_kpi_import_none_of_the_heavy_libraries(tmp_pa
 
 
 def test_a_backfill_dry_run_imports_no_exporter_library(tmp_path: Path) -> None:
-    """The plan needs the warehouse's loads and the rendered queries (sqlglot, for the demo's DuckDB dialect),
-    not the exporter's Arrow nor the source's driver."""
+    """The plan needs the warehouse's loads (none: its file does not exist yet, so not even DuckDB is imported)
+    and the queries in the demo's DuckDB dialect — transpiled by the first run, kept for the second
+    (:mod:`pipeline.transpile_cache`); never the exporter's Arrow nor a driver."""
     args = ("backfill", "daily_sales", "--start", "2024-01-01", "--end", "2024-03-31", "--dry-run")
-    assert _heavy_imports(tmp_path, *args) == ["duckdb", "sqlglot"]
+    assert _heavy_imports(tmp_path, *args) == []
+    assert (tmp_path / "cache" / "kpi-duckdb-sql.pickle").is_file()

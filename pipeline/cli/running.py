@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipeline import catalog, interrupts, settings
@@ -32,6 +31,8 @@ def run_with_progress(runner: Runner, jobs: Sequence[Job], *, quiet: bool) -> li
     """The jobs with a progress bar on stderr (none with --json or when stderr is not a terminal). Called inside
     ``interrupts.handled()``: after SIGINT or SIGTERM the outcomes are those of what finished, and
     ``interrupts.requested()`` names the signal (:func:`report` says so)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # runs only
+
     total = sum(len(job.partitions) for job in jobs)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=stderr(), transient=True, disable=quiet) as progress:
@@ -331,20 +332,22 @@ def print_plan(kpi: Kpi, plan: BackfillPlan, environment: settings.Environment, 
     from pipeline.core.intervals import Interval
     from pipeline.core.render import bind_values
     from pipeline.sources import renderer
+    from pipeline.transpile_cache import transpiles_kept
 
     render = renderer(environment.source(kpi.source, kpi=kpi.name).url)
     queries: list[dict[str, object]] = []
-    for group in plan.batches:
-        rendered = render(kpi.query, bind_values(kpi, Interval(group[0].start, group[-1].end, kpi.grain)))
-        queries.append(
-            {
-                "first": group[0].partition,
-                "last": group[-1].partition,
-                "partitions": len(group),
-                "sql": rendered.sql,
-                "values": {k: str(v) for k, v in rendered.values.items()},
-            }
-        )
+    with transpiles_kept():  # the demo's DuckDB SQL of the last dry run, without sqlglot
+        for group in plan.batches:
+            rendered = render(kpi.query, bind_values(kpi, Interval(group[0].start, group[-1].end, kpi.grain)))
+            queries.append(
+                {
+                    "first": group[0].partition,
+                    "last": group[-1].partition,
+                    "partitions": len(group),
+                    "sql": rendered.sql,
+                    "values": {k: str(v) for k, v in rendered.values.items()},
+                }
+            )
     if as_json:
         print_json(
             {

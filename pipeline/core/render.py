@@ -78,7 +78,22 @@ def render_mysql(query: Query, values: Mapping[str, Any]) -> Rendered:
 
 
 _DUCKDB_SQL: dict[str, str] = {}  # query text → its transpile (a run renders one KPI once per job)
-_DUCKDB_SQL_MAX = 1024
+DUCKDB_SQL_MAX = 1024
+
+
+def known_duckdb_sql() -> dict[str, str]:
+    """The transpiles this process knows (query text → DuckDB SQL), for :mod:`pipeline.transpile_cache`."""
+    return dict(_DUCKDB_SQL)
+
+
+def remember_duckdb_sql(entries: Mapping[str, str]) -> None:
+    """Transpiles made earlier (by :func:`render_duckdb`, for the same sqlglot and this module's rules: the
+    caller vouches for that), so that rendering those texts needs no sqlglot."""
+    for text, sql in entries.items():
+        if len(_DUCKDB_SQL) >= DUCKDB_SQL_MAX:
+            break
+        if isinstance(text, str) and isinstance(sql, str):
+            _DUCKDB_SQL.setdefault(text, sql)
 
 
 def render_duckdb(query: Query, values: Mapping[str, Any]) -> Rendered:
@@ -90,7 +105,7 @@ def render_duckdb(query: Query, values: Mapping[str, Any]) -> Rendered:
         from pipeline.core.mysql_on_duckdb import to_duckdb
 
         sql = to_duckdb(query.tree)
-        if len(_DUCKDB_SQL) < _DUCKDB_SQL_MAX:
+        if len(_DUCKDB_SQL) < DUCKDB_SQL_MAX:
             _DUCKDB_SQL[query.sql] = sql
     return Rendered(sql, _used(query, values), "duckdb")
 

@@ -23,10 +23,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
-
-import duckdb
 
 from pipeline.core.drift import schema_drift
 from pipeline.core.manifest import Manifest, SchemaField
@@ -47,6 +45,9 @@ from pipeline.warehouses.base import (
     plan_batch,
     refuse_drift,
 )
+
+if TYPE_CHECKING:  # imported where a file is opened: a plan over a warehouse not created yet needs no DuckDB
+    import duckdb
 
 COLUMNS_TABLE = "_kpi_columns"
 LOCK_WAIT = 60.0  # seconds a load waits for another process's hold on the file before it fails (retryable)
@@ -143,6 +144,8 @@ class DuckDbWarehouse:
     def _open_waiting(self) -> duckdb.DuckDBPyConnection:
         """Open the file, waiting up to :attr:`lock_wait` seconds while another process holds it: DuckDB allows
         one process per file, and a second ``kpi load`` (or a run beside a load) queues behind the first."""
+        import duckdb
+
         started = self._clock()
         while True:
             try:
@@ -229,6 +232,8 @@ class DuckDbWarehouse:
 
     def remove(self, kpi: str, removals: Sequence[Removal], *, whole_table: bool = False) -> list[LoadRecord]:
         """One transaction: each partition's rows deleted (or the whole table's), a removal row each in the audit."""
+        import duckdb
+
         job_id, at = f"duckdb-{uuid.uuid4().hex[:12]}", datetime.now(UTC)
         records = [removal.record(job_id, at) for removal in removals]
         table = quote(kpi)
