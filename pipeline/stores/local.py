@@ -100,10 +100,9 @@ def _make_folder(folder: Path) -> list[Path]:
         changed = _make_folder(folder.parent)
         try:
             folder.mkdir()
-        except FileExistsError:  # another thread made it meanwhile
+        except FileExistsError:  # another thread made it meanwhile: its parent is synced for this file too
             if not folder.is_dir():
                 raise
-            return changed
         return [*changed, folder.parent]
     return [folder.parent]
 
