@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipeline import catalog, interrupts, settings
@@ -35,6 +34,8 @@ def run_with_progress(runner: Runner, jobs: Sequence[Job], *, quiet: bool) -> li
     """The jobs with a progress bar on stderr (none with --json or when stderr is not a terminal). Called inside
     ``interrupts.handled()``: after SIGINT or SIGTERM the outcomes are those of what finished, and
     ``interrupts.requested()`` names the signal (:func:`report` says so)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # runs only
+
     total = sum(len(job.partitions) for job in jobs)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=stderr(), transient=True, disable=quiet) as progress:
@@ -265,8 +266,6 @@ def backfill(
       kpi backfill daily_sales --start 2024-01-01 --end 2024-12-31 --env production --via sfn
     """
     from pipeline.flows.backfill import plan_range, start_state_machine
-    from pipeline.flows.run import Job
-    from pipeline.flows.runner import Runner, summarize
 
     environment = settings.load_environment(env_name)
     kpi = catalog.load_one((queries,), name)
@@ -289,6 +288,10 @@ def backfill(
         if not plan.batches:
             nothing_to_do(kpi, plan, start_text, end_text, as_json=as_json)
             return
+        # the exporter, the loader and their libraries (pyarrow…) only for a run: a dry run starts in a third
+        from pipeline.flows.run import Job
+        from pipeline.flows.runner import Runner, summarize
+
         runner = Runner(environment, parallel=parallel, force=force)
         outcomes = run_with_progress(runner, [Job(kpi, batch) for batch in plan.batches], quiet=as_json)
     if plan.done and not as_json:
@@ -324,9 +327,11 @@ def nothing_to_do(kpi: Kpi, plan: BackfillPlan, start: str, end: str, *, as_json
 def print_plan(kpi: Kpi, plan: BackfillPlan, environment: settings.Environment, *, as_json: bool) -> None:
     """The batches, their partitions and each query as the source would receive it."""
     from pipeline.flows.backfill import plan_queries
-    from pipeline.sources import open_source
+    from pipeline.sources import renderer
+    from pipeline.transpile_cache import transpiles_kept
 
-    queries = plan_queries(kpi, plan, open_source(environment.source(kpi.source, kpi=kpi.name).url))
+    with transpiles_kept():  # the demo's DuckDB SQL of the last dry run, without sqlglot
+        queries = plan_queries(kpi, plan, renderer(environment.source(kpi.source, kpi=kpi.name).url))
     if as_json:
         print_json(
             {

@@ -8,7 +8,7 @@ range with nothing to run is refused here when it is a mistake (:func:`refuse_em
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,8 @@ from pipeline.settings import Environment
 from pipeline.warehouses import Warehouse, open_warehouse
 
 if TYPE_CHECKING:
-    from pipeline.sources import Source
+    from pipeline.core.query import Query
+    from pipeline.core.render import Rendered
 
 
 def plan_kpi(
@@ -104,15 +105,18 @@ def start_state_machine(
     return str(started["executionArn"])
 
 
-def plan_queries(kpi: Kpi, plan: BackfillPlan, source: Source) -> list[dict[str, object]]:
+def plan_queries(
+    kpi: Kpi, plan: BackfillPlan, render: Callable[[Query, Mapping[str, Any]], Rendered]
+) -> list[dict[str, object]]:
     """Each batch's source query as the source would receive it: first and last partition, their count, the SQL
-    and its bound values (as text). Rendering is imported here: the planner Lambda's package has no pyarrow."""
+    and its bound values (as text). ``render`` is the source's (:func:`pipeline.sources.renderer`: no driver is
+    imported, and the planner Lambda's package has no pyarrow)."""
     from pipeline.core.intervals import Interval
     from pipeline.core.render import bind_values
 
     queries: list[dict[str, object]] = []
     for group in plan.batches:
-        rendered = source.render(kpi.query, bind_values(kpi, Interval(group[0].start, group[-1].end, kpi.grain)))
+        rendered = render(kpi.query, bind_values(kpi, Interval(group[0].start, group[-1].end, kpi.grain)))
         queries.append(
             {
                 "first": group[0].partition,

@@ -30,8 +30,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-import duckdb
-
 from pipeline import interrupts
 from pipeline.core.drift import schema_drift
 from pipeline.core.manifest import Manifest, SchemaField
@@ -60,6 +58,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from pipeline.core.spec import Kpi
+
+if TYPE_CHECKING:  # imported where a file is opened: a plan over a warehouse not created yet needs no DuckDB
+    import duckdb
 
 COLUMNS_TABLE = "_kpi_columns"
 LOCK_WAIT = 60.0  # seconds a load waits for another process's hold on the file before it fails (retryable)
@@ -165,6 +166,8 @@ class DuckDbWarehouse:
     def _open_waiting(self) -> duckdb.DuckDBPyConnection:
         """Open the file, waiting up to :attr:`lock_wait` seconds while another process holds it: DuckDB allows
         one process per file, and a second ``kpi load`` (or a run beside a load) queues behind the first."""
+        import duckdb
+
         started = self._clock()
         while True:
             try:
@@ -259,7 +262,9 @@ class DuckDbWarehouse:
     ) -> list[LoadResult]:
         """The batch inside one transaction, planned from the audit table read in that same transaction (under
         the file's write lock, so no other load can commit in between)."""
-        plan = plan_batch(manifests, _loads(connection, manifests[0].kpi), force=force)
+        plan = plan_batch(
+            manifests, _loads(connection, manifests[0].kpi, [m.partition for m in manifests]), force=force
+        )
         if not plan.write:
             return plan.results({})
         newest = max(plan.write, key=lambda m: m.run_id)  # the header the table follows
@@ -277,7 +282,7 @@ class DuckDbWarehouse:
                     f"ALTER TABLE {table} ADD COLUMN {quote(field.name)} {DUCKDB_TYPES[BqType(field.type)]}"
                 )
             _remember_columns(connection, newest.kpi, drift.added, start=len(current))
-        _describe(connection, newest)
+        _describe(connection, newest, current)
         ranges = [_partition_predicate(manifest) for manifest in plan.write]
         batch = (" OR ".join(f"({text})" for text, _ in ranges), [value for _, values in ranges for value in values])
         connection.execute(f"DELETE FROM {table} WHERE {batch[0]}", batch[1])
@@ -293,10 +298,7 @@ class DuckDbWarehouse:
             written[manifest.partition] = LoadResult.replaced(
                 manifest, LoadRecord.of(manifest, job_id, loaded_at), drift
             )
-        connection.executemany(
-            f"INSERT INTO {AUDIT_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [list(result.record.__dict__.values()) for result in written.values() if result.record],
-        )
+        _audit(connection, [result.record for result in written.values() if result.record])
         return plan.results(written)
 
     def remove(self, kpi: str, removals: Sequence[Removal], *, whole_table: bool = False) -> list[LoadRecord]:
@@ -304,6 +306,8 @@ class DuckDbWarehouse:
         planned: nothing removed, :func:`changed_since_planned`), each partition's rows deleted (or the whole
         table's), a removal row each in the audit. A stop (Ctrl-C, SIGTERM) interrupts the statement running and
         rolls it all back: :class:`~pipeline.interrupts.Interrupted`."""
+        import duckdb
+
         job_id, at = f"duckdb-{uuid.uuid4().hex[:12]}", datetime.now(UTC)
         records = [removal.record(job_id, at) for removal in removals]
         table = quote(kpi)
@@ -339,6 +343,17 @@ class DuckDbWarehouse:
         return records
 
 
+def _audit(connection: duckdb.DuckDBPyConnection, records: Sequence[LoadRecord]) -> None:
+    """The audit rows of a batch in one INSERT: DuckDB's ``executemany`` runs one statement per row (measured in
+    ``kpi demo``: 10 ms for the 24 rows of a day of hours, against 2.5 ms in one statement)."""
+    if not records:
+        return
+    rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(records))
+    connection.execute(
+        f"INSERT INTO {AUDIT_TABLE} VALUES {rows}", [value for record in records for value in record.__dict__.values()]
+    )
+
+
 def _unopenable(path: Path, error: duckdb.Error, waited: float) -> LoadError:
     locked = "Could not set lock" in str(error)
     return LoadError(
@@ -355,10 +370,19 @@ def _unopenable(path: Path, error: duckdb.Error, waited: float) -> LoadError:
 _RECORD_COLUMNS = "kpi, partition, run_id, sql_hash, rows, bytes, job_id, timezone('UTC', loaded_at)"
 
 
-def _loads(connection: duckdb.DuckDBPyConnection, kpi: str) -> dict[str, LoadRecord]:
-    """The KPI's current loads: the newest run per partition since its latest removal (:func:`current_loads`)."""
-    rows = connection.execute(current_loads_sql(_RECORD_COLUMNS, AUDIT_TABLE, "$kpi"), {"kpi": kpi}).fetchall()
-    return current_loads(map(_record, rows))
+def _loads(
+    connection: duckdb.DuckDBPyConnection, kpi: str, partitions: Sequence[str] | None = None
+) -> dict[str, LoadRecord]:
+    """The KPI's current loads: the newest run per partition since its latest removal (:func:`current_loads`);
+    with ``partitions``, of those only (a load plans its batch from them)."""
+    if partitions is None:
+        values: dict[str, object] = {"kpi": kpi}
+        sql = current_loads_sql(_RECORD_COLUMNS, AUDIT_TABLE, "$kpi")
+    else:
+        only = "list_contains($partitions, partition)"
+        sql = current_loads_sql(_RECORD_COLUMNS, AUDIT_TABLE, "$kpi", only=only)
+        values = {"kpi": kpi, "partitions": list(partitions)}
+    return current_loads(map(_record, connection.execute(sql, values).fetchall()))
 
 
 def _has_table(connection: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -387,9 +411,18 @@ def _remember_columns(
         )
 
 
-def _describe(connection: duckdb.DuckDBPyConnection, manifest: Manifest) -> None:
-    """Table and column descriptions follow the header of the newest load."""
+def _describe(connection: duckdb.DuckDBPyConnection, manifest: Manifest, current: Sequence[SchemaField]) -> None:
+    """Table and column descriptions follow the header of the newest load. Nothing is written when the table
+    says so already (``current``: its columns before this load) — the usual load, which would otherwise send
+    two statements per column and one for the table (in ``kpi demo``, profiled: 502 statements, 0.22 s)."""
     table = quote(manifest.kpi)
+    known = {field.name: field.description for field in current}
+    if all(known.get(field.name) == field.description for field in manifest.schema):
+        found = connection.execute(
+            "SELECT comment FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?", [manifest.kpi]
+        ).fetchone()
+        if found is not None and (found[0] or "") == manifest.description:
+            return
     connection.execute(f"COMMENT ON TABLE {table} IS {_literal(manifest.description)}")
     for field in manifest.schema:
         connection.execute(f"COMMENT ON COLUMN {table}.{quote(field.name)} IS {_literal(field.description)}")
