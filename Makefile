@@ -115,6 +115,7 @@ bench: native $(LAMBDA_STAMP) $(BENCH_STAMP) ## Exporter against its peers, a 1,
 	$(BIN)/python -m bench.backfill_bench --kpi $(LAMBDA_VENV)/bin/kpi
 	$(BIN)/python -m bench.load_bench --kpi $(LAMBDA_VENV)/bin/kpi
 	$(BIN)/python -m bench.cold_import
+	$(BIN)/python -m bench.demo_bench
 	$(BIN)/python -m bench.anomaly_bench
 
 package: $(STAMP) ## Lambda zips for ARCH (x86_64|arm64) in build/lambda, checked against their size budgets: make package [ARCH=arm64]

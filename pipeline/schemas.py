@@ -74,7 +74,8 @@ def personal_columns(database: str, folder: Path = MASKING) -> dict[str, set[str
     """Table → the columns that the masking rules of ``database`` mask (every rule but ``keep``; every column of
     a truncated table is personal by the rule's own judgement). Rule files with problems are left to
     ``kpi clone plan``, which reports them; an unreadable file marks nothing here."""
-    from pipeline.clone.rules import Strategy, parse_rules
+    from pipeline.clone.model import Strategy
+    from pipeline.clone.rules import parse_rules
 
     personal: dict[str, set[str]] = {}
     for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:

@@ -4,7 +4,10 @@ of the loader is tested on both."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ import duckdb
 from pipeline.core.manifest import Manifest
 from pipeline.export import export
 from pipeline.export.files import FileOptions
+from pipeline.load import load_manifest
 from pipeline.sources import open_source
 from pipeline.sources.duckdb import DuckDbSource
 from pipeline.stores import LocalStore
@@ -115,3 +119,43 @@ def bigquery_target(url: str, client: Any) -> Target:
 
     tables = {"daily": f"`{where.table('daily')}`", "audit": f"`{where.table('_kpi_loads')}`"}
     return Target("bigquery", lambda: BigQueryWarehouse(url, client=client), query, tables, describe)
+
+
+def loaded_snapshot(tmp_path: Path, warehouse_url: str | None = None) -> tuple[Path, Path]:
+    """The snapshot KPI `by_plan` exported from a DuckDB shop and loaded into ``wh.duckdb`` (or the warehouse at
+    ``warehouse_url``): (queries, the DuckDB file)."""
+    shop = tmp_path / "shop.duckdb"
+    with duckdb.connect(str(shop)) as db:
+        db.execute("CREATE TABLE plans AS SELECT * FROM (VALUES ('free', 3), ('paid', 5)) t(plan, users)")
+    queries = tmp_path / "q"
+    kpi = make_kpi(
+        queries,
+        "by_plan",
+        "grain: none\ncolumns:\n  plan: {type: STRING}\n  users: {type: INT64}",
+        "SELECT plan, users FROM plans",
+    )
+    store = LocalStore(tmp_path / "lake")
+    (manifest,) = export(kpi, [], source=open_source(f"duckdb:///{shop}"), store=store)
+    warehouse = open_warehouse(warehouse_url or str(tmp_path / "wh.duckdb"))
+    load_manifest(store, f"by_plan/snapshot/run={manifest.run_id}/_manifest.json", warehouse)
+    warehouse.close()
+    return queries, tmp_path / "wh.duckdb"
+
+
+@contextmanager
+def held_open(path: Path, *, read_only: bool = False) -> Iterator[None]:
+    """Another process holds the DuckDB file open until the block ends: for writing (DuckDB lets one process
+    write a file: a transient failure of a loader, cured once that process is gone) or read-only (many may read;
+    no writer can open it meanwhile)."""
+    code = f"import duckdb, sys; c = duckdb.connect({str(path)!r}, read_only={read_only}); print('held', flush=True)"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code + "; sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)

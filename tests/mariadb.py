@@ -34,7 +34,10 @@ class PrivateMariaDB(LoopbackServer):
 
     def install(self) -> None:
         command = ["mariadb-install-db", "--no-defaults", f"--datadir={self.data}", "--skip-test-db"]
-        command += ["--auth-root-authentication-method=normal", "--user=root"]
+        # Temporary tables in its own folder, not the shared /tmp: an install failed there ("Could not remove
+        # temporary table '/tmp/#sql-temptable-…'", then "Unknown table 'mysql.tmp_proxies_priv'") while other
+        # sessions on the machine ran theirs.
+        command += ["--auth-root-authentication-method=normal", "--user=root", f"--tmpdir={self.root}"]
         done = subprocess.run(command, capture_output=True, check=False, timeout=120)
         if done.returncode:
             raise RuntimeError(f"mariadb-install-db failed:\n{done.stdout.decode()[-2000:]}{done.stderr.decode()}")
@@ -48,6 +51,7 @@ class PrivateMariaDB(LoopbackServer):
             "--bind-address=127.0.0.1",
             f"--socket={self.root / 'mysqld.sock'}",
             f"--pid-file={self.root / 'mysqld.pid'}",
+            f"--tmpdir={self.root}",
             "--user=root",
             "--skip-log-bin",
             "--innodb-buffer-pool-size=32M",

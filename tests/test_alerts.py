@@ -243,8 +243,8 @@ def test_bad_alerts_table_names_the_key(tmp_path: Path, table: str, message: str
     ],
 )
 def test_links_open_looker_studio_else_the_report(tmp_path: Path, warehouse: str, report: str, expected: str) -> None:
-    from pipeline.dashboard import report_url
     from pipeline.flows.alerts import kpi_link
+    from pipeline.flows.dashboard import report_url
     from tests.exporting import DAILY, DAILY_SQL, make_kpi
 
     kpi = make_kpi(tmp_path / "q", "daily", DAILY, DAILY_SQL)

@@ -17,8 +17,8 @@ import pytest
 
 from pipeline.core.alert_routing import Destination, Routing
 from pipeline.core.alerts import Alert
-from pipeline.dashboard import report_url
 from pipeline.flows.alerts import Delivered, anomaly_alerts, send_alerts
+from pipeline.flows.dashboard import report_url
 from tests.aws import MotoServer
 from tests.exporting import DAILY, DAILY_SQL, make_kpi
 from tests.slack import SlackStandIn

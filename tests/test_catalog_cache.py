@@ -32,7 +32,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _entries(folder: Path) -> dict[str, object]:
     fmt, fingerprint, entries = pickle.loads((folder / parse_cache.FILE_NAME).read_bytes())
-    assert (fmt, fingerprint) == (parse_cache.FORMAT, parse_cache.fingerprint())
+    assert (fmt, fingerprint) == (parse_cache.FORMAT, f"{parse_cache.fingerprint()} entries=2")
     assert isinstance(entries, dict)
     return entries
 
@@ -102,6 +102,22 @@ def test_a_cache_of_another_parser_or_a_damaged_cache_is_ignored(cache_dir: Path
     assert len(_entries(cache_dir)) == len(entries)  # rewritten with this parser's fingerprint
     cache_file.write_bytes(b"not a pickle")
     assert catalog.load([folder]).kpis == right.kpis
+
+
+def test_each_entry_is_read_on_its_own_and_a_damaged_one_is_parsed_again(cache_dir: Path, tmp_path: Path) -> None:
+    folder = _copy(tmp_path, QUERIES)
+    right = catalog.load([folder])
+    entries = _entries(cache_dir)
+    assert all(isinstance(blob, bytes) for blob in entries.values())  # unpickled only when asked for
+    damaged = dict.fromkeys(entries, b"not a pickle")
+    (cache_dir / parse_cache.FILE_NAME).write_bytes(
+        pickle.dumps((parse_cache.FORMAT, f"{parse_cache.fingerprint()} entries=2", damaged))
+    )
+    cache = parse_cache.ParseCache(cache_dir)
+    assert catalog.load([folder]).kpis == right.kpis
+    assert cache.parse("queries/x.sql", b"not a KPI", "x")[0] is None
+    assert cache.misses == 1
+    assert all(isinstance(blob, bytes) and pickle.loads(blob) for blob in _entries(cache_dir).values())  # kept again
 
 
 def test_no_cache_when_off_and_no_error_where_it_cannot_be_written(

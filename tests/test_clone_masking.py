@@ -46,8 +46,8 @@ from pipeline.clone import (
     plan_masking,
     reference_value,
 )
+from pipeline.clone.model import ColumnRule
 from pipeline.clone.mysql import list_databases, read_schema
-from pipeline.clone.rules import ColumnRule
 from pipeline.clone.scan import luhn
 from pipeline.clone.schema import Column, Schema, Table
 from pipeline.clone.sql import IPAD_VARIABLE, OPAD_VARIABLE, keyed_hash, message_of

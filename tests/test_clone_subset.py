@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.clone import CloneError, CoverageError, mask, parse_rules
 from pipeline.clone.fakes import fake
-from pipeline.clone.rules import RuleFile
+from pipeline.clone.model import RuleFile
 from tests.clone_masking import RULES, USERS, email_of
 from tests.test_clone_masking import KEY, OTHER_KEY, database_of, databases, dump, rules_for
 

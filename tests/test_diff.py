@@ -26,8 +26,8 @@ from pipeline.core.valuediff import (
     delta_text,
     markdown,
 )
-from pipeline.diff import diff_kpi
 from pipeline.errors import UsageError
+from pipeline.flows.diff import diff_kpi
 from pipeline.settings import Environment, SourceSetting
 from tests.conftest import MySqlServer
 from tests.server_counters import USERSTAT_GROUP, counted_login, url_of, user_statistic

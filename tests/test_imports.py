@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import subprocess
 import sys
 from graphlib import CycleError, TopologicalSorter
@@ -100,3 +101,49 @@ def test_the_ops_lambdas_configuration_readers_need_no_yaml() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert done.stdout.strip() == "[]"
+
+
+HEAVY = ("pyarrow", "duckdb", "google", "boto3", "sqlglot", "yaml", "pandas")
+_PROBE = (
+    "import json, sys\n"
+    "from pipeline.cli import cli\n"
+    "try:\n"
+    "    cli.main(sys.argv[1:], prog_name='kpi')\n"
+    "except SystemExit as stop:\n"
+    "    assert not stop.code, stop.code\n"
+    "print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)), file=sys.stderr)\n"
+)
+
+
+def _heavy_imports(tmp_path: Path, *args: str) -> list[str]:
+    """The heavy libraries a ``kpi`` command imported, run in a fresh process on the example KPIs, with a parse
+    cache and a warehouse of its own under ``tmp_path`` (the cache warm: the same command ran once before)."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "KPI_CACHE": str(tmp_path / "cache"),
+        "KPI_WAREHOUSE": f"duckdb://{tmp_path}/warehouse.duckdb",
+        "KPI_LAKE": str(tmp_path / "lake"),
+    }
+    command = [sys.executable, "-c", _PROBE.format(heavy=HEAVY), "--queries", str(ROOT / "queries"), *args]
+    for _ in range(2):
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env)
+        assert done.returncode == 0, done.stderr
+    found: list[str] = json.loads(done.stderr.strip().splitlines()[-1])
+    return found
+
+
+def test_listing_and_rendering_one_kpi_import_none_of_the_heavy_libraries(tmp_path: Path) -> None:
+    """Start-up is most of a single-KPI command (README, Performance): `kpi list` and `kpi render` of a cached
+    KPI need neither sqlglot nor PyYAML, nor a driver, Arrow or a cloud SDK."""
+    assert _heavy_imports(tmp_path, "list") == []
+    assert _heavy_imports(tmp_path, "render", "daily_sales", "--date", "2024-03-01") == []
+
+
+def test_a_backfill_dry_run_imports_no_exporter_library(tmp_path: Path) -> None:
+    """The plan needs the warehouse's loads (none: its file does not exist yet, so not even DuckDB is imported)
+    and the queries in the demo's DuckDB dialect — transpiled by the first run, kept for the second
+    (:mod:`pipeline.transpile_cache`); never the exporter's Arrow nor a driver."""
+    args = ("backfill", "daily_sales", "--start", "2024-01-01", "--end", "2024-03-31", "--dry-run")
+    assert _heavy_imports(tmp_path, *args) == []
+    assert (tmp_path / "cache" / "kpi-duckdb-sql.pickle").is_file()

@@ -5,11 +5,7 @@ listed in the partial batch response) and what fails at once (everything else, p
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +37,7 @@ from pipeline.stores import LocalStore, open_store
 from pipeline.warehouses import open_warehouse
 from tests.aws import MotoServer
 from tests.exporting import days, make_kpi
-from tests.loading import HEADER, SQL, shop_source
+from tests.loading import HEADER, SQL, held_open, shop_source
 
 
 @pytest.fixture
@@ -252,30 +248,6 @@ def load_queue(aws_env: MotoServer) -> LoadQueue:
     return LoadQueue(url, arn, dead)
 
 
-@contextmanager
-def held_lock(path: Path) -> Iterator[None]:
-    """Another process holds the DuckDB warehouse file open (DuckDB lets one process write it): a transient
-    failure of the loader, cured once that process is gone."""
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb, sys; c = duckdb.connect({str(path)!r}); print('held', flush=True); sys.stdin.read()",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "held"
-        yield
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=30)
-
-
 def test_the_loader_retries_a_transient_failure_after_a_backoff_and_parks_a_permanent_one_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_bucket: str, load_queue: LoadQueue
 ) -> None:
@@ -288,10 +260,13 @@ def test_the_loader_retries_a_transient_failure_after_a_backoff_and_parks_a_perm
     monkeypatch.setenv("KPI_WAREHOUSE", str(warehouse))
     monkeypatch.delenv("KPI_ENV", raising=False)
     monkeypatch.delenv("KPI_CONFIG", raising=False)
+    # The loader waits LOCK_WAIT (60 s) for the file lock before it gives up (retryable): this test needs the wait
+    # to end, not its length (tests/test_load_concurrency.py runs the wait itself on an injected clock).
+    monkeypatch.setattr("pipeline.warehouses.duckdb.LOCK_WAIT", 1.0)
     load_queue.send(s3_bucket, "lake/daily/day=2024-03-01/run=r1/_manifest.json")
     load_queue.send(s3_bucket, damaged)
 
-    with held_lock(warehouse):
+    with held_open(warehouse):
         answer, records = load_queue.deliver()
     ids = {json.loads(r["body"])["Records"][0]["s3"]["object"]["key"].split("/")[2]: r["messageId"] for r in records}
     assert answer["batchItemFailures"] == [{"itemIdentifier": ids["day=2024-03-01"]}]  # retried: the file was busy

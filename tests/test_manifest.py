@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from copy import deepcopy
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 import pytest
@@ -66,6 +67,15 @@ def test_a_valid_manifest_parses_and_round_trips() -> None:
     assert problems(manifest) == []
     assert Manifest.from_json(manifest.to_json()) == manifest
     assert manifest.null_marker is None
+
+
+def test_the_json_is_every_field_in_declaration_order_indented_as_written_before() -> None:
+    parsed = Manifest.from_json(changed())
+    manifest = replace(parsed, params={"min_amount": "1000", "名前": "値"}, replaced={"status: zero dates": 2})
+    assert manifest.to_json() == json.dumps(asdict(manifest), indent=2, ensure_ascii=False) + "\n"
+    assert list(json.loads(manifest.to_json())) == [f.name for f in fields(Manifest)]
+    assert json.loads(manifest.to_json())["files"][0] == VALID["files"][0]
+    assert '"名前": "値"' in manifest.to_json()
 
 
 @pytest.mark.parametrize(

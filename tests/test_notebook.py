@@ -25,6 +25,7 @@ from pipeline.stores import LocalStore
 from pipeline.warehouses import Warehouse, open_warehouse
 from tests.conftest import ROOT, MySqlServer
 from tests.exporting import days, make_kpi
+from tests.loading import loaded_snapshot
 
 EVENTS = (
     "CREATE TABLE events (id INT, created_at DATETIME(6), ts TIMESTAMP(6) NULL, amount DECIMAL(12,2),"
@@ -159,23 +160,8 @@ def test_read_says_what_to_do_when_nothing_was_loaded_or_the_dates_do_not_apply(
 
 
 def test_read_a_snapshot_from_the_embedded_warehouse(tmp_path: Path) -> None:
-    import duckdb
-
-    shop = tmp_path / "shop.duckdb"
-    with duckdb.connect(str(shop)) as db:
-        db.execute("CREATE TABLE plans AS SELECT * FROM (VALUES ('free', 3), ('paid', 5)) t(plan, users)")
-    kpi = make_kpi(
-        tmp_path / "q",
-        "by_plan",
-        "grain: none\ncolumns:\n  plan: {type: STRING}\n  users: {type: INT64}",
-        "SELECT plan, users FROM plans",
-    )
-    store = LocalStore(tmp_path / "lake")
-    (manifest,) = export(kpi, [], source=open_source(f"duckdb:///{shop}"), store=store)
-    warehouse = open_warehouse(str(tmp_path / "wh.duckdb"))
-    load_manifest(store, f"by_plan/snapshot/run={manifest.run_id}/_manifest.json", warehouse)
-    warehouse.close()
-    frame = pipeline.read("by_plan", queries=tmp_path / "q", warehouse=str(tmp_path / "wh.duckdb"))
+    queries, warehouse = loaded_snapshot(tmp_path)  # `by_plan` exported from a DuckDB shop and loaded
+    frame = pipeline.read("by_plan", queries=queries, warehouse=str(warehouse))
     assert sorted(frame.itertuples(index=False, name=None)) == [("free", 3), ("paid", 5)]
     assert str(frame["users"].dtype) == "Int64"
 

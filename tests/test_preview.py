@@ -19,8 +19,8 @@ from pipeline.cli import cli
 from pipeline.core.typeplan import ARROW_TYPES
 from pipeline.core.types import BqType
 from pipeline.errors import UsageError
+from pipeline.flows.preview import preview_kpi
 from pipeline.load import load_manifest
-from pipeline.notebook import preview_kpi
 from pipeline.sources import open_source
 from pipeline.sources.mysql import MySqlSource
 from pipeline.stores import LocalStore

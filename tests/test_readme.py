@@ -22,7 +22,7 @@ def test_readme_documents_every_masking_rule_and_clone_key() -> None:
     from dataclasses import fields
 
     from pipeline.clone.config import CloneConfig
-    from pipeline.clone.rules import Strategy
+    from pipeline.clone.model import Strategy
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("### Cloning production into staging") :]

@@ -15,8 +15,8 @@ from pipeline import catalog
 from pipeline.cli import cli
 from pipeline.core.types import BqType
 from pipeline.errors import LoadError
+from pipeline.flows.removal import plan_removal, remove
 from pipeline.load import load_manifest
-from pipeline.removal import plan_removal, remove
 from pipeline.stores import LocalStore
 from pipeline.warehouses.base import REMOVED, Removal
 from tests.bigquery import BigQueryBridge
@@ -257,6 +257,11 @@ def test_the_warehouses_query_of_current_loads_is_the_python_rule() -> None:
     chance = random.Random(20261203)
     start = datetime(2024, 3, 1, tzinfo=UTC)
     columns = "kpi, partition, run_id, sql_hash, rows, bytes, job_id, timezone('UTC', loaded_at)"
+    connection = duckdb.connect()  # one in-memory database for all histories: a new one each costs more
+    connection.execute(
+        f"CREATE TABLE {AUDIT_TABLE} (kpi VARCHAR, partition VARCHAR, run_id VARCHAR, sql_hash VARCHAR, "
+        "rows BIGINT, bytes BIGINT, job_id VARCHAR, loaded_at TIMESTAMPTZ)"
+    )
     for _ in range(400):
         rows = [
             LoadRecord(
@@ -271,16 +276,13 @@ def test_the_warehouses_query_of_current_loads_is_the_python_rule() -> None:
             )
             for _ in range(chance.randint(0, 12))
         ]
-        with duckdb.connect() as connection:
+        connection.execute(f"DELETE FROM {AUDIT_TABLE}")
+        if rows:  # one statement: DuckDB's executemany runs one INSERT per row
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows))
             connection.execute(
-                f"CREATE TABLE {AUDIT_TABLE} (kpi VARCHAR, partition VARCHAR, run_id VARCHAR, sql_hash VARCHAR, "
-                "rows BIGINT, bytes BIGINT, job_id VARCHAR, loaded_at TIMESTAMPTZ)"
+                f"INSERT INTO {AUDIT_TABLE} VALUES {values}", [v for r in rows for v in r.__dict__.values()]
             )
-            for row in rows:
-                connection.execute(
-                    f"INSERT INTO {AUDIT_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)", list(row.__dict__.values())
-                )
-            chosen = connection.execute(current_loads_sql(columns, AUDIT_TABLE, "$kpi"), {"kpi": "daily"}).fetchall()
+        chosen = connection.execute(current_loads_sql(columns, AUDIT_TABLE, "$kpi"), {"kpi": "daily"}).fetchall()
         found = {r[1]: (r[2], r[7].replace(tzinfo=UTC)) for r in chosen}  # equal (run, time): either row will do
         expected = current_loads(r for r in rows if r.kpi == "daily")
         assert found == {p: (r.run_id, r.loaded_at) for p, r in expected.items()}, rows

@@ -29,8 +29,8 @@ import pytest
 from pipeline import catalog, interrupts
 from pipeline.core.manifest import Manifest
 from pipeline.errors import LoadError
+from pipeline.flows.removal import plan_removal, remove
 from pipeline.load import load_manifest
-from pipeline.removal import plan_removal, remove
 from pipeline.stores import LocalStore
 from pipeline.warehouses.bigquery import BigQueryWarehouse, parse_bigquery_url
 from tests.bigquery import BigQueryBridge, BigQueryEmulator
@@ -261,7 +261,13 @@ def test_a_bigquery_removal_killed_while_its_job_is_sent_is_all_or_nothing(
     command += ["--end", "2024-03-02", "--yes", "--json"]
     killed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    jobs = [job for job in bq_client.list_jobs(max_results=200) if job.job_id.startswith("kpi_remove_daily_")]
+    # This test's removal jobs: the emulator is shared by the test workers, and every test's KPI may be `daily`.
+    dataset = bq_url.split("?")[0].rsplit("/", 1)[1]
+    jobs = [
+        job
+        for job in bq_client.list_jobs(max_results=200)
+        if job.job_id.startswith("kpi_remove_daily_") and dataset in (getattr(job, "query", "") or "")
+    ]
     if when == "before":
         assert jobs == []
         assert audit_and_rows(target) == before

@@ -8,6 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
@@ -16,7 +17,7 @@ import sqlglot
 from pipeline import catalog
 from pipeline.core.intervals import interval_containing
 from pipeline.core.parse import parse_kpi
-from pipeline.core.render import bind_values, inline_mysql, render_duckdb, render_mysql
+from pipeline.core.render import bind_values, inline_mysql, mysql_literal, render_duckdb, render_mysql
 from pipeline.core.spec import Kpi
 from pipeline.errors import RenderError
 from tests.conftest import ROOT, MySqlServer, demo_schema_statements
@@ -154,6 +155,38 @@ def test_inline_form_is_for_pasting_and_quotes_strings() -> None:
     kpi, _ = parse_kpi("q.sql", text.encode(), "q")
     assert kpi is not None
     assert inline_mysql(kpi.query, bind_values(kpi, None)) == "SELECT 'O''Brien' AS x"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "O'Brien",
+        "a\\b\\'c",
+        "x\ny",
+        "tab\tcr\rnul\x00sub\x1abs\x08bell\x07",
+        "日本語",
+        "",
+        0,
+        -12,
+        2**70,
+        Decimal("1.50"),
+        Decimal("-0.000001"),
+        Decimal("1E+3"),
+        1.5,
+        1e20,
+        -0.1,
+        True,
+        False,
+        date(2024, 3, 1),
+        datetime(2024, 3, 1),
+        datetime(2024, 3, 1, 9, 30, 15),
+        datetime(2024, 3, 1, 0, 0, 0, 5),
+        datetime(2024, 3, 1, tzinfo=ZoneInfo("Asia/Tokyo")),
+        None,
+    ],
+)
+def test_a_pasted_literal_is_what_sqlglot_writes_for_mysql(value: object) -> None:
+    assert mysql_literal(value) == sqlglot.exp.convert(value).sql(dialect="mysql")
 
 
 def test_bound_interval_is_naive_wall_clock_in_the_source_timezone(tmp_path: Path) -> None:

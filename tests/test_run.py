@@ -22,6 +22,7 @@ from pipeline.core.intervals import Grain, intervals_between
 from pipeline.core.plan import batches, due_intervals, plan_backfill
 from pipeline.errors import UsageError
 from tests.exporting import DAILY, DAILY_SQL, make_kpi
+from tests.loading import held_open
 
 
 @pytest.fixture
@@ -106,6 +107,22 @@ def test_backfill_dry_run_prints_the_plan_and_touches_nothing(project: Path) -> 
     assert plan["batches"][1]["values"] == {"start": "2024-02-01 00:00:00", "end": "2024-03-01 00:00:00"}
     assert not (project / "lake").exists()
     assert not (project / "wh.duckdb").exists()
+
+
+def test_a_dry_run_reads_the_warehouse_read_only_beside_another_reader(project: Path) -> None:
+    """The plan reads the audit only: another process holding the file read-only (no writer could open it) does
+    not stop it, and the file is not changed."""
+    loaded = CliRunner().invoke(cli, ["backfill", "daily", "--start", "2024-03-01", "--end", "2024-03-02"])
+    assert loaded.exit_code == 0, loaded.output
+    path = project / "wh.duckdb"
+    before = path.stat().st_mtime_ns
+    with held_open(path, read_only=True):
+        dry = CliRunner().invoke(
+            cli, ["backfill", "daily", "--start", "2024-03-01", "--end", "2024-03-03", "--dry-run"]
+        )
+    assert dry.exit_code == 0, dry.output
+    assert "daily: 1 partition(s) in 1 source query on source 'default'; 2 already loaded from this SQL" in dry.output
+    assert path.stat().st_mtime_ns == before
 
 
 def test_backfill_loads_every_day_including_empty_ones_and_resumes(project: Path) -> None:

@@ -197,6 +197,46 @@ def test_put_bytes_overwrites_atomically(store: Store) -> None:
     assert leftovers(store) == [store.uri("manifests/orders_daily.json")]  # no temp file left next to it
 
 
+def test_put_many_stores_each_object_in_order(store: Store) -> None:
+    items = [(f"kpi/day=2024-01-0{n}/run=r/_manifest.json", f'{{"n": {n}}}'.encode()) for n in (1, 2, 3)]
+    store.put_many(items)
+    assert [store.get_bytes(key) for key, _ in items] == [data for _, data in items]
+    assert leftovers(store) == sorted(store.uri(key) for key, _ in items)
+
+
+def test_put_many_in_a_folder_publishes_none_when_one_cannot_be_written(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "lake")
+    store.put_bytes("kpi/blocked", b"a file where the second manifest's folder would be")
+    with pytest.raises(StoreError, match="could not create a file") as caught:
+        store.put_many([("kpi/day=1/_manifest.json", b"{}"), ("kpi/blocked/_manifest.json", b"{}")])
+    assert caught.value.where == store.uri("kpi/blocked/_manifest.json")
+    assert not store.exists("kpi/day=1/_manifest.json")  # written to a temp file, never renamed, removed
+    assert leftovers(store) == [store.uri("kpi/blocked")]
+
+
+def test_a_folder_syncs_published_files_by_the_next_put(tmp_path: Path) -> None:
+    """A data file is committed by the manifest that names it: its commit publishes it without waiting for the
+    disk, and the store's next put makes it, its folder and the new folders above durable first."""
+    store = LocalStore(tmp_path / "lake")
+    with store.open_write("kpi/day=1/run=r/part-00000.parquet") as writer:
+        writer.write(b"rows")
+    run = tmp_path / "lake" / "kpi" / "day=1" / "run=r"
+    assert list(store._unsynced_files) == [run / "part-00000.parquet"]
+    # the file's folder, and the folder above each one created for it (the lake's root included: new too)
+    assert set(store._unsynced_folders) == {run, run.parent, run.parent.parent, tmp_path / "lake", tmp_path}
+    store.put_bytes("kpi/day=1/run=r/_manifest.json", b"{}")
+    assert (store._unsynced_files, store._unsynced_folders) == ({}, {})
+
+
+def test_a_file_aborted_after_publishing_is_skipped_by_the_sync(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "lake")
+    with store.open_write("kpi/day=1/run=r/part-00000.parquet") as writer:
+        writer.write(b"rows of a partition that failed its checks")
+    store.delete(["kpi/day=1/run=r/part-00000.parquet"])  # what PartitionFiles.abort does
+    store.put_bytes("kpi/day=2/run=r/_manifest.json", b"{}")  # no error for the file and folders now gone
+    assert store.list("") == [ObjectInfo("kpi/day=2/run=r/_manifest.json", 2)]
+
+
 def test_missing_key_names_the_key(store: Store) -> None:
     with pytest.raises(StoreError, match="no object") as caught:
         store.get_bytes("nope/x.parquet")

@@ -4,7 +4,7 @@ Nothing here changes a command's result or exit code: a delivery that failed is 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -16,8 +16,8 @@ from pipeline.settings import Environment
 
 if TYPE_CHECKING:
     from pipeline.flows.alerts import DeliveryReport
-    from pipeline.runner import KpiSummary
-    from pipeline.warehouses.base import LoadRecord
+    from pipeline.flows.runner import KpiSummary
+    from pipeline.flows.status import KpiStatus
 
 
 def _local(now: datetime, kpis: Iterable[Kpi]) -> datetime:
@@ -48,10 +48,10 @@ def alert_failures(
 
 
 def alert_stale(
-    kpis: Sequence[Kpi], loaded: Mapping[str, Mapping[str, LoadRecord]], environment: Environment, now: datetime
+    kpis: Sequence[Kpi], lines: Sequence[KpiStatus], environment: Environment, now: datetime
 ) -> DeliveryReport | None:
-    """One message per owner for the KPIs past ``freshness.error_after`` (or never loaded); ``loaded`` is each
-    KPI's audit rows, as ``kpi status`` read them."""
+    """One message per owner for the KPIs past ``freshness.error_after`` (or never loaded); ``lines`` are
+    ``kpi status``'s, so the alert says what the table says."""
     if not environment.alerts.configured:
         stderr().print(
             f"[yellow]warning:[/] --alert: the environment '{environment.name}' has no alerts configured; nothing "
@@ -61,7 +61,7 @@ def alert_stale(
         return None
     from pipeline.flows.alerts import send_alerts, stale_alerts, stale_kpis
 
-    stale = stale_kpis(kpis, loaded, now)
+    stale = stale_kpis(kpis, lines)
     if not stale:
         return None
 

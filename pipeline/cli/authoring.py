@@ -19,7 +19,6 @@ from pipeline.core.intervals import Grain
 from pipeline.core.render import bind_values, inline_mysql, render_duckdb, render_mysql
 from pipeline.core.selection import moment, requested_intervals
 from pipeline.core.spec import Kpi
-from pipeline.scaffold import new_kpi_file
 
 
 @cli.command()
@@ -190,6 +189,8 @@ def new(queries: Path, name: str, grain: str) -> None:
     Example:
       kpi new weekly_refunds --grain week
     """
+    from pipeline.flows.scaffold import new_kpi_file  # its header rules import PyYAML: only `kpi new` needs them
+
     path = new_kpi_file(queries, name, Grain(grain), date.today())
     stdout().print(
         f"[green]created[/] {catalog.display_path(path)}; edit it, then run `kpi check {catalog.display_path(path)}`"

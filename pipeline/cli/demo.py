@@ -29,7 +29,7 @@ def demo(queries: Path, env_name: str | None, as_json: bool) -> None:
     """
     from pipeline.demo.flow import DAYS, run_demo
     from pipeline.flows.run import Job
-    from pipeline.runner import Outcome, Runner, summarize
+    from pipeline.flows.runner import Outcome, Runner, summarize
     from pipeline.schemas import read_snapshots, schemas_folder
 
     environment = settings.load_environment(env_name)

@@ -1,4 +1,4 @@
-"""``kpi diff``: the base and head versions of a KPI's SQL over its last partitions (:mod:`pipeline.diff`)."""
+"""``kpi diff``: the base and head versions of a KPI's SQL over its last partitions (:mod:`pipeline.flows.diff`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pipeline.cli.app import EXIT_CHANGED, Failed, cli
 from pipeline.cli.arguments import clock, env_option, now_option
 from pipeline.cli.output import print_json, stdout
 from pipeline.core.valuediff import NO_CHANGE, ValueDiff, delta_text, markdown
-from pipeline.diff import diff_kpi
+from pipeline.flows.diff import diff_kpi
 
 
 @cli.command()

@@ -1,4 +1,4 @@
-"""``kpi check --explain``: print what the production EXPLAIN guard found (:mod:`pipeline.explain_check`)."""
+"""``kpi check --explain``: print what the production EXPLAIN guard found (:mod:`pipeline.flows.explain_check`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from rich.table import Table
 from pipeline import settings
 from pipeline.cli.output import stdout
 from pipeline.core.spec import Kpi
-from pipeline.explain_check import ExplainRun, explain_kpis
+from pipeline.flows.explain_check import ExplainRun, explain_kpis
 
 
 def run_explain(kpis: Sequence[Kpi], env_name: str | None, start: str | None, end: str | None) -> ExplainRun:

@@ -92,7 +92,7 @@ def dashboard(queries: Path, name: str, env_name: str | None, warehouse: str | N
       KPI_WAREHOUSE=bigquery://acme-analytics/kpi kpi dashboard daily_sales
     """
     from pipeline import catalog
-    from pipeline.dashboard import report_url
+    from pipeline.flows.dashboard import report_url
 
     environment = settings.load_environment(env_name).overridden(warehouse=warehouse)
     click.echo(report_url(catalog.load_one((queries,), name), environment.warehouse))

@@ -16,7 +16,7 @@ from pipeline.cli.arguments import env_option, param_pairs
 from pipeline.cli.output import print_json, stdout
 
 if TYPE_CHECKING:
-    from pipeline.notebook import Preview
+    from pipeline.flows.preview import Preview
 
 
 @cli.command()
@@ -50,7 +50,7 @@ def preview(
       kpi preview daily_sales --json | jq '.columns'
     """
     from pipeline.core.selection import moment
-    from pipeline.notebook import run_preview  # the exporter's imports (pyarrow…) only for this command
+    from pipeline.flows.preview import run_preview  # the exporter's imports (pyarrow…) only for this command
 
     queries: Path = ctx.obj
     environment = settings.load_environment(env_name).overridden(source=source)
@@ -66,7 +66,7 @@ def preview(
 
 
 def _show(result: Preview) -> None:
-    from pipeline.notebook import Severity, rows_for_display
+    from pipeline.flows.preview import Severity, rows_for_display
 
     console = _console()
     where = f"partition {result.partition} ({result.timezone})" if result.partition != "snapshot" else "snapshot"

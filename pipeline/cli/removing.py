@@ -16,7 +16,7 @@ from pipeline.cli.output import print_json, stderr, stdout
 from pipeline.errors import UsageError
 
 if TYPE_CHECKING:
-    from pipeline.removal import RemovalPlan
+    from pipeline.flows.removal import RemovalPlan
 
 _SHOWN = 50  # partitions listed before the table says how many more
 
@@ -55,7 +55,7 @@ def remove(
       kpi remove users_by_plan --all --yes              # a snapshot, or a whole KPI
     """
     from pipeline.core.selection import moment, requested_intervals
-    from pipeline.removal import plan_removal, remove
+    from pipeline.flows.removal import plan_removal, remove
     from pipeline.warehouses import open_warehouse
 
     environment = settings.load_environment(env_name)

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pipeline import catalog, interrupts, settings
@@ -19,14 +18,15 @@ from pipeline.cli.app import Failed, cli
 from pipeline.cli.arguments import allow_options, clock, env_option, now_option
 from pipeline.cli.output import SHOWN_PER_FILE, print_json, print_problems, stderr, stdout
 from pipeline.core.spec import Kpi
-from pipeline.errors import Problem, UsageError
+from pipeline.errors import Problem
 
 if TYPE_CHECKING:
     from pipeline.core.anomaly import Anomaly
     from pipeline.core.plan import BackfillPlan
     from pipeline.flows.alerts import DeliveryReport
     from pipeline.flows.run import Job
-    from pipeline.runner import KpiSummary, Outcome, Runner
+    from pipeline.flows.runner import KpiSummary, Outcome, Runner
+    from pipeline.flows.status import KpiStatus
 
 _PARALLEL_HELP = "Queries at once per source (default: the source's `parallel` in kpi.toml, else 2)."
 
@@ -35,6 +35,8 @@ def run_with_progress(runner: Runner, jobs: Sequence[Job], *, quiet: bool) -> li
     """The jobs with a progress bar on stderr (none with --json or when stderr is not a terminal). Called inside
     ``interrupts.handled()``: after SIGINT or SIGTERM the outcomes are those of what finished, and
     ``interrupts.requested()`` names the signal (:func:`report` says so)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # runs only
+
     total = sum(len(job.partitions) for job in jobs)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=stderr(), transient=True, disable=quiet) as progress:
@@ -141,7 +143,7 @@ def chosen_kpis(queries: Path, names: Sequence[str]) -> list[Kpi]:
 def kpis_and_broken(queries: Path, names: Sequence[str]) -> tuple[list[Kpi], list[Outcome]]:
     """:func:`chosen_kpis`, and for each KPI (or file) left out because of its problems a failed outcome that
     lists them."""
-    from pipeline.runner import FAILED, Outcome
+    from pipeline.flows.runner import FAILED, Outcome
 
     found = catalog.load((queries,))
     if names:
@@ -206,7 +208,7 @@ def run(
     """
     from pipeline.core.selection import moment
     from pipeline.flows.run import Asked, plan_run
-    from pipeline.runner import KpiSummary, Runner, summarize
+    from pipeline.flows.runner import KpiSummary, Runner, summarize
 
     environment = settings.load_environment(env_name)
     asked = Asked(
@@ -273,9 +275,7 @@ def backfill(
       kpi backfill hourly_orders --start 2024-03-01 --end 2024-03-07 --force
       kpi backfill daily_sales --start 2024-01-01 --end 2024-12-31 --env production --via sfn
     """
-    from pipeline.backfill import plan_kpi, start_state_machine
-    from pipeline.flows.run import Job
-    from pipeline.runner import Runner, summarize
+    from pipeline.flows.backfill import plan_range, start_state_machine
 
     environment = settings.load_environment(env_name)
     kpi = catalog.load_one((queries,), name)
@@ -291,15 +291,18 @@ def backfill(
             stdout().print(f"started {execution}\nwatch it: {console}", markup=False, highlight=False)
         return
     with interrupts.handled():  # from here on, a signal stops the backfill cleanly: see pipeline.interrupts
-        runner = Runner(environment, parallel=parallel, force=force)
-        plan = plan_kpi(kpi, start_text, end_text, runner.warehouse, force=force)
-        runner.warehouse.close()
+        plan = plan_range(kpi, start_text, end_text, environment.warehouse, force=force)
         if dry_run:
             print_plan(kpi, plan, environment, as_json=as_json)
             return
         if not plan.batches:
             nothing_to_do(kpi, plan, start_text, end_text, as_json=as_json)
             return
+        # the exporter, the loader and their libraries (pyarrow…) only for a run: a dry run starts in a third
+        from pipeline.flows.run import Job
+        from pipeline.flows.runner import Runner, summarize
+
+        runner = Runner(environment, parallel=parallel, force=force)
         outcomes = run_with_progress(runner, [Job(kpi, batch) for batch in plan.batches], quiet=as_json)
     if plan.done and not as_json:
         stdout().print(f"skipped {len(plan.done)} partition(s) already loaded from this SQL (--force runs them)")
@@ -315,21 +318,11 @@ def backfill(
 
 def nothing_to_do(kpi: Kpi, plan: BackfillPlan, start: str, end: str, *, as_json: bool) -> None:
     """A backfill whose range holds nothing to run: fine when everything is loaded already (exit 0), a mistake
-    when the range is all in the future or before the header's start (a UsageError, exit 2)."""
-    left_out = []
-    if plan.incomplete:
-        left_out.append(f"{len(plan.incomplete)} not over yet (from {plan.incomplete[0]})")
-    if plan.before_start:
-        left_out.append(f"{len(plan.before_start)} before the header's start ({kpi.start})")
-    if not plan.done:
-        from pipeline.core.intervals import latest_complete
+    when the range is all in the future or before the header's start (the flow's UsageError, exit 2)."""
+    from pipeline.flows.backfill import left_out_of, refuse_empty
 
-        latest = latest_complete(kpi.grain, kpi.zone, datetime.now(kpi.zone), kpi.first_weekday).partition
-        raise UsageError(
-            f"nothing to do: no partition from {start} to {end} can run — " + " and ".join(left_out),
-            where=kpi.name,
-            hint=f"pick a range between the header's start ({kpi.start}) and the latest complete partition ({latest})",
-        )
+    refuse_empty(kpi, plan, start, end, now=datetime.now(kpi.zone))
+    left_out = left_out_of(kpi, plan)
     note = f"; left out: {', '.join(left_out)}" if left_out else ""
     if as_json:
         print_json({"ok": True, "kpis": [], "already_loaded": len(plan.done), "left_out": left_out})
@@ -343,23 +336,12 @@ def nothing_to_do(kpi: Kpi, plan: BackfillPlan, start: str, end: str, *, as_json
 
 def print_plan(kpi: Kpi, plan: BackfillPlan, environment: settings.Environment, *, as_json: bool) -> None:
     """The batches, their partitions and each query as the source would receive it."""
-    from pipeline.core.intervals import Interval
-    from pipeline.core.render import bind_values
-    from pipeline.sources import open_source
+    from pipeline.flows.backfill import plan_queries
+    from pipeline.sources import renderer
+    from pipeline.transpile_cache import transpiles_kept
 
-    source = open_source(environment.source(kpi.source, kpi=kpi.name).url)
-    queries: list[dict[str, object]] = []
-    for group in plan.batches:
-        rendered = source.render(kpi.query, bind_values(kpi, Interval(group[0].start, group[-1].end, kpi.grain)))
-        queries.append(
-            {
-                "first": group[0].partition,
-                "last": group[-1].partition,
-                "partitions": len(group),
-                "sql": rendered.sql,
-                "values": {k: str(v) for k, v in rendered.values.items()},
-            }
-        )
+    with transpiles_kept():  # the demo's DuckDB SQL of the last dry run, without sqlglot
+        queries = plan_queries(kpi, plan, renderer(environment.source(kpi.source, kpi=kpi.name).url))
     if as_json:
         print_json(
             {
@@ -446,96 +428,65 @@ def status(
       kpi status --fail-on-anomaly
       kpi status --env production --alert
     """
-    from pipeline.core.freshness import freshness, split_future
-    from pipeline.flows.anomalies import newest_anomalies
-    from pipeline.warehouses import open_warehouse
+    from pipeline.flows.status import kpi_status
 
-    now = clock(now_text)
     environment = settings.load_environment(env_name)
-    warehouse = open_warehouse(environment.warehouse)
-    kpis = sorted(chosen_kpis(queries, names), key=lambda k: k.name)
-    try:
-        loaded = {kpi.name: warehouse.loads(kpi.name) for kpi in kpis}
-        found = {
-            kpi.name: newest_anomalies(warehouse, kpi, max(split_future(kpi, loaded[kpi.name], now)[0], default=None))
-            for kpi in kpis
-        }
-    finally:
-        warehouse.close()
-    lines = []
-    futures: dict[str, list[str]] = {}
-    local_times: dict[str, datetime | None] = {}  # load times in each KPI's own zone
-    for kpi in kpis:
-        loads = loaded[kpi.name]
-        begun, future = split_future(kpi, loads, now)
-        futures[kpi.name] = future
-        newest = loads[begun[-1]] if begun else None
-        state = freshness(kpi, newest.partition if newest else None, newest.loaded_at if newest else None, now)
-        loaded_local = newest.loaded_at.astimezone(kpi.zone) if newest else None
-        local_times[kpi.name] = loaded_local
-        lines.append(
-            {
-                "kpi": kpi.name,
-                "partition": newest.partition if newest else None,
-                "rows": newest.rows if newest else None,
-                "loaded_at": loaded_local.isoformat() if loaded_local else None,
-                "timezone": kpi.timezone,  # of the partition and of loaded_at
-                "partitions_loaded": len(loads),
-                "age_hours": round(state.age.total_seconds() / 3600, 1) if state.age is not None else None,
-                "freshness": state.level,
-                "failing": state.failing,
-                "future_partitions": future,
-                "anomaly_scored": found[kpi.name] is not None,
-                "anomalies": [a.to_json() for a in found[kpi.name] or ()],
-            }
-        )
-    anomalous = any(line["anomalies"] for line in lines)
-    failing = any(line["failing"] for line in lines) or (fail_on_anomaly and anomalous)
-    delivery = alert_stale(kpis, loaded, environment, now) if alert else None
+    now = clock(now_text)
+    kpis = chosen_kpis(queries, names)
+    lines = kpi_status(kpis, environment.warehouse, now)
+    delivery = alert_stale(kpis, lines, environment, now) if alert else None
+    anomalous = any(line.anomalies for line in lines)
     if as_json:
-        document: dict[str, object] = {"ok": not failing, "kpis": lines}
+        document: dict[str, object] = {
+            "ok": not any(line.failing for line in lines) and not (fail_on_anomaly and anomalous)
+        }
+        document["kpis"] = [line.to_dict() for line in lines]
         print_json(document | ({"alerts": delivery.as_dict()} if delivery else {}))
     else:
-        # Partitions are named in each KPI's zone; load times are shown in the same zone, named once in the
-        # header when every KPI shares it, else beside each time.
-        zones = {kpi.timezone for kpi in kpis}
-        one_zone = next(iter(zones)) if len(zones) == 1 else None
-        table = Table(
-            "KPI",
-            f"last partition ({one_zone})" if one_zone else "last partition (KPI's zone)",
-            "rows",
-            f"loaded ({one_zone})" if one_zone else "loaded (KPI's zone)",
-            "age",
-            "freshness",
-            "anomalies",
-            title=f"kpi status ({environment.label})",
-        )
-        colours = {"fresh": "green", "warn": "yellow", "stale": "red", "never loaded": "red"}
-        for line in lines:
-            level = str(line["freshness"])
-            table.add_row(
-                str(line["kpi"]),
-                str(line["partition"] or "—"),
-                f"{line['rows']:,}" if line["rows"] is not None else "—",
-                _loaded(local_times[str(line["kpi"])], with_zone=one_zone is None),
-                _age(line["age_hours"]),
-                f"[{colours.get(level, 'white')}]{level}[/]",
-                _anomalies(found[str(line["kpi"])], scored=bool(line["anomaly_scored"])),
-            )
-        console = stdout()
-        console.print(table)
-        for name, future in futures.items():
-            if future:
-                console.print(
-                    f"[yellow]warning:[/] {name}: {len(future)} loaded partition(s) have not begun yet "
-                    f"({', '.join(future[:3])}{' …' if len(future) > 3 else ''}): not counted as the newest; "
-                    f"a run with a mistyped --date loaded them — `kpi remove {name} "
-                    + (f"--date {future[0]}" if len(future) == 1 else f"--start {future[0]} --end {future[-1]}")
-                    + "` removes them",
-                    highlight=False,
-                )
+        print_status(lines, title=f"kpi status ({environment.label})")
         print_delivery(delivery)
-    if any(line["failing"] for line in lines):
+    if any(line.failing for line in lines):
         raise Failed("stale")
     if fail_on_anomaly and anomalous:
         raise Failed("anomaly")
+
+
+def print_status(lines: Sequence[KpiStatus], *, title: str) -> None:
+    """Partitions are named in each KPI's zone; load times are shown in the same zone, named once in the header
+    when every KPI shares it, else beside each time. Then a warning per KPI with partitions loaded ahead of time."""
+    zones = {line.timezone for line in lines}
+    one_zone = next(iter(zones)) if len(zones) == 1 else None
+    table = Table(
+        "KPI",
+        f"last partition ({one_zone})" if one_zone else "last partition (KPI's zone)",
+        "rows",
+        f"loaded ({one_zone})" if one_zone else "loaded (KPI's zone)",
+        "age",
+        "freshness",
+        "anomalies",
+        title=title,
+    )
+    colours = {"fresh": "green", "warn": "yellow", "stale": "red", "never loaded": "red"}
+    for line in lines:
+        table.add_row(
+            line.kpi,
+            line.partition or "—",
+            f"{line.rows:,}" if line.rows is not None else "—",
+            _loaded(line.loaded_at, with_zone=one_zone is None),
+            _age(line.age_hours),
+            f"[{colours.get(line.freshness, 'white')}]{line.freshness}[/]",
+            _anomalies(line.anomalies, scored=line.anomalies is not None),
+        )
+    console = stdout()
+    console.print(table)
+    for line in lines:
+        future, name = line.future_partitions, line.kpi
+        if future:
+            console.print(
+                f"[yellow]warning:[/] {name}: {len(future)} loaded partition(s) have not begun yet "
+                f"({', '.join(future[:3])}{' …' if len(future) > 3 else ''}): not counted as the newest; "
+                f"a run with a mistyped --date loaded them — `kpi remove {name} "
+                + (f"--date {future[0]}" if len(future) == 1 else f"--start {future[0]} --end {future[-1]}")
+                + "` removes them",
+                highlight=False,
+            )

@@ -3,7 +3,8 @@
 The masking stages, in the order a clone goes through them (only ``mysql``, ``masking`` and ``scan`` talk to
 the database):
 
-- ``rules``    masking rule files (``masking/<database>.yaml``), parsed with positions (pure)
+- ``rules``    masking rule files (``masking/<database>.yaml``), parsed with positions (pure), into
+- ``model``    the rules as data (strategies, column, table and file rules), which everything downstream reads
 - ``schema``   the restored schema as data: tables, columns, keys, triggers (pure)
 - ``coverage`` the gate: every column covered, every rule fits; stubs for what is not (pure)
 - ``sql``      the SQL of each rule: HMAC-SHA256 on the server, generators, chunk and subset statements (pure)
@@ -33,8 +34,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "pipeline.clone.errors": ("CloneError", "CoverageError", "RuleFileError"),
     "pipeline.clone.masking": ("MaskingReport", "journal_state", "mask", "plan_masking"),
     "pipeline.clone.plan": ("MaskingPlan", "build_plan"),
+    "pipeline.clone.model": ("RuleFile", "Strategy"),
     "pipeline.clone.progress": ("JOURNAL_TABLE", "CompletionMarker"),
-    "pipeline.clone.rules": ("RuleFile", "Strategy", "load_rule_folder", "load_rules", "parse_rules"),
+    "pipeline.clone.rules": ("load_rule_folder", "load_rules", "parse_rules"),
     "pipeline.clone.scan": ("Finding", "find_pii"),
     "pipeline.clone.schema": ("Column", "Schema", "Table"),
     "pipeline.clone.sql": ("KeyPads", "reference_value"),

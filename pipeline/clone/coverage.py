@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.clone.rules import DEFAULT_PHONE_FORMAT, ColumnRule, RuleFile, Strategy, TableRule
+from pipeline.clone.model import DEFAULT_PHONE_FORMAT, ColumnRule, RuleFile, Strategy, TableRule
 from pipeline.clone.schema import TRANSACTIONAL_ENGINES, Column, Schema, Table
 from pipeline.clone.sql import output_length
 from pipeline.clone.stubs import Stub, apply_stubs

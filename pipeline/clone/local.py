@@ -29,9 +29,10 @@ import pymysql.cursors
 
 from pipeline.clone.errors import CloneError
 from pipeline.clone.masking import DEFAULT_CHUNK_ROWS, ChunkCallback, MaskingReport, mask
+from pipeline.clone.model import RuleFile
 from pipeline.clone.mysql import SYSTEM_DATABASES
 from pipeline.clone.progress import DISPOSABLE_MARKER
-from pipeline.clone.rules import RuleFile, load_rule_folder, load_rules
+from pipeline.clone.rules import load_rule_folder, load_rules
 from pipeline.clone.sql import quote
 from pipeline.sources.mysql import MySqlSettings, connection_arguments, parse_mysql_url, resolve_credentials
 

@@ -31,10 +31,10 @@ import pymysql
 import pymysql.cursors
 
 from pipeline.clone.errors import CloneError, RuleFileError
+from pipeline.clone.model import RuleFile
 from pipeline.clone.mysql import close_session, open_session, read_schema
 from pipeline.clone.plan import MaskingPlan, TablePlan, build_plan
 from pipeline.clone.progress import CompletionMarker, Journal, JournalState, Step, TableProgress
-from pipeline.clone.rules import RuleFile
 from pipeline.clone.scan import Finding, scan, scan_targets
 from pipeline.clone.sql import (
     KeyPads,

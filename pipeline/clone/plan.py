@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from pipeline.clone.coverage import check_coverage
 from pipeline.clone.errors import CoverageError
-from pipeline.clone.rules import ColumnRule, RuleFile, Strategy, TableRule
+from pipeline.clone.model import ColumnRule, RuleFile, Strategy, TableRule
 from pipeline.clone.schema import ForeignKey, Schema, Table
 from pipeline.clone.sql import Assignment, assignment, column_digest, kept_by_subset, orphaned, quote
 

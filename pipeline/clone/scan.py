@@ -23,8 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.clone.model import MASKED_EMAIL_DOMAIN, ScanSettings, Strategy
 from pipeline.clone.plan import MaskingPlan, TablePlan
-from pipeline.clone.rules import MASKED_EMAIL_DOMAIN, ScanSettings, Strategy
 from pipeline.clone.sql import quote
 
 __all__ = ["PATTERNS", "Finding", "find_pii", "luhn", "scan", "scan_targets"]

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pipeline.clone.errors import CloneError
-from pipeline.clone.rules import HASH_HEX, MASKED_EMAIL_DOMAIN, ColumnRule, Strategy
+from pipeline.clone.model import HASH_HEX, MASKED_EMAIL_DOMAIN, ColumnRule, Strategy
 from pipeline.clone.schema import Column
 
 __all__ = [

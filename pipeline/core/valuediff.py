@@ -1,5 +1,5 @@
 """``kpi diff``'s comparison: two versions of a KPI's result, partition by partition — pure, no I/O (the queries
-run in :mod:`pipeline.diff`).
+run in :mod:`pipeline.flows.diff`).
 
 Each side is summarised per partition: its row count, the sum of each measure (a numeric column other than the time
 column) and the multiset of its rows over the columns both sides share. A partition changed when any of those

@@ -24,7 +24,7 @@ from pipeline.demo.report_data import build_report
 from pipeline.errors import UsageError
 from pipeline.flows.anomalies import stored_anomalies
 from pipeline.flows.run import Job
-from pipeline.runner import Outcome, Runner
+from pipeline.flows.runner import Outcome, Runner
 from pipeline.settings import Environment, redact
 from pipeline.sources.duckdb import duckdb_path
 from pipeline.warehouses import Warehouse

@@ -1,6 +1,7 @@
 """What the demo's report shows, read from the embedded DuckDB warehouse: per KPI its rows, its loads and its status.
 
-The rows of each KPI table and its audit (which partitions were loaded) go to the pure chart model
+The rows of each KPI table (:meth:`~pipeline.warehouses.base.Warehouse.read`, in the lake's types) and its audit
+(which partitions were loaded), both read through the warehouse opened read-only, go to the pure chart model
 (:func:`pipeline.core.chart.build_chart`), which decides what is drawn; status and freshness come from the audit
 table, as ``kpi status`` reports them, judged at the clock the caller passes (``now``). Load times are shown in the
 KPI's own zone, named. Each section shows the KPI's lineage (:func:`pipeline.core.lineage.kpi_lineage`, with the
@@ -12,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
@@ -24,7 +24,7 @@ from pipeline.core.spec import Kpi
 from pipeline.errors import LoadError
 from pipeline.report import Column, Lineage, ReportKpi, render_report
 from pipeline.warehouses.base import LoadRecord
-from pipeline.warehouses.duckdb import DuckDbWarehouse, quote
+from pipeline.warehouses.duckdb import DuckDbWarehouse
 
 
 def build_report(
@@ -43,36 +43,40 @@ def build_report(
     a mark off the drawn points (outside the range, inside "other") is left out. ``schemas`` maps a source's name
     to its snapshot (``schemas/``), so that the lineage resolves unqualified columns of joins.
     """
-    store = DuckDbWarehouse(str(warehouse))
-    try:
-        loads = {kpi.name: store.loads(kpi.name) for kpi in kpis}
-    finally:
-        store.close()
+    _check_folder(warehouse)
+    store = DuckDbWarehouse(str(warehouse), read_only=True)  # the report writes nothing to the warehouse
     sections = []
     try:
-        db = duckdb.connect(str(warehouse))
+        for kpi in sorted(kpis, key=lambda k: k.name):
+            loaded = store.loads(kpi.name)
+            rows = store.read(kpi).to_pylist() if store.schema(kpi.name) is not None else []
+            chart = build_chart(kpi, rows, loaded, now)
+            for measure, mark in (marks or {}).get(kpi.name, ()):
+                chart = add_marks(chart, measure, [mark], strict=False)
+            sections.append(_section(kpi, loaded, chart, now, _lineage(kpi, (schemas or {}).get(kpi.source))))
+    finally:
+        store.close()
+    return render_report(sections, title="kpi-pipeline demo", generated_at=generated_at or now, note=note)
+
+
+def _check_folder(warehouse: Path) -> None:
+    """A warehouse that does not exist is an empty report (no load ran: nothing is created), unless its folder
+    cannot be one — then the report, written beside the warehouse, cannot be either: DuckDB's own reason, read
+    from a read-only open that creates nothing."""
+    if warehouse.exists() or _creatable(warehouse):
+        return
+    try:
+        duckdb.connect(str(warehouse), read_only=True).close()
     except duckdb.Error as error:
         raise LoadError(
             f"cannot open the DuckDB warehouse {warehouse} for the report: {str(error).splitlines()[0]}",
             hint="point KPI_WAREHOUSE (or the environment's warehouse) at a folder you may write",
         ) from None
-    with db:
-        db.execute("SET TimeZone = 'UTC'")  # TIMESTAMP columns arrive as aware UTC datetimes (through Arrow)
-        tables = {name for (name,) in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        for kpi in sorted(kpis, key=lambda k: k.name):
-            loaded = loads[kpi.name]
-            rows = _rows(db, kpi) if kpi.name in tables else []
-            chart = build_chart(kpi, rows, loaded, now)
-            for measure, mark in (marks or {}).get(kpi.name, ()):
-                chart = add_marks(chart, measure, [mark], strict=False)
-            sections.append(_section(kpi, loaded, chart, now, _lineage(kpi, (schemas or {}).get(kpi.source))))
-    return render_report(sections, title="kpi-pipeline demo", generated_at=generated_at or now, note=note)
 
 
-def _rows(db: duckdb.DuckDBPyConnection, kpi: Kpi) -> list[dict[str, Any]]:
-    columns = ", ".join(quote(c.name) for c in kpi.columns)
-    rows: list[dict[str, Any]] = db.execute(f"SELECT {columns} FROM {quote(kpi.name)}").to_arrow_table().to_pylist()
-    return rows
+def _creatable(path: Path) -> bool:
+    """No file in the way of the folders above ``path``."""
+    return all(parent.is_dir() or not parent.exists() for parent in path.parents)
 
 
 def _lineage(kpi: Kpi, schema: SourceSchema | None) -> Lineage:

@@ -96,6 +96,7 @@ def export(
     options = files or FileOptions(format=kpi.format)
     writers: list[PartitionFiles | None] = []
     uncommitted: list[PartitionFiles] = []
+    publishing: dict[PartitionFiles, str] = {}  # writer → the key of its manifest, once it is being written
     guard_export(kpi, source, rendered, parts)  # EXPLAIN first on a guarded MySQL source: no full scan
     try:
         with source.stream(rendered, timeout=kpi.timeout, zone=kpi.source_zone, where=kpi.name) as result:
@@ -135,7 +136,8 @@ def export(
             for index, writer in enumerate(writers)
         ]
         finished = datetime.now(UTC)
-        manifests = []
+        manifests: list[Manifest] = []
+        new: list[Manifest] = []  # the manifests this attempt commits, in the order of ``publishing``
         for index, (part, part_files) in enumerate(zip(parts, written, strict=True)):
             if index in failures:
                 continue
@@ -170,9 +172,13 @@ def export(
                 null_marker=CSV_NULL_MARKER if options.format is FileFormat.CSV else None,
                 anomaly=settings_json(kpi.anomaly) if kpi.anomaly else None,
             )
-            store.put_bytes(manifest_key(kpi, part, run_id), manifest.to_json().encode())
-            uncommitted.remove(_writer(writers, index))  # committed: the cleanup below must not touch it
+            publishing[_writer(writers, index)] = manifest_key(kpi, part, run_id)
             manifests.append(manifest)
+            new.append(manifest)
+        # every manifest of the batch at once: a folder makes the data files, then the manifests, durable together
+        store.put_many([(key, m.to_json().encode()) for key, m in zip(publishing.values(), new, strict=True)])
+        for writer in publishing:
+            uncommitted.remove(writer)  # committed: the cleanup below must not touch it
         good = [part for index, part in enumerate(parts) if index not in failures]
         if good:
             _index_batch(store, kpi, good, run_id)
@@ -181,8 +187,19 @@ def export(
         return manifests
     except BaseException:
         for writer in uncommitted:
-            writer.abort()
+            if writer not in publishing or not _maybe_committed(store, publishing[writer]):
+                writer.abort()
         raise
+
+
+def _maybe_committed(store: Store, key: str) -> bool:
+    """Whether a manifest whose write failed may have landed after all (S3 writes them one by one): then its
+    files must stay. When the store cannot say, they stay too: stray files are harmless, a manifest naming
+    deleted files is not."""
+    try:
+        return store.exists(key)
+    except Exception:
+        return True
 
 
 def _prefer_jemalloc() -> None:

@@ -23,7 +23,7 @@ from pipeline.core.spec import Kpi
 from pipeline.errors import KpiError
 
 if TYPE_CHECKING:
-    from pipeline.warehouses.base import LoadRecord
+    from pipeline.flows.status import KpiStatus
 
 __all__ = [
     "Delivered",
@@ -132,7 +132,7 @@ def kpi_link(kpi: Kpi, warehouse_url: str, routing: Routing) -> str:
     warehouse; empty when there is none."""
     scheme = urlsplit(warehouse_url).scheme
     if scheme == "bigquery":
-        from pipeline.dashboard import report_url
+        from pipeline.flows.dashboard import report_url
 
         return report_url(kpi, warehouse_url)
     anchor = f"#kpi-{kpi.name}"
@@ -168,23 +168,12 @@ def stale_alerts(
     ]
 
 
-def stale_kpis(
-    kpis: Iterable[Kpi], loaded: Mapping[str, Mapping[str, LoadRecord]], now: datetime
-) -> list[tuple[Kpi, str | None, timedelta | None]]:
-    """The KPIs ``kpi status`` calls stale at ``now`` (past ``freshness.error_after``, or never loaded), with
-    their newest partition and its age: ``loaded`` is each KPI's :meth:`Warehouse.loads`. Partitions that have
-    not begun are never the newest, as in ``kpi status``."""
-    from pipeline.core.freshness import freshness, split_future
-
-    found = []
-    for kpi in kpis:
-        loads = loaded.get(kpi.name, {})
-        begun, _ = split_future(kpi, loads, now)
-        newest = loads[begun[-1]] if begun else None
-        state = freshness(kpi, newest.partition if newest else None, newest.loaded_at if newest else None, now)
-        if state.failing:
-            found.append((kpi, newest.partition if newest else None, state.age))
-    return found
+def stale_kpis(kpis: Iterable[Kpi], lines: Iterable[KpiStatus]) -> list[tuple[Kpi, str | None, timedelta | None]]:
+    """The KPIs ``kpi status`` calls failing (past ``freshness.error_after``, or never loaded), with their newest
+    partition and its age: ``lines`` are :func:`pipeline.flows.status.kpi_status`'s, so the alert and the table
+    judge by one rule."""
+    by_name = {kpi.name: kpi for kpi in kpis}
+    return [(by_name[line.kpi], line.partition, line.age) for line in lines if line.failing]
 
 
 def anomaly_alerts(

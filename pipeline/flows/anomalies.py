@@ -84,7 +84,7 @@ def score_loaded(
 
 class HasAnomalies(Protocol):
     """A load's result (:class:`~pipeline.warehouses.base.LoadResult`) or a run's outcome
-    (:class:`pipeline.runner.Outcome`): both carry the anomalies their load found."""
+    (:class:`pipeline.flows.runner.Outcome`): both carry the anomalies their load found."""
 
     @property
     def anomalies(self) -> tuple[Anomaly, ...]: ...

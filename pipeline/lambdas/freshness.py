@@ -19,26 +19,22 @@ from typing import Any
 from pipeline import catalog, settings
 from pipeline.errors import KpiError, UsageError
 from pipeline.lambdas.errorlog import log_error, reraise
-from pipeline.warehouses import open_warehouse
 
 
 def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     from pipeline.flows.alerts import send_alerts, stale_alerts, stale_kpis
+    from pipeline.flows.status import kpi_status
 
     try:
         now = _moment(event.get("now") if isinstance(event, dict) else None)
         environment = settings.load_environment()
         found = catalog.load((Path(os.environ.get("KPI_QUERIES", "queries")),)).kpis.values()
         kpis = sorted((kpi for kpi in found if kpi.enabled), key=lambda kpi: kpi.name)
-        warehouse = open_warehouse(environment.warehouse)
-        try:
-            loaded = {kpi.name: warehouse.loads(kpi.name) for kpi in kpis}
-        finally:
-            warehouse.close()
+        lines = kpi_status(kpis, environment.warehouse, now)
     except KpiError as error:
         log_error(error, event=event)
         reraise(error)
-    stale = stale_kpis(kpis, loaded, now)
+    stale = stale_kpis(kpis, lines)
     alerts = stale_alerts(stale, environment.warehouse, environment.alerts)
     report = send_alerts(alerts, environment.alerts, now.astimezone(UTC), context="kpi freshness")
     answer = {

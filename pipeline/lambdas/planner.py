@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import settings
-from pipeline.backfill import plan_batches
 from pipeline.errors import KpiError, UsageError
+from pipeline.flows.backfill import plan_batches
 from pipeline.lambdas.errorlog import log_error, reraise
 
 

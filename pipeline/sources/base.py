@@ -6,14 +6,15 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
-import pyarrow as pa
+if TYPE_CHECKING:  # annotations only: `kpi backfill --dry-run` renders queries without Arrow (tests/test_imports.py)
+    import pyarrow as pa
 
-from pipeline.core.render import Rendered
-from pipeline.core.sqlgate import Query
-from pipeline.core.typeplan import SourceColumn
+    from pipeline.core.query import Query
+    from pipeline.core.render import Rendered
+    from pipeline.core.typeplan import SourceColumn
 
 BATCH_ROWS = 16_384  # rows per Arrow batch: large enough for vectorised work, small enough for flat memory
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import BinaryIO, Literal, Protocol
@@ -173,11 +173,18 @@ class Store(Protocol):
     """Display form without credentials: ``s3://bucket/prefix`` or ``/abs/path``."""
 
     def open_write(self, key: str) -> StoreWriter:
-        """Start a new object; StoreError if one exists at ``key`` already (data files are immutable)."""
+        """Start a new object; StoreError if one exists at ``key`` already (data files are immutable). Committed,
+        it is visible; durable at once on S3, in a folder by the next ``put_bytes``/``put_many`` of the store
+        (which commits it by naming it in a manifest: see :mod:`pipeline.stores.local`)."""
         ...
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        """Store a small object atomically (readers see all or nothing); overwriting is allowed."""
+        """Store a small object atomically (readers see all or nothing); overwriting is allowed. Durable on
+        return, and so is every object this store's writers committed before."""
+        ...
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """``put_bytes`` of each (key, data), in order; a folder writes and syncs them together."""
         ...
 
     def get_bytes(self, key: str) -> bytes:

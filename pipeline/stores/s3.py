@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, BinaryIO, cast
 
 import boto3
@@ -185,6 +185,11 @@ class S3Store:
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self.call("put_object", self.uri(key), Key=self.object_key(key), Body=data)
+
+    def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """One PutObject each, in order: S3 has no batch put, and each is durable when it returns."""
+        for key, data in items:
+            self.put_bytes(key, data)
 
     def get_bytes(self, key: str) -> bytes:
         response = self.call("get_object", self.uri(key), Key=self.object_key(key))

@@ -20,12 +20,15 @@ from zoneinfo import ZoneInfo
 
 from pipeline.core.bounds import column_bound
 from pipeline.core.drift import DRIFT_HINT, Drift
-from pipeline.core.manifest import DataFile, Manifest
+from pipeline.core.manifest import DataFile, Manifest, SchemaField
 from pipeline.core.types import BqType
 from pipeline.errors import LoadError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from pipeline.core.anomaly import Anomaly, Observation
+    from pipeline.core.spec import Kpi
     from pipeline.warehouses.anomalies import History, StoredScore
 
 AUDIT_TABLE = "_kpi_loads"
@@ -80,7 +83,13 @@ class LoadResult:
 
 
 class Warehouse(Protocol):
+    """A warehouse the loader writes and everything else reads: ``kpi status``, ``kpi preview``, the notebook API
+    and the demo's report read it only through :meth:`loads`, :meth:`schema` and :meth:`read`, on a warehouse
+    opened with ``open_warehouse(url, read_only=True)`` (a DuckDB file is then neither created nor locked for
+    writing; :meth:`load` and :meth:`remove` refuse)."""
+
     url: str
+    kind: str  # "BigQuery" | "DuckDB": how messages name it
 
     def load(self, manifests: Sequence[Manifest], open_file: OpenFile, *, force: bool = False) -> list[LoadResult]:
         """Land the batch — every partition :func:`plan_batch` writes, in one transaction, audited — and return one
@@ -91,6 +100,21 @@ class Warehouse(Protocol):
     def loads(self, kpi: str) -> dict[str, LoadRecord]:
         """The newest run loaded for each partition of the KPI (one query: loads plan with it, backfills resume
         with it, ``kpi status`` reports from it); empty when nothing was ever loaded."""
+        ...
+
+    def schema(self, kpi: str) -> list[SchemaField] | None:
+        """The KPI table's columns, in order, in BigQuery type names; None when the warehouse has no table for it
+        (nothing is created). What ``kpi preview`` shows and judges drift against."""
+        ...
+
+    def read(self, kpi: Kpi, first: datetime | None = None, last: datetime | None = None) -> pa.Table:
+        """The KPI's rows in the partitions from the one starting at ``first`` to the one ending at ``last``
+        (exclusive; open-ended when None), ordered by the time column, every column in its canonical Arrow type
+        (:func:`pipeline.warehouses.reading.canonical`). Raises UsageError when the KPI was never loaded."""
+        ...
+
+    def native_type(self, bq_type: str) -> str:
+        """The name the warehouse's own catalogue shows for a BigQuery type (DuckDB: ``DECIMAL(38,9)``…)."""
         ...
 
     def close(self) -> None:
@@ -301,7 +325,7 @@ def is_removal(record: LoadRecord) -> bool:
     return record.job_id.startswith(REMOVED)
 
 
-def current_loads_sql(columns: str, audit: str, kpi: str, partition: str = "partition") -> str:
+def current_loads_sql(columns: str, audit: str, kpi: str, partition: str = "partition", only: str = "") -> str:
     """:func:`current_loads` as one query both warehouses run (DuckDB's and BigQuery's SQL agree on every word of
     it), so that only one row per partition leaves the warehouse: the audit table of an hourly KPI reloaded by
     every lookback holds tens of rows per partition (a year of hours loaded 4 times, 35,040 rows, in DuckDB on this
@@ -309,14 +333,16 @@ def current_loads_sql(columns: str, audit: str, kpi: str, partition: str = "part
     BigQuery would send them all over the network on every load). ``columns`` are the record's columns as the
     warehouse selects them, ``audit`` the audit table's name, ``kpi`` a placeholder or literal, ``partition`` the
     partition column as the warehouse quotes it. The loaders pass its rows through :func:`current_loads` all the
-    same: on rows it chose, a no-op."""
+    same: on rows it chose, a no-op. ``only``, a condition on ``partition``, keeps the partitions a load is about
+    (a batch of 24 hours need not read the rule's answer for the KPI's other 1,416 partitions)."""
     removed = f"STARTS_WITH(job_id, '{REMOVED}')"
+    kept = f" AND {only}" if only else ""
     return (
         f"SELECT {columns} FROM {audit} LEFT JOIN ("
         f"SELECT {partition} AS removed_partition, MAX(loaded_at) AS removed_at FROM {audit} "
-        f"WHERE kpi = {kpi} AND {removed} GROUP BY 1"
+        f"WHERE kpi = {kpi} AND {removed}{kept} GROUP BY 1"
         f") ON {partition} = removed_partition "
-        f"WHERE kpi = {kpi} AND NOT {removed} AND (removed_at IS NULL OR loaded_at > removed_at) "
+        f"WHERE kpi = {kpi}{kept} AND NOT {removed} AND (removed_at IS NULL OR loaded_at > removed_at) "
         f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY run_id DESC, loaded_at DESC) = 1"
     )
 

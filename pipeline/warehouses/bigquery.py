@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from google.api_core import exceptions as google_errors
@@ -64,6 +64,7 @@ from pipeline.warehouses.base import (
     refuse_drift,
     where,
 )
+from pipeline.warehouses.bigquery_read import LEGACY_TYPES, read_rows, table_schema
 from pipeline.warehouses.bigquery_removal import CHANGED, removal_script
 from pipeline.warehouses.bigquery_sql import (
     COUNT,
@@ -73,6 +74,11 @@ from pipeline.warehouses.bigquery_sql import (
     batch_script,
     count_error,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from pipeline.core.spec import Kpi
 
 URL_FORM = "bigquery://PROJECT/DATASET[?location=asia-northeast1&secret=ARN&region=R&endpoint=URL]"
 # google-cloud-bigquery uploads a file of unknown size in 100 MB pieces, each held in memory; 8 MB keeps the
@@ -93,7 +99,6 @@ PARTITIONING = {
     "month": bigquery.TimePartitioningType.MONTH,
     "week": bigquery.TimePartitioningType.DAY,  # BigQuery has no week partitions: a week is its first day's
 }
-LEGACY_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}  # how the API may name standard types
 AUDIT_SCHEMA = (
     bigquery.SchemaField("kpi", "STRING", "REQUIRED"),
     bigquery.SchemaField("partition", "STRING", "REQUIRED"),
@@ -184,6 +189,8 @@ def service_account_credentials(target: BigQueryTarget) -> Any:
 
 
 class BigQueryWarehouse:
+    kind = "BigQuery"
+
     def __init__(
         self,
         url: str,
@@ -220,6 +227,17 @@ class BigQueryWarehouse:
             return {}
         self._meta_missing = False
         return current_loads(LoadRecord(*row.values()) for row in rows)  # removals taken into account
+
+    def schema(self, kpi: str) -> list[SchemaField] | None:
+        return table_schema(self.client, self.target.table(kpi))
+
+    def read(self, kpi: Kpi, first: datetime | None = None, last: datetime | None = None) -> pa.Table:
+        table_id = self.target.table(kpi.name)
+        timeout = JOB_TIMEOUT.total_seconds()
+        return read_rows(self.client, table_id, kpi, first, last, url=self.url, retry=RETRY, timeout=timeout)
+
+    def native_type(self, bq_type: str) -> str:
+        return bq_type
 
     def history(self, history: History) -> list[Observation]:
         from pipeline.warehouses import bigquery_anomalies

@@ -6,6 +6,10 @@ count against its manifest, append the audit rows — committed together or not 
 and the tables are as they were). DuckDB allows one process per file: a second process waits for the file lock
 (:attr:`DuckDbWarehouse.lock_wait`), threads of one process queue on a lock of their own.
 
+Opened ``read_only`` (``kpi status``, ``kpi preview``, ``pipeline.read``, the demo's report), the warehouse never
+creates the file nor takes DuckDB's write lock: it opens a read-only connection (many processes may read while
+none writes) and refuses to load or remove.
+
 CSV files are read with the manifest's ``null_marker`` (version 1: an unquoted empty field) as the only NULL, so
 NULL and the empty string stay apart; BIGNUMERIC is read as text, never through a 256-bit decimal conversion.
 
@@ -23,17 +27,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
-
-import duckdb
 
 from pipeline import interrupts
 from pipeline.core.anomaly import Observation
 from pipeline.core.drift import schema_drift
 from pipeline.core.manifest import Manifest, SchemaField
 from pipeline.core.types import BqType
-from pipeline.errors import LoadError
+from pipeline.errors import LoadError, UsageError
 from pipeline.warehouses.anomalies import (
     ANOMALY_TABLE,
     SCORE_COLUMNS,
@@ -59,6 +61,15 @@ from pipeline.warehouses.base import (
     plan_batch,
     refuse_drift,
 )
+from pipeline.warehouses.reading import canonical, not_loaded, order_by, row_range
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from pipeline.core.spec import Kpi
+
+if TYPE_CHECKING:  # imported where a file is opened: a plan over a warehouse not created yet needs no DuckDB
+    import duckdb
 
 COLUMNS_TABLE = "_kpi_columns"
 LOCK_WAIT = 60.0  # seconds a load waits for another process's hold on the file before it fails (retryable)
@@ -117,6 +128,8 @@ def quote(name: str) -> str:
 
 
 class DuckDbWarehouse:
+    kind = "DuckDB"
+
     def __init__(
         self,
         url: str,
@@ -124,18 +137,25 @@ class DuckDbWarehouse:
         lock_wait: float = LOCK_WAIT,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        read_only: bool = False,
     ) -> None:
         self.path = warehouse_path(url)
         self.url = str(self.path)
         self.lock_wait = lock_wait
+        self.read_only = read_only
         self._sleep, self._clock = sleep, clock
         self._connection: duckdb.DuckDBPyConnection | None = None
-        self._lock = _writer(self.path)  # one statement at a time on the connection, one load at a time per file
+        # one statement at a time on the connection, one load at a time per file (a reader takes no writer's turn)
+        self._lock = threading.RLock() if read_only else _writer(self.path)
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         """The warehouse's one connection, opened on first use and kept until :meth:`close`: opening a DuckDB
         file and closing it (a checkpoint) cost more than a small partition's whole load."""
         if self._connection is not None:
+            return self._connection
+        if self.read_only:
+            self._connection = self._open_waiting()
+            self._connection.execute("SET TimeZone = 'UTC'")
             return self._connection
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -158,17 +178,27 @@ class DuckDbWarehouse:
     def _open_waiting(self) -> duckdb.DuckDBPyConnection:
         """Open the file, waiting up to :attr:`lock_wait` seconds while another process holds it: DuckDB allows
         one process per file, and a second ``kpi load`` (or a run beside a load) queues behind the first."""
+        import duckdb
+
         started = self._clock()
         while True:
             try:
-                return duckdb.connect(str(self.path))
+                return duckdb.connect(str(self.path), read_only=self.read_only)
             except duckdb.IOException as error:
                 waited = self._clock() - started
                 if "Could not set lock" not in str(error) or waited >= self.lock_wait:
-                    raise _unopenable(self.path, error, waited) from None
+                    raise self._unopenable(error, waited) from None
                 self._sleep(min(LOCK_POLL, self.lock_wait - waited))
             except duckdb.Error as error:
-                raise _unopenable(self.path, error, 0.0) from None
+                raise self._unopenable(error, 0.0) from None
+
+    def _unopenable(self, error: duckdb.Error, waited: float) -> LoadError | UsageError:
+        if not self.read_only:
+            return _unopenable(self.path, error, waited)
+        return UsageError(
+            f"cannot open the DuckDB warehouse {self.path} for reading: {str(error).splitlines()[0]}",
+            hint="DuckDB allows one writer or many readers: wait for the load to finish, or close the other connection",
+        )
 
     def close(self) -> None:
         with self._lock:
@@ -180,7 +210,47 @@ class DuckDbWarehouse:
         if not self.path.exists():  # nothing loaded yet; a dry run must not create the file
             return {}
         with self._lock:
-            return _loads(self._connect(), kpi)
+            connection = self._connect()
+            if self.read_only and not _has_table(connection, AUDIT_TABLE):  # a reader creates no table
+                return {}
+            return _loads(connection, kpi)
+
+    def schema(self, kpi: str) -> list[SchemaField] | None:
+        """From ``_kpi_columns`` (the BigQuery types the loader kept); None when the file or the table is missing."""
+        if not self.path.exists():
+            return None
+        with self._lock:
+            connection = self._connect()
+            if not _has_table(connection, COLUMNS_TABLE) or not _has_table(connection, kpi):
+                return None
+            return _table_schema(connection, kpi) or None
+
+    def read(self, kpi: Kpi, first: datetime | None = None, last: datetime | None = None) -> pa.Table:
+        schema = self.schema(kpi.name)
+        if schema is None:
+            raise not_loaded(kpi, self.url)
+        types = {f.name: BqType(f.type) for f in schema}
+        bounds = row_range(kpi, types, first, last)
+        where = " AND ".join(f"{quote(kpi.time_column or '')} {op} ?" for op, _ in bounds)
+        ordered = order_by(kpi)
+        sql = (
+            f"SELECT {', '.join(quote(name) for name in types)} FROM {quote(kpi.name)}"
+            + (f" WHERE {where}" if where else "")
+            + (f" ORDER BY {quote(ordered)}" if ordered else "")
+        )
+        with self._lock:
+            table = self._connect().execute(sql, [value for _, value in bounds]).to_arrow_table()
+        return canonical(table, types)
+
+    def native_type(self, bq_type: str) -> str:
+        return DUCKDB_TYPES[BqType(bq_type)] if bq_type in BqType.__members__ else bq_type
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise LoadError(
+                f"the DuckDB warehouse {self.path} was opened read-only",
+                hint="open it with open_warehouse(url) to load or remove",
+            )
 
     def history(self, history: History) -> list[Observation]:
         """Per partition from ``history.since`` (and dimension value), the sums of the measures scored."""
@@ -197,6 +267,7 @@ class DuckDbWarehouse:
     def record_scores(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Append rows of ``_kpi_anomalies`` (:func:`~pipeline.warehouses.anomalies.score_rows`), in one
         transaction."""
+        self._writable()
         if not rows:
             return
         with self._lock:
@@ -216,10 +287,14 @@ class DuckDbWarehouse:
             return []
         sql = scores_sql(ANOMALY_TABLE, "$kpi", "$first", "$last", at="timezone('UTC', scored_at)")
         with self._lock:
-            rows = self._connect().execute(sql, {"kpi": kpi, "first": first, "last": last}).fetchall()
+            connection = self._connect()
+            if not _has_table(connection, ANOMALY_TABLE):  # opened read-only on a file no load has scored into
+                return []
+            rows = connection.execute(sql, {"kpi": kpi, "first": first, "last": last}).fetchall()
         return [StoredScore.of((*row[:-1], row[-1].replace(tzinfo=UTC))) for row in rows]
 
     def load(self, manifests: Sequence[Manifest], open_file: OpenFile, *, force: bool = False) -> list[LoadResult]:
+        self._writable()
         check_batch(manifests)
         with self._lock:
             connection = self._connect()
@@ -240,7 +315,9 @@ class DuckDbWarehouse:
     ) -> list[LoadResult]:
         """The batch inside one transaction, planned from the audit table read in that same transaction (under
         the file's write lock, so no other load can commit in between)."""
-        plan = plan_batch(manifests, _loads(connection, manifests[0].kpi), force=force)
+        plan = plan_batch(
+            manifests, _loads(connection, manifests[0].kpi, [m.partition for m in manifests]), force=force
+        )
         if not plan.write:
             return plan.results({})
         newest = max(plan.write, key=lambda m: m.run_id)  # the header the table follows
@@ -258,7 +335,7 @@ class DuckDbWarehouse:
                     f"ALTER TABLE {table} ADD COLUMN {quote(field.name)} {DUCKDB_TYPES[BqType(field.type)]}"
                 )
             _remember_columns(connection, newest.kpi, drift.added, start=len(current))
-        _describe(connection, newest)
+        _describe(connection, newest, current)
         ranges = [_partition_predicate(manifest) for manifest in plan.write]
         batch = (" OR ".join(f"({text})" for text, _ in ranges), [value for _, values in ranges for value in values])
         connection.execute(f"DELETE FROM {table} WHERE {batch[0]}", batch[1])
@@ -274,10 +351,7 @@ class DuckDbWarehouse:
             written[manifest.partition] = LoadResult.replaced(
                 manifest, LoadRecord.of(manifest, job_id, loaded_at), drift
             )
-        connection.executemany(
-            f"INSERT INTO {AUDIT_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [list(result.record.__dict__.values()) for result in written.values() if result.record],
-        )
+        _audit(connection, [result.record for result in written.values() if result.record])
         return plan.results(written)
 
     def remove(self, kpi: str, removals: Sequence[Removal], *, whole_table: bool = False) -> list[LoadRecord]:
@@ -285,9 +359,12 @@ class DuckDbWarehouse:
         planned: nothing removed, :func:`changed_since_planned`), each partition's rows deleted (or the whole
         table's), a removal row each in the audit. A stop (Ctrl-C, SIGTERM) interrupts the statement running and
         rolls it all back: :class:`~pipeline.interrupts.Interrupted`."""
+        import duckdb
+
         job_id, at = f"duckdb-{uuid.uuid4().hex[:12]}", datetime.now(UTC)
         records = [removal.record(job_id, at) for removal in removals]
         table = quote(kpi)
+        self._writable()
         with self._lock:
             connection = self._connect()
             connection.begin()
@@ -319,6 +396,17 @@ class DuckDbWarehouse:
         return records
 
 
+def _audit(connection: duckdb.DuckDBPyConnection, records: Sequence[LoadRecord]) -> None:
+    """The audit rows of a batch in one INSERT: DuckDB's ``executemany`` runs one statement per row (measured in
+    ``kpi demo``: 10 ms for the 24 rows of a day of hours, against 2.5 ms in one statement)."""
+    if not records:
+        return
+    rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(records))
+    connection.execute(
+        f"INSERT INTO {AUDIT_TABLE} VALUES {rows}", [value for record in records for value in record.__dict__.values()]
+    )
+
+
 def _unopenable(path: Path, error: duckdb.Error, waited: float) -> LoadError:
     locked = "Could not set lock" in str(error)
     return LoadError(
@@ -335,10 +423,24 @@ def _unopenable(path: Path, error: duckdb.Error, waited: float) -> LoadError:
 _RECORD_COLUMNS = "kpi, partition, run_id, sql_hash, rows, bytes, job_id, timezone('UTC', loaded_at)"
 
 
-def _loads(connection: duckdb.DuckDBPyConnection, kpi: str) -> dict[str, LoadRecord]:
-    """The KPI's current loads: the newest run per partition since its latest removal (:func:`current_loads`)."""
-    rows = connection.execute(current_loads_sql(_RECORD_COLUMNS, AUDIT_TABLE, "$kpi"), {"kpi": kpi}).fetchall()
-    return current_loads(map(_record, rows))
+def _loads(
+    connection: duckdb.DuckDBPyConnection, kpi: str, partitions: Sequence[str] | None = None
+) -> dict[str, LoadRecord]:
+    """The KPI's current loads: the newest run per partition since its latest removal (:func:`current_loads`);
+    with ``partitions``, of those only (a load plans its batch from them)."""
+    if partitions is None:
+        values: dict[str, object] = {"kpi": kpi}
+        sql = current_loads_sql(_RECORD_COLUMNS, AUDIT_TABLE, "$kpi")
+    else:
+        only = "list_contains($partitions, partition)"
+        sql = current_loads_sql(_RECORD_COLUMNS, AUDIT_TABLE, "$kpi", only=only)
+        values = {"kpi": kpi, "partitions": list(partitions)}
+    return current_loads(map(_record, connection.execute(sql, values).fetchall()))
+
+
+def _has_table(connection: duckdb.DuckDBPyConnection, name: str) -> bool:
+    found = connection.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [name]).fetchone()
+    return bool(found and found[0])
 
 
 def _record(row: tuple[Any, ...]) -> LoadRecord:
@@ -362,9 +464,18 @@ def _remember_columns(
         )
 
 
-def _describe(connection: duckdb.DuckDBPyConnection, manifest: Manifest) -> None:
-    """Table and column descriptions follow the header of the newest load."""
+def _describe(connection: duckdb.DuckDBPyConnection, manifest: Manifest, current: Sequence[SchemaField]) -> None:
+    """Table and column descriptions follow the header of the newest load. Nothing is written when the table
+    says so already (``current``: its columns before this load) — the usual load, which would otherwise send
+    two statements per column and one for the table (in ``kpi demo``, profiled: 502 statements, 0.22 s)."""
     table = quote(manifest.kpi)
+    known = {field.name: field.description for field in current}
+    if all(known.get(field.name) == field.description for field in manifest.schema):
+        found = connection.execute(
+            "SELECT comment FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?", [manifest.kpi]
+        ).fetchone()
+        if found is not None and (found[0] or "") == manifest.description:
+            return
     connection.execute(f"COMMENT ON TABLE {table} IS {_literal(manifest.description)}")
     for field in manifest.schema:
         connection.execute(f"COMMENT ON COLUMN {table}.{quote(field.name)} IS {_literal(field.description)}")

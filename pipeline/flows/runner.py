@@ -26,7 +26,7 @@ from pipeline.export import ChecksFailed, export
 from pipeline.flows.run import Job  # planned by pipeline.flows.run; run here
 from pipeline.load import load_manifests
 from pipeline.settings import Environment
-from pipeline.sources import open_source
+from pipeline.sources import Source, open_source
 from pipeline.stores import Store, open_store
 from pipeline.warehouses import Warehouse, open_warehouse
 
@@ -126,6 +126,8 @@ class Runner:
         self._parallel = parallel
         self._limits: dict[str, threading.Semaphore] = {}
         self._sizes: dict[str, int] = {}
+        self._sources: dict[str, Source] = {}  # one per source for the whole run (a DuckDB file stays open)
+        self._sources_lock = threading.Lock()
 
     def run(self, jobs: Sequence[Job], on_outcome: Callable[[Outcome], None] = lambda _: None) -> list[Outcome]:
         """Every job, each source at most at its limit at once; outcomes in completion order."""
@@ -150,7 +152,29 @@ class Runner:
                     future.result()
         finally:
             self.warehouse.close()
+            self._close_sources()
         return outcomes
+
+    def _source(self, name: str, kpi: str) -> Source:
+        """The run's source called ``name``: opened once, so that jobs after the first skip the set-up (a DuckDB
+        file's connection per thread; see :meth:`pipeline.sources.duckdb.DuckDbSource.hold_connections`)."""
+        with self._sources_lock:
+            if name not in self._sources:
+                setting = self.environment.source(name, kpi=kpi)
+                source = open_source(setting.url, explain_max_rows=self.environment.explain_max_rows)
+                hold = getattr(source, "hold_connections", None)
+                if callable(hold):
+                    hold()
+                self._sources[name] = source
+            return self._sources[name]
+
+    def _close_sources(self) -> None:
+        with self._sources_lock:
+            sources, self._sources = list(self._sources.values()), {}
+        for source in sources:
+            close = getattr(source, "close", None)
+            if callable(close):
+                close()
 
     def _run_job(self, job: Job) -> list[Outcome]:
         kpi, started = job.kpi, time.monotonic()
@@ -158,8 +182,7 @@ class Runner:
         try:
             with self._limits[kpi.source]:
                 interrupts.check()  # a job that waited for its source's turn does not start after a stop
-                setting = self.environment.source(kpi.source, kpi=kpi.name)
-                source = open_source(setting.url, explain_max_rows=self.environment.explain_max_rows)
+                source = self._source(kpi.source, kpi.name)
                 manifests = export(kpi, job.intervals, source=source, store=self.store)
         except interrupts.Interrupted:
             return []  # nothing committed: the export removed its files
