@@ -28,8 +28,8 @@ the young demo's ranges stopped being a few percent wide.
 
 Pure: no I/O. The history comes in as per-partition aggregates (the warehouse sums them: :mod:`pipeline.
 warehouses.anomalies`), a few hundred numbers per series; scoring a year of daily partitions against their own
-past takes about a second; a load's new day, after two years, is scored in 12.7 ms — history query, scoring
-and the scores' insert — beside the 28.7 ms of its embedded load (``bench/anomaly_bench.py``, medians of 15).
+past takes about a second; a load's new day, after two years, is scored in 10–16 ms — history query, scoring
+and the scores' insert — about as long as its embedded DuckDB load (``bench/anomaly_bench.py``, medians of 15).
 """
 
 from __future__ import annotations
