@@ -109,13 +109,14 @@ test: lint native $(BQ_STAMP) browser qemu ## Lint, type-check and run every tes
 test-fast: native ## The tests without the infrastructure simulations (-m "not infra"): core, CLI, the embedded-default flows
 	$(PYTEST) -m "not infra"
 
-bench: native $(LAMBDA_STAMP) $(BENCH_STAMP) ## Exporter against its peers, a 1,000-KPI catalog, a year's backfill, the loader at 1 GB, cold imports (MariaDB on 127.0.0.1:3306)
+bench: native $(LAMBDA_STAMP) $(BENCH_STAMP) ## Exporter against its peers, a 1,000-KPI catalog, a year's backfill, the loader at 1 GB, cold imports, anomaly detection (MariaDB on 127.0.0.1:3306)
 	$(BIN)/python -m bench.export_bench --kpi $(LAMBDA_VENV)/bin/kpi --peers-python $(BENCH_VENV)/bin/python
 	$(BIN)/python -m bench.catalog_bench --kpi $(LAMBDA_VENV)/bin/kpi
 	$(BIN)/python -m bench.backfill_bench --kpi $(LAMBDA_VENV)/bin/kpi
 	$(BIN)/python -m bench.load_bench --kpi $(LAMBDA_VENV)/bin/kpi
 	$(BIN)/python -m bench.cold_import
 	$(BIN)/python -m bench.demo_bench
+	$(BIN)/python -m bench.anomaly_bench
 
 package: $(STAMP) ## Lambda zips for ARCH (x86_64|arm64) in build/lambda, checked against their size budgets: make package [ARCH=arm64]
 	$(BIN)/python -m infra.package --arch $(ARCH) --compile

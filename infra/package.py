@@ -110,7 +110,7 @@ class Function:
 IN_RUNTIME = "in the Lambda Python runtime already (boto3, botocore); imported lazily by the S3 store and secrets"
 CLI_ONLY = "the `kpi` command line only (pipeline.cli); no handler imports it"
 DUCKDB = "the local embedded default only (source and warehouse); the Lambdas talk to MySQL, S3 and BigQuery"
-HOLIDAYS = "the suspend calendar only (pipeline.suspend), which the ops package serves"
+HOLIDAYS = "the suspend calendar (ops package) and anomaly scoring (loader package) only"
 
 # The exporter's zip also serves the clone-database Lambda (pipeline.lambdas.clone_database, in the VPC as the
 # exporter is): it masks the clone's temporary cluster over pymysql, with the rule files of masking/ (PyYAML,
@@ -178,6 +178,7 @@ LOADER = Function(
         # The loader itself reads manifests only; the backfill planner, deployed from this zip, reads KPI files.
         "pyyaml": "KPI file headers, for the backfill planner (pipeline.lambdas.planner → pipeline.catalog)",
         "cronsim": "`schedule:` of KPI headers, for the backfill planner",
+        "holidays": "Japan's public holidays for anomaly scoring after each load (pipeline.core.calendar_jp)",
     },
     exclude={
         "pyarrow": "the loader uploads files as they are and counts Parquet rows from the footer itself "
@@ -187,7 +188,6 @@ LOADER = Function(
         "click": CLI_ONLY,
         "rich": CLI_ONLY,
         "duckdb": DUCKDB,
-        "holidays": HOLIDAYS,
         "faker": "the clone's realistic fakes; only the clone-database Lambda (exporter zip) masks",
     },
     queries=True,  # for the planner and the freshness Lambda; the loader reads them after a failed load (the owner)

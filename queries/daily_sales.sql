@@ -18,6 +18,7 @@ checks:
   not_null: [sales_date, status]
   unique: [sales_date, status]
 freshness: {warn_after: 30h, error_after: 54h}
+anomaly: {measures: [orders, sales], by: [status]}
 ---*/
 SELECT DATE(created_at) AS sales_date, status, COUNT(*) AS orders, SUM(amount) AS sales
 FROM orders

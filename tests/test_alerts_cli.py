@@ -296,3 +296,36 @@ def test_the_loader_alerts_a_transient_failure_on_its_last_receive(
     assert [(f["error"], f["retryable"]) for f in answer["failed"]] == [("LoadError", True)]
     (alert,) = slack.received
     assert alert["text"].splitlines()[1].startswith("• failed: `daily` 2024-03-01: ")
+
+
+def test_a_run_whose_load_finds_an_anomaly_alerts_the_owner_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slack: SlackStandIn
+) -> None:
+    """The loads of `kpi run` score their partitions (pipeline.flows.anomalies); the anomalies found go to the
+    KPI's owner in the run's one message, with the measure, actual value and expected range."""
+    from bench.anomaly_bench import load_series
+    from tests.test_anomaly_measured import small
+
+    load_series(tmp_path, small(spike_at=59))[1].close()  # 60 days loaded, the last one a spike
+    queries = tmp_path / "queries" / "daily_series.sql"
+    queries.write_text(queries.read_text().replace("grain: day", "owner: growth\ngrain: day"))
+    (tmp_path / "kpi.toml").write_text(f'[alerts.owners]\ngrowth = "slack:secretsmanager:{SECRET}"\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KPI_SOURCE", f"duckdb:///{tmp_path / 'source.duckdb'}")
+    monkeypatch.setenv("KPI_LAKE", str(tmp_path / "lake"))
+    monkeypatch.setenv("KPI_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("KPI_QUERIES", str(tmp_path / "queries"))
+    for name in ("KPI_ENV", "KPI_CONFIG", "KPI_ALERTS_DEFAULT", "KPI_ALERTS_OWNERS"):
+        monkeypatch.delenv(name, raising=False)
+    now = "2026-07-31T09:00+09:00"
+    result = CliRunner().invoke(cli, ["run", "daily_series", "--date", "2026-07-30", "--json", "--now", now])
+    assert result.exit_code == 0, result.output  # an anomaly is news, not a failure
+    document = json.loads(result.stdout)
+    ((anomaly,),) = [line["anomalies"] for line in document["kpis"]]
+    assert (anomaly["partition"], anomaly["measure"], anomaly["direction"]) == ("2026-07-30", "sales", "spike")
+    assert [(m["owner"], m["alerts"], m["ok"]) for m in document["alerts"]["messages"]] == [("growth", 1, True)]
+    (message,) = slack.received
+    head, line = message["text"].splitlines()
+    assert head.startswith("*kpi run (local): 1 anomaly for growth*")
+    assert "`daily_series` 2026-07-30" in line
+    assert "sales = 163, expected 96.75–106.5: above the expected range" in line

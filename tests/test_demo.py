@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -11,6 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.demo.generate import OUTAGE_DAYS_AGO
+from pipeline.warehouses.duckdb import DuckDbWarehouse
 from tests.browser import render_page
 from tests.conftest import ROOT
 
@@ -85,6 +88,23 @@ def test_the_demo_runs_the_whole_flow_and_its_report_draws_every_chart(fresh_clo
     assert '<span class="badge ok">fresh</span>' in sections["hourly_orders"][:300]  # the shop ends at midnight
     assert '<span class="badge ok">fresh</span>' in sections["daily_sales"][:300]
     assert "the demo shop's clock" in page.dom
+    # the demo shop's payment outage, 4 days before its day: found by daily_sales' anomaly scoring, and only it
+    with duckdb.connect(str(kpi / "demo.duckdb"), read_only=True) as shop:
+        (today,) = shop.execute("SELECT today FROM _demo").fetchone() or (None,)
+    outage = (today - timedelta(days=OUTAGE_DAYS_AGO)).isoformat()
+    # as stored (the run's own lines depend on which month's batch committed first: the later one is re-scored)
+    warehouse = DuckDbWarehouse(str(kpi / "warehouse.duckdb"))
+    try:
+        stored = warehouse.scores("daily_sales", (today - timedelta(days=60)).isoformat(), today.isoformat())
+    finally:
+        warehouse.close()
+    found = {
+        (s.score.partition, s.score.measure, s.score.dimension, s.score.direction) for s in stored if s.score.anomalous
+    }
+    assert {(outage, "orders", "status=paid", "drop"), (outage, "orders", "status=cancelled", "spike")} <= found
+    assert {partition for partition, *_ in found} == {outage}
+    assert charts[("daily_sales", "orders")].marks >= 2
+    assert "Ringed: " in sections["daily_sales"]
     assert page.dom.count('<table class="lineage">') == len(summary)  # each section says where its numbers come from
     assert "<td><code>sales</code></td><td><code>orders.amount</code></td>" in sections["daily_sales"]
     assert (ARTIFACTS / "demo-report.png").stat().st_size > 10_000

@@ -126,7 +126,12 @@ def test_every_problem_is_listed_not_only_the_first() -> None:
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"manifest_version": 3}, "manifest_version 3 is not supported (this version reads 1 and 2)"),
+        ({"manifest_version": 4}, "manifest_version 4 is not supported (this version reads 1, 2 and 3)"),
+        ({"anomaly": {"measures": ["x"]}}, "anomaly must be an object of measures, by, seasonality"),
+        (
+            {"anomaly": {"measures": ["nope"], "by": None, "seasonality": [], "sensitivity": "low", "min_history": 7}},
+            "anomaly.measures ['nope'] must name columns of the schema",
+        ),
         ({"manifest_version": DELETE}, "manifest_version None is not supported"),
         ({"extra": 1}, "unknown manifest keys: extra"),
         ({"files": "a file"}, "'files' must be a list of objects"),

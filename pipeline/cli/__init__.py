@@ -5,6 +5,7 @@ from pipeline.cli.app import KpiGroup, cli, main
 # Which module defines each command; it is imported when the command runs (KpiGroup). tests/test_cli_lazy.py
 # checks that this is exactly what the modules register.
 COMMANDS = {
+    "anomalies": "pipeline.cli.anomalies",
     "check": "pipeline.cli.authoring",
     "list": "pipeline.cli.authoring",
     "render": "pipeline.cli.authoring",

@@ -31,17 +31,20 @@ def _local(now: datetime, kpis: Iterable[Kpi]) -> datetime:
 def alert_failures(
     summaries: Sequence[KpiSummary], kpis: Sequence[Kpi], environment: Environment, now: datetime, *, command: str
 ) -> DeliveryReport | None:
-    """One message per owner for the run's failed partitions; None when alerts are not configured or nothing
-    failed."""
+    """One message per owner for the run's failed partitions and the anomalies its loads found
+    (:mod:`pipeline.flows.anomalies`); None when alerts are not configured or there is neither."""
     failures = [(s.kpi, o.partition, o.message) for s in summaries for o in s.failed]
-    if not failures or not environment.alerts.configured:
+    anomalies = [anomaly for s in summaries for anomaly in s.anomalies]
+    if not (failures or anomalies) or not environment.alerts.configured:
         return None
-    from pipeline.flows.alerts import failure_alerts, send_alerts
+    from pipeline.flows.alerts import anomaly_alerts, failure_alerts, send_alerts
 
     known = {kpi.name: kpi for kpi in kpis}
     alerts = failure_alerts(failures, known, environment.warehouse, environment.alerts)
-    failed = [known[name] for name, _, _ in failures if name in known]
-    return send_alerts(alerts, environment.alerts, _local(now, failed), context=f"{command} ({environment.name})")
+    alerts += anomaly_alerts(anomalies, known, environment.warehouse, environment.alerts)
+    named = {name for name, _, _ in failures} | {anomaly.kpi for anomaly in anomalies}
+    involved = [known[name] for name in sorted(named) if name in known]
+    return send_alerts(alerts, environment.alerts, _local(now, involved), context=f"{command} ({environment.name})")
 
 
 def alert_stale(

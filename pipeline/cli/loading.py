@@ -58,6 +58,8 @@ def load(
                 "rows": manifest.rows,
                 "added_columns": list(result.added_columns),
                 "job_id": result.record.job_id if result.record else None,
+                "anomalies": [anomaly.to_json() for anomaly in result.anomalies],
+                "scoring_error": result.scoring_error or None,
             }
         )
         return
@@ -66,6 +68,15 @@ def load(
     console.print(f"{mark} {manifest.kpi} {manifest.partition} (run {manifest.run_id}): {result.reason}")
     for name in result.added_columns:
         console.print(f"[yellow]note:[/] new column '{name}' added to {manifest.kpi}")
+    for anomaly in result.anomalies:
+        what = anomaly.measure + (f" [{anomaly.dimension}]" if anomaly.dimension else "")
+        console.print(
+            f"[red]anomaly:[/] {what} {anomaly.actual:,.0f}, expected "
+            f"{anomaly.low:,.0f} to {anomaly.high:,.0f}: {anomaly.label}",
+            highlight=False,
+        )
+    if result.scoring_error:
+        console.print(f"[yellow]warning:[/] {result.scoring_error}; the partition is loaded", highlight=False)
 
 
 @cli.command()

@@ -21,6 +21,7 @@ from pipeline.core.spec import Kpi
 from pipeline.errors import Problem
 
 if TYPE_CHECKING:
+    from pipeline.core.anomaly import Anomaly
     from pipeline.core.plan import BackfillPlan
     from pipeline.flows.alerts import DeliveryReport
     from pipeline.flows.run import Job
@@ -83,6 +84,15 @@ def report(
         for s in summaries:
             for failures in _same_reason(s.failed):
                 print_failure(console, s.kpi, failures)
+            for anomaly in s.anomalies:
+                what = anomaly.measure + (f" [{anomaly.dimension}]" if anomaly.dimension else "")
+                console.print(
+                    f"[red]anomaly:[/] {s.kpi} {anomaly.partition} {what} {anomaly.actual:,.0f}, expected "
+                    f"{anomaly.low:,.0f} to {anomaly.high:,.0f}: {anomaly.label}",
+                    highlight=False,
+                )
+            for error in s.scoring_errors[:3]:
+                console.print(f"[yellow]warning:[/] {s.kpi} {error}; loaded all the same", highlight=False)
         if stopped:
             console.print(
                 f"[yellow]interrupted[/] by {interrupts.signal_name(stopped)}: {finished:,} of {planned:,} "
@@ -364,6 +374,16 @@ def print_plan(kpi: Kpi, plan: BackfillPlan, environment: settings.Environment, 
     console.print("[yellow]dry run:[/] nothing was exported or loaded")
 
 
+def _anomalies(found: Sequence[Anomaly] | None, *, scored: bool) -> str:
+    """``—`` (not scored), ``none``, or ``2: sales spike, orders drop`` for the newest partition."""
+    if found is None or not scored:
+        return "—"
+    if not found:
+        return "[green]none[/]"
+    named = ", ".join(f"{a.measure}{f' [{a.dimension}]' if a.dimension else ''} {a.direction}" for a in found[:2])
+    return f"[red]{len(found)}: {named}{' …' if len(found) > 2 else ''}[/]"
+
+
 def _age(hours: object) -> str:
     if not isinstance(hours, float | int):
         return "—"
@@ -381,22 +401,31 @@ def _loaded(moment: datetime | None, *, with_zone: bool) -> str:
 @click.argument("names", nargs=-1)
 @env_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option("--fail-on-anomaly", is_flag=True, help="Exit 1 when a KPI's newest partition has an anomaly.")
 @click.option("--alert", is_flag=True, help="Alert the owners of stale KPIs (kpi.toml [alerts]), one message each.")
 @now_option
 @click.pass_obj
 def status(
-    queries: Path, names: tuple[str, ...], env_name: str | None, as_json: bool, alert: bool, now_text: str | None
+    queries: Path,
+    names: tuple[str, ...],
+    env_name: str | None,
+    as_json: bool,
+    fail_on_anomaly: bool,
+    alert: bool,
+    now_text: str | None,
 ) -> None:
-    """Per KPI: the newest loaded partition, its rows, when it was loaded, and its freshness.
+    """Per KPI: the newest loaded partition, its rows, when it was loaded, its freshness and its anomalies.
 
     Exit code 1 when any KPI is stale (past the header's freshness.error_after) or was never loaded, for
-    alerting from cron or CI. With --alert, the owners of those KPIs are sent one message each (kpi.toml
-    [alerts]); a delivery that fails is reported and does not change the exit code.
+    alerting from cron or CI; with --fail-on-anomaly also when a newest partition has an anomaly. With --alert,
+    the owners of stale KPIs are sent one message each (kpi.toml [alerts]); a delivery that fails is reported
+    and does not change the exit code.
 
     \b
     Examples:
       kpi status
       kpi status daily_sales hourly_orders --env production --json
+      kpi status --fail-on-anomaly
       kpi status --env production --alert
     """
     from pipeline.flows.status import kpi_status
@@ -406,8 +435,11 @@ def status(
     kpis = chosen_kpis(queries, names)
     lines = kpi_status(kpis, environment.warehouse, now)
     delivery = alert_stale(kpis, lines, environment, now) if alert else None
+    anomalous = any(line.anomalies for line in lines)
     if as_json:
-        document: dict[str, object] = {"ok": not any(line.failing for line in lines)}
+        document: dict[str, object] = {
+            "ok": not any(line.failing for line in lines) and not (fail_on_anomaly and anomalous)
+        }
         document["kpis"] = [line.to_dict() for line in lines]
         print_json(document | ({"alerts": delivery.as_dict()} if delivery else {}))
     else:
@@ -415,6 +447,8 @@ def status(
         print_delivery(delivery)
     if any(line.failing for line in lines):
         raise Failed("stale")
+    if fail_on_anomaly and anomalous:
+        raise Failed("anomaly")
 
 
 def print_status(lines: Sequence[KpiStatus], *, title: str) -> None:
@@ -429,6 +463,7 @@ def print_status(lines: Sequence[KpiStatus], *, title: str) -> None:
         f"loaded ({one_zone})" if one_zone else "loaded (KPI's zone)",
         "age",
         "freshness",
+        "anomalies",
         title=title,
     )
     colours = {"fresh": "green", "warn": "yellow", "stale": "red", "never loaded": "red"}
@@ -440,6 +475,7 @@ def print_status(lines: Sequence[KpiStatus], *, title: str) -> None:
             _loaded(line.loaded_at, with_zone=one_zone is None),
             _age(line.age_hours),
             f"[{colours.get(line.freshness, 'white')}]{line.freshness}[/]",
+            _anomalies(line.anomalies, scored=line.anomalies is not None),
         )
     console = stdout()
     console.print(table)

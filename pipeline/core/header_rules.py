@@ -15,6 +15,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pipeline.core.anomaly_rules import anomaly_settings
 from pipeline.core.chart_rules import chart_settings
 from pipeline.core.header import Header, KeyPath
 from pipeline.core.identifiers import KPI_NAME, is_column_name
@@ -48,6 +49,11 @@ HEADER_KEYS: dict[str, tuple[str, str]] = {
     "freshness": ("—", "warn_after / error_after: durations since the newest partition's end"),
     "cluster_by": ("[]", "up to 4 columns BigQuery clusters the table on"),
     "chart": ("{}", "the report's chart: measures: [cols], by: dimension, top: N lines (default 5)"),
+    "anomaly": (
+        "— (not scored)",
+        "score each load: measures: [cols], by: [dimension], seasonality: [weekday, jp_holiday, month_end], "
+        "sensitivity: low | medium | high, min_history: N",
+    ),
     "zero_dates": ("error", "MySQL 0000-00-00 dates: error | null"),
     "invalid_utf8": ("error", "text that is not UTF-8: error | null"),
     "allow_full_scan": ("false", "true lets the production EXPLAIN guard accept a full scan of a large table"),
@@ -125,6 +131,10 @@ class HeaderChecker(PositionalValidator):
         out["time_column"] = self.time_column(data, grain, out["columns"])
         if "chart" in data:
             out["chart"] = chart_settings(self, data["chart"], out["columns"], out["time_column"])
+        if "anomaly" in data:
+            out["anomaly"] = anomaly_settings(
+                self, data["anomaly"], out["columns"], out["time_column"], grain.value if grain else None
+            )
         self.hour_clock(
             out["time_column"], grain, out["columns"], out["timezone"], out.get("source_timezone"), out["start"]
         )

@@ -12,7 +12,9 @@ decorator's form, the files' keys and checksums, and refuses anything else — w
 value of it can reach a warehouse statement.
 
 Version 2 adds ``null_marker`` (CSV files: the unquoted field that means NULL). Version 1 manifests are still
-read: their CSV files wrote NULL as an empty unquoted field and the empty string as ``""``.
+read: their CSV files wrote NULL as an empty unquoted field and the empty string as ``""``. Version 3 adds
+``anomaly``: the header's anomaly settings, which the loader scores the partition with after loading it (None:
+not scored, as for every version 1 and 2 manifest).
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pipeline.core.anomaly import settings_of
 from pipeline.core.identifiers import is_column_name, is_table_name
 from pipeline.core.intervals import Grain
 from pipeline.core.lake import is_run_id
+from pipeline.core.spec import AnomalySettings
 from pipeline.core.types import PARTITION_TYPES, BqType
 from pipeline.errors import StoreError
 
-MANIFEST_VERSION = 2
-READABLE_VERSIONS = frozenset({1, MANIFEST_VERSION})
+MANIFEST_VERSION = 3
+READABLE_VERSIONS = frozenset({1, 2, MANIFEST_VERSION})
 # CSV files: NULL is this text, unquoted, in every column (BigQuery's `null_marker`); every string is quoted, so an
 # empty string is `""`. See pipeline.export.files.
 CSV_NULL_MARKER = "\\N"
@@ -95,6 +99,7 @@ class Manifest:
     finished_at: str = ""
     seconds: float = 0.0
     null_marker: str | None = None  # CSV: the unquoted field that means NULL (CSV_NULL_MARKER); None for Parquet
+    anomaly: dict[str, Any] | None = None  # the header's anomaly settings (pipeline.core.anomaly.settings_json)
     manifest_version: int = MANIFEST_VERSION
 
     def to_json(self) -> str:
@@ -115,7 +120,8 @@ class Manifest:
             raise ValueError("a manifest is a JSON object")
         version = data.get("manifest_version")
         if version not in READABLE_VERSIONS or isinstance(version, bool):
-            readable = " and ".join(str(v) for v in sorted(READABLE_VERSIONS))
+            *older, newest = (str(v) for v in sorted(READABLE_VERSIONS))
+            readable = f"{', '.join(older)} and {newest}"
             raise ValueError(f"manifest_version {version!r} is not supported (this version reads {readable})")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
@@ -126,6 +132,11 @@ class Manifest:
         data["cluster_by"] = tuple(data.get("cluster_by") or ())
         manifest = cls(**data)
         found = problems(manifest)
+        if manifest.anomaly is not None and not found:
+            try:
+                settings_of(manifest.anomaly, [f.name for f in manifest.schema])
+            except ValueError as error:
+                found.append(str(error))
         if found:
             raise ValueError("; ".join(found))
         return manifest
@@ -138,6 +149,13 @@ class Manifest:
             return cls.from_json(data)
         except (ValueError, KeyError, TypeError) as error:
             raise StoreError(f"the manifest cannot be read: {error}", where=where, hint=hint) from None
+
+    @property
+    def anomaly_settings(self) -> AnomalySettings | None:
+        """The anomaly settings the partition is scored with, or None (checked when the manifest was read)."""
+        if self.anomaly is None:
+            return None
+        return settings_of(self.anomaly, [f.name for f in self.schema])
 
     def summary(self) -> dict[str, Any]:
         """What a CLI or a Lambda reports about the commit (no file list, no schema)."""

@@ -76,6 +76,29 @@ class ChartSettings:
     top: int = 5  # series drawn for the largest values of `by`; the rest are summed into one "other" series
 
 
+class Sensitivity(StrEnum):
+    """How far from its expected range a value must be to be an anomaly (``anomaly.sensitivity``)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+@dataclass(frozen=True)
+class AnomalySettings:
+    """What anomaly scoring watches (the header's ``anomaly`` key; a KPI without it is not scored).
+
+    Empty ``measures`` means every numeric column; ``by`` None scores each measure's partition total, a dimension
+    scores each of its values apart; ``min_history`` None means the grain's default
+    (:data:`pipeline.core.anomaly.MIN_HISTORY`)."""
+
+    measures: tuple[str, ...] = ()
+    by: str | None = None
+    seasonality: tuple[str, ...] = ("weekday", "jp_holiday", "month_end")
+    sensitivity: Sensitivity = Sensitivity.MEDIUM
+    min_history: int | None = None
+
+
 @dataclass(frozen=True)
 class Kpi:
     """One KPI, as declared by its file. Field defaults here are the documented header defaults."""
@@ -108,6 +131,7 @@ class Kpi:
     zero_dates: Policy = Policy.ERROR
     invalid_utf8: Policy = Policy.ERROR
     chart: ChartSettings = field(default_factory=ChartSettings)
+    anomaly: AnomalySettings | None = None  # None: values are not scored
     allow_full_scan: bool = False  # the EXPLAIN guard lets this KPI scan whole tables (pipeline.core.explain)
 
     @property

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from pipeline.core.chart import Mark
 from pipeline.core.intervals import intervals_between
 from pipeline.core.plan import plan_backfill
 from pipeline.core.schema import SourceSchema
@@ -21,10 +22,12 @@ from pipeline.core.spec import Kpi
 from pipeline.demo.generate import demo_is_current, generate_demo_source
 from pipeline.demo.report_data import build_report
 from pipeline.errors import UsageError
+from pipeline.flows.anomalies import stored_anomalies
 from pipeline.flows.run import Job
 from pipeline.flows.runner import Outcome, Runner
 from pipeline.settings import Environment, redact
 from pipeline.sources.duckdb import duckdb_path
+from pipeline.warehouses import Warehouse
 from pipeline.warehouses.duckdb import warehouse_path
 
 DAYS = 60  # of the demo shop's 90, loaded into the warehouse
@@ -71,6 +74,19 @@ def demo_jobs(kpis: Sequence[Kpi], runner: Runner, today: date) -> list[Job]:
     return jobs
 
 
+def anomaly_marks(warehouse: Warehouse, kpis: Sequence[Kpi], today: date) -> dict[str, list[tuple[str, Mark]]]:
+    """The anomalies stored for the demo's days, as marks on the report's charts: at the partition, on the line of
+    the dimension value (or the measure's own line), labelled, with the expected range."""
+    first, last = (today - timedelta(days=DAYS)).isoformat(), f"{today.isoformat()}T99"
+    marks: dict[str, list[tuple[str, Mark]]] = {}
+    for kpi in kpis:
+        for anomaly in stored_anomalies(warehouse, kpi, first, last):
+            series = anomaly.dimension.split("=", 1)[1] if anomaly.dimension else anomaly.measure
+            mark = Mark(anomaly.partition, series, anomaly.label, (anomaly.low, anomaly.high))
+            marks.setdefault(kpi.name, []).append((anomaly.measure, mark))
+    return marks
+
+
 def run_demo(
     kpis: Sequence[Kpi],
     environment: Environment,
@@ -95,6 +111,8 @@ def run_demo(
         generate_demo_source(shop, today=today)
     runner = Runner(environment)
     outcomes = run(runner, demo_jobs(kpis, runner, today))
+    marks = anomaly_marks(runner.warehouse, kpis, today)
+    runner.warehouse.close()
     report = warehouse_path(environment.warehouse).parent / REPORT_NAME
     html = build_report(
         kpis,
@@ -102,6 +120,7 @@ def run_demo(
         now=shop_clock(today),
         generated_at=datetime.now(UTC),
         note=SHOP_CLOCK_NOTE.format(clock=shop_clock(today).strftime("%Y-%m-%d %H:%M %Z")),
+        marks=marks,
         schemas=schemas,
     )
     report.write_text(html, encoding="utf-8")

@@ -6,7 +6,9 @@ a real shop for the KPIs to show something worth looking at: a few thousand user
 standard or premium plans) and tens of thousands of orders, ~300–800 a day with a weekly rhythm (weekends higher),
 a mild upward trend and an intraday curve (quiet at 3–6 am, peaks at lunch and 20–22h), mostly paid with some
 refunds, cancellations and a few ``paid_partially``, and amounts in JPY with a long tail past the 50000 threshold
-of ``large_orders``.
+of ``large_orders``. Japanese public holidays sell like Sundays. Four days before ``today`` a payment outage
+(:data:`OUTAGE_DAYS_AGO`) fails 45 % of the day's checkouts — ``cancelled`` instead of ``paid`` — the anomaly that
+``daily_sales``' anomaly scoring finds and the report marks.
 
 The tables are created from ``schema.sql`` (MySQL, as the KPIs expect it) transpiled to DuckDB by sqlglot, and
 filled by DuckDB SQL alone: every random draw is ``hash(seed, key, stream)`` of the row's identity, so the same
@@ -35,12 +37,14 @@ import sqlglot
 DEFAULT_DAYS = 90
 DEFAULT_SEED = 7
 # Bumped whenever the generator's output changes, so that files built by an older version count as stale.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 # Users who signed up before the period (over the two preceding years), then ~20 sign-ups a day within it.
 EARLY_USERS = 2_400
 EARLY_SPAN_DAYS = 730
 SIGNUPS_PER_DAY = 20
 ORDERS_PER_DAY = 400  # before the weekly rhythm (×0.90–1.30), the trend (×1.00–1.30) and noise (×0.92–1.08)
+OUTAGE_DAYS_AGO = 4  # the day of the payment outage, counted back from today
+OUTAGE_FAILED = 0.45  # share of that day's orders whose payment failed (cancelled)
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,8 @@ WITH order_days AS (
     day,
     epoch_days,
     round(
-      {ORDERS_PER_DAY} * {_WEEKLY}[isodow(day)] * (1 + 0.3 * i / greatest($days - 1, 1))
+      {ORDERS_PER_DAY} * (CASE WHEN list_contains($holidays, day) THEN {_WEEKLY}[7] ELSE {_WEEKLY}[isodow(day)] END)
+        * (1 + 0.3 * i / greatest($days - 1, 1))
         * (0.92 + 0.16 * draw($seed, epoch_days, 11))
     )::BIGINT AS orders,
     (SELECT count(*) FROM users WHERE created_at < day) AS buyers  -- who had signed up before the day began
@@ -159,6 +164,7 @@ WITH order_days AS (
 draws AS (
   SELECT
     day,
+    day = $outage_day AS outage,
     buyers,
     draw_key,
     draw($seed, draw_key, 12) AS u_hour,
@@ -179,7 +185,8 @@ drawn AS (
       AS created_at,
     -- Older users buy more often: the density of u² falls along the ids, which follow sign-up order.
     1 + floor(buyers * u_user * u_user)::BIGINT AS user_id,
-    {_choice("u_status", _STATUSES)} AS status,
+    CASE WHEN outage AND draw($seed, draw_key, 20) < {OUTAGE_FAILED} THEN 'cancelled'
+      ELSE {_choice("u_status", _STATUSES)} END AS status,
     -- JPY: a log-normal body (median 3000 yen) and, for 5% of orders, a Pareto tail from 20000 yen: ~1.5% of
     -- orders reach large_orders' 50000 yen, ~7 a day on average (a quiet day without one is rare but possible).
     CASE
@@ -230,7 +237,8 @@ def generate_demo_source(path: Path, *, today: date, days: int = DEFAULT_DAYS, s
             db.execute(_DRAW_MACRO)
             values = {"first_day": first_day, "days": days, "seed": seed}
             db.execute(_USERS, values)
-            db.execute(_ORDERS, values)
+            outage = today - timedelta(days=OUTAGE_DAYS_AGO)
+            db.execute(_ORDERS, {**values, "holidays": _holidays(first_day, last_day), "outage_day": outage})
             db.execute("CREATE TABLE _demo (today DATE, days INTEGER, seed BIGINT, version INTEGER)")
             db.execute("INSERT INTO _demo VALUES (?, ?, ?, ?)", [today, days, seed, GENERATOR_VERSION])
             users, orders = _counts(db)
@@ -243,6 +251,15 @@ def generate_demo_source(path: Path, *, today: date, days: int = DEFAULT_DAYS, s
         temporary.unlink(missing_ok=True)
         _wal(temporary).unlink(missing_ok=True)
     return DemoSummary(path=path, users=users, orders=orders, first_day=first_day, last_day=last_day)
+
+
+def _holidays(first: date, last: date) -> list[date]:
+    """Japan's public holidays from ``first`` to ``last`` (the ``holidays`` package); a day long past stands in
+    for none, so that DuckDB knows the list's type."""
+    import holidays
+
+    found = holidays.country_holidays("JP", years=range(first.year, last.year + 1))
+    return sorted(day for day in found if first <= day <= last) or [date(1970, 1, 1)]  # a typed list, never empty
 
 
 def demo_is_current(path: Path, *, today: date, days: int = DEFAULT_DAYS, seed: int = DEFAULT_SEED) -> bool:

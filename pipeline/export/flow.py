@@ -34,6 +34,7 @@ from itertools import pairwise
 import pyarrow as pa
 
 from pipeline import __version__
+from pipeline.core.anomaly import settings_json
 from pipeline.core.batch import BatchIndex
 from pipeline.core.checks import PartitionChecks
 from pipeline.core.convert import Conversion
@@ -169,6 +170,7 @@ def export(
                 finished_at=finished.isoformat(),
                 seconds=round(time.monotonic() - clock, 3),
                 null_marker=CSV_NULL_MARKER if options.format is FileFormat.CSV else None,
+                anomaly=settings_json(kpi.anomaly) if kpi.anomaly else None,
             )
             publishing[_writer(writers, index)] = manifest_key(kpi, part, run_id)
             manifests.append(manifest)

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pipeline import interrupts
+from pipeline.core.anomaly import Anomaly
 from pipeline.core.lake import manifest_key, partition_name
 from pipeline.errors import KpiError, ProblemsError
 from pipeline.export import ChecksFailed, export
@@ -44,6 +45,8 @@ class Outcome:
     kind: str = ""  # a failure's KpiError.kind: source, export, checks, lake, load…
     hint: str = ""
     where: str = ""
+    anomalies: tuple[Anomaly, ...] = ()  # found by the scoring after the load (pipeline.flows.anomalies)
+    scoring_error: str = ""  # why scoring failed; the partition is loaded all the same
 
     @classmethod
     def failure(cls, kpi: str, partition: str, error: KpiError, seconds: float) -> Outcome:
@@ -72,6 +75,8 @@ class KpiSummary:
     seconds: float = 0.0
     failed: list[Outcome] = field(default_factory=list)
     loaded: list[str] = field(default_factory=list)  # the partitions loaded (not skipped, not failed)
+    anomalies: list[Anomaly] = field(default_factory=list)
+    scoring_errors: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -87,6 +92,8 @@ class KpiSummary:
             "status": self.status,
             "failed": [outcome.failure_dict() for outcome in self.failed],
             "loaded": sorted(self.loaded),
+            "anomalies": [anomaly.to_json() for anomaly in self.anomalies],
+            "scoring_errors": self.scoring_errors,
         }
 
 
@@ -102,6 +109,9 @@ def summarize(outcomes: Iterable[Outcome]) -> list[KpiSummary]:
             line.failed.append(outcome)
         elif outcome.status == LOADED:
             line.loaded.append(outcome.partition)
+        line.anomalies.extend(outcome.anomalies)
+        if outcome.scoring_error:
+            line.scoring_errors.append(f"{outcome.partition}: {outcome.scoring_error}")
     return sorted(summaries.values(), key=lambda s: s.kpi)
 
 
@@ -198,6 +208,16 @@ class Runner:
             return outcomes + [Outcome.failure(kpi.name, m.partition, error, seconds) for m in manifests]
         seconds = exported + (time.monotonic() - loading) / len(manifests)
         return outcomes + [
-            Outcome(kpi.name, m.partition, LOADED if r.loaded else SKIPPED, m.rows, m.bytes, seconds, r.reason)
+            Outcome(
+                kpi.name,
+                m.partition,
+                LOADED if r.loaded else SKIPPED,
+                m.rows,
+                m.bytes,
+                seconds,
+                r.reason,
+                anomalies=r.anomalies,
+                scoring_error=r.scoring_error,
+            )
             for m, r in loaded
         ]

@@ -1,9 +1,11 @@
-"""``kpi status``: per KPI, the newest partition loaded, its rows, when, and whether it is fresh — the model.
+"""``kpi status``: per KPI, the newest partition loaded, its rows, when, whether it is fresh, and its anomalies — the
+model.
 
-Read from the warehouse's audit only (:meth:`~pipeline.warehouses.base.Warehouse.loads`, one query per KPI, the
-warehouse opened read-only) and judged at the moment passed in (``now``) by the core's rules
-(:func:`~pipeline.core.freshness.freshness`, :func:`~pipeline.core.freshness.split_future`). The command prints
-it (a table, or ``--json``) and decides the exit code from :attr:`KpiStatus.failing`.
+Read from the warehouse's audit (:meth:`~pipeline.warehouses.base.Warehouse.loads`, one query per KPI, the
+warehouse opened read-only) and, for KPIs scored for anomalies, the newest partition's stored scores, and judged at
+the moment passed in (``now``) by the core's rules (:func:`~pipeline.core.freshness.freshness`,
+:func:`~pipeline.core.freshness.split_future`). The command prints it (a table, or ``--json``) and decides the exit
+code from :attr:`KpiStatus.failing` (and, with ``--fail-on-anomaly``, :attr:`KpiStatus.anomalies`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pipeline.core.anomaly import Anomaly
 from pipeline.core.freshness import freshness, split_future
 from pipeline.core.spec import Kpi
+from pipeline.flows.anomalies import newest_anomalies
 from pipeline.warehouses import open_warehouse
 
 
@@ -33,6 +37,7 @@ class KpiStatus:
     failing: bool  # stale, or never loaded: `kpi status` exits 1
     future_partitions: tuple[str, ...]  # loaded, but not begun at `now` (a mistyped --date): never the newest
     age: timedelta | None = None  # unrounded, for alerts (``age_hours`` is what the table and --json show)
+    anomalies: tuple[Anomaly, ...] | None = None  # of `partition`; None: not scored (pipeline.flows.anomalies)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +51,8 @@ class KpiStatus:
             "freshness": self.freshness,
             "failing": self.failing,
             "future_partitions": list(self.future_partitions),
+            "anomaly_scored": self.anomalies is not None,
+            "anomalies": [anomaly.to_json() for anomaly in self.anomalies or ()],
         }
 
 
@@ -56,6 +63,10 @@ def kpi_status(kpis: Sequence[Kpi], warehouse_url: str, now: datetime) -> list[K
     ordered = sorted(kpis, key=lambda k: k.name)
     try:
         loaded = {kpi.name: warehouse.loads(kpi.name) for kpi in ordered}
+        found = {
+            kpi.name: newest_anomalies(warehouse, kpi, max(split_future(kpi, loaded[kpi.name], now)[0], default=None))
+            for kpi in ordered
+        }
     finally:
         warehouse.close()
     lines = []
@@ -77,6 +88,11 @@ def kpi_status(kpis: Sequence[Kpi], warehouse_url: str, now: datetime) -> list[K
                 failing=state.failing,
                 future_partitions=tuple(future),
                 age=state.age,
+                anomalies=_tupled(found[kpi.name]),
             )
         )
     return lines
+
+
+def _tupled(anomalies: list[Anomaly] | None) -> tuple[Anomaly, ...] | None:
+    return None if anomalies is None else tuple(anomalies)

@@ -70,6 +70,8 @@ def _load_announced(event: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "loaded": result.loaded,
                 "reason": result.reason,
                 "added_columns": list(result.added_columns),
+                "anomalies": [anomaly.to_json() for anomaly in result.anomalies],
+                "scoring_error": result.scoring_error or None,  # scoring failed; the load stands
             }
             for manifest_key, manifest, result in loaded
         )

@@ -19,6 +19,7 @@ from pipeline.core.manifest import DataFile, Manifest
 from pipeline.core.rowcount import PARQUET_TAIL_BYTES, CsvRecordCounter, parquet_footer_length, parquet_rows
 from pipeline.core.spec import Kpi
 from pipeline.errors import LoadError
+from pipeline.flows.anomalies import score_loaded
 from pipeline.stores import Store
 from pipeline.warehouses import LoadResult, Warehouse
 from pipeline.warehouses.base import OpenFile, where
@@ -52,10 +53,14 @@ def load_announced(store: Store, key: str, warehouse: Warehouse) -> list[tuple[s
 def load_manifests(
     store: Store, keys: Sequence[str], warehouse: Warehouse, *, force: bool = False
 ) -> list[tuple[Manifest, LoadResult]]:
-    """Load the manifests at ``keys`` (one KPI's partitions) as one batch: all of them land, or none."""
+    """Load the manifests at ``keys`` (one KPI's partitions) as one batch: all of them land, or none. Then the
+    partitions written are scored for anomalies when their manifests carry the header's settings
+    (:func:`pipeline.flows.anomalies.score_loaded`): each result names its anomalies, or why scoring failed —
+    which never fails the load, committed by then."""
     hint = "export the partition again; do not edit manifests by hand"
     manifests = [Manifest.parse(store.get_bytes(key), where=store.uri(key), hint=hint) for key in keys]
-    results = warehouse.load(manifests, _checked_opener(store, manifests), force=force)
+    results = warehouse.load(manifests, checked_opener(store, manifests), force=force)
+    results = score_loaded(warehouse, manifests, results)
     return list(zip(manifests, results, strict=True))
 
 
@@ -85,7 +90,7 @@ def newest_manifest(store: Store, kpi: Kpi, interval: Interval | None) -> str:
     return manifests[-1]
 
 
-def _checked_opener(store: Store, manifests: Sequence[Manifest]) -> OpenFile:
+def checked_opener(store: Store, manifests: Sequence[Manifest]) -> OpenFile:
     """Each file as the warehouse will read it, refused unless its size, SHA-256 and row count are its
     manifest's: a file changed after its commit never reaches a table, whichever warehouse it is."""
     owner = {entry.path: manifest for manifest in manifests for entry in manifest.files}

@@ -342,9 +342,26 @@ def charts_html(kpi: ReportKpi) -> str:
     if empty:
         parts.append(f'<p class="chart-note">No values for {esc(", ".join(empty))}.</p>')
     parts.append(f'<p class="chart-caption">{esc(model.caption)}</p>')
+    note = _marks_note(drawn)
+    if note:
+        parts.append(f'<p class="chart-caption marks-note">{esc(note)}</p>')
     parts.append("</div>")
     parts.append(_data_table(kpi))
     return "\n".join(parts)
+
+
+def _marks_note(charts: Sequence[MeasureChart]) -> str:
+    """What the rings mean, in words: ``Ringed: 3 anomalies — orders 2026-11-29 cancelled (spike: 9.0σ above
+    expected), …; the line through each ring is its expected range.``"""
+    marks = [(chart.measure, mark) for chart in charts for mark in chart.marks]
+    if not marks:
+        return ""
+    named = "; ".join(f"{measure} {mark.x} {mark.series} ({mark.label})" for measure, mark in marks[:6])
+    more = f"; and {len(marks) - 6} more" if len(marks) > 6 else ""
+    return (
+        f"Ringed: {len(marks)} anomal{'y' if len(marks) == 1 else 'ies'} found by the anomaly scoring — {named}{more}."
+        " The line through each ring is the range its history expected."
+    )
 
 
 def _cell(value: Any) -> str:

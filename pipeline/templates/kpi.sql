@@ -27,6 +27,8 @@ checks:
 freshness: {warn_after: ${warn_after}, error_after: ${error_after}}
 cluster_by: []                   # up to 4 columns BigQuery clusters on
 # chart: {measures: [], by: x, top: 5}  # the report: which measures, a line per value of dimension x (top 5 + other)
+# anomaly: {measures: [], by: [x], seasonality: [weekday, jp_holiday, month_end], sensitivity: medium, min_history: 28}
+#   # score each load against the KPI's history (defaults shown; measures [] = every numeric column; day/hour grains)
 zero_dates: error                # MySQL 0000-00-00 dates: error | null
 invalid_utf8: error              # text that is not UTF-8: error | null
 ---*/

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from zoneinfo import ZoneInfo
 
 from pipeline.core.bounds import column_bound
@@ -27,7 +27,9 @@ from pipeline.errors import LoadError
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from pipeline.core.anomaly import Anomaly, Observation
     from pipeline.core.spec import Kpi
+    from pipeline.warehouses.anomalies import History, StoredScore
 
 AUDIT_TABLE = "_kpi_loads"
 
@@ -70,6 +72,8 @@ class LoadResult:
     reason: str  # for people: "replaced …", "run … is older than run … already loaded"
     record: LoadRecord | None = None
     added_columns: tuple[str, ...] = ()
+    anomalies: tuple[Anomaly, ...] = ()  # found by the scoring after the load (pipeline.flows.anomalies)
+    scoring_error: str = ""  # why the partition could not be scored; the load stands
 
     @classmethod
     def replaced(cls, manifest: Manifest, record: LoadRecord, drift: Drift | None) -> LoadResult:
@@ -115,6 +119,19 @@ class Warehouse(Protocol):
 
     def close(self) -> None:
         """Release connections (the DuckDB file lock); the warehouse reopens on next use."""
+        ...
+
+    def history(self, history: History) -> list[Observation]:
+        """Per partition from ``history.since`` on (and dimension value), the sums of the measures anomaly scoring
+        reads (:func:`pipeline.warehouses.anomalies.history_sql`, one query); empty when nothing was loaded."""
+        ...
+
+    def record_scores(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Append rows to ``_kpi_anomalies`` (:func:`pipeline.warehouses.anomalies.score_rows`)."""
+        ...
+
+    def scores(self, kpi: str, first: str, last: str) -> list[StoredScore]:
+        """The newest score per partition, measure and dimension value from ``first`` to ``last`` (partitions)."""
         ...
 
     def remove(self, kpi: str, removals: Sequence[Removal], *, whole_table: bool = False) -> list[LoadRecord]:

@@ -42,9 +42,11 @@ from google.cloud import bigquery
 from google.cloud.bigquery import client as bigquery_client
 
 from pipeline import interrupts
+from pipeline.core.anomaly import Observation
 from pipeline.core.drift import Drift, schema_drift
 from pipeline.core.manifest import DataFile, Manifest, SchemaField
 from pipeline.errors import LoadError, bigquery_retryable
+from pipeline.warehouses.anomalies import History, StoredScore
 from pipeline.warehouses.base import (
     AUDIT_TABLE,
     BatchPlan,
@@ -236,6 +238,25 @@ class BigQueryWarehouse:
 
     def native_type(self, bq_type: str) -> str:
         return bq_type
+
+    def history(self, history: History) -> list[Observation]:
+        from pipeline.warehouses import bigquery_anomalies
+
+        return bigquery_anomalies.history(self, history)
+
+    def record_scores(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        from pipeline.warehouses import bigquery_anomalies
+
+        bigquery_anomalies.record_scores(self, rows)
+
+    def scores(self, kpi: str, first: str, last: str) -> list[StoredScore]:
+        from pipeline.warehouses import bigquery_anomalies
+
+        return bigquery_anomalies.scores(self, kpi, first, last)
+
+    def query(self, sql: str, params: dict[str, tuple[str, Any]], label: str) -> list[Any]:
+        """A query's rows, labelled with the KPI (for the anomaly module)."""
+        return self._query(sql, params, label)
 
     def load(self, manifests: Sequence[Manifest], open_file: OpenFile, *, force: bool = False) -> list[LoadResult]:
         check_batch(manifests)

@@ -31,10 +31,19 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from pipeline import interrupts
+from pipeline.core.anomaly import Observation
 from pipeline.core.drift import schema_drift
 from pipeline.core.manifest import Manifest, SchemaField
 from pipeline.core.types import BqType
 from pipeline.errors import LoadError, UsageError
+from pipeline.warehouses.anomalies import (
+    ANOMALY_TABLE,
+    SCORE_COLUMNS,
+    History,
+    StoredScore,
+    history_sql,
+    scores_sql,
+)
 from pipeline.warehouses.base import (
     AUDIT_TABLE,
     Bounds,
@@ -89,6 +98,9 @@ _META = (
     "rows BIGINT, bytes BIGINT, job_id VARCHAR, loaded_at TIMESTAMPTZ)",
     f"CREATE TABLE IF NOT EXISTS {COLUMNS_TABLE} (kpi VARCHAR, position INTEGER, name VARCHAR, type VARCHAR, "
     "description VARCHAR)",
+    f"CREATE TABLE IF NOT EXISTS {ANOMALY_TABLE} (kpi VARCHAR, partition VARCHAR, measure VARCHAR, "
+    "dimension VARCHAR, actual DOUBLE, expected DOUBLE, low DOUBLE, high DOUBLE, score DOUBLE, direction VARCHAR, "
+    "run_id VARCHAR, job_id VARCHAR, scored_at TIMESTAMPTZ)",
 )
 
 
@@ -239,6 +251,47 @@ class DuckDbWarehouse:
                 f"the DuckDB warehouse {self.path} was opened read-only",
                 hint="open it with open_warehouse(url) to load or remove",
             )
+
+    def history(self, history: History) -> list[Observation]:
+        """Per partition from ``history.since`` (and dimension value), the sums of the measures scored."""
+        if not self.path.exists():
+            return []
+        with self._lock:
+            connection = self._connect()
+            tables = {name for (name,) in connection.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            if history.kpi not in tables:
+                return []
+            sql = history_sql(history, quote(history.kpi), "duckdb")
+            return history.observations(connection.execute(sql, [history.bound()]).fetchall())
+
+    def record_scores(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Append rows of ``_kpi_anomalies`` (:func:`~pipeline.warehouses.anomalies.score_rows`), in one
+        transaction."""
+        self._writable()
+        if not rows:
+            return
+        with self._lock:
+            connection = self._connect()
+            connection.begin()
+            try:
+                marks = ", ".join("?" * len(SCORE_COLUMNS))
+                connection.executemany(f"INSERT INTO {ANOMALY_TABLE} VALUES ({marks})", [list(r) for r in rows])
+            except BaseException:
+                connection.rollback()
+                raise
+            connection.commit()
+
+    def scores(self, kpi: str, first: str, last: str) -> list[StoredScore]:
+        """The newest score of each partition, measure and dimension value from ``first`` to ``last``."""
+        if not self.path.exists():
+            return []
+        sql = scores_sql(ANOMALY_TABLE, "$kpi", "$first", "$last", at="timezone('UTC', scored_at)")
+        with self._lock:
+            connection = self._connect()
+            if not _has_table(connection, ANOMALY_TABLE):  # opened read-only on a file no load has scored into
+                return []
+            rows = connection.execute(sql, {"kpi": kpi, "first": first, "last": last}).fetchall()
+        return [StoredScore.of((*row[:-1], row[-1].replace(tzinfo=UTC))) for row in rows]
 
     def load(self, manifests: Sequence[Manifest], open_file: OpenFile, *, force: bool = False) -> list[LoadResult]:
         self._writable()

@@ -1,0 +1,84 @@
+"""BigQuery's side of anomaly scoring: the history query, and the ``_kpi_anomalies`` table written and read.
+
+The SQL is :mod:`pipeline.warehouses.anomalies`' (DuckDB runs the same rules); here only what BigQuery needs
+besides: query parameters, the table made on first use (partitioned by month of ``scored_at``, clustered by KPI
+and partition, as the audit table is) and the rows appended with one DML ``INSERT`` of typed literals — DML,
+not streaming inserts, so that the rows can be read at once and the emulator runs it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from google.api_core import exceptions as google_errors
+from google.cloud import bigquery
+
+from pipeline.core.anomaly import Observation
+from pipeline.warehouses.anomalies import ANOMALY_TABLE, SCORE_COLUMNS, History, StoredScore, history_sql, scores_sql
+
+
+class BigQueryWarehouse(Protocol):
+    """What this module uses of :class:`pipeline.warehouses.bigquery.BigQueryWarehouse` (which imports it)."""
+
+    @property
+    def target(self) -> Any: ...
+
+    @property
+    def client(self) -> bigquery.Client: ...
+
+    def query(self, sql: str, params: dict[str, tuple[str, Any]], label: str) -> list[Any]: ...
+
+
+ANOMALY_SCHEMA = tuple(
+    bigquery.SchemaField(name, kind)
+    for name, kind in zip(
+        SCORE_COLUMNS,
+        ("STRING",) * 4 + ("FLOAT64",) * 5 + ("STRING",) * 3 + ("TIMESTAMP",),
+        strict=True,
+    )
+)
+
+
+def history(warehouse: BigQueryWarehouse, query: History) -> list[Observation]:
+    sql = history_sql(query, f"`{warehouse.target.table(query.kpi)}`", "bigquery")
+    try:
+        rows = warehouse.query(sql, {"since": (query.time_type.value, query.bound())}, query.kpi)
+    except google_errors.NotFound:  # nothing loaded yet
+        return []
+    return query.observations([tuple(row.values()) for row in rows])
+
+
+def record_scores(warehouse: BigQueryWarehouse, rows: Sequence[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    table = warehouse.target.table(ANOMALY_TABLE)
+    made = bigquery.Table(table, schema=list(ANOMALY_SCHEMA))
+    made.description = "Every partition scored for anomalies by kpi-pipeline: the newest row per partition wins."
+    made.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.MONTH, field="scored_at")
+    made.clustering_fields = ["kpi", "partition"]
+    warehouse.client.create_table(made, exists_ok=True)
+    columns = ", ".join(f"`{c}`" for c in SCORE_COLUMNS)
+    values = ", ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in rows)
+    warehouse.query(f"INSERT INTO `{table}` ({columns}) VALUES {values}", {}, str(rows[0][0]))
+
+
+def scores(warehouse: BigQueryWarehouse, kpi: str, first: str, last: str) -> list[StoredScore]:
+    sql = scores_sql(f"`{warehouse.target.table(ANOMALY_TABLE)}`", "@kpi", "@first", "@last", "`partition`")
+    params = {"kpi": ("STRING", kpi), "first": ("STRING", first), "last": ("STRING", last)}
+    try:
+        rows = warehouse.query(sql, params, kpi)
+    except google_errors.NotFound:
+        return []
+    return [StoredScore.of(tuple(row.values())) for row in rows]
+
+
+def _literal(value: Any) -> str:
+    """A GoogleSQL literal of one of our own score values: text, a finite float, an aware UTC time."""
+    if isinstance(value, datetime):
+        return f"TIMESTAMP '{value.isoformat(' ')}'"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else "CAST('NaN' AS FLOAT64)"
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
