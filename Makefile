@@ -106,8 +106,8 @@ PYTEST = $(BIN)/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --di
 test: lint native $(BQ_STAMP) browser qemu ## Lint, type-check and run every test on two workers (MariaDB on 127.0.0.1:3306; a BigQuery emulator)
 	$(PYTEST)
 
-test-fast: native ## The tests without the infrastructure simulations (-m "not infra"): core, CLI, the embedded-default flows
-	$(PYTEST) -m "not infra"
+test-fast: native ## Core, CLI and the embedded-default flows: no infrastructure simulation, no MariaDB (-m "not infra and not mysql")
+	$(PYTEST) -m "not infra and not mysql"
 
 bench: native $(LAMBDA_STAMP) $(BENCH_STAMP) ## Exporter against its peers, a 1,000-KPI catalog, a year's backfill, the loader at 1 GB, cold imports, anomaly detection (MariaDB on 127.0.0.1:3306)
 	$(BIN)/python -m bench.export_bench --kpi $(LAMBDA_VENV)/bin/kpi --peers-python $(BENCH_VENV)/bin/python

@@ -71,12 +71,17 @@ def _docker_available() -> bool:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test on the BigQuery emulator is an infrastructure test (``infra``), whichever file it is in: one that
     asks for the emulator's fixture, or one parametrized on the ``"bigquery"`` warehouse (whose fixture asks for
-    the emulator when it runs). The emulator takes seconds to start per worker; `make test-fast` leaves it out."""
+    the emulator when it runs). The emulator takes seconds to start per worker; `make test-fast` leaves it out.
+    A test that asks for a MariaDB server (``mysql_server``, ``cluster_server``, directly or through another
+    fixture) is marked ``mysql``: `make test-fast` leaves those out too (the embedded default needs no server)."""
     for item in items:
         callspec = getattr(item, "callspec", None)
+        fixtures = getattr(item, "fixturenames", ())
         on_bigquery = callspec is not None and "bigquery" in callspec.params.values()
-        if on_bigquery or "bigquery_emulator" in getattr(item, "fixturenames", ()):
+        if on_bigquery or "bigquery_emulator" in fixtures:
             item.add_marker(pytest.mark.infra)
+        if "mysql_server" in fixtures or "cluster_server" in fixtures:
+            item.add_marker(pytest.mark.mysql)
 
 
 @pytest.fixture(scope="session")

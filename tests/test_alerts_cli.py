@@ -329,3 +329,57 @@ def test_a_run_whose_load_finds_an_anomaly_alerts_the_owner_once(
     assert head.startswith("*kpi run (local): 1 anomaly for growth*")
     assert "`daily_series` 2026-07-30" in line
     assert "sales = 163, expected 96.75–106.5: above the expected range" in line
+
+
+@pytest.mark.infra  # moto's S3 and Secrets Manager, the loader Lambda's path
+def test_the_loader_alerts_the_anomalies_its_load_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_bucket: str, slack: SlackStandIn
+) -> None:
+    """Deployed, the loader is where a partition is scored: the anomalies a load finds reach the KPI's owner in
+    one message, and the loader's answer is what it would be without alerts."""
+    from bench.anomaly_bench import intervals, load_series
+    from pipeline.core.lake import manifest_key
+    from pipeline.export import export
+    from pipeline.lambdas.loader import handler as loader
+    from pipeline.sources import open_source
+    from pipeline.stores import open_store
+    from tests.test_anomaly_measured import small
+
+    series = small(spike_at=59)
+    kpi, warehouse, _ = load_series(tmp_path, series)  # 60 days loaded, the last one a spike
+    warehouse.close()
+    queries = tmp_path / "queries" / "daily_series.sql"
+    queries.write_text(queries.read_text().replace("grain: day", "owner: growth\ngrain: day"))
+    # The spike's day exported again (a newer run) to the bucket the loader is notified of.
+    spike = intervals(series)[-1]
+    source = open_source(f"duckdb:///{tmp_path / 'source.duckdb'}")
+    (manifest,) = export(kpi, [spike], source=source, store=open_store(f"s3://{s3_bucket}/lake"))
+    key = "lake/" + manifest_key(kpi, spike, manifest.run_id)
+    for name, value in {
+        "KPI_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+        "KPI_QUERIES": str(tmp_path / "queries"),
+        "KPI_CONFIG": str(tmp_path / "none.toml"),  # configured by variables alone, as deployed
+        "KPI_ALERTS_OWNERS": f"growth=slack:secretsmanager:{SECRET}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("KPI_ENV", "KPI_ALERTS_DEFAULT"):
+        monkeypatch.delenv(name, raising=False)
+    event = {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": s3_bucket}, "object": {"key": key}},
+            }
+        ]
+    }
+
+    (outcome,) = loader(event)["manifests"]
+
+    assert (outcome["partition"], outcome["loaded"]) == ("2026-07-30", True)
+    assert [(a["measure"], a["direction"]) for a in outcome["anomalies"]] == [("sales", "spike")]
+    (message,) = slack.received
+    head, line = message["text"].splitlines()
+    assert head.startswith("*kpi loader: 1 anomaly for growth* (")
+    assert "`daily_series` 2026-07-30" in line
+    assert "sales = 163, expected 96.75–106.5: above the expected range" in line

@@ -127,6 +127,3 @@ def test_readme_alerts_table_is_valid_and_its_messages_are_what_the_renderer_wri
     assert f"```\n{slack.text}\n```" in section
     sns = render("ops-team", grouped["ops-team"], context="kpi run (local)", now=now)
     assert f"```\nSubject: {sns.subject}\n\n{sns.body}\n```" in section
-    anomaly = Alert.anomaly("daily_sales", "growth-team", "2026-05-04", "sales", "paid", 1204500, 2310000, 2980000)
-    line = render("growth-team", [anomaly], context="kpi run (local)", now=now).text.splitlines()[1]
-    assert f"```\n{line}\n```" in section

@@ -8,20 +8,22 @@ queue at once, the others are deleted. Delivered directly by S3, a failure is ra
 retrying can help). Delivery is at least once: a retried manifest that did load is skipped by the audit table.
 
 A load that failed for good — a permanent failure, or a transient one on its last receive before the dead-letter
-queue (:data:`LAST_RECEIVE`) — alerts the KPI's owner (``KPI_ALERTS_*``, :mod:`pipeline.flows.alerts`): one message
-per owner per invocation, its delivery logged as one JSON line; a delivery failure never changes the answer.
+queue (:data:`LAST_RECEIVE`) — alerts the KPI's owner (``KPI_ALERTS_*``, :mod:`pipeline.flows.alerts`), and so do
+the anomalies a load's scoring found (:mod:`pipeline.flows.anomalies`): one message per owner per announced batch,
+its delivery logged as one JSON line; a delivery failure never changes the answer.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipeline import settings
+from pipeline.core.alerts import AnomalyLike
 from pipeline.core.lake import BATCH_NAME
 from pipeline.errors import KpiError
 from pipeline.lambdas.errorlog import log_error, reraise
@@ -75,6 +77,7 @@ def _load_announced(event: Mapping[str, Any]) -> list[dict[str, Any]]:
             }
             for manifest_key, manifest, result in loaded
         )
+        _alert_anomalies([anomaly for _, _, result in loaded for anomaly in result.anomalies])
     return outcomes
 
 
@@ -82,6 +85,27 @@ def failed_for_good(retryable: bool, receives: int) -> bool:
     """Whether a failed load will not be tried again — so its owner is alerted now: a permanent failure (parked in
     the dead-letter queue at once), or a transient one on its ``LAST_RECEIVE``-th receive (SQS parks it next)."""
     return not retryable or receives >= LAST_RECEIVE
+
+
+def _alert_anomalies(anomalies: Sequence[AnomalyLike]) -> None:
+    """Tell the owners of the KPIs whose partitions the batch's scoring found anomalous; never raises."""
+    if not anomalies:
+        return
+    try:
+        environment = settings.load_environment()
+        if not environment.alerts.configured:
+            return
+        from pipeline import catalog
+        from pipeline.flows.alerts import anomaly_alerts, send_alerts
+
+        found = catalog.load((Path(os.environ.get("KPI_QUERIES", "queries")),))
+        names = {anomaly.kpi for anomaly in anomalies}
+        kpis = {name: spec for name, spec in found.kpis.items() if name in names}
+        alerts = anomaly_alerts(anomalies, kpis, environment.warehouse, environment.alerts)
+        report = send_alerts(alerts, environment.alerts, datetime.now(UTC), context="kpi loader")
+        print(json.dumps({"level": "info" if report.ok else "warning", "alerts": report.as_dict()}))
+    except Exception as failure:  # alerting must never change what the loader answers
+        print(json.dumps({"level": "warning", "alerts": f"not sent: {type(failure).__name__}"}))
 
 
 def _alert(url: str, error: KpiError) -> None:
