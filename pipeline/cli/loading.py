@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from pipeline import settings
 from pipeline.cli.app import cli
@@ -69,12 +70,7 @@ def load(
     for name in result.added_columns:
         console.print(f"[yellow]note:[/] new column '{name}' added to {manifest.kpi}")
     for anomaly in result.anomalies:
-        what = anomaly.measure + (f" [{anomaly.dimension}]" if anomaly.dimension else "")
-        console.print(
-            f"[red]anomaly:[/] {what} {anomaly.actual:,.0f}, expected "
-            f"{anomaly.low:,.0f} to {anomaly.high:,.0f}: {anomaly.label}",
-            highlight=False,
-        )
+        console.print(f"[red]anomaly:[/] {escape(anomaly.finding)}", highlight=False)
     if result.scoring_error:
         console.print(f"[yellow]warning:[/] {result.scoring_error}; the partition is loaded", highlight=False)
 

@@ -85,12 +85,8 @@ def report(
             for failures in _same_reason(s.failed):
                 print_failure(console, s.kpi, failures)
             for anomaly in s.anomalies:
-                what = anomaly.measure + (f" [{anomaly.dimension}]" if anomaly.dimension else "")
-                console.print(
-                    f"[red]anomaly:[/] {s.kpi} {anomaly.partition} {what} {anomaly.actual:,.0f}, expected "
-                    f"{anomaly.low:,.0f} to {anomaly.high:,.0f}: {anomaly.label}",
-                    highlight=False,
-                )
+                line = f"{s.kpi} {anomaly.partition} {anomaly.finding}"
+                console.print(f"[red]anomaly:[/] {escape(line)}", highlight=False)
             for error in s.scoring_errors[:3]:
                 console.print(f"[yellow]warning:[/] {s.kpi} {error}; loaded all the same", highlight=False)
         if stopped:

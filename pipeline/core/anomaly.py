@@ -109,6 +109,13 @@ class Anomaly:
         }
 
     @property
+    def finding(self) -> str:
+        """``sales [paid] 163, expected 97 to 107: spike: 6.1σ above expected`` — a load's line (`kpi load`,
+        `kpi run`), after whatever names the KPI and partition."""
+        what = self.measure + (f" [{self.dimension}]" if self.dimension else "")
+        return f"{what} {self.actual:,.0f}, expected {self.low:,.0f} to {self.high:,.0f}: {self.label}"
+
+    @property
     def label(self) -> str:
         """``spike: 6.1σ above expected`` — how the report, `kpi load` and `kpi anomalies` name it."""
         side = "above" if self.direction == SPIKE else "below"
