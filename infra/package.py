@@ -578,7 +578,15 @@ def build_dependencies(function: Function, reqs: Sequence[str], options: Options
             "stripped_bytes": saved,
         }
         (work / "stamp.json").write_text(json.dumps(record, indent=2) + "\n")
-        work.rename(folder)  # the stamp appears with its zip, never before
+        try:
+            work.rename(folder)  # the stamp appears with its zip, never before
+        except OSError:
+            if not (folder / "stamp.json").is_file():
+                raise
+            # Another build of the same key (same requirements, platform, Python, bytecode) finished first: its
+            # folder is what this one would have been. Seen once in `make test`: "Directory not empty".
+            shutil.rmtree(work, ignore_errors=True)
+            versions = json.loads((folder / "stamp.json").read_text())["versions"]
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
