@@ -7,6 +7,7 @@ import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -18,6 +19,7 @@ from pipeline.errors import LoadError
 from pipeline.flows.removal import plan_removal, remove
 from pipeline.load import load_manifest
 from pipeline.stores import LocalStore
+from pipeline.warehouses import open_warehouse
 from pipeline.warehouses.base import REMOVED, Removal
 from tests.bigquery import BigQueryBridge
 from tests.exporting import days
@@ -125,6 +127,14 @@ def test_kpi_remove_shows_asks_removes_and_status_follows(project: Path) -> None
 
     declined = CliRunner().invoke(cli, ["remove", "daily", "--date", "2099-05-01"], input="n\n")
     assert declined.exit_code == 1
+    # load times in the KPI's zone, as `kpi status` shows them beside its partitions
+    warehouse = open_warehouse(str(project / "wh.duckdb"), read_only=True)
+    try:
+        loaded_at = warehouse.loads("daily")["2099-05-01"].loaded_at
+    finally:
+        warehouse.close()
+    assert "loaded (Asia/Tokyo)" in declined.output
+    assert f"{loaded_at.astimezone(ZoneInfo('Asia/Tokyo')):%Y-%m-%d %H:%M}" in declined.output
     assert "Remove 1 partition(s), 0 rows, of daily? [y/N]: n\nAborted!" in declined.output
     assert (
         "2099-05-01"

@@ -122,10 +122,12 @@ def _show(plan: RemovalPlan, *, title: str) -> None:
     console = stdout()
     name = plan.kpi.name
     if plan.removals:
-        table = Table("partition", "run", "rows", "loaded (UTC)", title=title)
+        zone = plan.kpi.zone  # load times in the KPI's zone, as `kpi status` shows them beside its partitions
+        table = Table("partition", "run", "rows", f"loaded ({plan.kpi.timezone})", title=title)
         for removal in plan.removals[:_SHOWN]:
             load = removal.load
-            table.add_row(load.partition, load.run_id, f"{load.rows:,}", f"{load.loaded_at:%Y-%m-%d %H:%M}")
+            loaded = load.loaded_at.astimezone(zone)
+            table.add_row(load.partition, load.run_id, f"{load.rows:,}", f"{loaded:%Y-%m-%d %H:%M}")
         console.print(table)
         if len(plan.removals) > _SHOWN:
             console.print(f"… and {len(plan.removals) - _SHOWN:,} more partition(s)", highlight=False)
