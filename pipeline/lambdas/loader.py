@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline import settings
 from pipeline.core.alerts import AnomalyLike
@@ -32,6 +32,11 @@ from pipeline.load.events import announced
 from pipeline.load.flow import load_announced, split_manifest_url
 from pipeline.stores import open_store
 from pipeline.warehouses import open_warehouse
+
+if TYPE_CHECKING:
+    from pipeline.core.alerts import Alert
+    from pipeline.core.spec import Kpi
+    from pipeline.settings import Environment
 
 LAST_RECEIVE = 5  # the load queue's maxReceiveCount (infra/template.yaml): after it, the dead-letter queue
 
@@ -91,41 +96,44 @@ def _alert_anomalies(anomalies: Sequence[AnomalyLike]) -> None:
     """Tell the owners of the KPIs whose partitions the batch's scoring found anomalous; never raises."""
     if not anomalies:
         return
-    try:
-        environment = settings.load_environment()
-        if not environment.alerts.configured:
-            return
-        from pipeline import catalog
-        from pipeline.flows.alerts import anomaly_alerts, send_alerts
 
-        found = catalog.load((Path(os.environ.get("KPI_QUERIES", "queries")),))
-        names = {anomaly.kpi for anomaly in anomalies}
-        kpis = {name: spec for name, spec in found.kpis.items() if name in names}
-        alerts = anomaly_alerts(anomalies, kpis, environment.warehouse, environment.alerts)
-        report = send_alerts(alerts, environment.alerts, datetime.now(UTC), context="kpi loader")
-        print(json.dumps({"level": "info" if report.ok else "warning", "alerts": report.as_dict()}))
-    except Exception as failure:  # alerting must never change what the loader answers
-        print(json.dumps({"level": "warning", "alerts": f"not sent: {type(failure).__name__}"}))
+    def build(kpis: Mapping[str, Kpi], environment: Environment) -> list[Alert]:
+        from pipeline.flows.alerts import anomaly_alerts
+
+        return anomaly_alerts(anomalies, kpis, environment.warehouse, environment.alerts)
+
+    _send(build)
 
 
 def _alert(url: str, error: KpiError) -> None:
     """Tell the owner of the KPI ``url`` belongs to that its load failed for good; never raises."""
-    try:
-        environment = settings.load_environment()
-        if not environment.alerts.configured:
-            return
-        from pipeline import catalog
-        from pipeline.flows.alerts import failure_alerts, send_alerts
+
+    def build(kpis: Mapping[str, Kpi], environment: Environment) -> list[Alert]:
+        from pipeline.flows.alerts import failure_alerts
 
         parts = url.rstrip("/").split("/")
         if parts[-1] == BATCH_NAME:  # <lake>/<kpi>/_batches/run=<id>/<first partition>/_batch.json
             kpi, partition = parts[-5], f"batch from {parts[-2]}"
         else:  # <lake>/<kpi>/<time column>=<partition>/run=<id>/_manifest.json
             kpi, partition = parts[-4], parts[-3].partition("=")[2] or parts[-3]
-        found = catalog.load((Path(os.environ.get("KPI_QUERIES", "queries")),))
-        kpis = {name: spec for name, spec in found.kpis.items() if name == kpi}
-        alerts = failure_alerts([(kpi, partition, error.message)], kpis, environment.warehouse, environment.alerts)
-        report = send_alerts(alerts, environment.alerts, datetime.now(UTC), context="kpi loader")
+        return failure_alerts([(kpi, partition, error.message)], kpis, environment.warehouse, environment.alerts)
+
+    _send(build)
+
+
+def _send(build: Callable[[Mapping[str, Kpi], Environment], list[Alert]]) -> None:
+    """The alerts ``build`` makes (given the KPIs of ``KPI_QUERIES``, whose headers name their owners) sent, one
+    message per owner, the delivery logged as one JSON line; nothing when alerts are not configured. Never
+    raises: alerting must never change what the loader answers."""
+    try:
+        environment = settings.load_environment()
+        if not environment.alerts.configured:
+            return
+        from pipeline import catalog
+        from pipeline.flows.alerts import send_alerts
+
+        kpis = catalog.load((Path(os.environ.get("KPI_QUERIES", "queries")),)).kpis
+        report = send_alerts(build(kpis, environment), environment.alerts, datetime.now(UTC), context="kpi loader")
         print(json.dumps({"level": "info" if report.ok else "warning", "alerts": report.as_dict()}))
-    except Exception as failure:  # alerting must never change what the loader answers
+    except Exception as failure:
         print(json.dumps({"level": "warning", "alerts": f"not sent: {type(failure).__name__}"}))
