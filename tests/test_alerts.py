@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,6 +10,7 @@ import pytest
 
 from pipeline.core.alert_routing import Destination, Routing
 from pipeline.core.alerts import MAX_LINES, SUBJECT_LIMIT, Alert, by_owner, from_anomaly, number, render, subject
+from pipeline.core.anomaly import Anomaly
 from pipeline.errors import UsageError
 from pipeline.settings import load_environment
 
@@ -127,23 +127,8 @@ def test_numbers(value: float, shown: str) -> None:
     assert number(value) == shown
 
 
-@dataclass(frozen=True)
-class FoundAnomaly:
-    """Shaped like the anomaly detector's Anomaly, to show the adapter needs nothing but the attributes."""
-
-    kpi: str
-    partition: str
-    measure: str
-    dimension: str | None
-    actual: float
-    low: float
-    high: float
-    score: float
-    direction: str
-
-
 def test_an_anomaly_of_the_detector_becomes_an_alert() -> None:
-    found = FoundAnomaly("daily_sales", "2026-05-06", "sales", None, 120.0, 200.0, 260.0, -4.2, "drop")
+    found = Anomaly("daily_sales", "2026-05-06", "sales", None, 120.0, 200.0, 260.0, -4.2, "drop")
     assert from_anomaly(found, "growth", "https://r/#kpi-daily_sales") == Alert(
         "anomaly",
         "daily_sales",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 
 from pipeline.core.alert_routing import Destination, Routing
 from pipeline.core.alerts import Alert
+from pipeline.core.anomaly import Anomaly
 from pipeline.flows.alerts import Delivered, anomaly_alerts, send_alerts
 from pipeline.flows.dashboard import report_url
 from tests.aws import MotoServer
@@ -157,24 +157,12 @@ def test_nothing_is_sent_without_routing_or_alerts(slack: SlackStandIn) -> None:
 def test_the_anomaly_detectors_findings_reach_their_owner_with_a_looker_studio_link(
     slack: SlackStandIn, tmp_path: Path
 ) -> None:
-    @dataclass(frozen=True)
-    class Found:  # shaped like the anomaly detector's Anomaly (helper A), nothing imported from it
-        kpi: str
-        partition: str
-        measure: str
-        dimension: str | None
-        actual: float
-        low: float
-        high: float
-        score: float
-        direction: str
-
     kpi = make_kpi(tmp_path / "q", "daily", DAILY.replace("lookback: 2", "owner: growth"), DAILY_SQL)
     routing = Routing({"growth": Destination("slack", slack_secret(slack, "kpi/alerts/anomalies"))})
     warehouse = "bigquery://acme-analytics/kpi"
     found = [
-        Found("daily", "2026-05-04", "orders", None, 12.0, 40.0, 61.5, -5.1, "drop"),
-        Found("daily", "2026-05-05", "orders", None, 130.0, 40.0, 61.5, 6.3, "spike"),
+        Anomaly("daily", "2026-05-04", "orders", None, 12.0, 40.0, 61.5, -5.1, "drop"),
+        Anomaly("daily", "2026-05-05", "orders", None, 130.0, 40.0, 61.5, 6.3, "spike"),
     ]
     alerts = anomaly_alerts(found, {"daily": kpi}, warehouse, routing)
     report = send_alerts(alerts, routing, NOW, context="kpi run (production)")
