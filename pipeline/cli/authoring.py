@@ -8,13 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
 from pipeline import catalog, settings
 from pipeline.cli.app import Failed, cli
 from pipeline.cli.arguments import env_option, param_pairs
-from pipeline.cli.output import print_json, print_problems, stderr, stdout
+from pipeline.cli.output import echo_styled, print_json, print_problems, stderr, stdout
 from pipeline.core.intervals import Grain
 from pipeline.core.render import bind_values, inline_mysql, render_duckdb, render_mysql
 from pipeline.core.selection import moment, requested_intervals
@@ -120,6 +118,8 @@ def list_kpis(queries: Path, as_json: bool) -> None:
         snapshots = read_snapshots(schemas_folder(queries))
         print_json([{**_summary(k), "lineage": kpi_lineage(k, snapshots.get(k.source)).to_dict()} for k in kpis])
     else:
+        from rich.table import Table
+
         table = Table("name", "grain", "schedule", "owner", "description", title=None, expand=False)
         for kpi in kpis:
             schedule = f"{kpi.schedule} ({kpi.timezone})" if kpi.schedule else "on demand"
@@ -166,15 +166,15 @@ def render(
             }
         )
         return
-    console = stdout()
+    dim: dict[str, Any] = {"dim": True}
     header = f"-- {kpi.name}" + (f", partition {interval.partition} ({kpi.timezone})" if interval else " (snapshot)")
-    console.print(f"[dim]{header}; {rendered.dialect}, values bound by the driver:[/]")
+    echo_styled((f"{header}; {rendered.dialect}, values bound by the driver:", dim))
     click.echo(rendered.sql)
     for key, value in rendered.values.items():
         shown = repr(value) if isinstance(value, str) else str(value)
-        console.print(f"[dim]-- :{key} = [/][cyan]{escape(shown)}[/] [dim]({type(value).__name__})[/]")
+        echo_styled((f"-- :{key} = ", dim), (shown, {"fg": "cyan"}), " ", (f"({type(value).__name__})", dim))
     if dialect == "mysql":
-        console.print("[dim]-- to paste into a SQL client:[/]")
+        echo_styled(("-- to paste into a SQL client:", dim))
         click.echo(inline_mysql(kpi.query, values))
 
 

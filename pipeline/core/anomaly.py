@@ -44,11 +44,10 @@ from datetime import date
 from typing import Any
 
 from pipeline.core.calendar_jp import SEASONALITY, WEEKDAYS, DayKind, day_kind
-from pipeline.core.spec import AnomalySettings, Sensitivity
+from pipeline.core.spec import ANOMALY_GRAINS as GRAINS
+from pipeline.core.spec import MIN_HISTORY, AnomalySettings, Sensitivity
 
 THRESHOLDS = {Sensitivity.LOW: 5.0, Sensitivity.MEDIUM: 4.0, Sensitivity.HIGH: 3.5}  # scales from expected
-MIN_HISTORY = {"day": 28, "hour": 14 * 24}  # partitions before the first one scored, by grain
-GRAINS = tuple(MIN_HISTORY)
 MIN_SCALE = 0.005  # asinh units (0.5 %): a series that never moved still has a range
 SPIKE, DROP = "spike", "drop"
 

@@ -3,7 +3,7 @@
 ``anomaly: {measures: [sales], by: [status], seasonality: [weekday, jp_holiday, month_end], sensitivity: medium,
 min_history: 28}`` — every part optional; ``anomaly: {}`` scores every numeric column's partition total with the
 defaults (:data:`DEFAULTS`). Measures and dimensions follow the chart's rules (:mod:`pipeline.core.chart_rules`);
-scoring needs a day or hour grain (:data:`pipeline.core.anomaly.GRAINS`). Each problem points at the key in the
+scoring needs a day or hour grain (:data:`pipeline.core.spec.ANOMALY_GRAINS`). Each problem points at the key in the
 file, with the closest valid name when one was misspelt.
 """
 
@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.core.anomaly import GRAINS, MIN_HISTORY
 from pipeline.core.calendar_jp import SEASONALITY
 from pipeline.core.chart_rules import dimension_columns, measure_columns
-from pipeline.core.spec import AnomalySettings, Column, Sensitivity
+from pipeline.core.spec import ANOMALY_GRAINS, MIN_HISTORY, AnomalySettings, Column, Sensitivity
 from pipeline.core.validator import PositionalValidator, suggest
 
 ANOMALY_KEYS = ("measures", "by", "seasonality", "sensitivity", "min_history")
@@ -40,7 +39,7 @@ def anomaly_settings(
     mapping = checker.mapping(("anomaly",), value, EXAMPLE)
     if mapping is None:
         return None
-    if grain is not None and grain not in GRAINS:
+    if grain is not None and grain not in ANOMALY_GRAINS:
         checker.report(
             ("anomaly",),
             "anomaly-grain",

@@ -84,13 +84,19 @@ class Sensitivity(StrEnum):
     HIGH = "high"
 
 
+# Partitions of history before the first one scored, by grain; the grains scoring supports. Here rather than in
+# pipeline.core.anomaly, so that checking a header does not import the scoring code.
+MIN_HISTORY = {"day": 28, "hour": 14 * 24}
+ANOMALY_GRAINS = tuple(MIN_HISTORY)
+
+
 @dataclass(frozen=True)
 class AnomalySettings:
     """What anomaly scoring watches (the header's ``anomaly`` key; a KPI without it is not scored).
 
     Empty ``measures`` means every numeric column; ``by`` None scores each measure's partition total, a dimension
     scores each of its values apart; ``min_history`` None means the grain's default
-    (:data:`pipeline.core.anomaly.MIN_HISTORY`)."""
+    (:data:`MIN_HISTORY`)."""
 
     measures: tuple[str, ...] = ()
     by: str | None = None

@@ -20,8 +20,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
-from pipeline.core.anomaly import GRAINS, Anomaly, Score, history_partitions, score
+from pipeline.core.anomaly import Anomaly, Score, history_partitions, score
 from pipeline.core.manifest import Manifest
+from pipeline.core.spec import ANOMALY_GRAINS as GRAINS
 from pipeline.core.spec import AnomalySettings, Kpi
 from pipeline.core.types import BqType
 from pipeline.errors import UsageError
