@@ -90,6 +90,7 @@ ROW_KPI = """\
 name: {name}
 description: Benchmark table, every row ({rows:,} rows)
 grain: none
+allow_full_scan: true
 columns:
   id:         {{type: INT64, description: Row id}}
   user_id:    {{type: INT64, description: User}}
@@ -106,6 +107,7 @@ AGGREGATE_KPI = """\
 name: {name}
 description: Benchmark aggregate, orders and sales per day and status over {rows:,} rows (server-bound)
 grain: none
+allow_full_scan: true
 columns:
   d:      {{type: DATE, description: Day}}
   status: {{type: STRING, description: Status}}

@@ -123,3 +123,22 @@ def test_the_scratch_folder_is_kept_only_when_asked_or_when_the_run_went_wrong(
     assert capsys.readouterr().out == f"kept {seen[-1]}\n"
     assert (finish(0.0, []), finish(0.0, ["kpi lost 3 rows"])) == (0, 1)
     assert "The benchmark itself went wrong (exit 1):\n  kpi lost 3 rows" in capsys.readouterr().out
+
+
+def test_the_export_benchmarks_kpi_files_parse_and_may_scan_their_whole_table() -> None:
+    """Both KPI files bench/export_bench.py writes read every row of a table of millions: without
+    ``allow_full_scan`` the exporter's EXPLAIN guard refuses them before a row is read (it did, unnoticed until
+    `make bench` ran: every kpi export of the run failed)."""
+    from bench.export_bench import AGGREGATE_KPI, AGGREGATE_SELECT, COLUMNS, ROW_KPI
+    from pipeline.core.parse import parse_kpi
+
+    rows = ROW_KPI.format(name="bench_rows_2m", rows=2_000_000, columns=COLUMNS, table="bench_rows_2m")
+    aggregate = AGGREGATE_KPI.format(
+        name="bench_agg_20m", rows=20_000_000, select=AGGREGATE_SELECT.format(table="bench_rows_20m")
+    )
+    for name, text in (("bench_rows_2m", rows), ("bench_agg_20m", aggregate)):
+        kpi, problems = parse_kpi(f"{name}.sql", text.encode(), name)
+        assert problems == []
+        assert kpi is not None
+        assert kpi.allow_full_scan
+        assert kpi.grain.value == "none"
