@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.errors import UsageError
 from tests.aws import MotoServer
+from tests.conftest import ROOT
 from tests.exporting import DAILY, DAILY_SQL, make_kpi
 from tests.slack import SlackStandIn
 
@@ -266,6 +267,8 @@ def test_the_freshness_lambda_tells_owners_of_a_failed_deployed_backfill_once_or
     ]
     (logged,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert (logged["level"], logged["execution"], logged["alerts"]) == ("warning", "backfill-x1", answer["alerts"])
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"```\n{message['text']}\n```" in readme  # the README's example is this message
 
     for name in ("KPI_ALERTS_OWNERS", "KPI_ALERTS_REPORT"):  # a stack that routes no alerts
         monkeypatch.delenv(name)
