@@ -279,6 +279,9 @@ def test_the_freshness_lambda_tells_owners_of_a_failed_deployed_backfill_once_or
     with pytest.raises(UsageError) as refused:  # a malformed event fails the step, with what to send
         freshness({"failed": [{"start": "2024-03-01"}]})
     assert refused.value.message == "failed item 1 names no kpi"
+    with pytest.raises(UsageError) as refused:
+        freshness({**event, "started_at": "yesterday"})
+    assert refused.value.message == "started_at 'yesterday' is not an ISO date-time"
 
 
 def test_status_alert_without_alerts_configured_says_so_and_exits_as_without(project: Path) -> None:

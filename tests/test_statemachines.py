@@ -506,6 +506,24 @@ def test_the_owner_alert_step_is_retried_like_any_task_and_its_failure_leaves_th
     assert [a["subject"] for a in aws.alerts()] == ["kpi-pipeline: the export of broken failed"]
 
 
+def test_a_backfill_whose_owner_alert_step_fails_still_fails_with_its_batches_and_alerts_the_topic(aws: Aws) -> None:
+    machine = aws.deploy("backfill")
+
+    def refuse_march_and_break_the_alert_step(function: str, event: dict[str, Any]) -> BaseException | None:
+        if function == "kpi-exporter" and event.get("start") == "2024-03-01":
+            return raised(StoreError("access denied: s3:PutObject (PutObject)"))
+        return RuntimeError("a bug in the alert step") if function == "kpi-freshness" else None
+
+    with LambdaStandIn(inject=refuse_march_and_break_the_alert_step).installed() as lambdas:
+        execution = aws.run(machine, {"kpis": ["daily"], "start": "2024-02-20", "end": "2024-04-10"})
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "KpiBackfillFailed"
+    assert "access denied: s3:PutObject (PutObject)" in execution["cause"]
+    assert [i.error for i in lambdas.calls("kpi-freshness")] == ["RuntimeError"]  # a bug is not retried
+    subjects = sorted(alert["subject"] for alert in aws.alerts())
+    assert subjects == ["kpi-pipeline: a backfill batch of daily failed", "kpi-pipeline: a backfill failed"]
+
+
 # -- helpers -----------------------------------------------------------------------------------------------------
 
 

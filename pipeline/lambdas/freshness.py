@@ -71,7 +71,7 @@ def _failed_execution(event: dict[str, Any]) -> dict[str, Any]:
 
     try:
         steps = parse_failed(event["failed"])
-        started = _moment(event.get("started_at"))
+        started = _moment(event.get("started_at"), "started_at")
         environment = settings.load_environment()
         # Every KPI, enabled or not: a header's owner is who hears of it. A file that does not read has no owner
         # here, and its failure goes to the default destination.
@@ -94,13 +94,13 @@ def _failed_execution(event: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def _moment(text: object) -> datetime:
+def _moment(text: object, key: str = "now") -> datetime:
     if text is None:
         return datetime.now(UTC)
     try:
         moment = datetime.fromisoformat(str(text))
     except ValueError:
         raise UsageError(
-            f"now '{text}' is not an ISO date-time", hint='send {"now": "2026-12-03T09:00+09:00"}'
+            f"{key} '{text}' is not an ISO date-time", hint=f'send {{"{key}": "2026-12-03T09:00+09:00"}}'
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
