@@ -198,6 +198,7 @@ LOADER = Function(
         "pipeline.stores.s3",
         "pipeline.secrets",
         "pipeline.flows.alerts",  # a load that failed for good alerts its owner (pipeline.lambdas.loader)
+        "pipeline.core.failed_steps",  # the state machines' owner alerts (pipeline.lambdas.freshness)
         "pipeline.notify.slack",
         "pipeline.notify.sns",
         "google.auth.credentials",

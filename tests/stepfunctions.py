@@ -32,8 +32,14 @@ STATEMACHINES = Path(__file__).resolve().parent.parent / "infra" / "statemachine
 # Every ``${…}`` a definition may hold: the DefinitionSubstitutions the template passes (anything else would reach
 # AWS as literal text).
 SUBSTITUTIONS = {
-    "export.asl.json": {"ExporterFunctionArn", "AlertTopicArn"},
-    "backfill.asl.json": {"PlannerFunctionArn", "ExporterFunctionArn", "AlertTopicArn", "BackfillConcurrency"},
+    "export.asl.json": {"ExporterFunctionArn", "OwnerAlertFunctionArn", "AlertTopicArn"},
+    "backfill.asl.json": {
+        "PlannerFunctionArn",
+        "ExporterFunctionArn",
+        "OwnerAlertFunctionArn",
+        "AlertTopicArn",
+        "BackfillConcurrency",
+    },
     "suspend.asl.json": {"SuspendFunctionArn", "AlertTopicArn"},
     "resume.asl.json": {"SuspendFunctionArn", "AlertTopicArn"},
     "clone.asl.json": {
@@ -75,6 +81,7 @@ def sample_substitutions() -> dict[str, str]:
     return {
         "ExporterFunctionArn": f"{arn}-exporter",
         "PlannerFunctionArn": f"{arn}-planner",
+        "OwnerAlertFunctionArn": f"{arn}-freshness",
         "SuspendFunctionArn": f"{arn}-suspend",
         "CloneFunctionArn": f"{arn}-clone",
         "CloneDatabaseFunctionArn": f"{arn}-clone-database",

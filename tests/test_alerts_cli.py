@@ -14,7 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import cli
+from pipeline.errors import UsageError
 from tests.aws import MotoServer
+from tests.conftest import ROOT
 from tests.exporting import DAILY, DAILY_SQL, make_kpi
 from tests.slack import SlackStandIn
 
@@ -215,6 +217,71 @@ def test_the_freshness_lambda_alerts_the_owners_of_stale_kpis(
     assert [entry["level"] for entry in logged] == ["warning", "warning"]  # finance is unrouted both times
     assert SECRET in json.dumps(logged[-1])
     assert "T000" not in json.dumps(logged)
+
+
+def test_the_freshness_lambda_tells_owners_of_a_failed_deployed_backfill_once_or_says_nothing_was_routed(
+    project: Path, monkeypatch: pytest.MonkeyPatch, slack: SlackStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The state machines' owner-alert step, called as Step Functions calls it (the Lambda task's Error and Cause
+    of each failed batch); the messages go to the loopback Slack, the webhook's URL read from moto's Secrets
+    Manager."""
+    from pipeline.lambdas.freshness import handler as freshness
+
+    make_kpi(project / "queries", "other", DAILY.replace("lookback: 2", "owner: finance"), DAILY_SQL)
+    monkeypatch.setenv("KPI_QUERIES", str(project / "queries"))
+    monkeypatch.setenv("KPI_CONFIG", str(project / "none.toml"))  # configured by variables alone, as deployed
+    monkeypatch.setenv("KPI_ALERTS_OWNERS", f"growth=slack:secretsmanager:{SECRET}")
+    monkeypatch.setenv("KPI_ALERTS_REPORT", "https://kpi.example/report.html")
+    cause = json.dumps({"errorMessage": "StoreError: S3 PutObject failed: SlowDown", "errorType": "RetryableError"})
+    event = {
+        "failed": [
+            {"kpi": "broken", "start": "2024-03-01", "end": "2024-03-03", "error": "RetryableError", "cause": cause},
+            {"kpi": "daily", "start": "2024-02-01", "end": "2024-02-29", "error": "States.Timeout", "cause": ""},
+            {"kpi": "other", "start": "2024-02-01", "end": "2024-02-02", "error": "States.Timeout", "cause": ""},
+        ],
+        "execution": "backfill-x1",
+        "started_at": "2024-03-10T00:30:00.123Z",
+        "context": "kpi backfill (deployed)",
+    }
+    answer = freshness(event)
+    assert answer["failed"] == [
+        {"kpi": "broken", "partitions": 3},
+        {"kpi": "daily", "partitions": 29},
+        {"kpi": "other", "partitions": 2},
+    ]
+    assert answer["routed"] is True
+    assert answer["alerts"] == {
+        "ok": False,  # finance has no destination and there is no default
+        "messages": [
+            {"owner": "growth", "destination": f"slack:secretsmanager:{SECRET}", "alerts": 32, "ok": True, "error": ""}
+        ],
+        "unrouted": ["finance"],
+    }
+    (message,) = slack.received  # one message for growth's two KPIs
+    assert message["text"].splitlines() == [
+        "*kpi backfill (deployed), execution backfill-x1: 32 failed partitions for growth* (2024-03-10 09:30 JST)",
+        "• failed: `broken` 2024-03-01 … 2024-03-03 (3 partitions): StoreError: S3 PutObject failed: SlowDown "
+        "<https://kpi.example/report.html#kpi-broken|open>",
+        "• failed: `daily` 2024-02-01 … 2024-02-29 (29 partitions): States.Timeout "
+        "<https://kpi.example/report.html#kpi-daily|open>",
+    ]
+    (logged,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert (logged["level"], logged["execution"], logged["alerts"]) == ("warning", "backfill-x1", answer["alerts"])
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"```\n{message['text']}\n```" in readme  # the README's example is this message
+
+    for name in ("KPI_ALERTS_OWNERS", "KPI_ALERTS_REPORT"):  # a stack that routes no alerts
+        monkeypatch.delenv(name)
+    quiet = freshness(event)
+    assert (quiet["routed"], quiet["alerts"]) == (False, {"ok": True, "messages": [], "unrouted": []})
+    assert len(slack.received) == 1
+
+    with pytest.raises(UsageError) as refused:  # a malformed event fails the step, with what to send
+        freshness({"failed": [{"start": "2024-03-01"}]})
+    assert refused.value.message == "failed item 1 names no kpi"
+    with pytest.raises(UsageError) as refused:
+        freshness({**event, "started_at": "yesterday"})
+    assert refused.value.message == "started_at 'yesterday' is not an ISO date-time"
 
 
 def test_status_alert_without_alerts_configured_says_so_and_exits_as_without(project: Path) -> None:

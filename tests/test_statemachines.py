@@ -1,11 +1,12 @@
 """The Step Functions state machines in infra/statemachines: valid ASL (statelint and our own structural check),
 and run end to end on moto's interpreter with our real handlers — exports, the loader on the S3 events they
-cause, retries under one run id, and the alert topic when a KPI or a batch fails for good.
+cause, retries under one run id, the alert topic when a KPI or a batch fails for good, and the owner-alert step
+(the freshness Lambda) telling each failed KPI's owner once per execution, on moto's SNS topics read back through
+SQS queues subscribed to them.
 
 Where moto differs from AWS, the test says so: moto's ASL grammar refuses an integer
-``ToleratedFailurePercentage`` (``0``; it parses ``0.0``), and its Distributed Map ignores the tolerance (a child
-execution that fails becomes a null result and the Map Run succeeds). The shipped definitions keep AWS's form;
-only the copy a test deploys is adjusted, by :func:`moto_compatible`.
+``ToleratedFailurePercentage`` (``0``; it parses ``0.0``). The shipped definitions keep AWS's form; only the copy
+a test deploys is adjusted, by :func:`moto_compatible`.
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ from tests.stepfunctions import REGION, SUBSTITUTIONS, LambdaStandIn
 # Infrastructure (the export and backfill state machines executed on moto): `make test-fast` leaves it out.
 pytestmark = pytest.mark.infra
 
-DAILY_HEADER = HEADER.replace("timezone: Asia/Tokyo", "timezone: Asia/Tokyo\nlookback: 2")
+DAILY_HEADER = HEADER.replace("timezone: Asia/Tokyo", "timezone: Asia/Tokyo\nlookback: 2\nowner: finance")
+GROWTH_HEADER = HEADER.replace("timezone: Asia/Tokyo", "timezone: Asia/Tokyo\nowner: growth")
 BY_STATUS_HEADER = """
 grain: none
+owner: growth
 description: Orders per status, all time
 columns:
   status: {type: STRING, description: Status}
@@ -62,18 +65,6 @@ def moto_compatible(text: str) -> str:
     adjusted, count = re.subn(r'("ToleratedFailurePercentage": )(\d+)([,\s])', r"\1\2.0\3", text)
     assert count == text.count('"ToleratedFailurePercentage"')
     return adjusted
-
-
-def distributed_as_inline(text: str) -> str:
-    """The backfill's Distributed Map as an Inline one, for the test of a batch that fails for good only: moto
-    ignores ``ToleratedFailurePercentage`` (a failed child execution is a null result, the Map Run succeeds),
-    while an Inline Map fails with its first failed iteration — what a tolerance of 0 means on AWS."""
-    definition = json.loads(text)
-    batches = definition["States"]["ExportBatches"]
-    assert batches["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
-    assert batches.pop("ToleratedFailurePercentage") == 0
-    batches["ItemProcessor"]["ProcessorConfig"] = {"Mode": "INLINE"}
-    return json.dumps(definition)
 
 
 # -- the definitions ---------------------------------------------------------------------------------------------
@@ -136,6 +127,14 @@ def test_every_lambda_task_retries_only_retryable_errors_with_full_jitter_and_ca
         for task in tasks:
             if task["Resource"] == "arn:aws:states:::sns:publish":
                 assert task["Parameters"]["TopicArn"] == "${AlertTopicArn}"
+    # The owner-alert step: after the Map, once, invoking the freshness function; whether it succeeds or not, the
+    # execution goes on to its failure (it is never the reason an execution fails, nor one that succeeds).
+    for name, after in (("export.asl.json", "ExportFailed"), ("backfill.asl.json", "BatchesFailed")):
+        states = json.loads(sfn_tools.definition_text(name))["States"]
+        owners = states["AlertOwners"]
+        assert owners["Parameters"]["FunctionName"] == "${OwnerAlertFunctionArn}", name
+        assert [owners["Next"]] == [c["Next"] for c in owners["Catch"]] == [after], name
+        assert sfn_tools.definition_text(name).count("${OwnerAlertFunctionArn}") == 1, name
     batches = json.loads(sfn_tools.definition_text("backfill.asl.json"))["States"]["ExportBatches"]
     assert batches["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
     assert batches["ToleratedFailurePercentage"] == 0
@@ -148,12 +147,14 @@ def test_every_lambda_task_retries_only_retryable_errors_with_full_jitter_and_ca
 @dataclass
 class Aws:
     """moto in-process, with what the template would deploy: the lake bucket (its manifests announced to an SQS
-    queue, as the loader is fed), the alert topic (an SQS queue subscribed to read it), the three functions."""
+    queue, as the loader is fed), the alert topic (an SQS queue subscribed to read it), the functions, and the
+    owners' topics the alert routing names (``KPI_ALERTS_OWNERS``: growth and finance, each read by a queue)."""
 
     tmp: Path
     bucket: str
     manifests_queue: str
     alerts_queue: str
+    owner_queues: dict[str, str]
     substitutions: dict[str, str]
     role: str
 
@@ -187,17 +188,19 @@ class Aws:
             for message in messages:
                 sqs.delete_message(QueueUrl=self.manifests_queue, ReceiptHandle=message["ReceiptHandle"])
 
-    def alerts(self) -> list[dict[str, str]]:
+    def alerts(self, queue: str = "") -> list[dict[str, str]]:
+        """What reached the shared alert topic, or (``queue``: an owner) that owner's topic."""
         sqs = boto3.client("sqs")
+        url = self.owner_queues[queue] if queue else self.alerts_queue
         found: list[dict[str, str]] = []
         while True:
-            messages = sqs.receive_message(QueueUrl=self.alerts_queue, MaxNumberOfMessages=10).get("Messages", [])
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:
                 return found
             for message in messages:
                 body = json.loads(message["Body"])
                 found.append({"subject": body.get("Subject", ""), "message": body["Message"]})
-                sqs.delete_message(QueueUrl=self.alerts_queue, ReceiptHandle=message["ReceiptHandle"])
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
     def warehouse(self, sql: str) -> list[tuple[Any, ...]]:
         with duckdb.connect(str(self.tmp / "wh.duckdb")) as db:
@@ -206,7 +209,7 @@ class Aws:
 
 @pytest.fixture
 def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    daily = make_kpi(tmp_path / "q", "daily", DAILY_HEADER, SQL)
+    daily = make_kpi(tmp_path / "q", "daily", DAILY_HEADER, SQL)  # owned by finance, by_status by growth
     make_kpi(tmp_path / "q", "by_status", BY_STATUS_HEADER, BY_STATUS_SQL)
     yesterday = (datetime.now(daily.zone) - timedelta(days=1)).date()
     shop = duckdb_orders(tmp_path / "shop.duckdb", *SHOP_ORDERS, f"('{yesterday} 12:00', 'paid', 4.00)")
@@ -244,6 +247,14 @@ def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         alerts = sqs.create_queue(QueueName="alerts")["QueueUrl"]
         topic = sns.create_topic(Name="kpi-pipeline-alerts")["TopicArn"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=_queue_arn(sqs, alerts))
+        owner_queues, routes = {}, []
+        for owner in ("growth", "finance"):
+            owner_queues[owner] = sqs.create_queue(QueueName=f"alerts-{owner}")["QueueUrl"]
+            owned = sns.create_topic(Name=f"kpi-{owner}")["TopicArn"]
+            sns.subscribe(TopicArn=owned, Protocol="sqs", Endpoint=_queue_arn(sqs, owner_queues[owner]))
+            routes.append(f"{owner}=sns:{owned}")
+        monkeypatch.setenv("KPI_ALERTS_OWNERS", ",".join(routes))  # the freshness function's, as the template sets
+        monkeypatch.delenv("KPI_ALERTS_DEFAULT", raising=False)
         role = sfn_tools.lambda_role(boto3.client("iam"))
         functions = boto3.client("lambda")
         yield Aws(
@@ -251,6 +262,7 @@ def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
             bucket=bucket,
             manifests_queue=manifests,
             alerts_queue=alerts,
+            owner_queues=owner_queues,
             role=role,
             substitutions={
                 "ExporterFunctionArn": sfn_tools.create_function(
@@ -258,6 +270,9 @@ def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
                 ),
                 "PlannerFunctionArn": sfn_tools.create_function(
                     functions, "kpi-planner", "pipeline.lambdas.planner.handler", role
+                ),
+                "OwnerAlertFunctionArn": sfn_tools.create_function(
+                    functions, "kpi-freshness", "pipeline.lambdas.freshness.handler", role
                 ),
                 "AlertTopicArn": topic,
                 "BackfillConcurrency": "2",
@@ -300,7 +315,7 @@ def test_export_runs_the_exporter_per_kpi_and_the_loader_loads_each_due_partitio
 
 
 def test_a_kpi_failing_for_good_is_not_retried_but_alerted_while_the_others_export(aws: Aws) -> None:
-    make_kpi(aws.tmp / "q", "broken", HEADER, SQL.replace("FROM orders", "FROM no_such_table"))
+    make_kpi(aws.tmp / "q", "broken", GROWTH_HEADER, SQL.replace("FROM orders", "FROM no_such_table"))
     machine = aws.deploy("export")
     with LambdaStandIn().installed() as lambdas, sfn_tools.recorded_retry_waits() as waits:
         execution = aws.run(machine, {"kpis": ["daily", "broken"]})
@@ -318,6 +333,21 @@ def test_a_kpi_failing_for_good_is_not_retried_but_alerted_while_the_others_expo
     assert alert["message"].startswith("The export of KPI broken failed in execution x-")
     assert "with SourceError:" in alert["message"]
     assert "Table with name no_such_table does not exist" in alert["message"]
+
+    # The owner hears of it once, through the freshness Lambda (outside the VPC); daily's owner of nothing.
+    (call,) = lambdas.calls("kpi-freshness")
+    assert [(f["kpi"], f["error"]) for f in call.event["failed"]] == [("broken", "SourceError")]
+    assert (call.event["execution"], call.event["context"]) == (execution["name"], "kpi run (deployed)")
+    (message,) = aws.alerts("growth")
+    day = _due_at(broken_kpi(aws), call.event["started_at"])
+    assert message["subject"] == "kpi: 1 failed partition: broken"
+    head, _, line, link = message["message"].splitlines()
+    assert head.startswith(f"kpi run (deployed), execution {execution['name']}: 1 failed partition for growth (")
+    assert head.endswith(" JST)")
+    assert line.startswith(f"- failed: broken {day}: SourceError: ")
+    assert "Table with name no_such_table does not exist" in line
+    assert link == f"    {aws.tmp}/report.html#kpi-broken"
+    assert aws.alerts("finance") == []
 
 
 def test_a_backfill_exports_each_partition_once_through_the_distributed_map_even_with_a_retry(aws: Aws) -> None:
@@ -337,7 +367,10 @@ def test_a_backfill_exports_each_partition_once_through_the_distributed_map_even
     output = json.loads(execution["output"])
     assert output["plan"]["partitions"] == 51
     assert output["plan"]["concurrency"] == 2
-    assert output["exported"] == {"batches": 3}
+    assert output["exported"]["batches"] == 3
+    assert output["exported"]["anyFailed"] is False
+    assert sorted(r["partitions"] for r in output["exported"]["results"]) == [10, 10, 31]
+    assert lambdas.calls("kpi-freshness") == []  # nothing failed: no owner is told anything
     assert len(lambdas.calls("kpi-planner")) == 1
     exports = [(i.event["start"], i.event["end"], i.error) for i in lambdas.calls("kpi-exporter")]
     assert sorted(exports) == [
@@ -381,9 +414,9 @@ def test_a_backfill_exports_each_partition_once_through_the_distributed_map_even
 def test_a_batch_that_keeps_failing_is_alerted_and_fails_the_backfill(
     aws: Aws, error: StoreError, attempts: list[str]
 ) -> None:
-    """Run with the Map made Inline (see :func:`distributed_as_inline`): moto's Distributed Map would let the
-    execution succeed with a null result for the failed batch."""
-    machine = aws.deploy("backfill", lambda text: distributed_as_inline(moto_compatible(text)))
+    """The failed batch is recorded by its child execution, the others export, and after the Distributed Map its
+    KPI's owner hears of it once (the shared topic still gets the batch's alert and the backfill's)."""
+    machine = aws.deploy("backfill")
 
     def refuse_march(function: str, event: dict[str, Any]) -> BaseException | None:
         if function == "kpi-exporter" and event.get("start") == "2024-03-01":
@@ -393,11 +426,100 @@ def test_a_batch_that_keeps_failing_is_alerted_and_fails_the_backfill(
     with LambdaStandIn(inject=refuse_march).installed() as lambdas, sfn_tools.recorded_retry_waits() as waits:
         execution = aws.run(machine, {"kpis": ["daily"], "start": "2024-02-20", "end": "2024-04-10"})
     assert execution["status"] == "FAILED"
-    assert execution["error"] == attempts[0]
+    assert execution["error"] == "KpiBackfillFailed"
+    assert execution["cause"].startswith("not every batch exported (each failure was reported on the alert topic")
     assert error.message in execution["cause"]
     march = [i.error for i in lambdas.calls("kpi-exporter") if i.event["start"] == "2024-03-01"]
     assert march == attempts
+    others = sorted(
+        (i.event["start"], i.error) for i in lambdas.calls("kpi-exporter") if i.event["start"] != "2024-03-01"
+    )
+    assert others == [("2024-02-20", ""), ("2024-04-01", "")]  # a failed batch does not stop the others
     assert len(waits) == len(attempts) - 1
+    subjects = sorted(alert["subject"] for alert in aws.alerts())
+    assert subjects == ["kpi-pipeline: a backfill batch of daily failed", "kpi-pipeline: a backfill failed"]
+
+    (call,) = lambdas.calls("kpi-freshness")
+    assert [(f["kpi"], f["start"], f["end"], f["error"]) for f in call.event["failed"]] == [
+        ("daily", "2024-03-01", "2024-03-31", attempts[0])
+    ]
+    (message,) = aws.alerts("finance")  # daily's owner
+    assert message["subject"] == "kpi: 31 failed partitions: daily"
+    head, _, line, link = message["message"].splitlines()
+    assert head.startswith(
+        f"kpi backfill (deployed), execution {execution['name']}: 31 failed partitions for finance ("
+    )
+    reason = f"StoreError: {error.message}"  # a RetryableError's message already names the original error
+    assert line == f"- failed: daily 2024-03-01 … 2024-03-31 (31 partitions): {reason}"
+    assert link == f"    {aws.tmp}/report.html#kpi-daily"
+    assert aws.alerts("growth") == []
+
+
+def test_two_failing_kpis_of_one_owner_make_one_message_naming_both(aws: Aws) -> None:
+    make_kpi(aws.tmp / "q", "broken", GROWTH_HEADER, SQL.replace("FROM orders", "FROM no_such_table"))
+    make_kpi(aws.tmp / "q", "renamed", GROWTH_HEADER, SQL.replace("FROM orders", "FROM orders_v2"))
+    machine = aws.deploy("export")
+    with LambdaStandIn().installed() as lambdas:
+        execution = aws.run(machine, {"kpis": ["broken", "daily", "renamed"]})
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "KpiExportFailed"
+    assert len(lambdas.calls("kpi-freshness")) == 1
+    assert sorted(a["subject"] for a in aws.alerts()) == [  # the operators' topic: one alert per KPI, as before
+        "kpi-pipeline: the export of broken failed",
+        "kpi-pipeline: the export of renamed failed",
+    ]
+    (message,) = aws.alerts("growth")
+    assert message["subject"] == "kpi: 2 failed partitions: broken, renamed"
+    lines = message["message"].splitlines()
+    assert lines[0].startswith(f"kpi run (deployed), execution {execution['name']}: 2 failed partitions for growth")
+    failed = [line for line in lines if line.startswith("- failed: ")]
+    assert len(failed) == 2  # one line per KPI (and reason), each KPI's due day
+    assert failed[0].startswith("- failed: broken ")
+    assert "no_such_table does not exist" in failed[0]
+    assert failed[1].startswith("- failed: renamed ")
+    assert "orders_v2 does not exist" in failed[1]
+    assert aws.alerts("finance") == []  # daily exported
+
+
+def test_the_owner_alert_step_is_retried_like_any_task_and_its_failure_leaves_the_export_failed(aws: Aws) -> None:
+    make_kpi(aws.tmp / "q", "broken", GROWTH_HEADER, SQL.replace("FROM orders", "FROM no_such_table"))
+    machine = aws.deploy("export")
+    answers: list[str] = []
+
+    def throttle_then_fail(function: str, event: dict[str, Any]) -> BaseException | None:
+        """The owner-alert Lambda: first a transient failure (retried), then a bug (not retried)."""
+        if function != "kpi-freshness":
+            return None
+        answers.append(function)
+        if len(answers) == 1:
+            return raised(StoreError("Secrets Manager throttled", retryable=True))
+        return RuntimeError("a bug in the alert step")
+
+    with LambdaStandIn(inject=throttle_then_fail).installed() as lambdas, sfn_tools.recorded_retry_waits() as waits:
+        execution = aws.run(machine, {"kpis": ["daily", "broken"]})
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "KpiExportFailed"  # the original failure, not the alert step's
+    assert '"daily exported","broken failed with SourceError"' in execution["cause"]
+    assert [i.error for i in lambdas.calls("kpi-freshness")] == ["RetryableError", "RuntimeError"]
+    assert len(waits) == 1
+    assert 0 <= waits[0] <= 10
+    assert [a["subject"] for a in aws.alerts()] == ["kpi-pipeline: the export of broken failed"]
+
+
+def test_a_backfill_whose_owner_alert_step_fails_still_fails_with_its_batches_and_alerts_the_topic(aws: Aws) -> None:
+    machine = aws.deploy("backfill")
+
+    def refuse_march_and_break_the_alert_step(function: str, event: dict[str, Any]) -> BaseException | None:
+        if function == "kpi-exporter" and event.get("start") == "2024-03-01":
+            return raised(StoreError("access denied: s3:PutObject (PutObject)"))
+        return RuntimeError("a bug in the alert step") if function == "kpi-freshness" else None
+
+    with LambdaStandIn(inject=refuse_march_and_break_the_alert_step).installed() as lambdas:
+        execution = aws.run(machine, {"kpis": ["daily"], "start": "2024-02-20", "end": "2024-04-10"})
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "KpiBackfillFailed"
+    assert "access denied: s3:PutObject (PutObject)" in execution["cause"]
+    assert [i.error for i in lambdas.calls("kpi-freshness")] == ["RuntimeError"]  # a bug is not retried
     subjects = sorted(alert["subject"] for alert in aws.alerts())
     assert subjects == ["kpi-pipeline: a backfill batch of daily failed", "kpi-pipeline: a backfill failed"]
 
@@ -411,6 +533,16 @@ def raised(error: KpiError) -> BaseException:
         reraise(error)
     except Exception as raised:
         return raised
+
+
+def broken_kpi(aws: Aws) -> Any:
+    return catalog.load((aws.tmp / "q",)).get("broken")
+
+
+def _due_at(kpi: Any, started_at: str) -> str:
+    """The one partition a scheduled export of ``kpi`` (no lookback) was due to write at the execution's start."""
+    (interval,) = due_intervals(kpi, datetime.fromisoformat(started_at.replace("Z", "+00:00")))
+    return interval.partition
 
 
 def _due(kpi: Any) -> list[set[str]]:

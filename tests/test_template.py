@@ -535,7 +535,13 @@ def test_the_code_is_the_zips_of_the_chosen_architecture(tmp_path: Path) -> None
     assert (architecture["Default"], architecture["AllowedValues"]) == ("arm64", ["arm64"])
     assert template["Globals"]["Function"] == {"Runtime": "python3.12", "Architectures": [{"Ref": "Architecture"}]}
     machines = resources_of(template, "AWS::Serverless::StateMachine")
-    kpis = {"ExporterFunctionArn", "PlannerFunctionArn", "AlertTopicArn", "BackfillConcurrency"}
+    kpis = {
+        "ExporterFunctionArn",
+        "PlannerFunctionArn",
+        "OwnerAlertFunctionArn",
+        "AlertTopicArn",
+        "BackfillConcurrency",
+    }
     suspend = {"SuspendFunctionArn", "AlertTopicArn"}
     clone = {"CloneFunctionArn", "CloneDatabaseFunctionArn", "AlertTopicArn", "CloneMaskRunner"}
     clone |= {"CloneMaskClusterArn", "CloneMaskTaskDefinitionArn", "CloneMaskSubnets", "CloneMaskSecurityGroups"}
@@ -828,9 +834,12 @@ def test_state_machines_invoke_only_their_functions_and_start_only_themselves(te
             for r in as_list(s["Resource"])
         ]
 
+    # The owner-alert step (AlertOwners) of both machines invokes the freshness function, outside the VPC.
+    owner_alerts = [{"Fn::GetAtt": ["FreshnessFunction", "Arn"]}, {"Fn::Sub": "${FreshnessFunction.Arn}:*"}]
     assert allowed("ExportStateMachineRole", "lambda:") == [
         {"Fn::GetAtt": ["ExporterFunction", "Arn"]},
         {"Fn::Sub": "${ExporterFunction.Arn}:*"},
+        *owner_alerts,
     ]
     assert allowed("ExportStateMachineRole", "states:") == []
     assert allowed("BackfillStateMachineRole", "lambda:") == [
@@ -838,7 +847,12 @@ def test_state_machines_invoke_only_their_functions_and_start_only_themselves(te
         {"Fn::Sub": "${PlannerFunction.Arn}:*"},
         {"Fn::GetAtt": ["ExporterFunction", "Arn"]},
         {"Fn::Sub": "${ExporterFunction.Arn}:*"},
+        *owner_alerts,
     ]
+    for machine in ("ExportStateMachine", "BackfillStateMachine"):
+        substitutions = template["Resources"][machine]["Properties"]["DefinitionSubstitutions"]
+        assert substitutions["OwnerAlertFunctionArn"] == {"Fn::GetAtt": ["FreshnessFunction", "Arn"]}
+    assert "VpcConfig" not in template["Resources"]["FreshnessFunction"]["Properties"]  # it reaches Slack and SNS
     own = [r["Fn::Sub"] for r in allowed("BackfillStateMachineRole", "states:")]
     assert own == [
         "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-backfill",

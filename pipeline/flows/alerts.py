@@ -19,15 +19,18 @@ from urllib.parse import unquote, urlsplit
 
 from pipeline.core.alert_routing import Routing
 from pipeline.core.alerts import Alert, AnomalyLike, by_owner, from_anomaly, render
+from pipeline.core.failed_steps import FailedStep, failures
 from pipeline.core.spec import Kpi
 from pipeline.errors import KpiError
 
 if TYPE_CHECKING:
     from pipeline.flows.status import KpiStatus
+    from pipeline.settings import Environment
 
 __all__ = [
     "Delivered",
     "DeliveryReport",
+    "alert_failed_steps",
     "anomaly_alerts",
     "failure_alerts",
     "kpi_link",
@@ -156,6 +159,26 @@ def failure_alerts(
         link = kpi_link(kpi, warehouse_url, routing) if kpi else ""
         alerts.append(Alert.failed(name, kpi.owner if kpi else "", partition or "(not run)", reason, link))
     return alerts
+
+
+def alert_failed_steps(
+    steps: Sequence[FailedStep],
+    kpis: Mapping[str, Kpi],
+    environment: Environment,
+    started_at: datetime,
+    *,
+    context: str,
+) -> DeliveryReport:
+    """A deployed export's or backfill's failures (what its state machine's alert step hands over, read by
+    :func:`pipeline.core.failed_steps.parse_failed`) told to their owners: one message per owner for the whole
+    execution, each failed partition a line as ``kpi run`` would send it. ``started_at`` is the execution's
+    start: the moment the message shows (in the KPIs' zone when they share one) and the one a scheduled
+    export's due partitions are judged at. Never raises, like :func:`send_alerts`."""
+    failed = failures(steps, kpis, started_at)
+    alerts = failure_alerts(failed, kpis, environment.warehouse, environment.alerts)
+    zones = {kpis[step.kpi].zone for step in steps if step.kpi in kpis}
+    shown = started_at.astimezone(next(iter(zones))) if len(zones) == 1 else started_at
+    return send_alerts(alerts, environment.alerts, shown, context=context)
 
 
 def stale_alerts(

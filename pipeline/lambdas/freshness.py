@@ -6,6 +6,14 @@ Event: anything (EventBridge Scheduler's input); ``{"now": ISO-8601}`` judges at
 clock (to replay a day). Returns ``{"stale": [{"kpi", "owner", "partition", "age_hours"}], "alerts": …}``; a
 warehouse that cannot be read is raised (the schedule's retry and the Errors alarm), a delivery that failed is in
 ``alerts`` and the JSON log line, never raised.
+
+It is also the owner-alert step of the export and backfill state machines: the exporter runs inside the VPC,
+without a way to Slack or the owners' topics, so after their Map the machines hand this function, once per
+execution, what failed — ``{"failed": [{"kpi", "partition" | "partitions" | "start"/"end", "error", "cause"}],
+"execution", "started_at", "context"}`` (:mod:`pipeline.core.failed_steps`). It answers ``{"failed": [{"kpi",
+"partitions"}], "routed", "alerts"}``: one message per owner for the whole execution; ``routed`` false (nothing
+sent) when the stack routes no alerts. Only a configuration it cannot read is raised; a delivery that failed is
+in ``alerts`` and the JSON log line.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from pipeline.lambdas.errorlog import log_error, reraise
 
 
 def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    if isinstance(event, dict) and "failed" in event:
+        return _failed_execution(event)
     from pipeline.flows.alerts import send_alerts, stale_alerts, stale_kpis
     from pipeline.flows.status import kpi_status
 
@@ -53,13 +63,44 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     return answer
 
 
-def _moment(text: object) -> datetime:
+def _failed_execution(event: dict[str, Any]) -> dict[str, Any]:
+    """A state machine's failures sent to their owners (see the module's docstring); the answer is the step's
+    result in the execution's history, and the JSON log line."""
+    from pipeline.core.failed_steps import failures, parse_failed
+    from pipeline.flows.alerts import alert_failed_steps
+
+    try:
+        steps = parse_failed(event["failed"])
+        started = _moment(event.get("started_at"), "started_at")
+        environment = settings.load_environment()
+        # Every KPI, enabled or not: a header's owner is who hears of it. A file that does not read has no owner
+        # here, and its failure goes to the default destination.
+        kpis = catalog.load((Path(os.environ.get("KPI_QUERIES", "queries")),)).kpis
+    except KpiError as error:
+        log_error(error, event=event)
+        reraise(error)
+    execution = str(event.get("execution") or "")
+    context = str(event.get("context") or "kpi run (deployed)") + (f", execution {execution}" if execution else "")
+    report = alert_failed_steps(steps, kpis, environment, started, context=context)
+    counted: dict[str, int] = {}
+    for name, _, _ in failures(steps, kpis, started):
+        counted[name] = counted.get(name, 0) + 1
+    answer = {
+        "failed": [{"kpi": name, "partitions": count} for name, count in counted.items()],
+        "routed": environment.alerts.configured,
+        "alerts": report.as_dict(),
+    }
+    print(json.dumps({"level": "info" if report.ok else "warning", "execution": execution, **answer}, default=str))
+    return answer
+
+
+def _moment(text: object, key: str = "now") -> datetime:
     if text is None:
         return datetime.now(UTC)
     try:
         moment = datetime.fromisoformat(str(text))
     except ValueError:
         raise UsageError(
-            f"now '{text}' is not an ISO date-time", hint='send {"now": "2026-12-03T09:00+09:00"}'
+            f"{key} '{text}' is not an ISO date-time", hint=f'send {{"{key}": "2026-12-03T09:00+09:00"}}'
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
