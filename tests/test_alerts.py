@@ -11,6 +11,7 @@ import pytest
 from pipeline.core.alert_routing import Destination, Routing
 from pipeline.core.alerts import MAX_LINES, SUBJECT_LIMIT, Alert, by_owner, from_anomaly, number, render, subject
 from pipeline.core.anomaly import Anomaly
+from pipeline.core.slack_blocks import HEADER_LIMIT, MAX_BLOCKS, TEXT_LIMIT, clip, link
 from pipeline.errors import UsageError
 from pipeline.settings import load_environment
 
@@ -104,6 +105,127 @@ def test_a_long_message_is_cut_and_says_how_much_more() -> None:
     assert lines[-1] == "… and 5 more (see the run's output)"
     assert len(message.subject) < SUBJECT_LIMIT
     assert message.subject.endswith("...")
+
+
+def texts(blocks: tuple[dict[str, object], ...] | list[dict[str, object]]) -> list[tuple[str, str]]:
+    """(type, text) of each block: a header's or section's text, a context's one element's."""
+    out = []
+    for block in blocks:
+        text = block["text"] if "text" in block else block["elements"][0]  # type: ignore[index]
+        out.append((str(block["type"]), str(text["text"])))  # type: ignore[index]
+    return out
+
+
+def test_a_message_is_block_kit_a_header_a_section_per_line_and_the_time() -> None:
+    alerts = [
+        Alert.failed("daily_sales", "growth", "2026-12-01", "source down", LOOKER),
+        Alert.failed("daily_sales", "growth", "2026-12-02", "source down", LOOKER),
+        Alert.stale("hourly_orders", "growth", "2026-12-01T23", timedelta(hours=50), ".kpi/report.html#kpi-h"),
+        Alert.anomaly("conv", "growth", "2026-12-02", "rate", "", 0.0123, 0.02, 0.031, "http://kpi.internal/r#c"),
+    ]
+    message = render("growth", by_owner(alerts)["growth"], context="kpi run (production)", now=NOW)
+    assert [b["type"] for b in message.blocks] == ["header", "section", "section", "section", "context"]
+    assert message.blocks[0]["text"]["type"] == "plain_text"
+    assert {b["text"]["type"] for b in message.blocks[1:4]} == {"mrkdwn"}
+    assert texts(message.blocks) == [
+        ("header", "kpi run (production): 2 failed partitions, 1 stale KPI, 1 anomaly for growth"),
+        ("section", f"*failed*: `daily_sales` 2026-12-01 … 2026-12-02 (2 partitions): source down <{LOOKER}|open>"),
+        # a local path cannot be opened from Slack: it stays text
+        (
+            "section",
+            "*stale*: `hourly_orders` 2026-12-01T23: newest data 2d 2h old (past freshness.error_after)"
+            " (.kpi/report.html#kpi-h)",
+        ),
+        (
+            "section",
+            "*anomaly*: `conv` 2026-12-02: rate = 0.0123, expected 0.02–0.031: below the expected range"
+            " <http://kpi.internal/r#c|open>",
+        ),
+        ("context", "2026-12-03 09:05 JST"),
+    ]
+    assert (
+        message.text.splitlines()[0]
+        == "*kpi run (production): 2 failed partitions, 1 stale KPI, 1 anomaly for growth* (2026-12-03 09:05 JST)"
+    )
+
+
+def test_many_alerts_stay_within_slacks_block_limit_with_and_n_more() -> None:
+    alerts = [Alert.stale(f"kpi_{n:03d}", "ops", "2026-12-01", timedelta(days=3)) for n in range(MAX_LINES + 60)]
+    message = render("ops", alerts, context="kpi status (production)", now=NOW)
+    assert len(message.blocks) == 1 + MAX_LINES + 2 <= MAX_BLOCKS
+    assert [b["type"] for b in message.blocks].count("section") == MAX_LINES
+    assert texts(message.blocks)[-2:] == [
+        ("context", "… and 60 more (see the run's output)"),
+        ("context", "2026-12-03 09:05 JST"),
+    ]
+    assert texts(message.blocks)[MAX_LINES] == (
+        "section",
+        f"*stale*: `kpi_{MAX_LINES - 1:03d}` 2026-12-01: newest data 3d 0h old (past freshness.error_after)",
+    )
+
+
+def test_long_texts_are_cut_to_slacks_limits_keeping_the_link_and_the_entities_whole() -> None:
+    reason = "Binder Error: " + "a & b < c; " * 600  # 6,614 characters, 10,814 escaped
+    context = "kpi backfill " + " ".join(f"kpi_{n}" for n in range(40)) + " (production)"
+    alert = Alert.failed("daily_sales", "growth", "2026-12-02", reason, LOOKER)
+    message = render("growth", [alert], context=context, now=NOW)
+    (_, title), (_, line), _ = texts(message.blocks)
+    assert len(title) == HEADER_LIMIT
+    assert title.startswith("kpi backfill kpi_0 kpi_1 ")
+    assert title.endswith("…")
+    assert len(line) <= TEXT_LIMIT
+    assert line.startswith("*failed*: `daily_sales` 2026-12-02: Binder Error: a &amp; b &lt; c; a &amp; b")
+    assert line.endswith(f"… <{LOOKER}|open>")
+    cut = line.removesuffix(f"… <{LOOKER}|open>")
+    assert "&" not in cut.replace("&amp;", "").replace("&lt;", "")  # no entity cut in half
+
+
+@pytest.mark.parametrize(
+    ("escaped", "limit", "expected"),
+    [
+        ("abcdef", 6, "abcdef"),
+        ("abcdefg", 6, "abcde…"),
+        ("abc&amp;def", 6, "abc…"),  # "&am" would show as text: cut before the entity
+        ("ab&amp;def", 8, "ab&amp;…"),
+        ("&lt;&lt;&lt;", 5, "&lt;…"),
+    ],
+)
+def test_clip_never_cuts_an_entity(escaped: str, limit: int, expected: str) -> None:
+    assert clip(escaped, limit) == expected
+    assert len(clip(escaped, limit)) <= limit
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://r.example/x?a=1&b=2", "<https://r.example/x?a=1&b=2|open>"),
+        ("https://r.example/a b|c", "<https://r.example/a%20b%7Cc|open>"),  # | would end the URL early
+        ("/srv/kpi/report.html#kpi-a&b", "/srv/kpi/report.html#kpi-a&amp;b"),
+    ],
+)
+def test_links_are_slack_links_only_for_web_urls(url: str, shown: str) -> None:
+    assert link(url, "open") == shown
+
+
+def test_user_text_is_escaped_in_every_block() -> None:
+    alert = Alert.failed("a<b>&c", "R&D <team>", "2026-12-02", "x < y & z")
+    message = render("R&D <team>", [alert], context="kpi run (a&b)", now=NOW)
+    assert texts(message.blocks)[:2] == [
+        ("header", "kpi run (a&amp;b): 1 failed partition for R&amp;D &lt;team&gt;"),
+        ("section", "*failed*: `a&lt;b&gt;&amp;c` 2026-12-02: x &lt; y &amp; z"),
+    ]
+
+
+def test_slack_shows_the_time_in_the_zone_the_kpis_share_sns_as_given() -> None:
+    utc = NOW.astimezone(ZoneInfo("UTC"))
+    tokyo = Alert.failed("daily_sales", "growth", "2026-12-02", "boom", zone="Asia/Tokyo")
+    message = render("growth", [tokyo], context="kpi loader", now=utc)
+    assert texts(message.blocks)[-1] == ("context", "2026-12-03 09:05 JST")
+    assert message.text.splitlines()[0].endswith("(2026-12-03 09:05 JST)")
+    assert message.body.splitlines()[0].endswith("(2026-12-03 00:05 UTC)")  # SNS: unchanged
+    berlin = Alert.failed("weekly", "growth", "2026-11-30", "boom", zone="Europe/Berlin")
+    mixed = render("growth", [tokyo, berlin], context="kpi loader", now=utc)
+    assert texts(mixed.blocks)[-1] == ("context", "2026-12-03 00:05 UTC")  # no one zone: as given
 
 
 @pytest.mark.parametrize(

@@ -208,11 +208,16 @@ def test_the_freshness_lambda_alerts_the_owners_of_stale_kpis(
         {"kpi": "other", "owner": "finance", "partition": None, "age_hours": None},
     ]
     (message,) = slack.received
+    # the Lambda's moment is UTC; Slack shows it in the KPI's zone (Asia/Tokyo), as `kpi status --alert` does
     assert message["text"].splitlines() == [
-        "*kpi freshness: 1 stale KPI for growth* (2024-03-13 00:00 UTC)",
+        "*kpi freshness: 1 stale KPI for growth* (2024-03-13 09:00 JST)",
         "• stale: `daily` 2024-03-09: newest data 3d 9h old (past freshness.error_after) "
         "(" + str(project / "report.html") + "#kpi-daily)",
     ]
+    assert message["blocks"][-1] == {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": "2024-03-13 09:00 JST"}],
+    }
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert [entry["level"] for entry in logged] == ["warning", "warning"]  # finance is unrouted both times
     assert SECRET in json.dumps(logged[-1])
@@ -396,6 +401,11 @@ def test_a_run_whose_load_finds_an_anomaly_alerts_the_owner_once(
     assert head.startswith("*kpi run (local): 1 anomaly for growth*")
     assert "`daily_series` 2026-07-30" in line
     assert "sales = 163, expected 96.75–106.5: above the expected range" in line
+    assert [b["type"] for b in message["blocks"]] == ["header", "section", "context"]
+    assert message["blocks"][1]["text"]["text"].startswith(
+        "*anomaly*: `daily_series` 2026-07-30: sales = 163, expected 96.75–106.5: above the expected range ("
+    )
+    assert message["blocks"][2]["elements"][0]["text"] == "2026-07-31 09:00 JST"
 
 
 @pytest.mark.infra  # moto's S3 and Secrets Manager, the loader Lambda's path
@@ -450,3 +460,4 @@ def test_the_loader_alerts_the_anomalies_its_load_found(
     assert head.startswith("*kpi loader: 1 anomaly for growth* (")
     assert "`daily_series` 2026-07-30" in line
     assert "sales = 163, expected 96.75–106.5: above the expected range" in line
+    assert message["blocks"][2]["elements"][0]["text"].endswith(" JST")  # the Lambda's UTC clock, in the KPI's zone

@@ -85,7 +85,33 @@ def test_one_message_per_owner_to_slack_and_sns_and_unrouted_reported(
         "text": "*kpi run (production): 2 failed partitions, 1 anomaly for growth* (2026-12-03 00:05 UTC)\n"
         "• failed: `daily_sales` 2026-12-01 … 2026-12-02 (2 partitions): source refused: timeout "
         "<https://r/#kpi-daily_sales|open>\n"
-        "• anomaly: `daily_sales` 2026-12-02: sales [paid] = 100, expected 200–300: below the expected range"
+        "• anomaly: `daily_sales` 2026-12-02: sales [paid] = 100, expected 200–300: below the expected range",
+        "blocks": [
+            {
+                "type": "header",
+                "text": {
+                    "type": "plain_text",
+                    "text": "kpi run (production): 2 failed partitions, 1 anomaly for growth",
+                },
+            },
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": "*failed*: `daily_sales` 2026-12-01 … 2026-12-02 (2 partitions): source refused: timeout "
+                    "<https://r/#kpi-daily_sales|open>",
+                },
+            },
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": "*anomaly*: `daily_sales` 2026-12-02: sales [paid] = 100, expected 200–300: below the "
+                    "expected range",
+                },
+            },
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "2026-12-03 00:05 UTC"}]},
+        ],
     }
     (notification,) = published(queue)
     assert notification["Subject"] == "kpi: 1 stale KPI: users_by_plan"
@@ -170,8 +196,57 @@ def test_the_anomaly_detectors_findings_reach_their_owner_with_a_looker_studio_l
     (message,) = slack.received
     link = report_url(kpi, warehouse)
     assert link.startswith("https://lookerstudio.google.com/reporting/create?")
+    # the run's moment (00:05 UTC) in the KPI's zone, Asia/Tokyo: the owner reads it in the KPI's time
     assert message["text"].splitlines() == [
-        "*kpi run (production): 2 anomalies for growth* (2026-12-03 00:05 UTC)",
+        "*kpi run (production): 2 anomalies for growth* (2026-12-03 09:05 JST)",
         f"• anomaly: `daily` 2026-05-04: orders = 12, expected 40–61.5: below the expected range <{link}|open>",
         f"• anomaly: `daily` 2026-05-05: orders = 130, expected 40–61.5: above the expected range <{link}|open>",
     ]
+    assert [(b["type"], (b.get("text") or b["elements"][0])["text"]) for b in message["blocks"]] == [
+        ("header", "kpi run (production): 2 anomalies for growth"),
+        (
+            "section",
+            f"*anomaly*: `daily` 2026-05-04: orders = 12, expected 40–61.5: below the expected range <{link}|open>",
+        ),
+        (
+            "section",
+            f"*anomaly*: `daily` 2026-05-05: orders = 130, expected 40–61.5: above the expected range <{link}|open>",
+        ),
+        ("context", "2026-12-03 09:05 JST"),
+    ]
+
+
+def test_a_bad_nights_message_reaches_slack_within_its_limits_and_escaped(slack: SlackStandIn) -> None:
+    """What Slack receives for 300 failures of 100 KPIs: 43 blocks (at most 50), each text within its limit, the
+    user text escaped, the fallback text beside them."""
+    routing = Routing({}, Destination("slack", slack_secret(slack, "kpi/alerts/night")))
+    reason = "source <shop> refused & closed: " + "x" * 4000
+    failures = [
+        Alert.failed(f"kpi_{n:03d}&co", "ops", f"2026-12-0{day}", f"{reason} {n}", "https://r/#k", zone="Asia/Tokyo")
+        for n in range(100)
+        for day in (1, 2, 3)
+    ]
+    report = send_alerts(failures, routing, NOW, context="kpi backfill (production)")
+    assert [(d.owner, d.alerts, d.ok) for d in report.sent] == [("ops", 300, True)]
+    (message,) = slack.received
+    blocks = message["blocks"]
+    assert len(blocks) == 43 <= 50
+    assert [b["type"] for b in blocks] == ["header"] + ["section"] * 40 + ["context", "context"]
+    assert blocks[0]["text"] == {
+        "type": "plain_text",
+        "text": "kpi backfill (production): 300 failed partitions for ops",
+    }
+    sections = [b["text"]["text"] for b in blocks[1:41]]
+    assert all(len(text) <= 3000 for text in sections)
+    assert sections[0].startswith(
+        "*failed*: `kpi_000&amp;co` 2026-12-01 … 2026-12-03 (3 partitions): "
+        "source &lt;shop&gt; refused &amp; closed: xxx"
+    )
+    assert all(text.endswith("… <https://r/#k|open>") for text in sections)
+    assert [b["elements"][0]["text"] for b in blocks[41:]] == [
+        "… and 60 more (see the run's output)",
+        "2026-12-03 09:05 JST",
+    ]
+    assert message["text"].startswith(
+        "*kpi backfill (production): 300 failed partitions for ops* (2026-12-03 09:05 JST)\n"
+    )

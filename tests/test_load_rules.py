@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -146,12 +147,45 @@ def test_the_batch_script_locks_rechecks_replaces_counts_and_audits_in_one_trans
     batch = [manifest("2024-03-01"), manifest("2024-03-02")]
     script = batch_script(tables, batch, force=False, job_id="kpi_job_1")
     statements = [line.split(" ", 1)[0] for line in script.splitlines() if line and not line.startswith(" ")]
-    assert statements == ["INSERT", "BEGIN", "UPDATE", "SELECT", "DELETE", "INSERT", "SELECT", ")", "INSERT", "COMMIT"]
+    assert statements == [
+        *("INSERT", "BEGIN", "UPDATE", "SELECT", "DELETE", "INSERT", "SELECT", ")", ")", "INSERT", "COMMIT")
+    ]
     assert "`partition` = '2024-03-01' AND run_id >= '20240303T000000000Z-bbbbbb'" in script
     assert "run_id > '" in batch_script(tables, batch, force=True, job_id="kpi_job_1")  # force: the same run reloads
-    assert "SELECT '2024-03-02' AS p, 3 AS want, COUNTIF(" in script
+    assert "SELECT '2024-03-02' AS p, 3 AS want" in script
+    day = "(`sales_date` >= DATE '2024-03-02' AND `sales_date` < DATE '2024-03-03')"
+    assert f"WHEN {day} THEN '2024-03-02' END AS p, COUNT(*) AS found" in script
     assert "'kpi_job_1', CURRENT_TIMESTAMP())" in script
     assert "$" not in script
+
+
+def test_the_batch_script_grows_linearly_a_month_of_hours_under_bigquerys_query_limit() -> None:
+    """BigQuery refuses a query over 1,024K characters; a backfill's batch is a month, 744 hourly partitions.
+    Counting each partition over every range (the script's former count) made 69 MB of it; now 0.58 MB."""
+    schema = (SchemaField("hour_start", "TIMESTAMP"), SchemaField("orders", "INT64"))
+    first = datetime(2026, 3, 1, tzinfo=ZoneInfo("Asia/Tokyo"))
+    hours = [first + timedelta(hours=n) for n in range(744)]
+    batch = [
+        replace(
+            BASE,
+            grain="hour",
+            time_column="hour_start",
+            schema=schema,
+            partition=f"{start:%Y-%m-%dT%H}",
+            interval_start=start.isoformat(),
+            interval_end=(start + timedelta(hours=1)).isoformat(),
+            decorator=f"{start:%Y%m%d%H}",
+        )
+        for start in hours
+    ]
+    tables = Tables("acme-analytics", "kpi", "hourly_orders", "_kpi_staging_hourly_orders_x_0123abcd")
+    month = len(batch_script(tables, batch, force=False, job_id="kpi_job_1"))
+    day = len(batch_script(tables, batch[:24], force=False, job_id="kpi_job_1"))
+    assert month < 1_024_000
+    assert month < 31 * day * 1.1  # linear: a month is 31 days' scripts, give or take the fixed part
+    assert "WHEN (`hour_start` >= TIMESTAMP '2026-03-31 14:00:00.000000+00' AND `hour_start` < TIMESTAMP " in (
+        batch_script(tables, batch, force=False, job_id="kpi_job_1")
+    )
 
 
 def test_the_scripts_errors_are_read_back() -> None:

@@ -93,6 +93,7 @@ def test_readme_failure_and_removal_examples_are_what_the_commands_print(
 def test_readme_alerts_table_is_valid_and_its_messages_are_what_the_renderer_writes() -> None:
     """The [alerts] example reads as written and documents every key; the Slack and SNS messages of the demo run
     (a source without its `orders` table) are what pipeline.core.alerts renders for those failures today."""
+    import json
     import re
     import tomllib
     from datetime import datetime
@@ -125,5 +126,10 @@ def test_readme_alerts_table_is_valid_and_its_messages_are_what_the_renderer_wri
     grouped = by_owner(alerts)
     slack = render("growth-team", grouped["growth-team"], context="kpi run (local)", now=now)
     assert f"```\n{slack.text}\n```" in section
+    payload = re.search(r"```json\n(.*?)```", section, re.DOTALL)  # the Block Kit JSON the webhook received
+    assert payload is not None
+    shown = json.loads(payload[1])
+    assert shown["blocks"] == list(slack.blocks)
+    assert slack.text.startswith(shown["text"].removesuffix("…"))  # trimmed: the whole text is shown below it
     sns = render("ops-team", grouped["ops-team"], context="kpi run (local)", now=now)
     assert f"```\nSubject: {sns.subject}\n\n{sns.body}\n```" in section

@@ -157,7 +157,8 @@ def failure_alerts(
     for name, partition, reason in failures:
         kpi = kpis.get(name)
         link = kpi_link(kpi, warehouse_url, routing) if kpi else ""
-        alerts.append(Alert.failed(name, kpi.owner if kpi else "", partition or "(not run)", reason, link))
+        zone = kpi.timezone if kpi else ""
+        alerts.append(Alert.failed(name, kpi.owner if kpi else "", partition or "(not run)", reason, link, zone=zone))
     return alerts
 
 
@@ -186,7 +187,7 @@ def stale_alerts(
 ) -> list[Alert]:
     """An alert per KPI past its ``freshness.error_after`` or never loaded: (kpi, newest partition, age)."""
     return [
-        Alert.stale(kpi.name, kpi.owner, partition, age, kpi_link(kpi, warehouse_url, routing))
+        Alert.stale(kpi.name, kpi.owner, partition, age, kpi_link(kpi, warehouse_url, routing), zone=kpi.timezone)
         for kpi, partition, age in stale
     ]
 
@@ -207,5 +208,5 @@ def anomaly_alerts(
     for anomaly in anomalies:
         kpi = kpis.get(anomaly.kpi)
         link = kpi_link(kpi, warehouse_url, routing) if kpi else ""
-        alerts.append(from_anomaly(anomaly, kpi.owner if kpi else "", link))
+        alerts.append(from_anomaly(anomaly, kpi.owner if kpi else "", link, zone=kpi.timezone if kpi else ""))
     return alerts

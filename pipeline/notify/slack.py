@@ -1,4 +1,5 @@
-"""A Slack incoming webhook (https://api.slack.com/messaging/webhooks): POST ``{"text": mrkdwn}``, Slack answers
+"""A Slack incoming webhook (https://api.slack.com/messaging/webhooks): POST ``{"text": mrkdwn, "blocks": [...]}``
+(the message's Block Kit blocks, built in :mod:`pipeline.core.alerts`, and their mrkdwn fallback), Slack answers
 200 ``ok``. The URL is the secret's value — a bare URL, or a JSON object with ``url`` or ``webhook_url`` — and
 appears in no message, log line or error: whoever has it can post to the channel."""
 
@@ -45,10 +46,13 @@ def webhook_url(destination: Destination, *, timeout: float) -> str:
 
 
 def post(destination: Destination, message: Message, *, timeout: float) -> None:
-    """POST the message's text; AlertError on any answer but 2xx, on a timeout or a refused connection."""
+    """POST the message's blocks and text; AlertError on any answer but 2xx, on a timeout or a refused connection."""
     url = webhook_url(destination, timeout=timeout)
     where = str(destination)
-    body = json.dumps({"text": message.text}).encode()
+    payload: dict[str, object] = {"text": message.text}
+    if message.blocks:
+        payload["blocks"] = list(message.blocks)
+    body = json.dumps(payload, ensure_ascii=False).encode()
     request = urllib.request.Request(url, body, {"Content-Type": "application/json; charset=utf-8"}, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:  # https, or loopback: checked above
