@@ -424,12 +424,23 @@ def child_main(args: list[str]) -> int:
     return 0
 
 
+# What the BigQuery loader Lambda's package does not hold (its size budget).
+NOT_IN_BIGQUERY_LAMBDA = ("pyarrow", "pandas", "numpy", "duckdb")
+
+
+def halt_lambda_absent_imports() -> None:
+    """Make the modules the BigQuery loader Lambda lacks unimportable in this process (``import pyarrow`` raises
+    ``ModuleNotFoundError: import of pyarrow halted``), so that what the child measures is what the Lambda loads."""
+    for absent in NOT_IN_BIGQUERY_LAMBDA:
+        sys.modules[absent] = None  # type: ignore[assignment]
+
+
 def child_bigquery(manifest_url: str, endpoint: str) -> None:
     """The loader's BigQuery path, as the Lambda runs it, against the emulator at ``endpoint``. The loader's
-    package holds neither pyarrow, pandas, NumPy nor DuckDB (its size budget): made unimportable here too, so
-    that google-cloud-bigquery does not load them for its optional DataFrame helpers."""
-    for absent in ("pyarrow", "pandas", "numpy", "duckdb"):
-        sys.modules[absent] = None  # type: ignore[assignment]
+    package holds neither pyarrow, pandas, NumPy nor DuckDB: made unimportable here too, so that
+    google-cloud-bigquery does not load them for its optional DataFrame helpers, and so that the test bridge
+    (``tests/bigquery.py``) may not need them on this path either."""
+    halt_lambda_absent_imports()
     from google.api_core.client_options import ClientOptions
     from google.auth.credentials import AnonymousCredentials
 

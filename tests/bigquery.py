@@ -35,16 +35,17 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from google.api_core import exceptions as google_errors
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
-from pyarrow import parquet as pq
 
 from tests.loopback import LoopbackServer
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ROOT = Path(__file__).resolve().parent.parent
 EMULATOR_VENV = ROOT / ".venv-bq"
@@ -110,6 +111,10 @@ class BigQueryBridge(bigquery.Client):
     each other, then runs the one for which ``first(sql)`` holds and cancels the others as overlapping — the two
     orders of a race, made deterministic. ``idle`` is set while no transaction runs: a test's injected ``sleep``
     waits on it instead of sleeping.
+
+    pyarrow is imported inside the methods of ``dry`` and ``coalesce`` only, never at module level: the load
+    benchmark's BigQuery child (``bench/load_bench.py``) imports this module with pyarrow made unimportable, as
+    the BigQuery loader Lambda has none (tests/test_bench_harness.py holds it to that).
     """
 
     def __init__(self, **options: Any) -> None:
@@ -146,10 +151,14 @@ class BigQueryBridge(bigquery.Client):
         config = kwargs.get("job_config")
         self._record(SentJob("load", str(destination), "", config.to_api_repr() if config else {}))
         if self.dry:
+            from pyarrow import parquet as pq  # here, not at the top: see the class docstring
+
             rows = pq.read_metadata(io.BytesIO(file_obj.read())).num_rows
             self._dry_rows[str(destination)] = self._dry_rows.get(str(destination), 0) + rows
             return _Done([])
         if self.coalesce:
+            from pyarrow import parquet as pq
+
             rows = pq.read_table(io.BytesIO(file_obj.read()))
             found, first = self._pending.setdefault(str(destination), ([], config))
             if (config.to_api_repr() if config else {}) != (first.to_api_repr() if first else {}):
@@ -208,6 +217,9 @@ class BigQueryBridge(bigquery.Client):
 
     def _send_pending(self, table: str) -> None:
         """The coalesced files' rows for ``table``, as one real load job (recorded as ``merged`` in ``jobs``)."""
+        import pyarrow as pa
+        from pyarrow import parquet as pq
+
         found, config = self._pending.pop(table)
         data = io.BytesIO()
         pq.write_table(pa.concat_tables(found), data)

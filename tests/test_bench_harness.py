@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,3 +144,33 @@ def test_the_export_benchmarks_kpi_files_parse_and_may_scan_their_whole_table() 
         assert kpi is not None
         assert kpi.allow_full_scan
         assert kpi.grain.value == "none"
+
+
+def test_the_load_benchmarks_bigquery_child_imports_its_bridge_without_pyarrow() -> None:
+    """The BigQuery child of bench/load_bench.py runs the loader as the Lambda does, with pyarrow, pandas, NumPy
+    and DuckDB unimportable, and imports the test bridge there: a module-level ``import pyarrow`` in
+    tests/bigquery.py (added for the bridge's ``coalesce`` mode) failed both of its runs in `make bench`. The
+    child's own imports, after its own halt, in a fresh interpreter as the child is. (DuckDB is loaded already,
+    by bench/load_bench.py itself, before the halt: only a later import of it would fail.)"""
+    child = (
+        "import sys\n"
+        "from bench.load_bench import halt_lambda_absent_imports\n"
+        "halt_lambda_absent_imports()\n"
+        "from google.api_core.client_options import ClientOptions\n"
+        "from google.auth.credentials import AnonymousCredentials\n"
+        "from pipeline.load import load_manifest, split_manifest_url\n"
+        "from pipeline.stores import open_store\n"
+        "from pipeline.warehouses.bigquery import BigQueryWarehouse\n"
+        "from tests.bigquery import PROJECT, BigQueryBridge\n"
+        "try:\n"
+        "    import pyarrow\n"
+        "except ModuleNotFoundError as error:\n"
+        "    print(error)\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in sys.argv[1:] and sys.modules[name]))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", child, "pyarrow", "pandas", "numpy"], cwd=root, capture_output=True, text=True
+    )
+    assert done.stderr == ""
+    assert done.stdout.splitlines() == ["import of pyarrow halted; None in sys.modules", "[]"]
