@@ -29,6 +29,7 @@ from bench._harness import (
     times,
 )
 from bench._rss import Measured
+from bench.export_bench import Source
 
 
 @pytest.mark.parametrize(
@@ -91,18 +92,75 @@ def test_tables_and_ratios() -> None:
 
 
 def test_the_backfill_table_reads_as_before() -> None:
+    seen = backfill_bench.Statements(12, 12, (("SET", 84),))
     results = [
-        backfill_bench.Result("kpi backfill", Measured(0, 10.0, 204_800, 6.0), queries=13, sent=13, partitions=365),
-        backfill_bench.Result("a loop of kpi export", Measured(0, 95.0, 102_400, 80.0), queries=365, partitions=365),
+        backfill_bench.Result("kpi backfill", Measured(0, 10.0, 204_800, 6.0), seen=seen, sent=12, partitions=365),
+        backfill_bench.Result(
+            "a loop of kpi export",
+            Measured(0, 95.0, 102_400, 80.0),
+            seen=backfill_bench.Statements(365),
+            partitions=365,
+        ),
         backfill_bench.Result("broken", error="exit 1"),
     ]
     assert backfill_bench.table(results) == [
-        "| contestant | partitions | queries sent | server `Com_select` | seconds | peak RSS MB | CPU s | × backfill |",
+        "| contestant | partitions | queries planned | server's general log | seconds | peak RSS MB | CPU s "
+        "| × backfill |",
         "|---|--:|--:|--:|--:|--:|--:|--:|",
-        "| kpi backfill | 365 | 13 | 13 | 10.00 | 200 | 6.00 | 1.00× |",
-        "| a loop of kpi export | 365 | ? | 365 | 95.00 | 100 | 80.00 | 9.50× |",
+        "| kpi backfill | 365 | 12 | 12 SELECT + 12 EXPLAIN | 10.00 | 200 | 6.00 | 1.00× |",
+        "| a loop of kpi export | 365 | ? | 365 SELECT + 0 EXPLAIN | 95.00 | 100 | 80.00 | 9.50× |",
         "| broken | — | — | — | exit 1 | — | — | — |",
     ]
+
+
+def test_the_backfill_target_is_judged_on_data_queries_not_on_explains() -> None:
+    """An EXPLAIN counts as a SELECT in MariaDB's Com_select; the target (≤ 13 source queries for 365 days) is
+    about the queries that read the source's rows, so 12 SELECTs and 12 EXPLAINs meet it and 14 SELECTs do not."""
+    source = Source.parse(backfill_bench.DEFAULT_SOURCE)
+    config = backfill_bench.Config(source=source, days=365, keep=False, regenerate=False)
+
+    def backfill(selects: int, explains: int) -> backfill_bench.Result:
+        seen = backfill_bench.Statements(selects, explains)
+        return backfill_bench.Result("kpi backfill", Measured(0, 10.0, 1024, 6.0), seen=seen, sent=12)
+
+    assert backfill_bench.target_line(config, backfill(12, 12)) == (
+        "- met: ≤ 13 source queries for 365 days: 12 data queries in the server's general log (and 12 EXPLAINs, "
+        "which read no rows; 12 planned by `kpi backfill --dry-run`)"
+    )
+    assert backfill_bench.target_line(config, backfill(14, 0)).startswith("- **NOT met**: ≤ 13 source queries")
+
+
+@pytest.mark.parametrize(
+    ("sql", "keyword"),
+    [
+        ("SELECT DATE(created_at) AS sales_date FROM orders", "SELECT"),
+        ("  /* kpi daily_sales */\n  select 1", "SELECT"),
+        ("-- a comment\nWITH t AS (SELECT 1) SELECT * FROM t", "WITH"),
+        ("(SELECT 1) UNION (SELECT 2)", "SELECT"),
+        ("EXPLAIN FORMAT=JSON SELECT 1", "EXPLAIN"),
+        ("SET SESSION time_zone = '+09:00'", "SET"),
+        ("START TRANSACTION READ ONLY", "START"),
+        ("/* only a comment */", ""),
+    ],
+)
+def test_statements_are_told_apart_by_their_first_keyword(sql: str, keyword: str) -> None:
+    assert backfill_bench.first_keyword(sql) == keyword
+
+
+def test_the_general_logs_statements_are_counted_by_kind() -> None:
+    logged = [
+        "SET SESSION time_zone = '+09:00'",
+        "START TRANSACTION READ ONLY",
+        "EXPLAIN FORMAT=JSON SELECT DATE(created_at) FROM orders WHERE created_at >= '2024-01-01'",
+        "ROLLBACK",
+        "SET SESSION time_zone = '+09:00'",
+        "SELECT DATE(created_at) FROM orders WHERE created_at >= '2024-01-01'",
+        "WITH d AS (SELECT 1) SELECT * FROM d",
+    ]
+    seen = backfill_bench.statement_kinds(logged)
+    assert seen == backfill_bench.Statements(2, 1, (("SET", 2), ("ROLLBACK", 1), ("START", 1)))
+    assert (str(seen), seen.other_text()) == ("2 SELECT + 1 EXPLAIN", "2 SET, 1 ROLLBACK, 1 START")
+    assert backfill_bench.Statements().other_text() == "none"
 
 
 def test_the_scratch_folder_is_kept_only_when_asked_or_when_the_run_went_wrong(
