@@ -294,7 +294,7 @@ class Statements:
         return f"{self.selects} SELECT + {self.explains} EXPLAIN"
 
     def other_text(self) -> str:
-        return ", ".join(f"{n} {keyword}" for keyword, n in self.other) or "none"
+        return ", ".join(f"{n:,} {keyword}" for keyword, n in self.other) or "none"
 
 
 def first_keyword(sql: str) -> str:
@@ -379,6 +379,7 @@ class Result(MeasuredRun):
     seen: Statements | None = None  # what the server's general log holds of the run's login
     sent: int | None = None  # the queries the contestant meant to send: the backfill's plan, the loop's exports
     partitions: int | None = None
+    load: float | None = None  # the 1-minute load average when the run started
     totals: Totals | None = None
     error: str | None = None
     mismatch: list[str] = field(default_factory=list)
@@ -413,6 +414,7 @@ class Bench:
         out, log = folder.with_suffix(".out"), folder.with_suffix(".log")
         with logged_login(self.config.source) as login:
             env = self.environment(folder, login.url)
+            result.load = os.getloadavg()[0]
             result.measured = measure(argv, stdout=out, stderr=log, env=env, cwd=folder)
         result.seen = login.seen
         if result.measured.returncode != 0:
@@ -471,7 +473,7 @@ def progress(result: Result) -> Result:
         m = result.measured
         print(
             f"  {result.contestant}: {result.partitions} partitions, {result.seen} logged by the server, "
-            f"{m.seconds:.2f} s, {figures(m)}",
+            f"{m.seconds:.2f} s, {figures(m)}, load {result.load:.2f}",
             flush=True,
         )
     return result
@@ -577,6 +579,7 @@ def report(config: Config, version: str, bench: Bench, results: list[Result], re
         else "—"
     )
     orders = sum(n for n, _, _ in reference.values())
+    loads = ", ".join(f"{r.load:.2f}" for r in results if r.load is not None)
     return "\n".join(
         [
             "",
@@ -589,6 +592,8 @@ def report(config: Config, version: str, bench: Bench, results: list[Result], re
             "login, data queries and EXPLAINs apart.",
             "",
             *table(results),
+            "",
+            f"Load average (1 min) at the start of each run: {loads or '—'} on {os.cpu_count()} cores.",
             "",
             *findings(results, reference),
             "",
