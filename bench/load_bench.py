@@ -2,8 +2,9 @@
 
 ``python -m bench.load_bench`` (``--quick`` for a small run, ``--help`` for sizes) generates its own lake: a DuckDB
 source file with an ``orders`` table of one UTC day, a row-level KPI file over it, and ``kpi export`` of that day
-into a lake folder — a Parquet partition of about 53 MB (2.5M rows) and one of about 1.06 GB (50M rows, four
-files: the exporter splits at 256 MB). The lakes are cached under ``.kpi/bench/load/`` (git-ignored), so only
+into a lake folder — a Parquet partition of 2.5M rows and one of 50M rows (the exporter splits at 256 MB): 53 MB
+and 1.06 GB in four files on 2026-11-28, 33 MB and 667 MB in three with the exporter of 2026-12-07, so the large
+one no longer reaches the target's 1 GB. The lakes are cached under ``.kpi/bench/load/`` (git-ignored), so only
 the first run pays for them. Then, at both sizes, into a fresh warehouse each time:
 
 * ``kpi load <manifest URL>`` into every warehouse target (today the DuckDB file of ``KPI_WAREHOUSE``);
