@@ -7,8 +7,8 @@ written into a DuckDB source table, exported by the real exporter into a local l
 ``load_manifests`` into the embedded DuckDB warehouse — the history in one batch, the scored period in batches
 of a month (a week for hours), each load scoring its new partitions as production loads do. The scores are read
 back from ``_kpi_anomalies`` and compared with the injected anomalies, beside a plain weekday z-score
-(:func:`pipeline.core.anomaly.weekday_zscore`) on the same values. Then the cost of scoring in a load: the same
-day's load and its scoring, timed apart, medians of 15.
+(:func:`pipeline.core.anomaly.weekday_zscore`) on the same values. Then the cost of scoring in a load
+(:func:`load_cost`): the same day's load without scoring, scored inside its transaction, and scored after it.
 
 Prints the README's table. ``tests/test_anomaly_measured.py`` runs :func:`measure` and asserts its figures.
 """
@@ -19,7 +19,7 @@ import argparse
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,17 +29,17 @@ import duckdb
 from bench._harness import finish, in_scratch
 from bench.anomaly_series import Evaluation, Generated, daily, evaluate, hourly
 from pipeline import catalog
-from pipeline.core.anomaly import Observation, weekday_zscore
+from pipeline.core.anomaly import Observation, settings_json, weekday_zscore
 from pipeline.core.intervals import Grain, Interval, interval_containing
 from pipeline.core.lake import manifest_key
-from pipeline.core.spec import Kpi
+from pipeline.core.spec import AnomalySettings, Kpi
 from pipeline.export import export
 from pipeline.flows.anomalies import score_loaded
 from pipeline.load import load_manifests
-from pipeline.load.flow import checked_opener
 from pipeline.sources import open_source
 from pipeline.stores import LocalStore
 from pipeline.warehouses import Warehouse
+from pipeline.warehouses.bigquery import BigQueryWarehouse
 from pipeline.warehouses.duckdb import DuckDbWarehouse
 
 ZONE = ZoneInfo("Asia/Tokyo")
@@ -53,6 +53,7 @@ SQL = {
     "hour": "SELECT hour_start, orders FROM series WHERE hour_start >= :start AND hour_start < :end",
 }
 BATCH = {"day": 31, "hour": 7 * 24}  # partitions per load of the scored period
+REPEAT = 21  # loads timed of each way
 
 
 @dataclass(frozen=True)
@@ -139,29 +140,137 @@ def measure(folder: Path, series: Generated) -> Measured:
     return Measured(series, evaluate(series, flagged), evaluate(series, plain), len(stored), tuple(errors))
 
 
-def load_cost(folder: Path, repeat: int = 15) -> tuple[float, float]:
-    """Median seconds of loading one new day of the daily series (after its two years) and of scoring it: the
-    two steps of ``load_manifests`` (the warehouse's load, then :func:`~pipeline.flows.anomalies.score_loaded`),
-    timed apart on the same loads."""
+@dataclass(frozen=True)
+class LoadCost:
+    """Median seconds of loading one new day of the daily series after its two years, three ways."""
+
+    plain: float  # the KPI without an `anomaly` key: a load that scores nothing
+    within: float  # the same KPI scored: inside the load's transaction (pipeline.warehouses.commit_scoring)
+    after: float  # the unscored load, then scoring after its commit, as batches of several partitions are scored
+    spread: float  # the plain loads' interquartile range: what the machine's noise is
+    cpu: tuple[float, float, float]  # median CPU seconds of the process, the same three ways
+
+    def line(self, repeat: int) -> str:
+        ms = 1000
+
+        def extra(seconds: float) -> str:
+            return f"{(seconds - self.plain) * ms:+.1f} ms, {(seconds - self.plain) / self.plain:+.0%}"
+
+        return (
+            f"loading one new day after two years (medians of {repeat}, interleaved): without scoring "
+            f"{self.plain * ms:.1f} ms (interquartile range {self.spread * ms:.1f} ms); scored inside the load's "
+            f"transaction {self.within * ms:.1f} ms ({extra(self.within)}); scored after the commit "
+            f"{self.after * ms:.1f} ms ({extra(self.after)}); CPU {self.cpu[0] * ms:.1f}, {self.cpu[1] * ms:.1f} and "
+            f"{self.cpu[2] * ms:.1f} ms"
+        )
+
+
+def load_cost(folder: Path, repeat: int = 15) -> LoadCost:
+    """The day's load timed three ways, interleaved so that a busy moment of the machine hits each alike: the
+    unscored KPI's load, the scored KPI's (scored in the transaction), and the unscored load followed by
+    :func:`~pipeline.flows.anomalies.score_loaded` with the scored KPI's settings (the path of a batch of several
+    partitions, and of every load before scoring moved into the transaction). Each is ``load_manifests`` — or
+    its two steps — on a manifest exported just before."""
     series = daily()
-    kpi, warehouse, _ = load_series(folder, series)
-    store = LocalStore(folder / "lake")
-    source = open_source(f"duckdb:///{folder / 'source.duckdb'}")
+    warehouses: dict[str, Warehouse] = {}
+    kpis: dict[str, Kpi] = {}
+    for name, scored in (("scored", True), ("plain", False)):
+        kpis[name], warehouses[name], _ = load_series(folder / name, series, scored=scored)
+    settings = settings_json(AnomalySettings())
     last = intervals(series)[-1]
-    loads, scorings = [], []
+    times: dict[str, list[float]] = {"plain": [], "within": [], "after": []}
+    cpu: dict[str, list[float]] = {way: [] for way in times}
     try:
-        for _ in range(repeat):
-            (manifest,) = export(kpi, [last], source=source, store=store)
-            manifests = [manifest]
-            started = time.perf_counter()
-            results = warehouse.load(manifests, checked_opener(store, manifests))
-            loaded = time.perf_counter()
-            score_loaded(warehouse, manifests, results)
-            loads.append(loaded - started)
-            scorings.append(time.perf_counter() - loaded)
+        for n in range(repeat):
+            for way in [*times][n % 3 :] + [*times][: n % 3]:
+                name = "scored" if way == "within" else "plain"
+                store = LocalStore(folder / name / "lake")
+                source = open_source(f"duckdb:///{folder / name / 'source.duckdb'}")
+                (manifest,) = export(kpis[name], [last], source=source, store=store)
+                key = manifest_key(kpis[name], last, manifest.run_id)
+                started, begun = time.perf_counter(), time.process_time()
+                ((_, result),) = load_manifests(store, [key], warehouses[name])
+                if way == "after":
+                    score_loaded(warehouses[name], [replace(manifest, anomaly=settings)], [result])
+                times[way].append(time.perf_counter() - started)
+                cpu[way].append(time.process_time() - begun)
+                assert result.loaded
     finally:
-        warehouse.close()
-    return statistics.median(loads), statistics.median(scorings)
+        for warehouse in warehouses.values():
+            warehouse.close()
+    quartiles = statistics.quantiles(times["plain"], n=4)
+    median = {way: statistics.median(runs) for way, runs in times.items()}
+    used = (statistics.median(cpu["plain"]), statistics.median(cpu["within"]), statistics.median(cpu["after"]))
+    return LoadCost(median["plain"], median["within"], median["after"], quartiles[2] - quartiles[0], used)
+
+
+@dataclass(frozen=True)
+class BigQueryCost:
+    """One new day's load on the BigQuery emulator, the same three ways as :class:`LoadCost`: the jobs each
+    sends (BigQuery's unit of latency and of quota) and its median seconds."""
+
+    jobs: dict[str, list[str]]  # way → the kinds of the jobs its load sent, in order
+    seconds: dict[str, float]
+
+    def line(self, repeat: int) -> str:
+        ways = {"plain": "without scoring", "within": "scored in the load's script", "after": "scored after it"}
+        parts = [
+            f"{ways[way]} {len(kinds)} jobs ({', '.join(kinds)}), {self.seconds[way]:.2f} s"
+            for way, kinds in self.jobs.items()
+        ]
+        return f"the same on the BigQuery emulator (medians of {repeat}): " + "; ".join(parts)
+
+
+def bigquery_cost(folder: Path, repeat: int = 5) -> BigQueryCost:
+    """:func:`load_cost` on the BigQuery emulator (``tests/bigquery.py``, as ``bench/load_bench.py`` uses it), on
+    60 days of the small series (the emulator takes its time per job, not per row): what differs is the jobs."""
+    from tests.bigquery import PROJECT, BigQueryBridge, BigQueryEmulator
+    from tests.test_anomaly_measured import small
+
+    series = small()
+    times: dict[str, list[float]] = {"plain": [], "within": [], "after": []}
+    jobs: dict[str, list[str]] = {}
+    with BigQueryEmulator() as emulator:
+        bridge: BigQueryBridge = emulator.client(BigQueryBridge)
+        warehouses: dict[str, Warehouse] = {}
+        kpis: dict[str, Kpi] = {}
+        for name, scored in (("scored", True), ("plain", False)):
+            url = f"bigquery://{PROJECT}/anomaly_bench_{name}?endpoint={emulator.endpoint}"
+            bridge.coalesce = True  # the history's load jobs as one (the emulator's time per job)
+            kpis[name], warehouses[name], _ = load_series(
+                folder / name, series, scored=scored, warehouse=BigQueryWarehouse(url, client=bridge)
+            )
+            bridge.coalesce = False
+        settings = settings_json(AnomalySettings())
+        last = intervals(series)[-1]
+        for n in range(repeat):
+            for way in [*times][n % 3 :] + [*times][: n % 3]:
+                name = "scored" if way == "within" else "plain"
+                store = LocalStore(folder / name / "lake")
+                source = open_source(f"duckdb:///{folder / name / 'source.duckdb'}")
+                (manifest,) = export(kpis[name], [last], source=source, store=store)
+                key = manifest_key(kpis[name], last, manifest.run_id)
+                sent = len(bridge.jobs)
+                started = time.perf_counter()
+                ((_, result),) = load_manifests(store, [key], warehouses[name])
+                if way == "after":
+                    score_loaded(warehouses[name], [replace(manifest, anomaly=settings)], [result])
+                times[way].append(time.perf_counter() - started)
+                jobs[way] = [_job_kind(j.kind, j.sql) for j in bridge.jobs[sent:]]
+                assert result.loaded
+        for warehouse in warehouses.values():
+            warehouse.close()
+    return BigQueryCost({w: jobs[w] for w in times}, {w: statistics.median(t) for w, t in times.items()})
+
+
+def _job_kind(kind: str, sql: str) -> str:
+    if kind != "query":
+        return "load"
+    if "BEGIN TRANSACTION" in sql:
+        return "script"
+    if sql.startswith("INSERT INTO"):
+        return "insert"
+    return "audit" if "_kpi_loads" in sql else "history"
 
 
 def table(results: list[Measured]) -> str:
@@ -193,11 +302,8 @@ def main(argv: list[str] | None = None) -> int:
             missed = ", ".join(f"{a.first} ({a.what})" for a in m.detector.missed) or "none"
             wrong = ", ".join(m.detector.false_positives) or "none"
             print(f"\n{m.series.grain}: missed {missed}; false positives {wrong}")
-        load, scoring = load_cost(scratch / "cost")
-        print(
-            f"\nloading one new day after two years: the load {load * 1000:.1f} ms, its scoring "
-            f"{scoring * 1000:.1f} ms (+{scoring / load:.0%}), medians of 15"
-        )
+        print("\n" + load_cost(scratch / "cost", REPEAT).line(REPEAT))
+        print(bigquery_cost(scratch / "bigquery").line(5))
         errors = [e for m in results for e in m.scoring_errors]
         return finish(started, errors)
 

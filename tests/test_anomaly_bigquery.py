@@ -25,6 +25,7 @@ from pipeline.warehouses.bigquery import BigQueryWarehouse
 from pipeline.warehouses.duckdb import DuckDbWarehouse
 from tests.bigquery import BigQueryBridge
 from tests.test_anomaly_measured import small
+from tests.test_commit_scoring import history_then, load_last
 
 # Infrastructure (the BigQuery emulator): `make test-fast` leaves it out.
 pytestmark = pytest.mark.infra
@@ -145,7 +146,11 @@ def test_an_hourly_timestamp_kpi_in_tokyo_is_scored_on_bigquery_as_on_duckdb_and
         assert stored.score.low == pytest.approx(expected.low)
         assert stored.score.high == pytest.approx(expected.high)
         assert stored.score.score == pytest.approx(expected.score)
-    history = [j.sql for j in bq_client.jobs if j.kind == "query" and "SUM(CAST(`orders` AS FLOAT64))" in j.sql]
+    history = [
+        j.sql
+        for j in bq_client.jobs
+        if j.kind == "query" and "BEGIN TRANSACTION" not in j.sql and "SUM(CAST(`orders` AS FLOAT64))" in j.sql
+    ]
     assert "FORMAT_TIMESTAMP('%Y-%m-%dT%H', `hour_start`, 'Asia/Tokyo') AS p" in history[-1]
     loads = [j.kind for j in bq_client.jobs if j.kind in ("load", "merged")]
     assert loads == ["load"] * 169 + ["merged"] + ["load"] * 3
@@ -160,3 +165,54 @@ def test_an_hourly_timestamp_kpi_in_tokyo_is_scored_on_bigquery_as_on_duckdb_and
     (anomaly,) = found["anomalies"]
     assert (anomaly["partition"], anomaly["direction"], anomaly["actual"]) == (SPIKE, "spike", spike.actual)
     assert (anomaly["low"], anomaly["high"]) == (round(spike.low, 2), round(spike.high, 2))
+
+
+def test_one_new_partition_is_scored_by_its_load_s_own_script_with_only_its_history_query_beside_the_upload(
+    tmp_path: Path, bq_url: str, bq_client: BigQueryBridge
+) -> None:
+    # The scheduled load of a scored KPI (one new day): the history query is sent before the staging table's
+    # load job and read after it; the scores are inserted by the load's own transaction script and returned by
+    # it — no INSERT job of their own, no history query after the commit.
+    series = small(spike_at=59)
+    warehouse = BigQueryWarehouse(bq_url, client=bq_client)
+    kpi, manifests, keys = history_then(tmp_path, series, warehouse)
+    sent = len(bq_client.jobs)
+    result = load_last(tmp_path, keys[-1], warehouse)
+    jobs = bq_client.jobs[sent:]
+    stored = warehouse.scores(kpi.name, "2026-07-30", "2026-07-30")
+    warehouse.close()
+
+    def what(sql: str) -> str:
+        if "BEGIN TRANSACTION" in sql:
+            return "script"
+        return "history" if "SUM(CAST(`sales` AS FLOAT64))" in sql else "audit" if "_kpi_loads" in sql else sql
+
+    assert [j.kind if j.kind != "query" else what(j.sql) for j in jobs] == ["audit", "history", "load", "script"]
+    (script,) = [j.sql for j in jobs if j.kind == "query" and "BEGIN TRANSACTION" in j.sql]
+    inserted = script.index("._kpi_anomalies` (`kpi`")
+    assert script.index("INSERT INTO `", inserted - 60) < inserted < script.index("COMMIT TRANSACTION")
+    assert script.rstrip(";").endswith("ORDER BY measure, dimension")  # the scores, returned by the script
+
+    assert (result.loaded, result.scored, result.scoring_error) == (True, True, "")
+    (anomaly,) = result.anomalies
+    assert (anomaly.partition, anomaly.direction, anomaly.actual) == (
+        "2026-07-30",
+        "spike",
+        series.values["2026-07-30"],
+    )
+    (score,) = [s.score for s in stored]
+    assert score.anomaly() == anomaly
+    assert result.record is not None
+    assert {s.job_id for s in stored} == {result.record.job_id}
+    assert {s.run_id for s in stored} == {manifests[-1].run_id}
+    # the scores equal the embedded warehouse's, scored the same way
+    local = DuckDbWarehouse(str(tmp_path / "duckdb.duckdb"))
+    _, _, local_keys = history_then(tmp_path / "duckdb", series, local)
+    local_result = load_last(tmp_path / "duckdb", local_keys[-1], local)
+    (expected,) = [s.score for s in local.scores(kpi.name, "2026-07-30", "2026-07-30")]
+    local.close()
+    assert local_result.scored
+    assert (score.actual, score.anomalous) == (expected.actual, expected.anomalous)
+    assert (score.expected, score.low, score.high, score.score) == pytest.approx(
+        (expected.expected, expected.low, expected.high, expected.score)
+    )

@@ -38,7 +38,7 @@ import bisect
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -212,6 +212,51 @@ class _Point:
         return f"{'workday' if kind in WEEKDAYS[:5] else kind}@{self.hour}"
 
 
+@dataclass(frozen=True)
+class Expectation:
+    """What one series (measure and dimension value) of a partition is expected to be, known before the
+    partition's own rows are: the centre and scale on the ``asinh`` scale, and the threshold. A load that writes
+    one new partition computes it from the history before the load and judges the rows inside its own
+    transaction (:mod:`pipeline.warehouses.scoring`), so that scoring adds no job of its own."""
+
+    kpi: str
+    partition: str
+    measure: str
+    dimension: str | None
+    center: float  # asinh of the expected value
+    scale: float
+    threshold: float  # scales from the centre
+
+    @property
+    def expected(self) -> float:
+        return math.sinh(self.center)
+
+    @property
+    def low(self) -> float:
+        return math.sinh(self.center - self.threshold * self.scale)
+
+    @property
+    def high(self) -> float:
+        return math.sinh(self.center + self.threshold * self.scale)
+
+    def judge(self, actual: float, z: float | None = None) -> Score:
+        """The score of ``actual`` (``z``: as a warehouse computed it from the same centre and scale)."""
+        if z is None:
+            z = (math.asinh(actual) - self.center) / self.scale
+        return Score(
+            self.kpi,
+            self.partition,
+            self.measure,
+            self.dimension,
+            actual,
+            self.expected,
+            self.low,
+            self.high,
+            z,
+            abs(z) > self.threshold,
+        )
+
+
 def score(
     kpi: str,
     grain: str,
@@ -225,6 +270,30 @@ def score(
     dimension value absent from a loaded partition counts 0 there (a value that vanished is a drop); by default
     the partitions of the observations. A partition with less than ``min_history`` partitions before it is not
     scored."""
+    return [e.judge(value) for e, value in _expectations(kpi, grain, settings, observations, targets, loaded)]
+
+
+def expect(
+    kpi: str, grain: str, settings: AnomalySettings, observations: Iterable[Observation], target: str
+) -> list[Expectation]:
+    """The expectations of every series of ``target`` from the observations of the partitions before it (those
+    of ``target`` itself and after it are ignored): what :func:`score` would compare the target's values with,
+    once they are loaded. A series the history does not hold is not scored — as :func:`score` does not score a
+    dimension value seen first in its target — and one the target lacks counts 0 there."""
+    before = [o for o in observations if o.partition < target]
+    loaded = {o.partition for o in before} | {target}
+    return [e for e, _ in _expectations(kpi, grain, settings, before, [target], loaded)]
+
+
+def _expectations(
+    kpi: str,
+    grain: str,
+    settings: AnomalySettings,
+    observations: Iterable[Observation],
+    targets: Iterable[str],
+    loaded: Iterable[str] | None,
+) -> Iterator[tuple[Expectation, float]]:
+    """Each target's expectation per series, with the series' value there (0 where it has none)."""
     if grain not in WINDOWS:
         raise ValueError(f"anomaly scoring supports the grains {', '.join(GRAINS)}, not {grain!r}")
     wanted = set(targets)
@@ -239,7 +308,6 @@ def score(
         kinds[partition] = (day_kind(day, seasonality), hour if grain == "hour" else None)
     minimum = settings.min_history if settings.min_history is not None else MIN_HISTORY[grain]
     threshold = THRESHOLDS[settings.sensitivity]
-    results: list[Score] = []
     for (measure, dimension), values in sorted(series.items(), key=lambda item: (item[0][0], item[0][1] or "")):
         first = min(values)
         points = [_Point(p, v, math.asinh(v), *kinds[p]) for p in every if p >= first for v in (values.get(p, 0.0),)]
@@ -247,25 +315,10 @@ def score(
         for index, point in enumerate(points):
             if point.partition not in wanted or index < minimum:
                 continue
-            expected, scale = scorer.expect(index)
-            if expected is None:
+            center, scale = scorer.expect(index)
+            if center is None:
                 continue
-            z = (point.x - expected) / scale
-            results.append(
-                Score(
-                    kpi,
-                    point.partition,
-                    measure,
-                    dimension,
-                    point.value,
-                    math.sinh(expected),
-                    math.sinh(expected - threshold * scale),
-                    math.sinh(expected + threshold * scale),
-                    z,
-                    abs(z) > threshold,
-                )
-            )
-    return results
+            yield Expectation(kpi, point.partition, measure, dimension, center, scale, threshold), point.value
 
 
 class _SeriesScorer:

@@ -24,10 +24,17 @@ from pipeline.core.anomaly import Anomaly, Score, history_partitions, score
 from pipeline.core.manifest import Manifest
 from pipeline.core.spec import ANOMALY_GRAINS as GRAINS
 from pipeline.core.spec import AnomalySettings, Kpi
-from pipeline.core.types import BqType
 from pipeline.errors import UsageError
-from pipeline.warehouses.anomalies import History, first_needed, score_rows, scored_measures
+from pipeline.warehouses.anomalies import (
+    History,
+    first_needed,
+    history_of,
+    score_rows,
+    scored_measures,
+    scoring_failure,
+)
 from pipeline.warehouses.base import LoadResult, Warehouse
+from pipeline.warehouses.commit_scoring import with_scores
 
 __all__ = [
     "ON_DEMAND",
@@ -49,38 +56,24 @@ def score_loaded(
 ) -> list[LoadResult]:
     """``results`` with the anomalies of each partition the load wrote (its manifest carrying anomaly settings),
     or with why it could not be scored; never raises for a scoring failure."""
-    written = [(m, r) for m, r in zip(manifests, results, strict=True) if r.loaded and r.record is not None]
+    written = [
+        (m, r) for m, r in zip(manifests, results, strict=True) if r.loaded and r.record is not None and not r.scored
+    ]
     newest = max((m for m, _ in written), key=lambda m: m.run_id, default=None)
     settings = newest.anomaly_settings if newest is not None else None
     if newest is None or settings is None or newest.grain not in GRAINS or not newest.time_column:
         return list(results)
     targets = sorted(m.partition for m, _ in written)
-    columns = [(f.name, f.type) for f in newest.schema]
-    history = History(
-        newest.kpi,
-        newest.time_column,
-        BqType(next(kind for name, kind in columns if name == newest.time_column)),
-        newest.grain,
-        newest.timezone,
-        newest.source_timezone or newest.timezone,
-        scored_measures(settings.measures, columns, newest.time_column),
-        settings.by,
-        first_needed(targets[0], newest.grain),
-    )
+    history = history_of(newest, settings, targets[0])
     job_id = next(r.record.job_id for _, r in written if r.record is not None)
     run_ids = {m.partition: m.run_id for m, _ in written}
     try:
         scores = _score(warehouse, history, settings, targets, run_ids, job_id, now or datetime.now(UTC), later=True)
     except Exception as error:  # any failure of scoring is reported: it never fails the committed load
-        reason = f"anomaly scoring failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        reason = scoring_failure(error)
         log.warning("%s (%s, partitions %s)", reason, newest.kpi, ", ".join(targets))
         return [replace(r, scoring_error=reason) if r.partition in run_ids else r for r in results]
-    found: dict[str, list[Anomaly]] = {}
-    for item in scores:
-        anomaly = item.anomaly()
-        if anomaly is not None:
-            found.setdefault(item.partition, []).append(anomaly)
-    return [replace(r, anomalies=tuple(found.get(r.partition, ()))) if r.partition in run_ids else r for r in results]
+    return with_scores(results, scores, run_ids)
 
 
 class HasAnomalies(Protocol):

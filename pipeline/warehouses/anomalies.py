@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 from pipeline.core.anomaly import Observation, Score, history_partitions
 from pipeline.core.bounds import column_bound
 from pipeline.core.chart_rules import MEASURE_TYPES
+from pipeline.core.manifest import Manifest
+from pipeline.core.spec import AnomalySettings
 from pipeline.core.types import BqType
 
 ANOMALY_TABLE = "_kpi_anomalies"
@@ -113,6 +115,24 @@ class History:
             for measure, total in zip(self.measures, sums, strict=True):
                 found.append(Observation(partition, measure, dimension, float(total or 0.0)))
         return found
+
+
+def history_of(manifest: Manifest, settings: AnomalySettings, first_target: str) -> History:
+    """What scoring the partitions of ``manifest``'s KPI from ``first_target`` on reads, as the manifest (the
+    header it was exported with) describes the table."""
+    assert manifest.time_column is not None  # a day or hour grain: checked with the manifest
+    columns = [(f.name, f.type) for f in manifest.schema]
+    return History(
+        manifest.kpi,
+        manifest.time_column,
+        BqType(next(kind for name, kind in columns if name == manifest.time_column)),
+        manifest.grain,
+        manifest.timezone,
+        manifest.source_timezone or manifest.timezone,
+        scored_measures(settings.measures, columns, manifest.time_column),
+        settings.by,
+        first_needed(first_target, manifest.grain),
+    )
 
 
 def first_needed(first_target: str, grain: str) -> str:
@@ -212,3 +232,9 @@ class StoredScore:
             job_id,
             at,
         )
+
+
+def scoring_failure(error: BaseException) -> str:
+    """How a scoring failure is reported on a load's result: the load stands."""
+    first = str(error).splitlines()[0] if str(error) else ""
+    return f"anomaly scoring failed: {type(error).__name__}: {first}"

@@ -72,8 +72,9 @@ class LoadResult:
     reason: str  # for people: "replaced …", "run … is older than run … already loaded"
     record: LoadRecord | None = None
     added_columns: tuple[str, ...] = ()
-    anomalies: tuple[Anomaly, ...] = ()  # found by the scoring after the load (pipeline.flows.anomalies)
+    anomalies: tuple[Anomaly, ...] = ()  # found by scoring the partition (pipeline.warehouses.commit_scoring)
     scoring_error: str = ""  # why the partition could not be scored; the load stands
+    scored: bool = False  # scored with this load: in its transaction, or after it (pipeline.flows.anomalies)
 
     @classmethod
     def replaced(cls, manifest: Manifest, record: LoadRecord, drift: Drift | None) -> LoadResult:

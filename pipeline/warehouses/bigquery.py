@@ -26,6 +26,7 @@ Nothing here imports pyarrow or pandas: the loader Lambda's package has neither 
 
 from __future__ import annotations
 
+import logging
 import random
 import secrets
 import time
@@ -42,11 +43,11 @@ from google.cloud import bigquery
 from google.cloud.bigquery import client as bigquery_client
 
 from pipeline import interrupts
-from pipeline.core.anomaly import Observation
+from pipeline.core.anomaly import Expectation, Observation, Score
 from pipeline.core.drift import Drift, schema_drift
 from pipeline.core.manifest import DataFile, Manifest, SchemaField
 from pipeline.errors import LoadError, bigquery_retryable
-from pipeline.warehouses.anomalies import History, StoredScore
+from pipeline.warehouses.anomalies import ANOMALY_TABLE, History, StoredScore, scoring_failure
 from pipeline.warehouses.base import (
     AUDIT_TABLE,
     BatchPlan,
@@ -73,7 +74,9 @@ from pipeline.warehouses.bigquery_sql import (
     Tables,
     batch_script,
     count_error,
+    judged_sql,
 )
+from pipeline.warehouses.commit_scoring import InCommit, in_commit, with_scores
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -85,6 +88,7 @@ URL_FORM = "bigquery://PROJECT/DATASET[?location=asia-northeast1&secret=ARN&regi
 # loader's memory flat (a multiple of 256 KiB, as resumable uploads require). Set where the client reads it.
 UPLOAD_CHUNK = 8 * 1024 * 1024
 bigquery_client._DEFAULT_CHUNKSIZE = UPLOAD_CHUNK
+log = logging.getLogger(__name__)
 JOB_TIMEOUT = timedelta(minutes=10)  # the loader Lambda's budget is 15 minutes
 # The client retries transient API errors for 10 minutes by default; a loader that then fails anyway has no time
 # left to say so. One minute, and the event is retried instead.
@@ -268,9 +272,14 @@ class BigQueryWarehouse:
                 self._create_meta()
             newest = max(plan.write, key=lambda m: m.run_id)
             table, drift = self._prepare_table(newest)
+            scoring = in_commit(plan.write)
+            history = self._start_history(scoring) if scoring else None  # runs while the files upload
             staging = self._stage(plan.write, open_file)
             try:
-                plan, job_id = self._commit(manifests, plan, staging, force)
+                expected = self._expectations(scoring, history) if scoring and history else None
+                plan, job_id, scores = self._commit(
+                    manifests, plan, staging, force, (scoring, expected) if scoring and expected is not None else None
+                )
             finally:
                 self.client.delete_table(self.target.table(staging), not_found_ok=True, retry=RETRY)
             if plan.write:
@@ -279,7 +288,31 @@ class BigQueryWarehouse:
             written = {
                 m.partition: LoadResult.replaced(m, LoadRecord.of(m, job_id, loaded_at), drift) for m in plan.write
             }
-        return plan.results(written)
+        results = plan.results(written)
+        return results if scores is None or scoring is None else with_scores(results, scores, {scoring.target})
+
+    def _start_history(self, scoring: InCommit) -> bigquery.QueryJob | None:
+        """The history query of the partition scored in the commit, started, not awaited; None when BigQuery
+        refused to start it (scored after the commit then)."""
+        from pipeline.warehouses import bigquery_anomalies
+
+        try:
+            return bigquery_anomalies.start_history(self, scoring.history)
+        except google_errors.GoogleAPICallError as error:
+            log.warning("the history query of %s did not start (%s): scored after the load", scoring.target, error)
+            return None
+
+    def _expectations(self, scoring: InCommit, history: bigquery.QueryJob) -> list[Expectation] | None:
+        """The expectations of the partition scored in the commit, from its history query's rows; None when
+        the query or the scoring failed (scored after the commit then, which reports why)."""
+        from pipeline.warehouses import bigquery_anomalies
+
+        try:
+            observations = bigquery_anomalies.observations(history, scoring.history)
+            return scoring.expectations(observations)
+        except Exception as error:  # scoring never fails a load
+            log.warning("%s (%s): scored after the load", scoring_failure(error), scoring.target)
+            return None
 
     @property
     def _audit(self) -> str:
@@ -301,6 +334,12 @@ class BigQueryWarehouse:
         lock = bigquery.Table(self.target.table(LOCK_TABLE), schema=list(LOCK_SCHEMA))
         lock.description = "One row per KPI, updated by every load's transaction: concurrent loads of a KPI conflict."
         self.client.create_table(lock, exists_ok=True, retry=RETRY)
+
+    def _create_scores(self) -> None:
+        """``_kpi_anomalies``: made by the first load that scores into it."""
+        from pipeline.warehouses import bigquery_anomalies
+
+        bigquery_anomalies.create_table(self)
 
     def _prepare_table(self, manifest: Manifest) -> tuple[bigquery.Table, Drift | None]:
         """The KPI's table: created on NotFound, or its drift judged (refused before any data moves) and new
@@ -373,33 +412,53 @@ class BigQueryWarehouse:
         return job
 
     def _commit(
-        self, manifests: Sequence[Manifest], plan: BatchPlan, staging: str, force: bool
-    ) -> tuple[BatchPlan, str]:
+        self,
+        manifests: Sequence[Manifest],
+        plan: BatchPlan,
+        staging: str,
+        force: bool,
+        scoring: tuple[InCommit, list[Expectation]] | None = None,
+    ) -> tuple[BatchPlan, str, list[Score] | None]:
         """Run the batch's transaction until it commits: planned again when the audit shows a newer run, retried
-        when BigQuery cancelled it for a concurrent load of the KPI. Returns the plan that committed, and its
-        job id (empty when nothing was left to write)."""
+        when BigQuery cancelled it for a concurrent load of the KPI. Returns the plan that committed, its job id
+        (empty when nothing was left to write) and, with ``scoring``, the partition's scores (None when they were
+        given up: the script refused them, or the plan changed)."""
         staged = {m.partition for m in plan.write}
         kpi = manifests[0].kpi
         tables = Tables(self.target.project, self.target.dataset, kpi, staging)
         for attempt in range(COMMIT_ATTEMPTS):
             job_id = f"{job_prefix(plan.write[0])}{uuid.uuid4().hex}"
+            if scoring is not None and list(plan.write) != [scoring[0].manifest]:
+                scoring = None  # planned again: the partition scored is no longer the batch's one
+            judged = None
+            if scoring is not None and scoring[1]:
+                judged = judged_sql(
+                    tables.name(staging), scoring[0].manifest, scoring[0].history, scoring[1], job_id, datetime.now(UTC)
+                )
             try:
-                self._query(batch_script(tables, plan.write, force=force, job_id=job_id), {}, kpi, job_id=job_id)
-                return plan, job_id
+                script = batch_script(tables, plan.write, force=force, job_id=job_id, judged=judged)
+                returned = self._query(script, {}, kpi, job_id=job_id)
+                scores = [StoredScore.of(tuple(row.values())).score for row in returned] if judged else []
+                return plan, job_id, scores if scoring is not None else None
             except google_errors.GoogleAPICallError as error:
                 message = _details(error)
                 if isinstance(error, google_errors.NotFound) and LOCK_TABLE in message:
                     self._create_meta()  # a dataset from before the lock table
+                elif isinstance(error, google_errors.NotFound) and judged and ANOMALY_TABLE in message:
+                    self._create_scores()  # a dataset from before scores were written in the load's transaction
                 elif SUPERSEDED in message:
                     plan = plan_batch(manifests, self.loads(kpi), force=force)
                     plan = BatchPlan(tuple(m for m in plan.write if m.partition in staged), plan.skip, plan.order)
                     if not plan.write:
-                        return plan, ""
+                        return plan, "", None
                 elif COUNT in message and (found := count_error(message)):
                     partition, rows = found
                     raise count_mismatch(next(m for m in plan.write if m.partition == partition), rows) from None
                 elif any(text in message for text in CONCURRENT) and attempt + 1 < COMMIT_ATTEMPTS:
                     self._sleep(min(RETRY_PACE * 2**attempt, 30.0) * (0.5 + self._jitter()))
+                elif judged:  # scoring never fails a load: the script again without the scores
+                    log.warning("the load's transaction refused its scores (%s): scored after it", message)
+                    scoring = None
                 else:
                     raise
         raise LoadError(
@@ -412,6 +471,12 @@ class BigQueryWarehouse:
     def _query(
         self, sql: str, params: dict[str, tuple[str, Any]], label: str, *, job_id: str | None = None
     ) -> list[Any]:
+        return list(self.start_query(sql, params, label, job_id=job_id).result(timeout=JOB_TIMEOUT.total_seconds()))
+
+    def start_query(
+        self, sql: str, params: dict[str, tuple[str, Any]], label: str, *, job_id: str | None = None
+    ) -> bigquery.QueryJob:
+        """A query job, started and not awaited, labelled with the KPI."""
         config = bigquery.QueryJobConfig(
             query_parameters=[
                 bigquery.ScalarQueryParameter(name, kind, value) for name, (kind, value) in params.items()
@@ -419,10 +484,9 @@ class BigQueryWarehouse:
             labels={"kpi": _label(label)},
         )
         if job_id is None:
-            job = self.client.query(sql, job_config=config, retry=RETRY)
-        else:  # our own id (the audit rows name it): a failed job is retried by the commit loop, not the client
-            job = self.client.query(sql, job_config=config, job_id=job_id, retry=RETRY, job_retry=None)
-        return list(job.result(timeout=JOB_TIMEOUT.total_seconds()))
+            return self.client.query(sql, job_config=config, retry=RETRY)
+        # our own id (the audit rows name it): a failed job is retried by the commit loop, not the client
+        return self.client.query(sql, job_config=config, job_id=job_id, retry=RETRY, job_retry=None)
 
     def remove(self, kpi: str, removals: Sequence[Removal], *, whole_table: bool = False) -> list[LoadRecord]:
         """One multi-statement transaction, DML only (:func:`~pipeline.warehouses.bigquery_removal.removal_script`):

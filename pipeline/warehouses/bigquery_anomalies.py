@@ -31,7 +31,10 @@ class BigQueryWarehouse(Protocol):
 
     def query(self, sql: str, params: dict[str, tuple[str, Any]], label: str) -> list[Any]: ...
 
+    def start_query(self, sql: str, params: dict[str, tuple[str, Any]], label: str) -> bigquery.QueryJob: ...
 
+
+HISTORY_TIMEOUT = 600.0  # seconds: the loader's job timeout
 ANOMALY_SCHEMA = tuple(
     bigquery.SchemaField(name, kind)
     for name, kind in zip(
@@ -51,15 +54,36 @@ def history(warehouse: BigQueryWarehouse, query: History) -> list[Observation]:
     return query.observations([tuple(row.values()) for row in rows])
 
 
-def record_scores(warehouse: BigQueryWarehouse, rows: Sequence[tuple[Any, ...]]) -> None:
-    if not rows:
-        return
-    table = warehouse.target.table(ANOMALY_TABLE)
-    made = bigquery.Table(table, schema=list(ANOMALY_SCHEMA))
+def start_history(warehouse: BigQueryWarehouse, query: History) -> bigquery.QueryJob:
+    """:func:`history`'s query started, not awaited (:func:`observations` reads it): a load runs it while its
+    files upload."""
+    sql = history_sql(query, f"`{warehouse.target.table(query.kpi)}`", "bigquery")
+    return warehouse.start_query(sql, {"since": (query.time_type.value, query.bound())}, query.kpi)
+
+
+def observations(job: bigquery.QueryJob, query: History) -> list[Observation]:
+    """The rows of a history query :func:`start_history` started."""
+    try:
+        rows = list(job.result(timeout=HISTORY_TIMEOUT))
+    except google_errors.NotFound:
+        return []
+    return query.observations([tuple(row.values()) for row in rows])
+
+
+def create_table(warehouse: BigQueryWarehouse) -> None:
+    """``_kpi_anomalies``, when missing."""
+    made = bigquery.Table(warehouse.target.table(ANOMALY_TABLE), schema=list(ANOMALY_SCHEMA))
     made.description = "Every partition scored for anomalies by kpi-pipeline: the newest row per partition wins."
     made.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.MONTH, field="scored_at")
     made.clustering_fields = ["kpi", "partition"]
     warehouse.client.create_table(made, exists_ok=True)
+
+
+def record_scores(warehouse: BigQueryWarehouse, rows: Sequence[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    create_table(warehouse)
+    table = warehouse.target.table(ANOMALY_TABLE)
     columns = ", ".join(f"`{c}`" for c in SCORE_COLUMNS)
     values = ", ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in rows)
     warehouse.query(f"INSERT INTO `{table}` ({columns}) VALUES {values}", {}, str(rows[0][0]))

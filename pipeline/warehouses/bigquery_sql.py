@@ -13,7 +13,8 @@ multi-statement transaction that
 3. deletes the plan's partition ranges from the KPI's table and inserts the staged rows of those ranges;
 4. counts each partition's rows (one scan, each row named by its partition's range with ``CASE``) and fails
    with ``ERROR('kpi-count: <partition> <rows>')`` on any difference from its manifest;
-5. inserts the audit rows and commits.
+5. inserts the audit rows — and, for a batch of one scored partition, its scores (:func:`judged_sql`,
+   :mod:`pipeline.warehouses.commit_scoring`) — and commits; the scores are then the script's result.
 
 Values are literals, never query parameters: the emulator the tests run on cannot pass parameters into scripts,
 and every value here is one the loader validated (names by :mod:`pipeline.core.identifiers`, run ids by
@@ -28,13 +29,16 @@ of the batch and passed the limit from about 90 hourly partitions (1.3 MB for 10
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from pipeline.core.anomaly import DROP, SPIKE, Expectation
 from pipeline.core.manifest import Manifest
 from pipeline.core.types import BqType
+from pipeline.warehouses.anomalies import ANOMALY_TABLE, NULL_VALUE, SCORE_COLUMNS, History
 from pipeline.warehouses.base import AUDIT_TABLE, REMOVED, partition_bounds
 
 LOCK_TABLE = "_kpi_lock"
@@ -112,8 +116,13 @@ def lock_row(tables: Tables, kpi: str) -> str:
     )
 
 
-def batch_script(tables: Tables, write: Sequence[Manifest], *, force: bool, job_id: str) -> str:
-    """The whole script of one batch (see the module docstring); ``write`` is the plan's partitions."""
+def batch_script(
+    tables: Tables, write: Sequence[Manifest], *, force: bool, job_id: str, judged: str | None = None
+) -> str:
+    """The whole script of one batch (see the module docstring); ``write`` is the plan's partitions. With
+    ``judged`` (:func:`judged_sql`), the partition's scores are inserted into ``_kpi_anomalies`` inside the
+    transaction and read back, as committed, by the script's last statement (its result): a read of the rows
+    this job wrote, cheaper than judging twice."""
     kpi = write[0].kpi
     table, audit, lock = tables.name(tables.kpi), tables.name(AUDIT_TABLE), tables.name(LOCK_TABLE)
     names = ", ".join(column(f.name) for f in write[0].schema)
@@ -123,6 +132,16 @@ def batch_script(tables: Tables, write: Sequence[Manifest], *, force: bool, job_
     wanted = "\n  UNION ALL ".join(f"SELECT {string(m.partition)} AS p, {m.rows} AS want" for m in write)
     cases = " ".join(f"WHEN {partition_predicate(m)} THEN {string(m.partition)}" for m in write)
     runs = sorted({m.run_id for m in write})
+    scores = ", ".join(column(c) for c in SCORE_COLUMNS)
+    scored = f"\nINSERT INTO {tables.name(ANOMALY_TABLE)} ({scores})\n{judged};" if judged else ""
+    returned = ""
+    if judged:  # the scored_at bound prunes the read to this month's partition (two at a month's turn)
+        returned = (
+            f"\nSELECT {scores} FROM {tables.name(ANOMALY_TABLE)}\n  WHERE kpi = {string(kpi)} "
+            f"AND `partition` = {string(write[0].partition)} AND job_id = {string(job_id)}\n"
+            "    AND scored_at >= TIMESTAMP_SUB(CURRENT_TIMESTAMP(), INTERVAL 1 DAY)\n"
+            "  ORDER BY measure, dimension;"
+        )
     audit_rows = ",\n  ".join(
         f"({string(m.kpi)}, {string(m.partition)}, {string(m.run_id)}, {string(m.sql_hash)}, {m.rows}, {m.bytes}, "
         f"{string(job_id)}, CURRENT_TIMESTAMP())"
@@ -146,8 +165,63 @@ SELECT ERROR(CONCAT({string(COUNT + " ")}, w.p, ' ', CAST(IFNULL(f.found, 0) AS 
   SELECT CASE {cases} END AS p, COUNT(*) AS found FROM {table} WHERE {ranges} GROUP BY 1
 ) AS f ON w.p = f.p WHERE IFNULL(f.found, 0) != w.want;
 INSERT INTO {audit} (kpi, `partition`, run_id, sql_hash, `rows`, bytes, job_id, loaded_at) VALUES
-  {audit_rows};
-COMMIT TRANSACTION;"""
+  {audit_rows};{scored}
+COMMIT TRANSACTION;{returned}"""
+
+
+def judged_sql(
+    staging: str, manifest: Manifest, history: History, expectations: Sequence[Expectation], job_id: str, at: datetime
+) -> str:
+    """The rows of ``_kpi_anomalies`` for the batch's one partition: its staged rows summed per measure and
+    dimension value, as the history query sums them, judged against ``expectations`` (computed from the history
+    before the load) as :meth:`pipeline.core.anomaly.Expectation.judge` judges — the z-score on the ``asinh``
+    scale, anomalous beyond the threshold; a series the partition lacks counts 0. ``staging`` is the staging
+    table's quoted name. The expectations are literal rows joined with ``UNION ALL``: the emulator runs
+    ``UNNEST([STRUCT(…)])`` 2–3 times slower (0.15 s against 0.06–0.09 s for one row, measured)."""
+    by = history.by
+    value = f"COALESCE(CAST({column(by)} AS STRING), {string(NULL_VALUE)})" if by else "''"
+    sums = ", ".join(f"SUM(CAST({column(m)} AS FLOAT64)) AS s{i}" for i, m in enumerate(history.measures))
+    pick = " ".join(f"WHEN {string(m)} THEN a.s{i}" for i, m in enumerate(history.measures))
+    prefix = f"{by}=" if by else ""
+    names = ("measure", "v", "dimension", "center", "scale", "threshold", "expected", "low", "high")
+    expected = "\n      UNION ALL ".join(
+        "SELECT "
+        + ", ".join(
+            f"{value} AS {name}" if first else value
+            for name, value in zip(
+                names,
+                (
+                    string(e.measure),
+                    string((e.dimension or "")[len(prefix) :]),
+                    string(e.dimension or ""),
+                    *(float_literal(x) for x in (e.center, e.scale, e.threshold, e.expected, e.low, e.high)),
+                ),
+                strict=True,
+            )
+        )
+        for first, e in ((i == 0, e) for i, e in enumerate(expectations))
+    )
+    direction = f"IF(ABS(z) > threshold, IF(z > 0, {string(SPIKE)}, {string(DROP)}), '')"
+    return f"""SELECT {string(manifest.kpi)} AS kpi, {string(manifest.partition)} AS `partition`, measure,
+  dimension, actual, expected, low, high, z AS score, {direction} AS direction, {string(manifest.run_id)} AS run_id,
+  {string(job_id)} AS job_id, {time_literal(at, BqType.TIMESTAMP)} AS scored_at
+FROM (
+  SELECT *, (ASINH(actual) - center) / scale AS z FROM (
+    SELECT e.*, IFNULL(CASE e.measure {pick} END, 0) AS actual FROM (
+      {expected}
+    ) AS e LEFT JOIN (
+      SELECT {value} AS v, {sums} FROM {staging} WHERE {partition_predicate(manifest)} GROUP BY 1
+    ) AS a ON e.v = a.v
+  )
+)
+ORDER BY measure, dimension"""
+
+
+def float_literal(value: float) -> str:
+    """A FLOAT64 literal; infinities and NaN as BigQuery spells them."""
+    if math.isfinite(value):
+        return repr(float(value))
+    return f"CAST({string(str(value))} AS FLOAT64)"
 
 
 def count_error(message: str) -> tuple[str, int] | None:
