@@ -1,15 +1,17 @@
 """Anomaly scoring as the loader and ``kpi anomalies`` run it: read the history, score, store, report.
 
-After each load (:func:`score_loaded`, called by :func:`pipeline.load.flow.load_manifests`) the batch's new
-partitions are scored with the settings their manifest carries; on demand (:func:`score_range`, ``kpi
+A load of one new partition is scored inside its own transaction by the warehouse
+(:mod:`pipeline.warehouses.commit_scoring`); after any other load (:func:`score_loaded`, called by
+:func:`pipeline.load.flow.load_manifests`: a backfill's batches, a reload with newer partitions after it) the
+batch's new partitions are scored with the settings their manifest carries; on demand (:func:`score_range`, ``kpi
 anomalies``) any loaded range is scored with the KPI file's. Both read the history with one warehouse query
 (:meth:`~pipeline.warehouses.base.Warehouse.history`), score in pure Python (:func:`pipeline.core.anomaly.score`)
 and append every score to ``_kpi_anomalies``, newest winning.
 
-Scoring must never fail a load: the load is committed before scoring starts, and whatever goes wrong while scoring
-(the warehouse refusing the history query, a calendar missing from the package…) is reported on each partition's
-result (:attr:`~pipeline.warehouses.base.LoadResult.scoring_error`), not raised. :func:`anomalies_of_run` gives a
-run's new anomalies — what alerts are sent from.
+Scoring must never fail a load: here the load is committed before scoring starts, and whatever goes wrong while
+scoring (the warehouse refusing the history query, a calendar missing from the package…) is reported on each
+partition's result (:attr:`~pipeline.warehouses.base.LoadResult.scoring_error`), not raised.
+:func:`anomalies_of_run` gives a run's new anomalies — what alerts are sent from.
 """
 
 from __future__ import annotations

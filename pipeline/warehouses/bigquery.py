@@ -17,6 +17,8 @@ No partition decorators and no WRITE_TRUNCATE: rows are chosen by the time colum
 clock (UTC instants for TIMESTAMP), so a Japan-time hour or day of a TIMESTAMP column loads like any other. DML
 does not count toward BigQuery's daily table-modification limit; per batch the jobs are one audit query, one
 load job per file into the staging table and one script — none of them a load or copy job into the KPI's table.
+A scored KPI's batch of one partition adds its history query, started before the upload and read after it: the
+script inserts the scores in its transaction and returns them (:mod:`pipeline.warehouses.commit_scoring`).
 
 Before a job starts, each file was checked against the manifest (size, SHA-256, row count) by the loader. Files
 stream from the lake into the upload in :data:`UPLOAD_CHUNK` pieces; nothing holds a file whole.
