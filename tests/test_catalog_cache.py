@@ -244,3 +244,27 @@ def test_load_one_of_an_unknown_name_lists_the_known_ones(cache_dir: Path, tmp_p
 )
 def test_could_claim(name: str, path: str, text: bytes, claims: bool) -> None:
     assert catalog.could_claim(name, Path(path), text) is claims
+
+
+@pytest.mark.parametrize("size", [0, 1, 65_536, catalog.MAX_FILE_BYTES - 1, catalog.MAX_FILE_BYTES])
+def test_a_file_up_to_the_limit_is_read_whole(tmp_path: Path, size: int) -> None:
+    """The reader sizes its read by the file (no 1 MiB buffer per file): every byte comes back, to the last."""
+    path = tmp_path / "k.sql"
+    content = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    path.write_bytes(content)
+    assert catalog._read(path, "queries/k.sql") == content
+
+
+def test_a_file_over_the_limit_or_unreadable_is_a_problem_of_its_path(tmp_path: Path) -> None:
+    big = tmp_path / "big.sql"
+    big.write_bytes(b"-" * (catalog.MAX_FILE_BYTES + 1))
+    problem = catalog._read(big, "queries/big.sql")
+    assert not isinstance(problem, bytes)
+    assert (problem.location.path, problem.rule) == ("queries/big.sql", "file-too-large")
+    missing = catalog._read(tmp_path / "gone.sql", "queries/gone.sql")
+    assert not isinstance(missing, bytes)
+    assert (missing.location.path, missing.rule, missing.message) == (
+        "queries/gone.sql",
+        "unreadable",
+        "cannot read the file: No such file or directory",
+    )
