@@ -167,3 +167,10 @@ def test_a_backfill_dry_run_imports_no_exporter_library(tmp_path: Path) -> None:
     args = ("backfill", "daily_sales", "--start", "2024-01-01", "--end", "2024-03-31", "--dry-run")
     assert _heavy_imports(tmp_path, *args) == []
     assert (tmp_path / "cache" / "kpi-duckdb-sql.pickle").is_file()
+
+
+def test_a_backfill_dry_run_prints_its_plan_without_rich(tmp_path: Path) -> None:
+    """rich (about 55 ms of CPU to import) is for the run's progress and summary; the dry run's few lines and its
+    batches' table are drawn without it (tests/test_table_output.py: the same table as rich's)."""
+    args = ("backfill", "daily_sales", "--start", "2024-01-01", "--end", "2024-03-31", "--dry-run")
+    assert _heavy_imports(tmp_path, *args, heavy=("rich", "logging", "tempfile")) == []
