@@ -9,12 +9,17 @@ characters) must be left to rich.
 from __future__ import annotations
 
 import io
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 from rich.console import Console
 from rich.table import Table
 
 from pipeline.cli.output import echo_table, table_lines
+from tests.conftest import ROOT
 
 HEADERS = ["#", "first", "last", "partitions"]
 TITLE = "batches (one source query each)"
@@ -68,3 +73,37 @@ def test_a_table_wider_than_the_screen_is_drawn_by_rich(
     monkeypatch.setenv("COLUMNS", "200")  # wider than a pipe's 80: drawn here, as rich would at 80
     echo_table(HEADERS, rows, title=TITLE)
     assert capsys.readouterr().out == _rich(HEADERS, rows, TITLE)
+
+
+def _on_a_terminal(code: str, env: dict[str, str]) -> str:
+    """What ``code`` prints with a real terminal (a pseudo-terminal) as its stdout; line ends as written."""
+    primary, secondary = os.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], stdout=secondary, stderr=subprocess.PIPE, env=env, cwd=ROOT, check=False
+        )
+        os.close(secondary)
+        assert done.returncode == 0, done.stderr
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # EIO: the terminal's other side is closed and everything was read
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(primary)
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_on_a_terminal_the_header_is_bold_and_the_title_italic_unless_no_color() -> None:
+    rows = CASES["hours"]
+    code = f"from pipeline.cli.output import echo_table; echo_table({HEADERS!r}, {rows!r}, title={TITLE!r})"
+    env = {key: value for key, value in os.environ.items() if key not in ("NO_COLOR", "COLUMNS")}
+    coloured = _on_a_terminal(code, env)
+    assert f"\x1b[3m{TITLE}\x1b[0m" in coloured
+    assert "┃\x1b[1m first         \x1b[0m┃" in coloured
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == _rich(HEADERS, rows, TITLE)
+    assert _on_a_terminal(code, {**env, "NO_COLOR": "1"}) == _rich(HEADERS, rows, TITLE)
