@@ -28,7 +28,6 @@ import importlib.util
 import os
 import pickle
 import sys
-import tempfile
 from collections.abc import Mapping
 from contextlib import suppress
 from functools import cache
@@ -146,7 +145,10 @@ def _unpickled(blob: bytes | None) -> Parsed | None:
 
 def write_entries(path: Path, owner: str, entries: Mapping[str, Any]) -> None:
     """Replace the cache file ``path`` atomically with ``entries`` of the code ``owner`` (a fingerprint);
-    quietly not, where it cannot. Shared by the parse cache and the schema check's (:mod:`pipeline.schemas`)."""
+    quietly not, where it cannot. Shared by the parse cache and the schema check's (:mod:`pipeline.schemas`).
+    tempfile (with shutil, random, bz2, lzma) is imported here: a warm run, which writes nothing, never needs it."""
+    import tempfile
+
     with suppress(OSError, pickle.PicklingError, TypeError, AttributeError):
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", dir=path.parent)

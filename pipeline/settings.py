@@ -13,7 +13,6 @@ Secrets never live in the file: a URL with a password is refused; use ``?secret=
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -124,7 +123,10 @@ MAX_CONFIG_BYTES = 1 << 20  # kpi.toml is a few kilobytes; a larger file is a mi
 
 def read_config(path: Path, error: type[KpiError] = UsageError) -> dict[str, Any]:
     """The whole of ``kpi.toml`` as data; unreadable or bad TOML is ``error`` (each reader's own family). Read with
-    limits: at most MAX_CONFIG_BYTES, and nesting that would exhaust tomllib's recursion is refused."""
+    limits: at most MAX_CONFIG_BYTES, and nesting that would exhaust tomllib's recursion is refused. tomllib is
+    imported here, when there is a file: the embedded default and the Lambdas (variables only) never need it."""
+    import tomllib
+
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_CONFIG_BYTES + 1)

@@ -7,6 +7,7 @@ is pinned here, with one real table of bench/backfill_bench.py as it appears in 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from bench import backfill_bench
 from bench._harness import (
     MeasuredRun,
     RowsRun,
+    compile_bytecode,
     figures,
     finish,
     in_scratch,
@@ -232,3 +234,18 @@ def test_the_load_benchmarks_bigquery_child_imports_its_bridge_without_pyarrow()
     )
     assert done.stderr == ""
     assert done.stdout.splitlines() == ["import of pyarrow halted; None in sys.modules", "[]"]
+
+
+def test_the_measured_installations_bytecode_is_written_even_when_python_is_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catalog benchmark times start-up: a shell with PYTHONDONTWRITEBYTECODE must not make every measured
+    run compile the package again. The interpreter is the console script's (its first line)."""
+    script = tmp_path / "kpi"
+    script.write_text(f"#!{sys.executable}\nimport sys\n", encoding="utf-8")
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    source = Path(__file__).resolve().parent.parent / "pipeline" / "catalog.py"
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    cached.unlink(missing_ok=True)  # a cache, rebuilt by any import: the next line must write it
+    assert Path(compile_bytecode(script)) == source.parent
+    assert cached.is_file()

@@ -151,6 +151,15 @@ def test_rendering_a_kpi_just_edited_parses_it_without_rich_or_the_scoring_code(
     assert _heavy_imports(tmp_path, *render, heavy=lighter) == []
 
 
+def test_a_warm_render_imports_neither_the_settings_nor_the_validator_nor_what_writes(tmp_path: Path) -> None:
+    """What a warm ``kpi render`` of 1,000 files spends is mostly start-up (README, Performance): kpi.toml's reader
+    (the settings, tomllib), the header validator (cronsim, difflib: a parse or an error needs it), logging (only
+    with sqlglot) and tempfile (only to write a cache) are each a few milliseconds it does not need."""
+    render = ("render", "daily_sales", "--date", "2024-03-01")
+    unneeded = ("pipeline.settings", "tomllib", "pipeline.core.validator", "cronsim", "difflib", "logging", "tempfile")
+    assert _heavy_imports(tmp_path, *render, heavy=unneeded) == []
+
+
 def test_a_backfill_dry_run_imports_no_exporter_library(tmp_path: Path) -> None:
     """The plan needs the warehouse's loads (none: its file does not exist yet, so not even DuckDB is imported)
     and the queries in the demo's DuckDB dialect — transpiled by the first run, kept for the second
@@ -158,3 +167,10 @@ def test_a_backfill_dry_run_imports_no_exporter_library(tmp_path: Path) -> None:
     args = ("backfill", "daily_sales", "--start", "2024-01-01", "--end", "2024-03-31", "--dry-run")
     assert _heavy_imports(tmp_path, *args) == []
     assert (tmp_path / "cache" / "kpi-duckdb-sql.pickle").is_file()
+
+
+def test_a_backfill_dry_run_prints_its_plan_without_rich(tmp_path: Path) -> None:
+    """rich (about 55 ms of CPU to import) is for the run's progress and summary; the dry run's few lines and its
+    batches' table are drawn without it (tests/test_table_output.py: the same table as rich's)."""
+    args = ("backfill", "daily_sales", "--start", "2024-01-01", "--end", "2024-03-31", "--dry-run")
+    assert _heavy_imports(tmp_path, *args, heavy=("rich", "logging", "tempfile")) == []

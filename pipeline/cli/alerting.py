@@ -8,9 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from rich.markup import escape
-
-from pipeline.cli.output import stderr
+from pipeline.cli.output import escape, stderr
 from pipeline.core.spec import Kpi
 from pipeline.settings import Environment
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from pipeline import catalog, settings
+from pipeline import catalog
 from pipeline.cli.app import Failed, cli
 from pipeline.cli.arguments import env_option, param_pairs
 from pipeline.cli.output import echo_styled, print_json, print_problems, stderr, stdout
@@ -51,6 +51,7 @@ def check(
       kpi check --env production
       kpi check --explain --env production
     """
+    from pipeline import settings  # kpi.toml's reader: not for render, list or new
     from pipeline.schemas import check_catalog, schemas_for_check
 
     found = catalog.load(paths or (queries,))

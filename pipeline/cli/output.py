@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +53,74 @@ def echo_styled(*parts: tuple[str, dict[str, Any]] | str) -> None:
         part if isinstance(part, str) else click.style(part[0], **part[1]) if colour else part[0] for part in parts
     )
     click.echo(text, color=colour)
+
+
+def echo_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, title: str) -> None:
+    """A table of plain cells on stdout, drawn as rich draws its default table (heavy head, bold header, italic
+    title, the columns as wide as their widest cell), without importing rich: about a fifth of the CPU time of
+    ``kpi backfill --dry-run``. Where rich would draw it otherwise — a table wider than the screen, whose
+    columns it shrinks, or cells it would read as markup, emoji or wide characters — rich draws it."""
+    lines = table_lines(headers, rows, title=title)
+    if lines is None or len(lines[1]) > min(80, _screen_width()):
+        from rich.table import Table
+
+        table = Table(*headers, title=title)
+        for row in rows:
+            table.add_row(*row)
+        stdout().print(table)
+        return
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    if colour:
+        widths = _widths(headers, rows)
+        lines[0] = click.style(title, italic=True)
+        lines[2] = "┃" + "┃".join(click.style(f" {h:<{w}} ", bold=True) for h, w in zip(headers, widths, strict=True))
+        lines[2] += "┃"
+    click.echo("\n".join(lines), color=colour)
+
+
+def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]], *, title: str) -> list[str] | None:
+    """:func:`echo_table`'s lines, uncoloured: title, top, header, rule, a line per row, bottom. None when a cell
+    is not printable ASCII free of ``[`` and ``:`` (rich would read markup or emoji codes, or measure widths)."""
+    if not all(_plain(text) for text in (title, *headers, *(cell for row in rows for cell in row))):
+        return None
+    widths = _widths(headers, rows)
+
+    def rule(left: str, fill: str, middle: str, right: str) -> str:
+        return left + middle.join(fill * (width + 2) for width in widths) + right
+
+    def cells(values: Sequence[str], bar: str) -> str:
+        return bar + bar.join(f" {value:<{width}} " for value, width in zip(values, widths, strict=True)) + bar
+
+    return [
+        title,
+        rule("┏", "━", "┳", "┓"),
+        cells(headers, "┃"),
+        rule("┡", "━", "╇", "┩"),
+        *(cells(row, "│") for row in rows),
+        rule("└", "─", "┴", "┘"),
+    ]
+
+
+def _widths(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int]:
+    return [max([len(header), *(len(row[index]) for row in rows)]) for index, header in enumerate(headers)]
+
+
+def _plain(text: str) -> bool:
+    return text.isascii() and text.isprintable() and "[" not in text and ":" not in text
+
+
+def _screen_width() -> int:
+    """The width rich's console would take: ``COLUMNS``, else the first standard stream that is a terminal
+    (even when stdout is piped), else 80."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit():
+        return int(columns)
+    for descriptor in (0, 1, 2):
+        try:
+            return os.get_terminal_size(descriptor).columns or 80
+        except (AttributeError, ValueError, OSError):
+            continue
+    return 80
 
 
 @lru_cache(maxsize=64)

@@ -7,7 +7,6 @@ cached KPI and no SQL tree never pays for it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -66,7 +65,10 @@ class Query:
 @contextmanager
 def quiet_sqlglot() -> Iterator[None]:
     """sqlglot logs a warning when it falls back to a raw Command; the gate reports that itself. Here, beside the
-    query, and not in :mod:`pipeline.core.sqlgate`: the lazily parsed tree needs it without the gate."""
+    query, and not in :mod:`pipeline.core.sqlgate`: the lazily parsed tree needs it without the gate. logging is
+    imported here, with sqlglot (which imports it anyway): a command that reads cached KPIs needs neither."""
+    import logging
+
     logger = logging.getLogger("sqlglot")
     level = logger.level
     logger.setLevel(logging.ERROR)
