@@ -20,7 +20,6 @@ exact decimal text (VARCHAR); JSON is kept as text. The exact BigQuery type of e
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import uuid
@@ -75,7 +74,6 @@ if TYPE_CHECKING:
 if TYPE_CHECKING:  # imported where a file is opened: a plan over a warehouse not created yet needs no DuckDB
     import duckdb
 
-log = logging.getLogger(__name__)
 COLUMNS_TABLE = "_kpi_columns"
 _ROWS_PER_INSERT = 500  # scores per INSERT statement
 LOCK_WAIT = 60.0  # seconds a load waits for another process's hold on the file before it fails (retryable)
@@ -305,7 +303,11 @@ class DuckDbWarehouse:
             try:
                 return self._transaction(connection, manifests, open_file, force, score=True)
             except _ScoringRefused as refused:  # rolled back whole: the load again, scored after it
-                log.warning("scoring inside the load's transaction failed (%s): scored after it", refused.reason)
+                import logging  # here: a dry run reads the warehouse and imports no logging (tests/test_imports.py)
+
+                logging.getLogger(__name__).warning(
+                    "scoring inside the load's transaction failed (%s): scored after it", refused.reason
+                )
                 return self._transaction(connection, manifests, open_file, force, score=False)
 
     def _transaction(
