@@ -37,10 +37,11 @@ from __future__ import annotations
 import bisect
 import math
 import statistics
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cache, lru_cache
 from typing import Any
 
 from pipeline.core.calendar_jp import SEASONALITY, WEEKDAYS, DayKind, day_kind
@@ -196,20 +197,47 @@ def day_of(partition: str) -> tuple[date, int | None]:
     return date.fromisoformat(partition), None
 
 
-@dataclass(frozen=True)
-class _Point:
-    partition: str
-    value: float
-    x: float  # asinh(value)
-    kind: DayKind
-    hour: int | None
+@dataclass(frozen=True, eq=False)  # compared by identity: one per kind of day and hour (:func:`_slot`)
+class _Slot:
+    """A kind of day (and hour of the day) as the method looks it up, its effects' names worked out once."""
 
-    def key(self, kind: str) -> str:
+    ordinary: bool  # neither a holiday nor in a season
+    month_end: bool
+    plain: bool  # ordinary and not month-end: in the level and the weekday (or hour) effects
+    own: str  # the effect's name of its kind (``tuesday``, ``workday@9``, ``golden_week@13``)
+    day: str  # the effect's name of its calendar day in a season (``golden_week:05-04``), else ``own``
+    pools: tuple[str, ...]  # the effects a holiday's or season day's residual is measured into
+    chain: tuple[tuple[str, bool], ...]  # the effects looked up in turn, and whether one seen < 3 times counts
+
+
+@cache
+def _slot(kind: DayKind, hour: int | None, by_weekday: bool) -> _Slot:
+    def key(name: str) -> str:
         """The effect's name of a kind of day: per hour of the day for hours, Monday to Friday alike (an
         hour's weekday effects from 4 weeks would rest on 4 values each)."""
-        if self.hour is None:
-            return kind
-        return f"{'workday' if kind in WEEKDAYS[:5] else kind}@{self.hour}"
+        if hour is None:
+            return name
+        return f"{'workday' if name in WEEKDAYS[:5] else name}@{hour}"
+
+    ordinary = kind.ordinary
+    names = [kind.key, kind.kind]
+    if not ordinary:
+        names += ["holiday", "sunday" if by_weekday else "day"]
+    return _Slot(
+        ordinary,
+        kind.month_end,
+        ordinary and not kind.month_end,
+        key(kind.kind),
+        key(kind.key),
+        (key(kind.key), key(kind.kind)) if kind.key != kind.kind else (key(kind.key),),
+        tuple((key(name), name == kind.key or name in WEEKDAYS or name == "day") for name in names),
+    )
+
+
+@lru_cache(maxsize=1 << 15)  # a warm loader classes the same few hundred partitions on every load
+def _slot_of(partition: str, hourly: bool, seasonality: frozenset[str]) -> _Slot:
+    day, hour = day_of(partition)
+    return _slot(day_kind(day, seasonality), hour if hourly else None, "weekday" in seasonality)
 
 
 @dataclass(frozen=True)
@@ -302,49 +330,79 @@ def _expectations(
         series[(o.measure, o.dimension)][o.partition] = o.value
     every = sorted(set(loaded) if loaded is not None else {p for s in series.values() for p in s})
     seasonality = frozenset(settings.seasonality)
-    kinds = {}
-    for partition in every:
-        day, hour = day_of(partition)
-        kinds[partition] = (day_kind(day, seasonality), hour if grain == "hour" else None)
+    slots = [_slot_of(partition, grain == "hour", seasonality) for partition in every]
+    days = [0] * len(every)  # where each partition's day starts in ``every``
+    for index in range(1, len(every)):
+        same_day = every[index - 1][:10] == every[index][:10]
+        days[index] = days[index - 1] if same_day else index
+    positions = [index for index, partition in enumerate(every) if partition in wanted]
     minimum = settings.min_history if settings.min_history is not None else MIN_HISTORY[grain]
     threshold = THRESHOLDS[settings.sensitivity]
     for (measure, dimension), values in sorted(series.items(), key=lambda item: (item[0][0], item[0][1] or "")):
-        first = min(values)
-        points = [_Point(p, v, math.asinh(v), *kinds[p]) for p in every if p >= first for v in (values.get(p, 0.0),)]
-        scorer = _SeriesScorer(points, WINDOWS[grain], "weekday" in seasonality)
-        for index, point in enumerate(points):
-            if point.partition not in wanted or index < minimum:
-                continue
+        first = bisect.bisect_left(every, min(values))  # a series starts with its first value
+        scored = [index - first for index in positions if index >= first and index - first >= minimum]
+        if not scored:
+            continue
+        partitions = every[first : first + scored[-1] + 1]
+        points = [values.get(p, 0.0) for p in partitions]
+        day_start = [max(day, first) - first for day in days[first : first + len(partitions)]]
+        scorer = _SeriesScorer(points, slots[first : first + len(partitions)], day_start, WINDOWS[grain], scored)
+        for index in scored:
             center, scale = scorer.expect(index)
             if center is None:
                 continue
-            yield Expectation(kpi, point.partition, measure, dimension, center, scale, threshold), point.value
+            yield Expectation(kpi, partitions[index], measure, dimension, center, scale, threshold), points[index]
 
 
 class _SeriesScorer:
-    """The level of every point (from the ordinary points before it), and for a target the effects of the kinds
-    of day and the scale, measured on the points before the target's day (so that the 24 hours of a day share
-    one set of effects: hourly scoring costs a day's work, not an hour's)."""
+    """For the targets of one series: the level of each point they need (from the ordinary points before it),
+    and per target the effects of the kinds of day and the scale, measured on the points before the target's day
+    (so that the 24 hours of a day share one set of effects: hourly scoring costs a day's work, not an hour's).
 
-    def __init__(self, points: Sequence[_Point], windows: Windows, by_weekday: bool) -> None:
-        self.points = points
+    Computed where needed, as the method reads: levels only from the first target's day's year on (a sliding
+    sorted window of the ordinary points, not a median sorted afresh per point), a kind's effect looked up once
+    per table, a median without one value read off its sorted pool. ``tests/test_anomaly.py`` compares it with
+    the method written out plainly."""
+
+    def __init__(
+        self,
+        values: Sequence[float],
+        slots: Sequence[_Slot],
+        day_start: Sequence[int],
+        windows: Windows,
+        targets: Sequence[int],
+    ) -> None:
+        self.x = [math.asinh(v) for v in values]
+        self.slots = slots
+        self.day_start = day_start
         self.windows = windows
-        self.by_weekday = by_weekday
-        self.levels: list[float | None] = []
-        self.day_start: list[int] = []
-        ordinary: list[float] = []
-        for index, point in enumerate(points):
-            recent = ordinary[-windows.level :]
-            self.levels.append(statistics.median(recent) if len(recent) >= min(7, windows.level) else None)
-            same_day = index > 0 and points[index - 1].partition[:10] == point.partition[:10]
-            self.day_start.append(self.day_start[-1] if same_day else index)
-            if point.kind.ordinary and not point.kind.month_end:
-                ordinary.append(point.x)
+        self.levels: list[float | None] = [None] * len(values)
+        first = max(0, day_start[targets[0]] - max(windows.year, windows.recent))
+        self._level(first, targets[-1] + 1)
         self._tables: dict[int, tuple[dict[str, tuple[float, int]], float, float]] = {}
 
-    def residual(self, index: int) -> float | None:
-        level = self.levels[index]
-        return None if level is None else self.points[index].x - level
+    def _level(self, first: int, end: int) -> None:
+        """The levels of the points from ``first`` to ``end``: the median of the last ``windows.level``
+        ordinary, not month-end, points before each, once there are 7 of them."""
+        size, x, slots = self.windows.level, self.x, self.slots
+        least = min(7, size)
+        recent: deque[float] = deque()  # the window in order, oldest first
+        for j in range(first - 1, -1, -1):
+            if len(recent) == size:
+                break
+            if slots[j].plain:
+                recent.appendleft(x[j])
+        window = sorted(recent)
+        for index in range(first, end):
+            n = len(window)
+            if n >= least:
+                half = n // 2
+                self.levels[index] = window[half] if n % 2 else (window[half - 1] + window[half]) / 2
+            if slots[index].plain:
+                bisect.insort(window, x[index])
+                recent.append(x[index])
+                if len(recent) > size:
+                    del window[bisect.bisect_left(window, recent.popleft())]
 
     def expect(self, target: int) -> tuple[float | None, float]:
         """(expected asinh value, scale) of the point at ``target``; expected None without a level."""
@@ -355,57 +413,60 @@ class _SeriesScorer:
         if anchor not in self._tables:
             self._tables[anchor] = self._measure(anchor)
         effects, payday, spread = self._tables[anchor]
-        point = self.points[target]
-        found = self._effect(point, effects)
+        slot = self.slots[target]
+        found = _effect(slot, effects)
         _, effect, seen = found if found is not None else ("", 0.0, 1)
-        effect += payday if point.kind.month_end else 0.0
+        effect += payday if slot.month_end else 0.0
         return level + effect, spread * math.sqrt(1 + 1 / seen)
 
     def _measure(self, before: int) -> tuple[dict[str, tuple[float, int]], float, float]:
         """(effect and times seen per kind of day, month-end effect, scale) from the points before ``before``."""
-        w = self.windows
-        recent = [(j, r) for j in range(max(0, before - w.recent), before) if (r := self.residual(j)) is not None]
-        yearly = [(j, r) for j in range(max(0, before - w.year), before) if (r := self.residual(j)) is not None]
-        plain: dict[str, list[float]] = defaultdict(list)  # ordinary kinds, not month-end
-        for j, r in recent:
-            p = self.points[j]
-            if p.kind.ordinary and not p.kind.month_end:
-                plain[p.key(p.kind.kind)].append(r)
-        effects = {key: (statistics.median(rs), len(rs)) for key, rs in plain.items()}
-        month_end = [
-            r - effects[key][0]
-            for j, r in recent
-            for p in (self.points[j],)
-            if p.kind.ordinary and p.kind.month_end and (key := p.key(p.kind.kind)) in effects
+        w, x, levels, slots = self.windows, self.x, self.levels, self.slots
+        first_recent = max(0, before - w.recent)
+        # (index, residual, slot) of the points with a level
+        recent = [(j, x[j] - level, slots[j]) for j in range(first_recent, before) if (level := levels[j]) is not None]
+        yearly = [
+            (j, x[j] - level, slots[j])
+            for j in range(max(0, before - w.year), before)
+            if (level := levels[j]) is not None
         ]
+        plain: dict[str, list[float]] = defaultdict(list)  # ordinary kinds, not month-end
+        for _, r, s in recent:
+            if s.plain:
+                plain[s.own].append(r)
+        pools = {key: sorted(rs) for key, rs in plain.items()}
+        effects = {key: (_median_sorted(rs), len(rs)) for key, rs in pools.items()}
+        month_end = [r - effects[s.own][0] for _, r, s in recent if s.ordinary and s.month_end and s.own in effects]
         payday = statistics.median(month_end) if month_end else 0.0
         special: dict[str, list[float]] = defaultdict(list)
-        for j, r in yearly:
-            p = self.points[j]
-            if not p.kind.ordinary:
-                lift = r - (payday if p.kind.month_end else 0.0)
-                special[p.key(p.kind.key)].append(lift)
-                if p.kind.key != p.kind.kind:
-                    special[p.key(p.kind.kind)].append(lift)
+        for _, r, s in yearly:
+            if not s.ordinary:
+                lift = r - (payday if s.month_end else 0.0)
+                for key in s.pools:
+                    special[key].append(lift)
         for key, rs in special.items():
-            effects[key] = (statistics.median(rs), len(rs))
-        pools = {key: sorted(rs) for key, rs in (*plain.items(), *special.items())}
-        in_recent = {j for j, _ in recent}
-        residuals = []
-        for j, r in yearly:  # the year's: the recent weeks alone would let one dip or shift widen every range
-            p = self.points[j]
-            found = self._effect(p, effects)
-            if found is None:
+            pools[key] = ordered = sorted(rs)
+            effects[key] = (_median_sorted(ordered), len(ordered))
+        # each kind's effect, and whether a point's residual is in that effect's own pool (left out of it below)
+        found: dict[_Slot, tuple[str, float, bool] | None] = {}
+        for s in {s for _, _, s in yearly}:
+            lookup = _effect(s, effects)
+            if lookup is None:
+                found[s] = None
                 continue
-            key, effect, _ = found
-            lift = payday if p.kind.month_end else 0.0
+            key = lookup[0]
+            found[s] = (key, lookup[1], (s.plain and key == s.own) if s.ordinary else key in (s.day, s.own))
+        residuals = []
+        for j, r, s in yearly:  # the year's: the recent weeks alone would let one dip or shift widen every range
+            kind = found[s]
+            if kind is None:
+                continue
+            key, effect, owned = kind
+            lift = payday if s.month_end else 0.0
             # Left out of its own kind's median (a median of 3 is one of them: in-sample residuals would shrink
             # the scale, most of all in a young series): what a new partition of the kind is compared with.
-            own = (p.kind.ordinary and not p.kind.month_end and j in in_recent and key == p.key(p.kind.kind)) or (
-                not p.kind.ordinary and key in (p.key(p.kind.key), p.key(p.kind.kind))
-            )
-            if own:
-                left_out = _median_without(pools[key], r - lift if not p.kind.ordinary else r)
+            if owned and (not s.ordinary or j >= first_recent):
+                left_out = _median_without(pools[key], r - lift if not s.ordinary else r)
                 if left_out is None:
                     continue  # the kind's only partition: nothing to compare it with
                 effect = left_out
@@ -413,28 +474,38 @@ class _SeriesScorer:
         spread = 1.4826 * statistics.median(residuals) if residuals else MIN_SCALE
         return effects, payday, max(spread, MIN_SCALE)
 
-    def _effect(self, point: _Point, effects: Mapping[str, tuple[float, int]]) -> tuple[str, float, int] | None:
-        """(name, effect, times seen) of the point's kind of day, month-end apart, falling back from a season's
-        day to the season, to holidays, to Sundays."""
-        kind = point.kind
-        chain = [kind.key, kind.kind]
-        if not kind.ordinary:
-            chain += ["holiday", "sunday" if self.by_weekday else "day"]
-        for name in chain:
-            key = point.key(name)
-            if key in effects and (name == kind.key or effects[key][1] >= 3 or name in WEEKDAYS or name == "day"):
-                effect, seen = effects[key]
-                return key, effect, seen
-        return None
+
+def _effect(slot: _Slot, effects: Mapping[str, tuple[float, int]]) -> tuple[str, float, int] | None:
+    """(name, effect, times seen) of a kind of day, month-end apart, falling back from a season's day to the
+    season, to holidays, to Sundays."""
+    for key, always in slot.chain:
+        if key in effects and (always or effects[key][1] >= 3):
+            effect, seen = effects[key]
+            return key, effect, seen
+    return None
+
+
+def _median_sorted(ordered: Sequence[float]) -> float:
+    """:func:`statistics.median` of a sorted, non-empty sequence, without sorting it again."""
+    n = len(ordered)
+    half = n // 2
+    return ordered[half] if n % 2 else (ordered[half - 1] + ordered[half]) / 2
 
 
 def _median_without(ordered: list[float], value: float) -> float | None:
     """The median of the sorted ``ordered`` with one ``value`` left out; None when nothing is left."""
     index = bisect.bisect_left(ordered, value)
     if index == len(ordered) or ordered[index] != value:
-        return statistics.median(ordered)
-    rest = ordered[:index] + ordered[index + 1 :]
-    return statistics.median(rest) if rest else None
+        return _median_sorted(ordered)
+    n = len(ordered) - 1
+    if n == 0:
+        return None
+    half = n // 2  # the rest's positions from ``index`` on are one further in ``ordered``
+    upper = ordered[half + 1] if half >= index else ordered[half]
+    if n % 2:
+        return upper
+    lower = ordered[half] if half - 1 >= index else ordered[half - 1]
+    return (lower + upper) / 2
 
 
 def weekday_zscore(
