@@ -42,6 +42,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache, lru_cache
+from operator import itemgetter
 from typing import Any
 
 from pipeline.core.calendar_jp import SEASONALITY, WEEKDAYS, DayKind, day_kind
@@ -331,11 +332,8 @@ def _expectations(
     every = sorted(set(loaded) if loaded is not None else {p for s in series.values() for p in s})
     seasonality = frozenset(settings.seasonality)
     slots = [_slot_of(partition, grain == "hour", seasonality) for partition in every]
-    days = [0] * len(every)  # where each partition's day starts in ``every``
-    for index in range(1, len(every)):
-        same_day = every[index - 1][:10] == every[index][:10]
-        days[index] = days[index - 1] if same_day else index
-    positions = [index for index, partition in enumerate(every) if partition in wanted]
+    found = (bisect.bisect_left(every, partition) for partition in wanted)
+    positions = sorted(index for index in found if index < len(every) and every[index] in wanted)
     minimum = settings.min_history if settings.min_history is not None else MIN_HISTORY[grain]
     threshold = THRESHOLDS[settings.sensitivity]
     for (measure, dimension), values in sorted(series.items(), key=lambda item: (item[0][0], item[0][1] or "")):
@@ -345,8 +343,7 @@ def _expectations(
             continue
         partitions = every[first : first + scored[-1] + 1]
         points = [values.get(p, 0.0) for p in partitions]
-        day_start = [max(day, first) - first for day in days[first : first + len(partitions)]]
-        scorer = _SeriesScorer(points, slots[first : first + len(partitions)], day_start, WINDOWS[grain], scored)
+        scorer = _SeriesScorer(partitions, points, slots[first : first + len(partitions)], WINDOWS[grain], scored)
         for index in scored:
             center, scale = scorer.expect(index)
             if center is None:
@@ -366,20 +363,27 @@ class _SeriesScorer:
 
     def __init__(
         self,
+        partitions: Sequence[str],
         values: Sequence[float],
         slots: Sequence[_Slot],
-        day_start: Sequence[int],
         windows: Windows,
         targets: Sequence[int],
     ) -> None:
+        self.partitions = partitions
         self.x = [math.asinh(v) for v in values]
         self.slots = slots
-        self.day_start = day_start
         self.windows = windows
         self.levels: list[float | None] = [None] * len(values)
-        first = max(0, day_start[targets[0]] - max(windows.year, windows.recent))
+        first = max(0, self._day_start(targets[0]) - max(windows.year, windows.recent))
         self._level(first, targets[-1] + 1)
         self._tables: dict[int, tuple[dict[str, tuple[float, int]], float, float]] = {}
+
+    def _day_start(self, index: int) -> int:
+        """The first point of the day of the point at ``index`` (itself for days)."""
+        day = self.partitions[index][:10]
+        while index > 0 and self.partitions[index - 1][:10] == day:
+            index -= 1
+        return index
 
     def _level(self, first: int, end: int) -> None:
         """The levels of the points from ``first`` to ``end``: the median of the last ``windows.level``
@@ -409,7 +413,7 @@ class _SeriesScorer:
         level = self.levels[target]
         if level is None:
             return None, 0.0
-        anchor = self.day_start[target]
+        anchor = self._day_start(target)
         if anchor not in self._tables:
             self._tables[anchor] = self._measure(anchor)
         effects, payday, spread = self._tables[anchor]
@@ -422,14 +426,15 @@ class _SeriesScorer:
     def _measure(self, before: int) -> tuple[dict[str, tuple[float, int]], float, float]:
         """(effect and times seen per kind of day, month-end effect, scale) from the points before ``before``."""
         w, x, levels, slots = self.windows, self.x, self.levels, self.slots
-        first_recent = max(0, before - w.recent)
-        # (index, residual, slot) of the points with a level
-        recent = [(j, x[j] - level, slots[j]) for j in range(first_recent, before) if (level := levels[j]) is not None]
-        yearly = [
+        first_recent, first_year = max(0, before - w.recent), max(0, before - w.year)
+        # (index, residual, slot) of the points with a level, the recent weeks' and the year's
+        points = [
             (j, x[j] - level, slots[j])
-            for j in range(max(0, before - w.year), before)
+            for j in range(min(first_recent, first_year), before)
             if (level := levels[j]) is not None
         ]
+        recent = points[bisect.bisect_left(points, first_recent, key=itemgetter(0)) :]
+        yearly = points[bisect.bisect_left(points, first_year, key=itemgetter(0)) :]
         plain: dict[str, list[float]] = defaultdict(list)  # ordinary kinds, not month-end
         for _, r, s in recent:
             if s.plain:
@@ -447,29 +452,42 @@ class _SeriesScorer:
         for key, rs in special.items():
             pools[key] = ordered = sorted(rs)
             effects[key] = (_median_sorted(ordered), len(ordered))
-        # each kind's effect, and whether a point's residual is in that effect's own pool (left out of it below)
-        found: dict[_Slot, tuple[str, float, bool] | None] = {}
+        # Per kind: its effect, its month-end lift, and from which point on a residual is in the effect's own pool
+        # (then left out of it below): a holiday's or season's always, an ordinary day's in the recent weeks.
+        kinds: dict[_Slot, tuple[str, float, float, int] | None] = {}
         for s in {s for _, _, s in yearly}:
             lookup = _effect(s, effects)
             if lookup is None:
-                found[s] = None
+                kinds[s] = None
                 continue
-            key = lookup[0]
-            found[s] = (key, lookup[1], (s.plain and key == s.own) if s.ordinary else key in (s.day, s.own))
+            key, effect, _ = lookup
+            if s.ordinary:
+                own = first_recent if s.plain and key == s.own else before
+            else:
+                own = 0 if key in (s.day, s.own) else before
+            kinds[s] = (key, effect, payday if s.month_end else 0.0, own)
+        left_out: dict[tuple[str, int], float | None] = {}  # (pool, index) → its median without that value
         residuals = []
         for j, r, s in yearly:  # the year's: the recent weeks alone would let one dip or shift widen every range
-            kind = found[s]
+            kind = kinds[s]
             if kind is None:
                 continue
-            key, effect, owned = kind
-            lift = payday if s.month_end else 0.0
-            # Left out of its own kind's median (a median of 3 is one of them: in-sample residuals would shrink
-            # the scale, most of all in a young series): what a new partition of the kind is compared with.
-            if owned and (not s.ordinary or j >= first_recent):
-                left_out = _median_without(pools[key], r - lift if not s.ordinary else r)
-                if left_out is None:
+            key, effect, lift, own = kind
+            if j >= own:
+                # Left out of its own kind's median (a median of 3 is one of them: in-sample residuals would
+                # shrink the scale, most of all in a young series): what a new partition of the kind is compared
+                # with. An ordinary day's lift is 0: r - lift is r, as its pool holds it.
+                pool, value = pools[key], r - lift
+                index = bisect.bisect_left(pool, value)
+                if index == len(pool) or pool[index] != value:  # not in it: the whole pool's median
+                    without: float | None = _median_sorted(pool)
+                elif (key, index) in left_out:
+                    without = left_out[(key, index)]
+                else:
+                    without = left_out[(key, index)] = _median_without(pool, index)
+                if without is None:
                     continue  # the kind's only partition: nothing to compare it with
-                effect = left_out
+                effect = without
             residuals.append(abs(r - effect - lift))
         spread = 1.4826 * statistics.median(residuals) if residuals else MIN_SCALE
         return effects, payday, max(spread, MIN_SCALE)
@@ -492,11 +510,9 @@ def _median_sorted(ordered: Sequence[float]) -> float:
     return ordered[half] if n % 2 else (ordered[half - 1] + ordered[half]) / 2
 
 
-def _median_without(ordered: list[float], value: float) -> float | None:
-    """The median of the sorted ``ordered`` with one ``value`` left out; None when nothing is left."""
-    index = bisect.bisect_left(ordered, value)
-    if index == len(ordered) or ordered[index] != value:
-        return _median_sorted(ordered)
+def _median_without(ordered: Sequence[float], index: int) -> float | None:
+    """:func:`statistics.median` of the sorted ``ordered`` without its value at ``index``, read off in place;
+    None when nothing is left."""
     n = len(ordered) - 1
     if n == 0:
         return None
