@@ -409,3 +409,23 @@ def test_dimension_values_with_gaps_late_starts_and_vanishings_score_as_the_meth
         assert score("t", "day", settings, observations, sparse) == reference_score(
             "day", settings, observations, sparse
         )
+
+
+def test_the_history_query_s_rows_become_observations_one_per_measure_a_null_sum_0() -> None:
+    from pipeline.core.types import BqType
+    from pipeline.warehouses.anomalies import History
+
+    one = History("t", "d", BqType.DATE, "day", "Asia/Tokyo", "Asia/Tokyo", ("n",), None, "2026-06-01")
+    assert one.observations([("2026-06-01", None, 3), ("2026-06-02", None, None)]) == [
+        Observation("2026-06-01", "n", None, 3.0),
+        Observation("2026-06-02", "n", None, 0.0),
+    ]
+    split = History("t", "d", BqType.DATE, "day", "Asia/Tokyo", "Asia/Tokyo", ("n", "amount"), "status", "2026-06-01")
+    assert split.observations([("2026-06-01", "paid", 2, 9.5), ("2026-06-01", "(null)", None, 1)]) == [
+        Observation("2026-06-01", "n", "status=paid", 2.0),
+        Observation("2026-06-01", "amount", "status=paid", 9.5),
+        Observation("2026-06-01", "n", "status=(null)", 0.0),
+        Observation("2026-06-01", "amount", "status=(null)", 1.0),
+    ]
+    with pytest.raises(ValueError, match="shorter"):
+        split.observations([("2026-06-01", "paid", 2)])  # a sum missing: the query and the measures disagree
