@@ -41,7 +41,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import cache, lru_cache
+from functools import cache
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -236,10 +236,25 @@ def _slot(kind: DayKind, hour: int | None, by_weekday: bool) -> _Slot:
     )
 
 
-@lru_cache(maxsize=1 << 15)  # a warm loader classes the same few hundred partitions on every load
-def _slot_of(partition: str, hourly: bool, seasonality: frozenset[str]) -> _Slot:
-    day, hour = day_of(partition)
-    return _slot(day_kind(day, seasonality), hour if hourly else None, "weekday" in seasonality)
+_SLOTS: dict[tuple[bool, frozenset[str]], dict[str, _Slot]] = {}  # (hourly, seasonality) → partition → slot
+
+
+def _slots_of(partitions: Iterable[str], hourly: bool, seasonality: frozenset[str]) -> list[_Slot]:
+    """The slot of each partition, remembered: a warm loader classes the same few hundred partitions on every
+    load (a dictionary's lookup, not a parse and a calendar's per partition)."""
+    known = _SLOTS.setdefault((hourly, seasonality), {})
+    if len(known) > 1 << 16:  # years of hours: start again rather than grow
+        known.clear()
+    slots = []
+    for partition in partitions:
+        slot = known.get(partition)
+        if slot is None:
+            day, hour = day_of(partition)
+            slot = known[partition] = _slot(
+                day_kind(day, seasonality), hour if hourly else None, "weekday" in seasonality
+            )
+        slots.append(slot)
+    return slots
 
 
 @dataclass(frozen=True)
@@ -332,7 +347,7 @@ def _expectations(
         series[(measure, dimension)][partition] = value
     every = sorted(set(loaded) if loaded is not None else {p for s in series.values() for p in s})
     seasonality = frozenset(settings.seasonality)
-    slots = [_slot_of(partition, grain == "hour", seasonality) for partition in every]
+    slots = _slots_of(every, grain == "hour", seasonality)
     found = (bisect.bisect_left(every, partition) for partition in wanted)
     positions = sorted(index for index in found if index < len(every) and every[index] in wanted)
     minimum = settings.min_history if settings.min_history is not None else MIN_HISTORY[grain]
@@ -398,17 +413,21 @@ class _SeriesScorer:
             if slots[j].plain:
                 recent.appendleft(x[j])
         window = sorted(recent)
-        level = _median_sorted(window) if len(window) >= least else None
-        levels = self.levels
+        n = len(window)
+        level = _median_sorted(window) if n >= least else None
+        levels, half, odd = self.levels, size // 2, size % 2
         for index in range(first, end):
             levels[index] = level
             if slots[index].plain:  # the window moves on, and the level with it
                 value = x[index]
                 bisect.insort(window, value)
                 recent.append(value)
-                if len(recent) > size:
+                if n == size:  # full: the oldest leaves it (:func:`_median_sorted` inlined)
                     del window[bisect.bisect_left(window, recent.popleft())]
-                level = _median_sorted(window) if len(window) >= least else None
+                    level = window[half] if odd else (window[half - 1] + window[half]) / 2
+                else:
+                    n += 1
+                    level = _median_sorted(window) if n >= least else None
 
     def expect(self, target: int) -> tuple[float | None, float]:
         """(expected asinh value, scale) of the point at ``target``; expected None without a level."""
