@@ -475,7 +475,8 @@ class _SeriesScorer:
             effects[key] = (_median_sorted(ordered), len(ordered))
         # Per kind: its effect, its month-end lift, and from which point on a residual is in the effect's own pool
         # (then left out of it below): a holiday's or season's always, an ordinary day's in the recent weeks.
-        kinds: dict[_Slot, tuple[str, float, float, int] | None] = {}
+        kinds: dict[_Slot, tuple[float, float, int, list[float], dict[int, float | None]] | None] = {}
+        left_out: dict[str, dict[int, float | None]] = defaultdict(dict)  # per pool: index → median without it
         for s in set(slots[first_year:before]):  # (a few without a level among them: looked up for nothing)
             lookup = _effect(s, effects)
             if lookup is None:
@@ -486,26 +487,25 @@ class _SeriesScorer:
                 own = first_recent if s.plain and key == s.own else before
             else:
                 own = 0 if key in (s.day, s.own) else before
-            kinds[s] = (key, effect, payday if s.month_end else 0.0, own)
-        left_out: dict[tuple[str, int], float | None] = {}  # (pool, index) → its median without that value
+            kinds[s] = (effect, payday if s.month_end else 0.0, own, pools[key], left_out[key])
         residuals = []
         for j, r, s in yearly:  # the year's: the recent weeks alone would let one dip or shift widen every range
             kind = kinds[s]
             if kind is None:
                 continue
-            key, effect, lift, own = kind
+            effect, lift, own, pool, memo = kind
             if j >= own:
                 # Left out of its own kind's median (a median of 3 is one of them: in-sample residuals would
                 # shrink the scale, most of all in a young series): what a new partition of the kind is compared
                 # with. An ordinary day's lift is 0: r - lift is r, as its pool holds it.
-                pool, value = pools[key], r - lift
+                value = r - lift
                 index = bisect.bisect_left(pool, value)
                 if index == len(pool) or pool[index] != value:  # not in it: the whole pool's median
                     without: float | None = _median_sorted(pool)
-                elif (key, index) in left_out:
-                    without = left_out[(key, index)]
+                elif index in memo:
+                    without = memo[index]
                 else:
-                    without = left_out[(key, index)] = _median_without(pool, index)
+                    without = memo[index] = _median_without(pool, index)
                 if without is None:
                     continue  # the kind's only partition: nothing to compare it with
                 effect = without
