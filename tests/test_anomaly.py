@@ -429,3 +429,17 @@ def test_the_history_query_s_rows_become_observations_one_per_measure_a_null_sum
     ]
     with pytest.raises(ValueError, match="shorter"):
         split.observations([("2026-06-01", "paid", 2)])  # a sum missing: the query and the measures disagree
+
+
+def test_a_nan_or_an_infinite_sum_scores_as_the_method_written_out_plainly() -> None:
+    # a NaN sorts by the order values come in: the core sorts such a series' medians afresh, as the method reads
+    from bench.anomaly_series import daily
+
+    base = sorted(daily().values.items())[-200:]
+    targets = [p for p, _ in base[100:]]
+    for bad in (math.nan, math.inf, -math.inf):
+        observations = [Observation(p, "n", None, bad if i in (90, 120, 150) else v) for i, (p, v) in enumerate(base)]
+        found = score("t", "day", AnomalySettings(), observations, targets)
+        plain = reference_score("day", AnomalySettings(), observations, targets)
+        assert [repr(s) for s in found] == [repr(s) for s in plain]  # as text: a NaN is not equal to itself
+        assert len(found) == len(targets)

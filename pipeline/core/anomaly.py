@@ -395,6 +395,9 @@ class _SeriesScorer:
     ) -> None:
         self.partitions = partitions
         self.x = [math.asinh(v) for v in values]
+        # A NaN (a sum of NaN, or ∞ - ∞) sorts by the order values come in: then the medians are sorted afresh, as
+        # the method reads, so that even such a series scores as it always did.
+        self.finite = all(map(math.isfinite, self.x))
         self.slots = slots
         self.windows = windows
         self.levels: list[float | None] = [None] * len(values)
@@ -420,10 +423,19 @@ class _SeriesScorer:
                 break
             if slots[j].plain:
                 recent.appendleft(x[j])
+        levels = self.levels
+        if not self.finite:
+            for index in range(first, end):
+                levels[index] = statistics.median(recent) if len(recent) >= least else None
+                if slots[index].plain:
+                    recent.append(x[index])
+                    if len(recent) > size:
+                        recent.popleft()
+            return
         window = sorted(recent)
         n = len(window)
         level = _median_sorted(window) if n >= least else None
-        levels, half, odd = self.levels, size // 2, size % 2
+        half, odd = size // 2, size % 2
         for index in range(first, end):
             levels[index] = level
             if slots[index].plain:  # the window moves on, and the level with it
@@ -508,12 +520,15 @@ class _SeriesScorer:
                 # with. An ordinary day's lift is 0: r - lift is r, as its pool holds it.
                 value = r - lift
                 index = bisect.bisect_left(pool, value)
-                if index == len(pool) or pool[index] != value:  # not in it: the whole pool's median
-                    without: float | None = _median_sorted(pool)
+                if index == len(pool) or pool[index] != value:  # not in it (a NaN): the whole pool's median
+                    without: float | None = statistics.median(pool)
                 elif index in memo:
                     without = memo[index]
-                else:
+                elif self.finite:
                     without = memo[index] = _median_without(pool, index)
+                else:
+                    rest = pool[:index] + pool[index + 1 :]
+                    without = memo[index] = statistics.median(rest) if rest else None
                 if without is None:
                     continue  # the kind's only partition: nothing to compare it with
                 effect = without
