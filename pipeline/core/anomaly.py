@@ -30,14 +30,14 @@ Pure: no I/O. The history comes in as per-partition aggregates (the warehouse su
 warehouses.anomalies`), a few hundred numbers per series. The method is computed where it is needed
 (:class:`_SeriesScorer`: levels in a sliding sorted window, each kind of day looked up once; ``tests/
 test_anomaly.py`` asserts every score equal, field for field, to the method written out plainly). Measured on 2
-cores at a load average of 1.0–1.4, CPU medians: for a load's one new partition, :func:`expect` takes 1.3 ms after
-two years of days (the 401 rows its history query reads; 5.4 ms before) and 4.5 ms for an hour (1,009 rows; 26.6
-ms before); the rows become observations in 0.4 ms (1.7) and 1.0 ms (4.2) (``bench/anomaly_bench.py``'s core
-line, one run of each code). Old and new interleaved in one process: 3.5× and 5.6× less for ``expect``, 4× for
-the observations; scoring the 365 days of a year against their past, 0.16 s (0.54 s). A load's new day after two
-years costs 7–10 ms of CPU more scored in its transaction than unscored (12–15 ms before; two runs of each, load
-average 1.0–2.6), beside a 13–15 ms load: the core's 1.7 ms is no longer most of it, the rest is outside the core
-(the history query, the scores' insert).
+cores at a load average of 1.0–2.5, CPU medians of ``bench/anomaly_bench.py``'s core line (three runs of the new
+code, two of the old): for a load's one new partition, :func:`expect` takes 1.3–1.6 ms after two years of days
+(the 401 rows its history query reads; 4.7–5.4 ms before) and 4.5–5.8 ms for an hour (1,009 rows; 22.9–26.6 ms
+before); the rows become observations in 0.4–0.5 ms (1.4–1.7) and 1.0–1.2 ms (3.5–4.2). Old and new interleaved
+in one process: 3.5× and 5.5× less for ``expect``, 4× for the observations; scoring the 365 days of a year
+against their past, 0.16 s (0.54 s). A load's new day after two years costs 7–11 ms of CPU more scored in its
+transaction than unscored (12–15 ms before; load average 1.0–2.6), beside a 13–16 ms load: the core's 2 ms is no
+longer most of it, the rest is outside the core (the history query, the scores' insert).
 """
 
 from __future__ import annotations
