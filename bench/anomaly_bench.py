@@ -8,7 +8,9 @@ written into a DuckDB source table, exported by the real exporter into a local l
 of a month (a week for hours), each load scoring its new partitions as production loads do. The scores are read
 back from ``_kpi_anomalies`` and compared with the injected anomalies, beside a plain weekday z-score
 (:func:`pipeline.core.anomaly.weekday_zscore`) on the same values. Then the cost of scoring in a load
-(:func:`load_cost`): the same day's load without scoring, scored inside its transaction, and scored after it.
+(:func:`load_cost`): the same day's load without scoring, scored inside its transaction, and scored after it; and
+the pure core's share of it (:func:`core_cost`): the history's rows made observations, and the new partition's
+expectations computed, for the newest day and the newest hour.
 
 Prints the README's table. ``tests/test_anomaly_measured.py`` runs :func:`measure` and asserts its figures.
 """
@@ -29,16 +31,18 @@ import duckdb
 from bench._harness import finish, in_scratch
 from bench.anomaly_series import Evaluation, Generated, daily, evaluate, hourly
 from pipeline import catalog
-from pipeline.core.anomaly import Observation, settings_json, weekday_zscore
+from pipeline.core.anomaly import Observation, expect, settings_json, weekday_zscore
 from pipeline.core.intervals import Grain, Interval, interval_containing
 from pipeline.core.lake import manifest_key
 from pipeline.core.spec import AnomalySettings, Kpi
+from pipeline.core.types import BqType
 from pipeline.export import export
 from pipeline.flows.anomalies import score_loaded
 from pipeline.load import load_manifests
 from pipeline.sources import open_source
 from pipeline.stores import LocalStore
 from pipeline.warehouses import Warehouse
+from pipeline.warehouses.anomalies import History, first_needed
 from pipeline.warehouses.bigquery import BigQueryWarehouse
 from pipeline.warehouses.duckdb import DuckDbWarehouse
 
@@ -54,6 +58,7 @@ SQL = {
 }
 BATCH = {"day": 31, "hour": 7 * 24}  # partitions per load of the scored period
 REPEAT = 21  # loads timed of each way
+CORE_REPEAT = 101  # runs of the pure core timed per grain
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,52 @@ def load_cost(folder: Path, repeat: int = 15) -> LoadCost:
 
 
 @dataclass(frozen=True)
+class CoreCost:
+    """Median CPU milliseconds of the pure core in the load of one new partition, per grain: the history
+    query's rows made observations (:meth:`History.observations`), and the partition's expectations computed
+    from them (:func:`~pipeline.core.anomaly.expect`, what ``pipeline.warehouses.commit_scoring`` calls)."""
+
+    observations: dict[str, float]  # grain → ms
+    expect: dict[str, float]
+    rows: dict[str, int]  # grain → rows of the history query
+
+    def line(self, repeat: int) -> str:
+        parts = [
+            f"{'daily' if grain == 'day' else 'hourly'} ({self.rows[grain]} rows): observations "
+            f"{self.observations[grain]:.2f} ms, expect {self.expect[grain]:.2f} ms"
+            for grain in self.expect
+        ]
+        return f"the pure core for the newest partition (CPU, medians of {repeat}, interleaved): " + "; ".join(parts)
+
+
+def core_cost(repeat: int = 101) -> CoreCost:
+    """:class:`CoreCost` for the newest day of :func:`~bench.anomaly_series.daily` (two years before it) and the
+    newest hour of :func:`~bench.anomaly_series.hourly` (twelve weeks): the rows the history query of its load
+    returns (from :func:`~pipeline.warehouses.anomalies.first_needed` to the new partition, which the query reads
+    after the insert), made observations and scored as a load does, without the warehouse."""
+    cases = {}
+    for series, column, kind in ((daily(), "sales", BqType.DATE), (hourly(), "orders", BqType.TIMESTAMP)):
+        target = max(series.values)
+        since = first_needed(target, series.grain)
+        rows = [(p, None, v) for p, v in sorted(series.values.items()) if since <= p <= target]
+        history = History("bench", column, kind, series.grain, "Asia/Tokyo", "Asia/Tokyo", (column,), None, since)
+        cases[series.grain] = (history, rows, target)
+    settings = AnomalySettings()
+    spent: dict[str, dict[str, list[float]]] = {part: {g: [] for g in cases} for part in ("observations", "expect")}
+    for n in range(repeat):
+        for grain in [*cases][n % 2 :] + [*cases][: n % 2]:
+            history, rows, target = cases[grain]
+            begun = time.process_time()
+            observations = history.observations(rows)
+            read = time.process_time()
+            (_,) = expect("bench", grain, settings, observations, target)
+            spent["observations"][grain].append(read - begun)
+            spent["expect"][grain].append(time.process_time() - read)
+    medians = {part: {g: statistics.median(t) * 1000 for g, t in times.items()} for part, times in spent.items()}
+    return CoreCost(medians["observations"], medians["expect"], {g: len(case[1]) for g, case in cases.items()})
+
+
+@dataclass(frozen=True)
 class BigQueryCost:
     """One new day's load on the BigQuery emulator, the same three ways as :class:`LoadCost`: the jobs each
     sends (BigQuery's unit of latency and of quota) and its median seconds."""
@@ -303,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             wrong = ", ".join(m.detector.false_positives) or "none"
             print(f"\n{m.series.grain}: missed {missed}; false positives {wrong}")
         print("\n" + load_cost(scratch / "cost", REPEAT).line(REPEAT))
+        print(core_cost(CORE_REPEAT).line(CORE_REPEAT))
         print(bigquery_cost(scratch / "bigquery").line(5))
         errors = [e for m in results for e in m.scoring_errors]
         return finish(started, errors)
