@@ -21,6 +21,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from pipeline import catalog
 from pipeline.core.anomaly import Observation, expect, settings_json, weekday_zscore
 from pipeline.core.intervals import Grain, Interval, interval_containing
 from pipeline.core.lake import manifest_key
+from pipeline.core.manifest import Manifest
 from pipeline.core.spec import AnomalySettings, Kpi
 from pipeline.core.types import BqType
 from pipeline.export import export
@@ -58,6 +60,7 @@ SQL = {
 }
 BATCH = {"day": 31, "hour": 7 * 24}  # partitions per load of the scored period
 REPEAT = 21  # loads timed of each way
+WAYS = ("plain", "within", "after")  # unscored; scored in the load's transaction; scored after its commit
 CORE_REPEAT = 101  # runs of the pure core timed per grain
 
 
@@ -181,25 +184,14 @@ def load_cost(folder: Path, repeat: int = 15) -> LoadCost:
     kpis: dict[str, Kpi] = {}
     for name, scored in (("scored", True), ("plain", False)):
         kpis[name], warehouses[name], _ = load_series(folder / name, series, scored=scored)
-    settings = settings_json(AnomalySettings())
-    last = intervals(series)[-1]
-    times: dict[str, list[float]] = {"plain": [], "within": [], "after": []}
-    cpu: dict[str, list[float]] = {way: [] for way in times}
+    times: dict[str, list[float]] = {way: [] for way in WAYS}
+    cpu: dict[str, list[float]] = {way: [] for way in WAYS}
     try:
-        for n in range(repeat):
-            for way in [*times][n % 3 :] + [*times][: n % 3]:
-                name = "scored" if way == "within" else "plain"
-                store = LocalStore(folder / name / "lake")
-                source = open_source(f"duckdb:///{folder / name / 'source.duckdb'}")
-                (manifest,) = export(kpis[name], [last], source=source, store=store)
-                key = manifest_key(kpis[name], last, manifest.run_id)
-                started, begun = time.perf_counter(), time.process_time()
-                ((_, result),) = load_manifests(store, [key], warehouses[name])
-                if way == "after":
-                    score_loaded(warehouses[name], [replace(manifest, anomaly=settings)], [result])
-                times[way].append(time.perf_counter() - started)
-                cpu[way].append(time.process_time() - begun)
-                assert result.loaded
+        for way, load in _interleaved(folder, kpis, warehouses, intervals(series)[-1], repeat):
+            started, begun = time.perf_counter(), time.process_time()
+            load()
+            times[way].append(time.perf_counter() - started)
+            cpu[way].append(time.process_time() - begun)
     finally:
         for warehouse in warehouses.values():
             warehouse.close()
@@ -279,7 +271,7 @@ def bigquery_cost(folder: Path, repeat: int = 5) -> BigQueryCost:
     from tests.test_anomaly_measured import small
 
     series = small()
-    times: dict[str, list[float]] = {"plain": [], "within": [], "after": []}
+    times: dict[str, list[float]] = {way: [] for way in WAYS}
     jobs: dict[str, list[str]] = {}
     with BigQueryEmulator() as emulator:
         bridge: BigQueryBridge = emulator.client(BigQueryBridge)
@@ -292,26 +284,39 @@ def bigquery_cost(folder: Path, repeat: int = 5) -> BigQueryCost:
                 folder / name, series, scored=scored, warehouse=BigQueryWarehouse(url, client=bridge)
             )
             bridge.coalesce = False
-        settings = settings_json(AnomalySettings())
-        last = intervals(series)[-1]
-        for n in range(repeat):
-            for way in [*times][n % 3 :] + [*times][: n % 3]:
-                name = "scored" if way == "within" else "plain"
-                store = LocalStore(folder / name / "lake")
-                source = open_source(f"duckdb:///{folder / name / 'source.duckdb'}")
-                (manifest,) = export(kpis[name], [last], source=source, store=store)
-                key = manifest_key(kpis[name], last, manifest.run_id)
-                sent = len(bridge.jobs)
-                started = time.perf_counter()
-                ((_, result),) = load_manifests(store, [key], warehouses[name])
-                if way == "after":
-                    score_loaded(warehouses[name], [replace(manifest, anomaly=settings)], [result])
-                times[way].append(time.perf_counter() - started)
-                jobs[way] = [_job_kind(j.kind, j.sql) for j in bridge.jobs[sent:]]
-                assert result.loaded
+        for way, load in _interleaved(folder, kpis, warehouses, intervals(series)[-1], repeat):
+            sent = len(bridge.jobs)
+            started = time.perf_counter()
+            load()
+            times[way].append(time.perf_counter() - started)
+            jobs[way] = [_job_kind(j.kind, j.sql) for j in bridge.jobs[sent:]]
         for warehouse in warehouses.values():
             warehouse.close()
     return BigQueryCost({w: jobs[w] for w in times}, {w: statistics.median(t) for w, t in times.items()})
+
+
+def _interleaved(
+    folder: Path, kpis: dict[str, Kpi], warehouses: dict[str, Warehouse], last: Interval, repeat: int
+) -> Iterator[tuple[str, Callable[[], None]]]:
+    """``repeat`` rounds of the three ways (:data:`WAYS`), the order rotating each round so that a busy moment
+    hits each alike: (way, its load of ``last``, exported just before, to time). ``after`` loads the unscored
+    KPI and scores it after the commit with the default settings, as a batch of several partitions is scored."""
+    settings = settings_json(AnomalySettings())
+    for n in range(repeat):
+        for way in WAYS[n % 3 :] + WAYS[: n % 3]:
+            name = "scored" if way == "within" else "plain"
+            store = LocalStore(folder / name / "lake")
+            source = open_source(f"duckdb:///{folder / name / 'source.duckdb'}")
+            (manifest,) = export(kpis[name], [last], source=source, store=store)
+            key = manifest_key(kpis[name], last, manifest.run_id)
+
+            def load(name: str = name, way: str = way, manifest: Manifest = manifest, key: str = key) -> None:
+                ((_, result),) = load_manifests(LocalStore(folder / name / "lake"), [key], warehouses[name])
+                if way == "after":
+                    score_loaded(warehouses[name], [replace(manifest, anomaly=settings)], [result])
+                assert result.loaded
+
+            yield way, load
 
 
 def _job_kind(kind: str, sql: str) -> str:
