@@ -42,6 +42,19 @@ def test_check_shows_source_line_caret_and_hint(runner: CliRunner, in_project: P
     ]
 
 
+def test_check_shows_each_file_as_it_is_now(runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One process, two folders with a file of the same relative path, then one of them changed: every check shows
+    # the line as the file holds it (the problem's lines were once kept by relative path: a second check showed
+    # another folder's line).
+    for folder, grain in (("one", "day"), ("two", "hour"), ("one", "month")):
+        (tmp_path / folder / "queries").mkdir(parents=True, exist_ok=True)
+        (tmp_path / folder / "queries" / "a.sql").write_text(f"/*---\ngrian: {grain}\n---*/\nSELECT 1 AS x\n")
+        monkeypatch.chdir(tmp_path / folder)
+        result = runner.invoke(cli, ["check"])
+        assert result.exit_code == 1
+        assert result.output.splitlines()[1] == f"    2 | grian: {grain}"
+
+
 def test_queries_folder_comes_from_kpi_queries(runner: CliRunner, tmp_path: Path, in_project: Path) -> None:
     (tmp_path / "mine.sql").write_text((ROOT / "queries" / "users_by_plan.sql").read_text())
     result = runner.invoke(cli, ["list", "--json"], env={"KPI_QUERIES": str(tmp_path)})

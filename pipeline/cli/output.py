@@ -123,19 +123,29 @@ def _screen_width() -> int:
     return 80
 
 
-@lru_cache(maxsize=64)
 def _lines(path: str) -> list[str]:
     """The lines of a file a problem points into: regular files of a KPI file's size only (a problem may be about a
-    link to /dev/zero)."""
+    link to /dev/zero). Kept per file as it is now — its absolute path, size and modification time — so that a
+    process that checks again after a file changed, or from another folder (the notebook, the tests), never shows
+    the lines of before."""
     from pipeline.catalog import MAX_FILE_BYTES
 
     file = Path(path)
     try:
-        if not file.is_file() or file.stat().st_size > MAX_FILE_BYTES:
+        if not file.is_file():
             return []
-        return file.read_text(encoding="utf-8", errors="replace").splitlines()
+        stat = file.stat()
+        if stat.st_size > MAX_FILE_BYTES:
+            return []
+        return _read_lines(str(file.resolve()), stat.st_size, stat.st_mtime_ns)
     except OSError:
         return []
+
+
+@lru_cache(maxsize=64)
+def _read_lines(path: str, size: int, modified: int) -> list[str]:
+    """``path``'s lines (``size`` and ``modified`` are the cache's key: the file as it was read)."""
+    return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
 
 
 # Control characters in a quoted source line are shown as their pictures (␀), so they reach no terminal as such.
