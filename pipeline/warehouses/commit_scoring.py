@@ -1,15 +1,17 @@
 """Scoring inside the load's own transaction: a batch that writes one new partition is scored as it commits.
 
 Why: scored after its commit, a load paid for scoring on its own — a history query, the scores' insert and its
-own commit; on BigQuery two jobs more per load, about as long again as the load's own jobs (``bench/
-anomaly_bench.py``, the README's *Anomalies* section has the figures). Most loads of a scheduled KPI write one
+own commit; on BigQuery two jobs more per load, one after the other (``bench/anomaly_bench.py`` measures the
+three ways; the README's *Anomalies* section has the figures), and a loader stopped between the commit and the
+scoring left a loaded partition unscored, its anomaly never told. Most loads of a scheduled KPI write one
 partition, the newest, and its expected range depends only on the partitions before it
 (:func:`pipeline.core.anomaly.expect`): it can be known before the partition's rows are, and the rows judged by
 the transaction that writes them.
 
 - **BigQuery**: the history query is started before the staging table's load jobs and read after them (it runs
-  while the files upload); the batch script inserts the scores into ``_kpi_anomalies`` inside its transaction and
-  returns them as its last statement (:func:`pipeline.warehouses.bigquery_sql.judged_sql`) — no job of its own.
+  while the files upload); the batch script inserts the scores (:func:`pipeline.warehouses.bigquery_sql.judged_sql`)
+  into ``_kpi_anomalies`` inside its transaction and reads them back as its last statement — the scores need no
+  job of their own, the history one beside the upload.
 - **DuckDB**: the history is read inside the load's transaction, after the insert (the new partition in it),
   the expectations computed from the partitions before it and the new sums judged (:meth:`InCommit.judge`), the
   scores inserted: one commit for both. (Computing the expectations beside the insert, on a cursor of its own
