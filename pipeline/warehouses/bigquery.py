@@ -310,7 +310,9 @@ class BigQueryWarehouse:
         from pipeline.warehouses import bigquery_anomalies
 
         try:
-            observations = bigquery_anomalies.observations(history, scoring.history)
+            observations = bigquery_anomalies.observations(
+                history, scoring.history, timeout=JOB_TIMEOUT.total_seconds()
+            )
             return scoring.expectations(observations)
         except Exception as error:  # scoring never fails a load
             log.warning("%s (%s): scored after the load", scoring_failure(error), scoring.target)

@@ -34,7 +34,6 @@ class BigQueryWarehouse(Protocol):
     def start_query(self, sql: str, params: dict[str, tuple[str, Any]], label: str) -> bigquery.QueryJob: ...
 
 
-HISTORY_TIMEOUT = 600.0  # seconds: the loader's job timeout
 ANOMALY_SCHEMA = tuple(
     bigquery.SchemaField(name, kind)
     for name, kind in zip(
@@ -46,9 +45,9 @@ ANOMALY_SCHEMA = tuple(
 
 
 def history(warehouse: BigQueryWarehouse, query: History) -> list[Observation]:
-    sql = history_sql(query, f"`{warehouse.target.table(query.kpi)}`", "bigquery")
+    sql, params = _history_query(warehouse, query)
     try:
-        rows = warehouse.query(sql, {"since": (query.time_type.value, query.bound())}, query.kpi)
+        rows = warehouse.query(sql, params, query.kpi)
     except google_errors.NotFound:  # nothing loaded yet
         return []
     return query.observations([tuple(row.values()) for row in rows])
@@ -57,17 +56,22 @@ def history(warehouse: BigQueryWarehouse, query: History) -> list[Observation]:
 def start_history(warehouse: BigQueryWarehouse, query: History) -> bigquery.QueryJob:
     """:func:`history`'s query started, not awaited (:func:`observations` reads it): a load runs it while its
     files upload."""
-    sql = history_sql(query, f"`{warehouse.target.table(query.kpi)}`", "bigquery")
-    return warehouse.start_query(sql, {"since": (query.time_type.value, query.bound())}, query.kpi)
+    sql, params = _history_query(warehouse, query)
+    return warehouse.start_query(sql, params, query.kpi)
 
 
-def observations(job: bigquery.QueryJob, query: History) -> list[Observation]:
-    """The rows of a history query :func:`start_history` started."""
+def observations(job: bigquery.QueryJob, query: History, *, timeout: float) -> list[Observation]:
+    """The rows of a history query :func:`start_history` started, as :func:`history` gives them."""
     try:
-        rows = list(job.result(timeout=HISTORY_TIMEOUT))
+        rows = list(job.result(timeout=timeout))
     except google_errors.NotFound:
         return []
     return query.observations([tuple(row.values()) for row in rows])
+
+
+def _history_query(warehouse: BigQueryWarehouse, query: History) -> tuple[str, dict[str, tuple[str, Any]]]:
+    sql = history_sql(query, f"`{warehouse.target.table(query.kpi)}`", "bigquery")
+    return sql, {"since": (query.time_type.value, query.bound())}
 
 
 def create_table(warehouse: BigQueryWarehouse) -> None:

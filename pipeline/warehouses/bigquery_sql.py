@@ -187,8 +187,8 @@ def judged_sql(
     expected = "\n      UNION ALL ".join(
         "SELECT "
         + ", ".join(
-            f"{value} AS {name}" if first else value
-            for name, value in zip(
+            f"{literal} AS {name}" if first else literal
+            for name, literal in zip(
                 names,
                 (
                     string(e.measure),
