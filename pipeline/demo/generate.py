@@ -31,8 +31,9 @@ from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 
-import duckdb
 import sqlglot
+
+from pipeline.duckdb_import import duckdb
 
 DEFAULT_DAYS = 90
 DEFAULT_SEED = 7

@@ -14,13 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
-
 from pipeline.core.chart import ChartModel, Mark, add_marks, build_chart
 from pipeline.core.freshness import freshness, split_future
 from pipeline.core.lineage import kpi_lineage
 from pipeline.core.schema import SourceSchema
 from pipeline.core.spec import Kpi
+from pipeline.duckdb_import import duckdb
 from pipeline.errors import LoadError
 from pipeline.report import Column, Lineage, ReportKpi, render_report
 from pipeline.warehouses.base import LoadRecord

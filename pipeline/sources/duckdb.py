@@ -16,7 +16,6 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo
 
-import duckdb
 import pyarrow as pa
 
 from pipeline import interrupts
@@ -24,6 +23,7 @@ from pipeline.core.mysql_on_duckdb import MACROS
 from pipeline.core.render import Rendered, render_duckdb
 from pipeline.core.sqlgate import Query
 from pipeline.core.typeplan import SourceColumn, SourceKind
+from pipeline.duckdb_import import duckdb
 from pipeline.errors import SourceError
 from pipeline.sources.base import BATCH_ROWS, ResultStream
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 
-import duckdb
 from sqlglot import exp
 from sqlglot.dialects.mysql import MySQL
 from sqlglot.tokenizer_core import TokenType
@@ -21,6 +20,7 @@ from pipeline.core.mysql_on_duckdb import to_duckdb
 from pipeline.core.schema import SourceSchema
 from pipeline.core.spec import Kpi
 from pipeline.core.sqlgate import SqlPositions
+from pipeline.duckdb_import import duckdb
 from pipeline.errors import Problem
 from pipeline.sources.duckdb import register_mysql_functions, unsupported_function
 

@@ -110,8 +110,7 @@ def _mysql_tables(cursor: Any, database: str) -> dict[str, SchemaTable]:
 
 
 def _duckdb(source: str, url: str) -> SourceSchema:
-    import duckdb
-
+    from pipeline.duckdb_import import duckdb
     from pipeline.sources.duckdb import duckdb_path
 
     path = duckdb_path(url)

@@ -182,7 +182,7 @@ class DuckDbWarehouse:
     def _open_waiting(self) -> duckdb.DuckDBPyConnection:
         """Open the file, waiting up to :attr:`lock_wait` seconds while another process holds it: DuckDB allows
         one process per file, and a second ``kpi load`` (or a run beside a load) queues behind the first."""
-        import duckdb
+        from pipeline.duckdb_import import duckdb
 
         started = self._clock()
         while True:
@@ -389,7 +389,7 @@ class DuckDbWarehouse:
         planned: nothing removed, :func:`changed_since_planned`), each partition's rows deleted (or the whole
         table's), a removal row each in the audit. A stop (Ctrl-C, SIGTERM) interrupts the statement running and
         rolls it all back: :class:`~pipeline.interrupts.Interrupted`."""
-        import duckdb
+        from pipeline.duckdb_import import duckdb
 
         job_id, at = f"duckdb-{uuid.uuid4().hex[:12]}", datetime.now(UTC)
         records = [removal.record(job_id, at) for removal in removals]
