@@ -16,6 +16,7 @@ from pipeline.cli import cli
 from pipeline.core.lake import manifest_key
 from pipeline.core.spec import Kpi
 from pipeline.export import export
+from pipeline.flows.removal import plan_removal, remove
 from pipeline.load import load_manifests
 from pipeline.sources import open_source
 from pipeline.stores import LocalStore
@@ -51,6 +52,23 @@ def test_a_bigquery_load_scores_its_partitions_and_stores_them_as_duckdb_does(
     history = [j.sql for j in bq_client.jobs if j.kind == "query" and "SUM(CAST(`sales` AS FLOAT64))" in j.sql]
     assert history
     assert "FORMAT_DATE('%Y-%m-%d', `day`) AS p" in history[0]
+
+
+def test_a_removed_partitions_scores_are_no_longer_read_on_bigquery(
+    tmp_path: Path, bq_url: str, bq_client: BigQueryBridge
+) -> None:
+    """As on DuckDB (tests/test_anomaly_measured.py): ``kpi remove`` of the spike's day takes its score out of
+    what the warehouse reads, through the same audit rule; its row stays in ``_kpi_anomalies``."""
+    series = small(spike_at=59)
+    warehouse = BigQueryWarehouse(bq_url, client=bq_client)
+    kpi, _, _ = load_series(tmp_path, series, warehouse=warehouse)
+    day = next(i for i in intervals(series) if i.partition == "2026-07-30")
+    before = [s.score.partition for s in warehouse.scores(kpi.name, "2026-07-28", "2026-07-30")]
+    remove(plan_removal(kpi, warehouse, [day]), warehouse)
+    after = [s.score.partition for s in warehouse.scores(kpi.name, "2026-07-28", "2026-07-30")]
+    warehouse.close()
+    assert before == ["2026-07-28", "2026-07-29", "2026-07-30"]
+    assert after == ["2026-07-28", "2026-07-29"]
 
 
 # -- an hourly KPI ----------------------------------------------------------------------------------------------

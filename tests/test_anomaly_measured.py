@@ -10,13 +10,17 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from bench.anomaly_bench import load_series, measure
+from bench.anomaly_bench import intervals, load_series, measure, write_kpi
 from bench.anomaly_series import Generated, Injected, daily, hourly
 from pipeline.core.anomaly import THRESHOLDS
 from pipeline.core.calendar_jp import is_jp_holiday
+from pipeline.core.lake import manifest_key
 from pipeline.core.spec import Sensitivity
-from pipeline.flows.anomalies import anomalies_of_run
+from pipeline.export import export
+from pipeline.flows.anomalies import anomalies_of_run, stored_anomalies
+from pipeline.flows.removal import plan_removal, remove
 from pipeline.load import load_manifests
+from pipeline.sources import open_source
 from pipeline.stores import LocalStore
 from pipeline.warehouses.anomalies import ANOMALY_TABLE
 
@@ -220,3 +224,36 @@ def test_a_batch_loaded_after_the_next_one_rescores_it(tmp_path: Path) -> None:
     assert newest.score.direction == "spike"
     assert newest.run_id == loads["2026-07-30"].run_id  # its own run's id, scored by the earlier days' load
     assert newest.job_id == loads["2026-06-01"].job_id
+
+
+def test_a_removed_partition_and_a_run_loaded_unscored_keep_no_score(tmp_path: Path) -> None:
+    """A score describes the rows it judged: ``kpi remove`` of a partition takes its scores out of every reader
+    (status, report, ``kpi anomalies``), and so does a reload by a run that was not scored (here: the header's
+    ``anomaly`` key dropped, the day exported and loaded again). The rows stay in the audit-style table."""
+    series = small(spike_at=58)  # Wednesday 2026-07-29
+    kpi, warehouse, _ = load_series(tmp_path, series)
+    days = {i.start.date().isoformat(): i for i in intervals(series)}
+    try:
+        before = [s.score.partition for s in warehouse.scores(kpi.name, "2026-07-28", "2026-07-30")]
+        remove(plan_removal(kpi, warehouse, [days["2026-07-29"]]), warehouse)
+        after_removal = [s.score.partition for s in warehouse.scores(kpi.name, "2026-07-28", "2026-07-30")]
+        spikes = [a.partition for a in stored_anomalies(warehouse, kpi, "2026-07-28", "2026-07-30")]
+        unscored = write_kpi(tmp_path / "queries", "day", scored=False)
+        store = LocalStore(tmp_path / "lake")
+        (manifest,) = export(
+            unscored, [days["2026-07-30"]], source=open_source(f"duckdb:///{tmp_path / 'source.duckdb'}"), store=store
+        )
+        key = manifest_key(unscored, days["2026-07-30"], manifest.run_id)
+        ((_, result),) = load_manifests(store, [key], warehouse)
+        after_reload = [s.score.partition for s in warehouse.scores(kpi.name, "2026-07-28", "2026-07-30")]
+    finally:
+        warehouse.close()
+    assert before == ["2026-07-28", "2026-07-29", "2026-07-30"]
+    assert after_removal == ["2026-07-28", "2026-07-30"]
+    assert spikes == []  # the spike was the removed day's
+    assert result.loaded
+    assert not result.scored
+    assert after_reload == ["2026-07-28"]
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as db:
+        kept = db.execute(f"SELECT COUNT(*) FROM {ANOMALY_TABLE} WHERE partition >= '2026-07-28'").fetchone()
+    assert kept == (3,)  # audit-style: nothing deleted, only no longer the partition's

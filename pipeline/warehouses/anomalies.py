@@ -26,6 +26,7 @@ from pipeline.core.chart_rules import MEASURE_TYPES
 from pipeline.core.manifest import Manifest
 from pipeline.core.spec import AnomalySettings
 from pipeline.core.types import BqType
+from pipeline.warehouses.base import current_loads_sql
 
 ANOMALY_TABLE = "_kpi_anomalies"
 # kpi, partition, measure, dimension ('' for the partition's total), actual, expected, low, high, score, direction
@@ -205,16 +206,25 @@ def score_rows(scores: Sequence[Score], run_ids: dict[str, str], job_id: str, at
     ]
 
 
-def scores_sql(table: str, kpi: str, first: str, last: str, partition: str = "partition", at: str = "") -> str:
+def scores_sql(
+    table: str, audit: str, kpi: str, first: str, last: str, partition: str = "partition", at: str = ""
+) -> str:
     """The newest score of each partition, measure and dimension value of ``kpi`` from ``first`` to ``last``
-    (placeholders or literals, partition names, both included); ``partition`` is the column as the warehouse
-    quotes it (a reserved word in BigQuery), ``at`` how it selects ``scored_at`` (default: as it is)."""
-    columns = [partition if c == "partition" else c for c in SCORE_COLUMNS[:-1]] + [at or "scored_at"]
+    (placeholders or literals, partition names, both included) — of the run loaded there now: a score describes
+    the rows it was judged on, so a partition removed (``kpi remove``) or loaded again by a run not scored yet has
+    none (:func:`~pipeline.warehouses.base.current_loads_sql` says which run is loaded, from ``audit``).
+    ``partition`` is the column as the warehouse quotes it (a reserved word in BigQuery), ``at`` how it selects
+    ``scored_at`` (default: as it is)."""
+    columns = [f"s.{partition}" if c == "partition" else f"s.{c}" for c in SCORE_COLUMNS[:-1]]
+    columns.append(at.replace("scored_at", "s.scored_at") if at else "s.scored_at")
+    span = f"{partition} >= {first} AND {partition} <= {last}"
+    loaded = current_loads_sql(f"{partition} AS loaded_partition, run_id AS loaded_run", audit, kpi, partition, span)
     return (
-        f"SELECT {', '.join(columns)} FROM {table} "
-        f"WHERE kpi = {kpi} AND {partition} >= {first} AND {partition} <= {last} "
-        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition}, measure, dimension ORDER BY scored_at DESC) = 1 "
-        f"ORDER BY {partition}, measure, dimension"
+        f"SELECT {', '.join(columns)} FROM {table} AS s "
+        f"JOIN ({loaded}) AS c ON s.{partition} = c.loaded_partition AND s.run_id = c.loaded_run "
+        f"WHERE s.kpi = {kpi} AND s.{partition} >= {first} AND s.{partition} <= {last} "
+        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY s.{partition}, s.measure, s.dimension ORDER BY s.scored_at DESC) = 1 "
+        f"ORDER BY s.{partition}, s.measure, s.dimension"
     )
 
 

@@ -18,6 +18,7 @@ from google.cloud import bigquery
 
 from pipeline.core.anomaly import Observation
 from pipeline.warehouses.anomalies import ANOMALY_TABLE, SCORE_COLUMNS, History, StoredScore, history_sql, scores_sql
+from pipeline.warehouses.base import AUDIT_TABLE
 
 
 class BigQueryWarehouse(Protocol):
@@ -94,7 +95,14 @@ def record_scores(warehouse: BigQueryWarehouse, rows: Sequence[tuple[Any, ...]])
 
 
 def scores(warehouse: BigQueryWarehouse, kpi: str, first: str, last: str) -> list[StoredScore]:
-    sql = scores_sql(f"`{warehouse.target.table(ANOMALY_TABLE)}`", "@kpi", "@first", "@last", "`partition`")
+    sql = scores_sql(
+        f"`{warehouse.target.table(ANOMALY_TABLE)}`",
+        f"`{warehouse.target.table(AUDIT_TABLE)}`",
+        "@kpi",
+        "@first",
+        "@last",
+        "`partition`",
+    )
     params = {"kpi": ("STRING", kpi), "first": ("STRING", first), "last": ("STRING", last)}
     try:
         rows = warehouse.query(sql, params, kpi)

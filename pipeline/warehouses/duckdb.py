@@ -287,7 +287,7 @@ class DuckDbWarehouse:
         """The newest score of each partition, measure and dimension value from ``first`` to ``last``."""
         if not self.path.exists():
             return []
-        sql = scores_sql(ANOMALY_TABLE, "$kpi", "$first", "$last", at="timezone('UTC', scored_at)")
+        sql = scores_sql(ANOMALY_TABLE, AUDIT_TABLE, "$kpi", "$first", "$last", at="timezone('UTC', scored_at)")
         with self._lock:
             connection = self._connect()
             if not _has_table(connection, ANOMALY_TABLE):  # opened read-only on a file no load has scored into
