@@ -173,7 +173,7 @@ def test_kpi_remove_shows_asks_removes_and_status_follows(project: Path) -> None
     ("arguments", "message"),
     [
         (["--date", "2024-13-01"], "'2024-13-01' is not a date; write 2024-01-31"),
-        (["--start", "2024-03-05", "--end", "2024-03-01"], "--end 2024-03-01 00:00 is before --start 2024-03-05"),
+        (["--start", "2024-03-05", "--end", "2024-03-01"], "--end 2024-03-01 23:59 is before --start 2024-03-05 00:00"),
         (["--start", "2024-03-05"], "--start and --end go together"),
         ([], "which partitions of daily? none given"),
         (["--all", "--date", "2024-03-01"], "which partitions of daily? give dates or --all, not both"),

@@ -67,3 +67,9 @@ def param_pairs(items: tuple[str, ...]) -> dict[str, str]:
             raise UsageError(f"--param '{item}' is not NAME=VALUE", hint="e.g. --param country=JP")
         pairs[key.strip()] = value
     return pairs
+
+
+# --end of every range: a day or a month names all of its partitions (pipeline.core.selection.end_moment)
+END_HELP = (
+    "Last partition of the range, included; a day or month includes all of it (2024-03-07 on an hourly KPI: to T23)."
+)

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from pipeline import interrupts, settings
 from pipeline.cli.app import cli
-from pipeline.cli.arguments import allow_options, env_option, param_pairs
+from pipeline.cli.arguments import END_HELP, allow_options, env_option, param_pairs
 from pipeline.cli.output import print_json, stderr, stdout
 
 
@@ -17,7 +17,7 @@ from pipeline.cli.output import print_json, stderr, stdout
 @click.argument("name")
 @click.option("--date", "date_text", help="The partition containing this moment (default: the latest complete).")
 @click.option("--start", "start_text", help="First partition of a range (one query for the whole range).")
-@click.option("--end", "end_text", help="Last partition of the range, included.")
+@click.option("--end", "end_text", help=END_HELP)
 @click.option("--param", "params", multiple=True, metavar="NAME=VALUE", help="Value of a declared parameter.")
 @click.option("--run-id", help="Reuse a run id: a retry returns the committed run instead of writing again.")
 @allow_options
@@ -50,14 +50,14 @@ def export(
       KPI_SOURCE=mysql://kpi@db:3306/shop KPI_LAKE=s3://lake/kpi kpi export users_by_plan
     """
     from pipeline.core.lake import MANIFEST_NAME  # the exporter's imports (pyarrow…) only for this command
-    from pipeline.core.selection import moment
+    from pipeline.core.selection import end_moment, moment
     from pipeline.export.request import ExportRequest, run_export
 
     request = ExportRequest(
         name,
         moment(date_text),
         moment(start_text),
-        moment(end_text),
+        end_moment(end_text),
         run_id,
         param_pairs(params),
         allow_incomplete=allow_incomplete,

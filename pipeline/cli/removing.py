@@ -11,7 +11,7 @@ from rich.table import Table
 
 from pipeline import catalog, interrupts, settings
 from pipeline.cli.app import cli
-from pipeline.cli.arguments import env_option
+from pipeline.cli.arguments import END_HELP, env_option
 from pipeline.cli.output import print_json, stderr, stdout
 from pipeline.errors import UsageError
 
@@ -25,7 +25,7 @@ _SHOWN = 50  # partitions listed before the table says how many more
 @click.argument("name")
 @click.option("--date", "date_text", help="The partition containing this moment.")
 @click.option("--start", "start_text", help="First partition of a range (with --end).")
-@click.option("--end", "end_text", help="Last partition of the range, included.")
+@click.option("--end", "end_text", help=END_HELP)
 @click.option("--all", "everything", is_flag=True, help="Every row of the KPI's table, and each loaded partition.")
 @env_option
 @click.option("--yes", is_flag=True, help="Do not ask before removing.")
@@ -54,7 +54,7 @@ def remove(
       kpi remove daily_sales --start 2024-03-01 --end 2024-03-31 --env production
       kpi remove users_by_plan --all --yes              # a snapshot, or a whole KPI
     """
-    from pipeline.core.selection import moment, requested_intervals
+    from pipeline.core.selection import end_moment, moment, requested_intervals
     from pipeline.flows.removal import plan_removal, remove
     from pipeline.warehouses import open_warehouse
 
@@ -77,7 +77,7 @@ def remove(
     if dated:
         now = datetime.now(kpi.zone)
         intervals = requested_intervals(
-            kpi, now=now, date=moment(date_text), start=moment(start_text), end=moment(end_text)
+            kpi, now=now, date=moment(date_text), start=moment(start_text), end=end_moment(end_text)
         )
     warehouse = open_warehouse(environment.warehouse)
     try:

@@ -12,7 +12,7 @@ import click
 from pipeline import catalog, interrupts, settings
 from pipeline.cli.alerting import alert_failures, alert_stale, print_delivery
 from pipeline.cli.app import Failed, cli
-from pipeline.cli.arguments import allow_options, clock, env_option, now_option
+from pipeline.cli.arguments import END_HELP, allow_options, clock, env_option, now_option
 from pipeline.cli.output import (
     SHOWN_PER_FILE,
     echo_styled,
@@ -180,7 +180,7 @@ def kpis_and_broken(queries: Path, names: Sequence[str]) -> tuple[list[Kpi], lis
 @click.argument("names", nargs=-1)
 @click.option("--date", "date_text", help="The partition containing this moment, instead of the due ones.")
 @click.option("--start", "start_text", help="First partition of a range (with --end).")
-@click.option("--end", "end_text", help="Last partition of the range, included.")
+@click.option("--end", "end_text", help=END_HELP)
 @allow_options
 @env_option
 @click.option("--parallel", type=click.IntRange(1, 64), help=_PARALLEL_HELP)
@@ -212,7 +212,7 @@ def run(
       kpi run daily_sales --date 2024-03-01
       kpi run --env production --parallel 1
     """
-    from pipeline.core.selection import moment
+    from pipeline.core.selection import end_moment, moment
     from pipeline.flows.run import Asked, plan_run
     from pipeline.flows.runner import KpiSummary, Runner, summarize
 
@@ -220,7 +220,7 @@ def run(
     asked = Asked(
         date=moment(date_text),
         start=moment(start_text),
-        end=moment(end_text),
+        end=end_moment(end_text),
         allow_incomplete=allow_incomplete,
         allow_before_start=allow_before_start,
     )
@@ -243,7 +243,7 @@ def run(
 @cli.command()
 @click.argument("name")
 @click.option("--start", "start_text", required=True, help="First partition (clamped to the header's `start`).")
-@click.option("--end", "end_text", required=True, help="Last partition, included.")
+@click.option("--end", "end_text", required=True, help=END_HELP)
 @env_option
 @click.option("--parallel", type=click.IntRange(1, 64), help=_PARALLEL_HELP)
 @click.option("--force", is_flag=True, help="Run partitions already loaded from the same SQL too.")

@@ -4,12 +4,14 @@ and which of them a run may write."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 
 from pipeline.core.intervals import Interval, interval_containing, intervals_between, latest_complete, parse_moment
 from pipeline.core.plan import before_start
 from pipeline.core.spec import Kpi
 from pipeline.errors import UsageError
+
+_INSTANT = timedelta(microseconds=1)  # the smallest step of a datetime: a day's last instant is midnight's less it
 
 
 def moment(text: str | None) -> datetime | None:
@@ -20,6 +22,24 @@ def moment(text: str | None) -> datetime | None:
         return parse_moment(str(text))
     except ValueError as error:
         raise UsageError(str(error)) from None
+
+
+def end_moment(text: str | None) -> datetime | None:
+    """An ``--end`` value (or an event's ``end``) as the last moment it names, so that a range includes the whole
+    of its last day or month: ``2024-03-07`` is that day's last instant — on an hourly KPI the range ends with
+    ``2024-03-07T23``, not ``T00`` — and ``2024-03`` the month's last (a daily KPI's range then ends on the 31st).
+    An hour, or a full time, is the moment it names. A partition's own name still names that partition, whatever
+    the grain (a week is named by its first day, and that day lies in it)."""
+    start = moment(text)
+    if start is None:
+        return None
+    value = str(text).strip()
+    if len(value) == 10:  # a day
+        return start + timedelta(days=1) - _INSTANT
+    if len(value) == 7:  # a month
+        following = date(start.year + start.month // 12, start.month % 12 + 1, 1)
+        return datetime.combine(following, time()) - _INSTANT
+    return start
 
 
 def requested_intervals(

@@ -15,7 +15,7 @@ from typing import Any
 from pipeline import catalog
 from pipeline.core.lake import execution_run_id
 from pipeline.core.manifest import Manifest
-from pipeline.core.selection import moment
+from pipeline.core.selection import end_moment, moment
 from pipeline.errors import UsageError
 from pipeline.export.flow import export
 from pipeline.flows.run import Asked, intervals_to_run
@@ -62,7 +62,7 @@ class ExportRequest:
             kpi=event["kpi"],
             date=moment(event.get("date")),
             start=moment(event.get("start")),
-            end=moment(event.get("end")),
+            end=end_moment(event.get("end")),
             run_id=run_id,
             params={str(k): str(v) for k, v in params.items()},
             due=not dated,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline import catalog
 from pipeline.core.intervals import latest_complete
 from pipeline.core.plan import BackfillPlan, plan_backfill
-from pipeline.core.selection import moment, requested_intervals
+from pipeline.core.selection import end_moment, moment, requested_intervals
 from pipeline.core.spec import Kpi
 from pipeline.errors import KpiError, UsageError
 from pipeline.settings import Environment
@@ -33,7 +33,7 @@ def plan_kpi(
     """The KPI's partitions from ``start`` to ``end`` against what ``warehouse`` holds, at ``now`` (default: the
     wall clock in the KPI's zone): what is over and after the header's start, less what is loaded from this SQL."""
     now = now or datetime.now(kpi.zone)
-    requested = requested_intervals(kpi, now=now, start=moment(start), end=moment(end))
+    requested = requested_intervals(kpi, now=now, start=moment(start), end=end_moment(end))
     loaded = {partition: record.sql_hash for partition, record in warehouse.loads(kpi.name).items()}
     return plan_backfill(kpi, requested, loaded, now=now, force=force)
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from pipeline.core.intervals import Interval
 from pipeline.core.plan import batches, due_intervals
 from pipeline.core.render import bind_values
-from pipeline.core.selection import moment, requested_intervals
+from pipeline.core.selection import end_moment, moment, requested_intervals
 from pipeline.core.spec import Kpi
 from pipeline.settings import Environment
 from pipeline.sources import open_source
@@ -63,6 +63,6 @@ def _query_groups(kpi: Kpi, start: str | None, end: str | None, now: datetime) -
             from pipeline.errors import UsageError
 
             raise UsageError("--start and --end go together", hint="e.g. --start 2024-01-01 --end 2024-12-31")
-        wanted = requested_intervals(kpi, now=now, start=moment(start), end=moment(end))
+        wanted = requested_intervals(kpi, now=now, start=moment(start), end=end_moment(end))
         return batches(wanted)
     return batches(due_intervals(kpi, now)) or batches(requested_intervals(kpi, now=now))

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 from datetime import date, datetime
-from datetime import time as clock
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline import catalog, settings
 from pipeline.core.intervals import interval_containing
-from pipeline.core.selection import moment
+from pipeline.core.selection import end_moment, moment
 from pipeline.core.spec import Kpi
 from pipeline.errors import UsageError
 from pipeline.warehouses import open_warehouse
@@ -60,7 +59,7 @@ def partition_range(kpi: Kpi, start: Moment, end: Moment) -> tuple[datetime | No
             raise UsageError(f"{kpi.name} is a snapshot (grain: none): it has no partitions", hint="drop the dates")
         return None, None
     first = as_moment(start)
-    last = as_moment(end)
+    last = as_moment(end, last=True)
     if first and last and last < first:
         raise UsageError(f"end {end} is before start {start}")
     return (
@@ -69,10 +68,12 @@ def partition_range(kpi: Kpi, start: Moment, end: Moment) -> tuple[datetime | No
     )
 
 
-def as_moment(value: Moment) -> datetime | None:
-    """A partition named as text (``moment``'s forms), a date (its midnight) or a datetime; None stays open."""
+def as_moment(value: Moment, *, last: bool = False) -> datetime | None:
+    """A partition named as text (``moment``'s forms), a date (its midnight) or a datetime; None stays open. As the
+    range's ``last``, a day or a month (text or date) is its last instant, as ``--end`` is
+    (:func:`~pipeline.core.selection.end_moment`): the range includes all of it."""
     if value is None or isinstance(value, datetime):
         return value
     if isinstance(value, date):
-        return datetime.combine(value, clock())
-    return moment(value)
+        value = value.isoformat()
+    return end_moment(value) if last else moment(value)

@@ -26,7 +26,7 @@ from pipeline.core.chart_rules import MEASURE_TYPES
 from pipeline.core.manifest import Manifest
 from pipeline.core.spec import AnomalySettings
 from pipeline.core.types import BqType
-from pipeline.warehouses.base import current_loads_sql
+from pipeline.warehouses.audit_rule import current_loads_sql
 
 ANOMALY_TABLE = "_kpi_anomalies"
 # kpi, partition, measure, dimension ('' for the partition's total), actual, expected, low, high, score, direction

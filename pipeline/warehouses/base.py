@@ -23,6 +23,8 @@ from pipeline.core.drift import DRIFT_HINT, Drift
 from pipeline.core.manifest import DataFile, Manifest, SchemaField
 from pipeline.core.types import BqType
 from pipeline.errors import LoadError
+from pipeline.warehouses.audit_rule import REMOVED as REMOVED
+from pipeline.warehouses.audit_rule import current_loads_sql as current_loads_sql
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -268,7 +270,6 @@ def partition_bounds(manifest: Manifest) -> tuple[str, BqType, date | datetime, 
 # accepted whatever its run (an older one too: undoing a wrong load may mean loading the earlier run again), and
 # from that load on the rule holds again as before.
 
-REMOVED = "removed:"  # the job id of an audit row that records a removal starts with it
 Bounds = tuple[str, BqType, date | datetime, date | datetime]  # a partition's rows: see partition_bounds
 
 
@@ -324,28 +325,6 @@ def changed_error(kpi: str, changes: str, where: str) -> LoadError:
 
 def is_removal(record: LoadRecord) -> bool:
     return record.job_id.startswith(REMOVED)
-
-
-def current_loads_sql(columns: str, audit: str, kpi: str, partition: str = "partition", only: str = "") -> str:
-    """:func:`current_loads` as one query both warehouses run (DuckDB's and BigQuery's SQL agree on every word of
-    it), so that only one row per partition leaves the warehouse: the audit table of an hourly KPI reloaded by
-    every lookback holds tens of rows per partition (a year of hours loaded 4 times, 35,040 rows, in DuckDB on this
-    busy 2-core machine: 0.63 s to read them all and choose in Python, 0.28 s with this query, median of 5; and
-    BigQuery would send them all over the network on every load). ``columns`` are the record's columns as the
-    warehouse selects them, ``audit`` the audit table's name, ``kpi`` a placeholder or literal, ``partition`` the
-    partition column as the warehouse quotes it. The loaders pass its rows through :func:`current_loads` all the
-    same: on rows it chose, a no-op. ``only``, a condition on ``partition``, keeps the partitions a load is about
-    (a batch of 24 hours need not read the rule's answer for the KPI's other 1,416 partitions)."""
-    removed = f"STARTS_WITH(job_id, '{REMOVED}')"
-    kept = f" AND {only}" if only else ""
-    return (
-        f"SELECT {columns} FROM {audit} LEFT JOIN ("
-        f"SELECT {partition} AS removed_partition, MAX(loaded_at) AS removed_at FROM {audit} "
-        f"WHERE kpi = {kpi} AND {removed}{kept} GROUP BY 1"
-        f") ON {partition} = removed_partition "
-        f"WHERE kpi = {kpi}{kept} AND NOT {removed} AND (removed_at IS NULL OR loaded_at > removed_at) "
-        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY run_id DESC, loaded_at DESC) = 1"
-    )
 
 
 def current_loads(records: Iterable[LoadRecord]) -> dict[str, LoadRecord]:
