@@ -346,3 +346,34 @@ def test_max_join_size_as_a_second_guard_would_refuse_an_indexed_batch_the_guard
         cursor.execute("SET SESSION max_join_size = DEFAULT")
         cursor.execute(rendered.sql, rendered.values)
         assert len(cursor.fetchall()) == 31 * 2  # 31 days × 2 countries
+
+
+def test_kpi_preview_on_the_guarded_source_is_refused_before_its_query_and_runs_once_indexed(
+    shop: MySqlServer,
+) -> None:
+    """A preview's LIMIT stops the reading, not the server's scan: on a production source it is guarded as an
+    export is."""
+    args = ["preview", "daily_orders", "--env", "prod", "--date", "2024-03-01"]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 1, refused.output
+    assert "daily_orders: error: partition 2024-03-01: a full scan of orders (estimated" in refused.output
+    assert "CREATE INDEX ix_orders_created_at ON orders (created_at)" in refused.output
+    assert "Traceback" not in refused.output
+    _run(shop, "CREATE INDEX ix_orders_created_at ON orders (created_at)")
+    accepted = CliRunner().invoke(cli, [*args, "--json"])
+    assert accepted.exit_code == 0, accepted.output
+    assert json.loads(accepted.output)["rows_shown"] > 0
+
+
+def test_kpi_diffs_query_on_the_guarded_source_is_refused_before_it_runs(shop: MySqlServer) -> None:
+    from pipeline.core.intervals import Grain, interval_containing
+    from pipeline.flows.diff import summarise
+
+    kpi = catalog.load_one((Path("queries"),), "daily_orders")
+    guarded = open_source(load_environment("prod").source("default").url, explain_max_rows=100_000)
+    day = interval_containing(Grain.DAY, kpi.zone, _march_first())
+    with pytest.raises(FullScanRefused, match="a full scan of orders"):
+        summarise(kpi, guarded, [day], ["orders"], ["day", "country", "orders"])
+    _run(shop, "CREATE INDEX ix_orders_created_at ON orders (created_at)")
+    (summary,) = summarise(kpi, guarded, [day], ["orders"], ["day", "country", "orders"]).values()
+    assert summary.rows > 0

@@ -28,6 +28,7 @@ from pipeline.errors import SpecError, UsageError
 from pipeline.export.split import Splitter
 from pipeline.settings import Environment
 from pipeline.sources import Source, open_source
+from pipeline.sources.explain import guard_export
 
 GIT_TIMEOUT = 30  # seconds
 
@@ -75,7 +76,15 @@ def diff_kpi(
     measures = [m for m in measures_of(head_columns, head.time_column) if base_columns.get(m) == head_columns[m]]
     shared = [name for name in head_columns if name in base_columns]
     summaries = [
-        summarise(kpi, open_source(environment.source(kpi.source, kpi=kpi.name).url), intervals, measures, shared)
+        summarise(
+            kpi,
+            open_source(
+                environment.source(kpi.source, kpi=kpi.name).url, explain_max_rows=environment.explain_max_rows
+            ),
+            intervals,
+            measures,
+            shared,
+        )
         for kpi in (base, head)
     ]
     changes = column_changes(base_columns, head_columns)
@@ -90,6 +99,7 @@ def summarise(
     rendered = source.render(kpi.query, bind_values(kpi, whole))
     names = [i.partition for i in intervals] or ["snapshot"]
     summaries = {name: PartitionSummary() for name in names}
+    guard_export(kpi, source, rendered, list(intervals) or [None])  # EXPLAIN first, as an export does
     with source.stream(rendered, timeout=kpi.timeout, zone=kpi.source_zone, where=kpi.name) as result:
         plans = plan_columns(kpi, result.columns)
         conversion = Conversion(kpi.name, plans, kpi.source_zone)

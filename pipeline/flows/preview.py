@@ -45,6 +45,7 @@ from pipeline.core.typeplan import ARROW_TYPES, ColumnPlan, SourceColumn, plan_c
 from pipeline.core.types import BqType
 from pipeline.errors import ExportError, KpiError, UsageError
 from pipeline.sources import Source, open_source
+from pipeline.sources.explain import guard_export
 from pipeline.warehouses import Warehouse, open_warehouse
 
 DEFAULT_LIMIT = 20
@@ -170,7 +171,9 @@ def run_preview(
     environment's warehouse."""
     kpi = catalog.load_one((queries,), name)
     intervals = requested_intervals(kpi, now=now or datetime.now(kpi.zone), date=date)
-    source = open_source(environment.source(kpi.source, kpi=kpi.name).url)
+    source = open_source(
+        environment.source(kpi.source, kpi=kpi.name).url, explain_max_rows=environment.explain_max_rows
+    )
     return preview_kpi(
         kpi,
         intervals[0] if intervals else None,
@@ -201,6 +204,7 @@ def preview_kpi(
     values = bind_values(kpi, interval, params)
     rendered = source.render(kpi.query, values)
     _first_batch_early(source, limit + 1)
+    guard_export(kpi, source, rendered, [interval])  # EXPLAIN first, as an export does: a preview reads as much
     fetched: _Fetched | None = None
     try:
         with source.stream(rendered, timeout=kpi.timeout, zone=kpi.source_zone, where=kpi.name) as result:

@@ -107,7 +107,9 @@ class ExplainGuard:
 
 
 def guard_export(kpi: Kpi, source: Any, rendered: Rendered, parts: Sequence[Interval | None]) -> None:
-    """The exporter's hook, called before it opens the query: nothing for a source without a guard."""
+    """The hook of every command that runs a KPI's query on a source — the exporter, ``kpi preview`` (whose
+    ``LIMIT`` still lets the server scan the whole table first) and ``kpi diff`` — called before the query opens:
+    nothing for a source without a guard."""
     guard = getattr(source, "explain_guard", None)
     if isinstance(guard, ExplainGuard):
         guard.enforce(kpi, source, rendered, span(parts))
