@@ -11,7 +11,7 @@ import pytest
 from pipeline.core.alert_routing import Destination, Routing
 from pipeline.core.alerts import MAX_LINES, SUBJECT_LIMIT, Alert, by_owner, from_anomaly, number, render, subject
 from pipeline.core.anomaly import Anomaly
-from pipeline.core.slack_blocks import HEADER_LIMIT, MAX_BLOCKS, TEXT_LIMIT, clip, link
+from pipeline.core.slack_blocks import FALLBACK_LIMIT, HEADER_LIMIT, MAX_BLOCKS, TEXT_LIMIT, clip, link
 from pipeline.errors import UsageError
 from pipeline.settings import load_environment
 
@@ -178,6 +178,20 @@ def test_long_texts_are_cut_to_slacks_limits_keeping_the_link_and_the_entities_w
     assert line.endswith(f"… <{LOOKER}|open>")
     cut = line.removesuffix(f"… <{LOOKER}|open>")
     assert "&" not in cut.replace("&amp;", "").replace("&lt;", "")  # no entity cut in half
+
+
+def test_the_fallback_text_of_many_long_errors_stays_under_slacks_limit() -> None:
+    """Forty failed KPIs whose errors' first lines are long: each section is cut to its 3,000 characters, and the
+    top-level ``text`` (the notification's fallback, which Slack refuses over 40,000) to a share of it per line."""
+    reason = "Binder Error: " + "a & b < c; " * 600
+    alerts = [Alert.failed(f"kpi_{n:03d}", "growth", "2026-12-02", reason, LOOKER) for n in range(MAX_LINES + 3)]
+    message = render("growth", alerts, context="kpi run (production)", now=NOW)
+    assert len(message.text) <= FALLBACK_LIMIT
+    lines = message.text.splitlines()
+    assert len(lines) == 1 + MAX_LINES + 1  # the head, the lines, "… and 3 more"
+    assert all(line.endswith(f"… <{LOOKER}|open>") for line in lines[1:-1])  # each cut, its link kept
+    assert lines[1].startswith("• failed: `kpi_000` 2026-12-02: Binder Error: a &amp; b &lt; c;")
+    assert lines[-1] == "… and 3 more (see the run's output)"
 
 
 @pytest.mark.parametrize(

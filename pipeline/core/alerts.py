@@ -254,6 +254,8 @@ def format_age(age: timedelta | None) -> str:
 
 
 _slack = slack_blocks.escape
+# a fallback line's share of Slack's limit: the head line, MAX_LINES lines, "and N more" and the newlines fit
+_FALLBACK_LINE = slack_blocks.FALLBACK_LIMIT // (MAX_LINES + 2) - 1
 
 
 def _slack_link(line: _Line) -> str:
@@ -265,8 +267,12 @@ def _slack_link(line: _Line) -> str:
 
 
 def _slack_line(line: _Line) -> str:
+    """A line of the fallback text: ``what`` cut as in :func:`_slack_section`, but to a share of
+    :data:`~pipeline.core.slack_blocks.FALLBACK_LIMIT` — :data:`MAX_LINES` errors' long first lines would pass it."""
     span = f" {_slack(line.span)}" if line.span else ""
-    return f"• {_TITLES[line.kind]}: `{_slack(line.kpi)}`{span}: {_slack(line.what)}{_slack_link(line)}"
+    head, link = f"• {_TITLES[line.kind]}: `{_slack(line.kpi)}`{span}: ", _slack_link(line)
+    what = slack_blocks.clip(_slack(line.what), _FALLBACK_LINE - len(head) - len(link))
+    return f"{head}{what}{link}"
 
 
 def _slack_section(line: _Line) -> str:

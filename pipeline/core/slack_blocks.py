@@ -21,6 +21,7 @@ Block = dict[str, Any]  # one block, as the JSON Slack is sent
 HEADER_LIMIT = 150  # a header block's plain_text
 TEXT_LIMIT = 3000  # a section's (and a context element's) text
 MAX_BLOCKS = 50  # blocks per message
+FALLBACK_LIMIT = 40_000  # the message's top-level `text` (its notification fallback): Slack refuses more
 ELLIPSIS = "…"
 _ENTITIES = ("&amp;", "&lt;", "&gt;")
 
