@@ -121,6 +121,12 @@ CASES = {
         code=1,
         env={"KPI_SOURCE": f"mysql://kpi:{SECRET}@db:99999/shop"},
     ),
+    "a source URL whose port is 0": Case(
+        ["export", "daily", "--date", "2024-03-01"],
+        "error: the source URL's port '0' is not a number from 1 to 65535\n  hint: use mysql://user@host:3306/db\n",
+        code=1,
+        env={"KPI_SOURCE": f"mysql://kpi:{SECRET}@db:0/shop"},
+    ),
     "a source URL of an unknown scheme": Case(
         ["export", "daily", "--date", "2024-03-01"],
         "error: unknown source URL scheme 'postgres'\n"

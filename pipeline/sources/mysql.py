@@ -115,7 +115,9 @@ def parse_mysql_url(url: str) -> MySqlSettings:
     a password)."""
     try:
         parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port or 3306
+        host, port = parts.hostname or "", 3306 if parts.port is None else parts.port
+        if port == 0:  # urlsplit reads ':0' as a port; no server listens there (and `or 3306` hid it)
+            raise ValueError("port 0")
     except ValueError:
         address = url.split("://", 1)[-1].split("/", 1)[0].rpartition("@")[2]  # after the credentials
         if "[" in address and "]" not in address:
