@@ -187,3 +187,21 @@ def test_the_shipped_rds_bundle_holds_the_regions_root_cas() -> None:
     subjects: list[Any] = [entry["subject"] for entry in tls_context(None).get_ca_certs()]
     trusted = {value for subject in subjects for relative in subject for key, value in relative if key == "commonName"}
     assert names <= trusted  # what ssl=true trusts without ssl_ca
+
+
+def test_the_clone_worker_verifies_the_clusters_certificate(tls_server: TlsServer) -> None:
+    """The clone's worker sends the temporary cluster's master password, and the staging logins' new ones, over
+    its connection: a server whose certificate no CA of the RDS bundle (or the system store) signed gets no login.
+    Before, it connected with the certificate unchecked — shown here by the same server accepting a connection
+    that does not verify."""
+    from pipeline.clone.errors import CloneError
+    from pipeline.clone.worker import connect_mysql
+
+    credentials = {"host": "localhost", "port": tls_server.port, "username": "root", "password": ""}
+    with pytest.raises(CloneError) as refused:
+        connect_mysql(credentials)
+    assert "CERTIFICATE_VERIFY_FAILED" in refused.value.message
+    assert refused.value.message.startswith("cannot connect to localhost: ")
+    assert refused.value.hint.startswith("the cluster's certificate must be signed by an RDS CA")
+    assert refused.value.retryable is False  # a rerun would meet the same certificate
+    assert cipher(f"mysql://root@localhost:{tls_server.port}/mysql?ssl=insecure")  # what it accepted before

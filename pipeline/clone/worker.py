@@ -31,6 +31,7 @@ from pipeline.clone.names import MASKED_PREFIX, Names, Tags, parse_run_id
 from pipeline.clone.progress import JOURNAL_TABLE
 from pipeline.clone.rules import load_rule_folder
 from pipeline.clone.sql import quote
+from pipeline.sources.tls import tls_context
 
 __all__ = ["Connect", "TagMarker", "check_health", "connect_mysql", "mask_temporary", "masking_key"]
 
@@ -38,16 +39,17 @@ Connect = Callable[[Mapping[str, Any]], Any]
 
 
 def connect_mysql(credentials: Mapping[str, Any]) -> Any:
-    """A connection to the cluster a secret describes, over TLS (Aurora offers it; the certificate is not
-    checked against a bundle the Lambda does not carry, the host is in our own VPC)."""
+    """A connection to the cluster a secret describes, over TLS with the server's certificate and host name
+    verified, as a source's ``ssl=true`` is (:func:`pipeline.sources.tls.tls_context`: the RDS CA bundle ships in
+    the package this Lambda runs from). The secret's host is the cluster's own endpoint, the name its certificate
+    holds; the master password and the staging logins' new ones cross the VPC inside that connection."""
     try:
         return pymysql.connect(
             host=str(credentials["host"]),
             port=int(credentials.get("port") or 3306),
             user=str(credentials["username"]),
             password=str(credentials["password"]),
-            ssl={"check_hostname": False},
-            ssl_verify_cert=False,
+            ssl=tls_context(None),
             connect_timeout=20,
             read_timeout=900,
             write_timeout=900,
@@ -55,10 +57,14 @@ def connect_mysql(credentials: Mapping[str, Any]) -> Any:
             charset="utf8mb4",
         )
     except pymysql.MySQLError as error:
+        refused = any(word in str(error) for word in ("CERTIFICATE_VERIFY_FAILED", "mismatch"))
         raise CloneError(
             f"cannot connect to {credentials.get('dbClusterIdentifier', credentials.get('host'))}: {error}",
-            hint="the clone-database Lambda needs a network path to the cluster (security group, VPC); rerun",
-            retryable=True,
+            hint="the cluster's certificate must be signed by an RDS CA and name the secret's host (the cluster's "
+            "endpoint); nothing was sent to it"
+            if refused
+            else "the clone-database Lambda needs a network path to the cluster (security group, VPC); rerun",
+            retryable=not refused,
         ) from None
 
 

@@ -21,14 +21,11 @@ from __future__ import annotations
 
 import logging
 import socket
-import ssl
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo
@@ -46,6 +43,8 @@ from pipeline.secrets import json_secret
 from pipeline.sources.base import BATCH_ROWS, ResultStream
 from pipeline.sources.mysql_types import source_column
 from pipeline.sources.mysql_wire import DeadlineExceeded, read_batches
+from pipeline.sources.tls import RDS_CA_BUNDLE as RDS_CA_BUNDLE
+from pipeline.sources.tls import tls_context as tls_context
 
 log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10  # seconds
@@ -277,33 +276,6 @@ def connection_arguments(settings: MySqlSettings, *, connect_timeout: float) -> 
 
 _TLS_VERIFIED = {"1", "true", "required", "verify_identity", "verify_ca"}
 _TLS_OFF = {"", "0", "false"}
-RDS_CA_BUNDLE = "rds-global-bundle.pem"  # AWS's global bundle: the root CAs of every region's RDS certificates
-
-
-@lru_cache(maxsize=8)
-def tls_context(ca_file: str | None, *, verify: bool = True) -> ssl.SSLContext:
-    """The TLS settings of a connection: certificate and host name verified against ``ca_file``, or against the
-    RDS bundle and the system store; neither with ``verify=False`` (``ssl=insecure``)."""
-    if not verify:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    if ca_file:
-        try:
-            context = ssl.create_default_context(cafile=ca_file)
-        except (OSError, ssl.SSLError) as error:
-            raise SourceError(
-                f"cannot read the CA bundle ssl_ca={ca_file}: {getattr(error, 'strerror', None) or error}",
-                hint="give the path of a PEM file of CA certificates (Aurora: AWS's global-bundle.pem)",
-            ) from None
-        # As pymysql does: a CA of one's own (MySQL's auto-generated one) may lack what Python 3.13's strict
-        # X.509 checking asks for. The shipped bundle and the system store keep the strict checks.
-        context.verify_flags &= ~ssl.VERIFY_X509_STRICT
-        return context
-    context = ssl.create_default_context()  # the system store
-    context.load_verify_locations(cadata=resources.files(__package__).joinpath(RDS_CA_BUNDLE).read_text("ascii"))
-    return context
 
 
 def _cancel(settings: MySqlSettings, connection: Any) -> None:
