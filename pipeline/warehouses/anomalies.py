@@ -212,7 +212,7 @@ def scores_sql(
     """The newest score of each partition, measure and dimension value of ``kpi`` from ``first`` to ``last``
     (placeholders or literals, partition names, both included) — of the run loaded there now: a score describes
     the rows it was judged on, so a partition removed (``kpi remove``) or loaded again by a run not scored yet has
-    none (:func:`~pipeline.warehouses.base.current_loads_sql` says which run is loaded, from ``audit``).
+    none (:func:`~pipeline.warehouses.audit_rule.current_loads_sql` says which run is loaded, from ``audit``).
     ``partition`` is the column as the warehouse quotes it (a reserved word in BigQuery), ``at`` how it selects
     ``scored_at`` (default: as it is)."""
     columns = [f"s.{partition}" if c == "partition" else f"s.{c}" for c in SCORE_COLUMNS[:-1]]
