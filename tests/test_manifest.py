@@ -126,7 +126,8 @@ def test_every_problem_is_listed_not_only_the_first() -> None:
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"manifest_version": 4}, "manifest_version 4 is not supported (this version reads 1, 2 and 3)"),
+        ({"manifest_version": 4}, "manifest_version 4 is newer than this loader reads (3)"),
+        ({"manifest_version": 0}, "manifest_version 0 is not supported (this version reads 1, 2 and 3)"),
         ({"anomaly": {"measures": ["x"]}}, "anomaly must be an object of measures, by, seasonality"),
         (
             {"anomaly": {"measures": ["nope"], "by": None, "seasonality": [], "sensitivity": "low", "min_history": 7}},
@@ -199,3 +200,17 @@ def test_parse_turns_a_refusal_into_a_store_error_naming_the_manifest() -> None:
     assert refused.value.where == "s3://lake/x/_manifest.json"
     assert refused.value.hint == "export again"
     assert not refused.value.retryable
+
+
+def test_a_manifest_newer_than_the_loader_is_retried_a_damaged_one_is_not() -> None:
+    """An exporter deployed before its loader writes a version the loader does not know yet: the load is retried
+    (the queue's contract) until the loader of its release reads it; a version that never was is not."""
+    with pytest.raises(StoreError) as waiting:
+        Manifest.parse(changed(manifest_version=4), where="s3://lake/k/_manifest.json", hint="re-export")
+    assert waiting.value.retryable is True
+    assert waiting.value.where == "s3://lake/k/_manifest.json"
+    assert waiting.value.hint.startswith("it was written by a newer exporter: deploy the loader of the same release")
+    with pytest.raises(StoreError) as broken:
+        Manifest.parse(changed(manifest_version=0), where="s3://lake/k/_manifest.json", hint="re-export")
+    assert broken.value.retryable is False
+    assert broken.value.hint == "re-export"

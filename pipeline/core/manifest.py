@@ -37,6 +37,13 @@ from pipeline.errors import StoreError
 
 MANIFEST_VERSION = 3
 READABLE_VERSIONS = frozenset({1, 2, MANIFEST_VERSION})
+
+
+class NewerManifest(ValueError):
+    """A manifest of a version after this code's: written by an exporter newer than the reader (a deploy that
+    updated the exporter first). Unlike a damaged manifest it will be readable — by the loader of its release."""
+
+
 # CSV files: NULL is this text, unquoted, in every column (BigQuery's `null_marker`); every string is quoted, so an
 # empty string is `""`. See pipeline.export.files.
 CSV_NULL_MARKER = "\\N"
@@ -119,6 +126,8 @@ class Manifest:
         if not isinstance(data, dict):
             raise ValueError("a manifest is a JSON object")
         version = data.get("manifest_version")
+        if isinstance(version, int) and not isinstance(version, bool) and version > MANIFEST_VERSION:
+            raise NewerManifest(f"manifest_version {version} is newer than this loader reads ({MANIFEST_VERSION})")
         if version not in READABLE_VERSIONS or isinstance(version, bool):
             *older, newest = (str(v) for v in sorted(READABLE_VERSIONS))
             readable = f"{', '.join(older)} and {newest}"
@@ -147,6 +156,14 @@ class Manifest:
         it, not a traceback."""
         try:
             return cls.from_json(data)
+        except NewerManifest as error:  # an exporter deployed before its loader: retried until the loader is
+            raise StoreError(
+                f"the manifest cannot be read yet: {error}",
+                where=where,
+                hint="it was written by a newer exporter: deploy the loader of the same release (`make deploy` "
+                "updates both); the load is retried meanwhile",
+                retryable=True,
+            ) from None
         except (ValueError, KeyError, TypeError) as error:
             raise StoreError(f"the manifest cannot be read: {error}", where=where, hint=hint) from None
 
