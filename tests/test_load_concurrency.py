@@ -2,9 +2,11 @@
 
 Races are real threads released by one barrier (and, for DuckDB, two real processes). On BigQuery the emulator
 runs the transactions but detects no conflict between them: :class:`tests.bigquery.BigQueryBridge` bridges that
-one call — it makes the two transaction scripts meet, lets the chosen one run, and cancels the other with
-BigQuery's own "Transaction is aborted due to concurrent update" message, as BigQuery does for overlapping
-transactions on one table. The loader's injected ``sleep`` waits for the bridge to be idle: no real sleep.
+one call — it makes the two transaction scripts meet, admits the chosen one first, and cancels the other with
+BigQuery's own "Transaction is aborted due to concurrent update" message when it mutates a table the first
+mutates (two loads of one KPI: its lock table and its table), as BigQuery does; loads of two KPIs mutate
+disjoint tables and are both admitted. The loader's injected ``sleep`` waits for the bridge to be idle: no real
+sleep.
 """
 
 from __future__ import annotations
