@@ -314,3 +314,21 @@ def _conflict(table: str) -> google_errors.BadRequest:
     """What BigQuery answers a transaction cancelled for a concurrent one (its message names the table)."""
     message = f"Transaction is aborted due to concurrent update against table {table}."
     return google_errors.BadRequest(message, errors=[{"reason": "invalidQuery", "message": message}])  # type: ignore[no-untyped-call]
+
+
+def as_before_lock_tables_per_kpi(client: bigquery.Client, dataset: str, kpi: str, run_id: str) -> str:
+    """Make ``dataset`` (``project.dataset``), where ``kpi`` was loaded, look as the loader left it until each KPI
+    had a lock table of its own: no ``_kpi_lock_<kpi>``, and the shared ``_kpi_lock`` — its schema and
+    description as the old loader made them — holding the KPI's row, last updated by ``run_id``. Returns the
+    shared table's id."""
+    from pipeline.warehouses.bigquery import LOCK_SCHEMA
+    from pipeline.warehouses.bigquery_sql import lock_table
+
+    client.delete_table(f"{dataset}.{lock_table(kpi)}")
+    shared = bigquery.Table(f"{dataset}._kpi_lock", schema=list(LOCK_SCHEMA))
+    shared.description = "One row per KPI, updated by every load's transaction: concurrent loads of a KPI conflict."
+    client.create_table(shared, exists_ok=True)
+    client.query(
+        f"INSERT INTO `{dataset}._kpi_lock` (kpi, run_id, locked_at) VALUES ('{kpi}', '{run_id}', CURRENT_TIMESTAMP())"
+    ).result()
+    return f"{dataset}._kpi_lock"
