@@ -19,17 +19,37 @@ configuration, for real. The table then holds exactly the rows the separate jobs
 number of jobs differs.
 
 Its gap: it runs multi-statement transactions (``BEGIN TRANSACTION`` … ``COMMIT TRANSACTION``, rolled back by
-``ERROR()``) but never detects a conflict between two of them — BigQuery cancels a transaction that mutates a
-table another transaction in flight mutates. :class:`BigQueryBridge` — a ``bigquery.Client`` the tests hand to
-the warehouse — bridges exactly that: it runs transaction scripts one at a time, and a script that arrives while
-another is in flight is cancelled with BigQuery's own message ("Transaction is aborted due to concurrent update
-against table …"), before it runs. Every call still goes to the emulator unchanged; the bridge also records
-every job as sent (``jobs``) and can make the next load job fail as a BigQuery backend error would.
+``ERROR()``) but never detects a conflict between two of them. BigQuery's rule ("Multi-statement transactions":
+if a transaction mutates — updates or deletes — rows in a table, other transactions or DML statements that
+mutate rows in the same table cannot run concurrently; conflicting transactions are cancelled) is per table.
+:class:`BigQueryBridge` — a ``bigquery.Client`` the tests hand to the warehouse — bridges exactly that, and
+only for transaction scripts:
+
+- A script's *mutated tables* are the targets of its ``UPDATE``, ``DELETE`` and ``MERGE`` statements between
+  ``BEGIN TRANSACTION`` and ``COMMIT TRANSACTION`` (:func:`mutated_tables`; names as the script spells them,
+  all fully qualified in ours). ``INSERT`` only appends and conflicts with nothing, as in BigQuery; statements
+  before ``BEGIN`` (the lock row's conditional insert) are not judged.
+- A script is *in flight* from the moment the bridge admits it until its job has finished. A script is
+  cancelled, before it runs, when one of its mutated tables is a mutated table of a script in flight — with
+  BigQuery's own message, naming the first such table in the script's order ("Transaction is aborted due to
+  concurrent update against table …") — and recorded in ``conflicts``; otherwise it is admitted. The later
+  arrival is the one cancelled. Scripts mutating disjoint tables are in flight together.
+- Admitted scripts are then sent to the emulator one at a time, in the order they take the turn. The emulator
+  makes a transaction by snapshotting every table a statement writes (``INSERT`` targets included) and
+  restoring the snapshots on rollback, so two scripts interleaved inside it could undo each other's appended
+  rows (the audit table's); one at a time they cannot. A serial order is one BigQuery could also produce for
+  transactions on disjoint tables; what differs is only that the second sees the first's committed rows
+  (BigQuery's snapshot would not) — for loads of different KPIs, rows of another KPI, which no check reads.
+
+Every call still goes to the emulator unchanged; the bridge also records every job as sent (``jobs``) and can
+make the next load job fail as a BigQuery backend error would.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
+import re
 import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -107,10 +127,15 @@ class BigQueryBridge(bigquery.Client):
     """A client for the emulator that records jobs and bridges transaction conflicts (see the module docstring).
 
     ``fail_next_load()`` makes the next load job fail before it reaches the emulator (BigQuery applies a job
-    atomically or not at all). ``meet(parties, first)`` makes the next ``parties`` transaction scripts wait for
-    each other, then runs the one for which ``first(sql)`` holds and cancels the others as overlapping — the two
-    orders of a race, made deterministic. ``idle`` is set while no transaction runs: a test's injected ``sleep``
-    waits on it instead of sleeping.
+    atomically or not at all). ``meet(parties, first)`` makes the next ``parties`` transaction scripts overlap,
+    deterministically: they wait for each other, the one for which ``first(sql)`` holds is admitted first, then
+    each of the others is judged against the scripts in flight (the first, and any other admitted before it;
+    with more than two parties, in the order they take the bridge's lock) — cancelled if it conflicts, admitted
+    if not — and only when every party has been judged do the admitted ones go on. Two loads of one KPI: the
+    first commits, the other is cancelled (the two orders of a race); loads of two KPIs: both are in flight at
+    once, and both commit. ``conflicts`` lists the scripts cancelled (the table named, the script);
+    ``most_in_flight`` is the most scripts that were in flight at once. ``idle`` is set while no transaction is
+    in flight: a test's injected ``sleep`` waits on it instead of sleeping.
 
     pyarrow is imported inside the methods of ``dry`` and ``coalesce`` only, never at module level: the load
     benchmark's BigQuery child (``bench/load_bench.py``) imports this module with pyarrow made unimportable, as
@@ -126,8 +151,13 @@ class BigQueryBridge(bigquery.Client):
         self._dry_rows: dict[str, int] = {}  # staging table → rows its dry load jobs were handed
         self.idle = threading.Event()
         self.idle.set()
+        self.conflicts: list[tuple[str, str]] = []  # (the table named, the script) of each script cancelled
+        self.most_in_flight = 0
         self._fail_next = False
-        self._running = threading.Lock()
+        self._in_flight: dict[int, tuple[str, ...]] = {}  # admitted script → the tables it mutates
+        self._tickets = itertools.count()
+        self._flight_lock = threading.Lock()  # guards the scripts in flight, the conflicts and the meeting
+        self._turn = threading.Lock()  # the emulator runs one script at a time (module docstring)
         self._meeting: tuple[threading.Barrier, Callable[[str], bool]] | None = None
         self._arrived = 0
         self._record_lock = threading.Lock()
@@ -181,30 +211,57 @@ class BigQueryBridge(bigquery.Client):
             return super().query(query, *args, **kwargs)
         if self.dry:
             return _Done([])
-        with self._record_lock:
+        mutated = mutated_tables(query)
+        with self._flight_lock:
             meeting = self._meeting
             if meeting is not None:
                 self._arrived += 1
                 if self._arrived == meeting[0].parties:
                     self._meeting, self._arrived = None, 0
-        if meeting is not None:
-            barrier, first = meeting
-            if not first(query):
-                barrier.wait()  # the winner holds the turn by now: this transaction overlaps it
-                raise _conflict(query)
-            self._running.acquire()
-            self.idle.clear()  # before the others are released: their retries wait for this one to finish
-            barrier.wait()
-        elif not self._running.acquire(blocking=False):
-            raise _conflict(query)
-        self.idle.clear()
+        ticket = self._admit(query, mutated) if meeting is None else self._meet(meeting, query, mutated)
         try:
-            job = super().query(query, *args, **kwargs)
-            job.result()
+            with self._turn:
+                job = super().query(query, *args, **kwargs)
+                job.result()
             return job
         finally:
-            self.idle.set()
-            self._running.release()
+            self._land(ticket)
+
+    def _meet(
+        self, meeting: tuple[threading.Barrier, Callable[[str], bool]], query: str, mutated: tuple[str, ...]
+    ) -> int:
+        """Admit or cancel ``query`` as one party of a meeting (see the class docstring)."""
+        barrier, first = meeting
+        barrier.wait()  # every party has arrived
+        leads = first(query)
+        try:
+            if not leads:
+                barrier.wait()  # the first is in flight by now
+            return self._admit(query, mutated)
+        finally:
+            if leads:
+                barrier.wait()  # in flight: the others may be judged
+            barrier.wait()  # every party judged: the admitted ones are in flight together
+
+    def _admit(self, query: str, mutated: tuple[str, ...]) -> int:
+        """In flight, or cancelled as BigQuery cancels it: a table it mutates is mutated by a script in flight."""
+        with self._flight_lock:
+            busy = {table for tables in self._in_flight.values() for table in tables}
+            contested = next((table for table in mutated if table in busy), None)
+            if contested is not None:
+                self.conflicts.append((contested, query))
+                raise _conflict(contested)
+            ticket = next(self._tickets)
+            self._in_flight[ticket] = mutated
+            self.most_in_flight = max(self.most_in_flight, len(self._in_flight))
+            self.idle.clear()  # before a meeting's others are judged: a cancelled one's retry waits for this one
+            return ticket
+
+    def _land(self, ticket: int) -> None:
+        with self._flight_lock:
+            del self._in_flight[ticket]
+            if not self._in_flight:
+                self.idle.set()
 
     def get_table(self, table: Any, *args: Any, **kwargs: Any) -> Any:
         if str(table) in self._pending:
@@ -242,8 +299,36 @@ class _Done:
         return self.rows
 
 
-def _conflict(sql: str) -> google_errors.BadRequest:
+_MUTATION = re.compile(r"(?:^|;)\s*(?:UPDATE|DELETE(?:\s+FROM)?|MERGE(?:\s+INTO)?)\s+(`[^`]+`|[\w.:-]+)", re.I)
+
+
+def mutated_tables(sql: str) -> tuple[str, ...]:
+    """The tables a transaction script mutates, in the order its statements first name them: the targets of the
+    ``UPDATE``, ``DELETE`` and ``MERGE`` statements between ``BEGIN TRANSACTION`` and ``COMMIT TRANSACTION``
+    (backticks dropped). ``INSERT`` appends, which BigQuery lets concurrent transactions do to one table."""
+    body = sql.split("BEGIN TRANSACTION", 1)[1].split("COMMIT TRANSACTION", 1)[0]
+    return tuple(dict.fromkeys(found.group(1).strip("`") for found in _MUTATION.finditer(body)))
+
+
+def _conflict(table: str) -> google_errors.BadRequest:
     """What BigQuery answers a transaction cancelled for a concurrent one (its message names the table)."""
-    table = sql.split("UPDATE ", 1)[1].split(" ", 1)[0].strip("`") if "UPDATE " in sql else "the table"
     message = f"Transaction is aborted due to concurrent update against table {table}."
     return google_errors.BadRequest(message, errors=[{"reason": "invalidQuery", "message": message}])  # type: ignore[no-untyped-call]
+
+
+def as_before_lock_tables_per_kpi(client: bigquery.Client, dataset: str, kpi: str, run_id: str) -> str:
+    """Make ``dataset`` (``project.dataset``), where ``kpi`` was loaded, look as the loader left it until each KPI
+    had a lock table of its own: no ``_kpi_lock_<kpi>``, and the shared ``_kpi_lock`` — its schema and
+    description as the old loader made them — holding the KPI's row, last updated by ``run_id``. Returns the
+    shared table's id."""
+    from pipeline.warehouses.bigquery import LOCK_SCHEMA
+    from pipeline.warehouses.bigquery_sql import lock_table
+
+    client.delete_table(f"{dataset}.{lock_table(kpi)}")
+    shared = bigquery.Table(f"{dataset}._kpi_lock", schema=list(LOCK_SCHEMA))
+    shared.description = "One row per KPI, updated by every load's transaction: concurrent loads of a KPI conflict."
+    client.create_table(shared, exists_ok=True)
+    client.query(
+        f"INSERT INTO `{dataset}._kpi_lock` (kpi, run_id, locked_at) VALUES ('{kpi}', '{run_id}', CURRENT_TIMESTAMP())"
+    ).result()
+    return f"{dataset}._kpi_lock"

@@ -7,6 +7,7 @@ races and failures in test_load_concurrency.py. Jobs are recorded as sent by :cl
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -32,7 +33,7 @@ from pipeline.sources import open_source
 from pipeline.stores import LocalStore, open_store
 from pipeline.warehouses import open_warehouse
 from pipeline.warehouses.bigquery import BigQueryWarehouse, make_client, parse_bigquery_url
-from tests.bigquery import PROJECT, BigQueryBridge, SentJob
+from tests.bigquery import PROJECT, BigQueryBridge, SentJob, as_before_lock_tables_per_kpi
 from tests.exporting import days, make_kpi
 from tests.loading import HEADER, SQL, bigquery_target, key_of, run, shop_source
 
@@ -87,7 +88,64 @@ def test_a_batch_is_staging_load_jobs_with_an_explicit_schema_then_one_transacti
     assert table.clustering_fields == ["status"]
     assert table.description == "Orders per JST day"
     tables = [t.table_id for t in bq_client.list_tables(f"{PROJECT}.{bq_dataset}")]
-    assert sorted(tables) == ["_kpi_loads", "_kpi_lock", "daily"]  # the staging table is gone
+    assert sorted(tables) == ["_kpi_loads", "_kpi_lock_daily", "daily"]  # the staging table is gone
+
+
+def test_the_first_load_of_a_kpi_makes_its_own_lock_table_and_takes_its_row_in_the_one_script(
+    shop: str, tmp_path: Path, bq_url: str, bq_client: BigQueryBridge, bq_dataset: str
+) -> None:
+    """A new KPI's lock table is made with its table, before the script: no script fails for want of it."""
+    (manifest,) = run(shop, tmp_path, run_id="20240302T000000000Z-aaaaaa")
+    warehouse = BigQueryWarehouse(bq_url, client=bq_client)
+    assert load_manifest(LocalStore(tmp_path / "lake"), key_of(manifest), warehouse)[1].loaded
+    lock = f"{PROJECT}.{bq_dataset}._kpi_lock_daily"
+    (script,) = bq_client.transactions()
+    statements = script.split(";\n")
+    assert statements[0].startswith(f"INSERT INTO `{lock}` (kpi, run_id, locked_at) SELECT 'daily', ''")
+    assert statements[1:3] == [
+        "BEGIN TRANSACTION",
+        f"UPDATE `{lock}` SET run_id = '20240302T000000000Z-aaaaaa', locked_at = CURRENT_TIMESTAMP() "
+        "WHERE kpi = 'daily'",
+    ]
+    assert "_kpi_lock`" not in script  # the shared lock table of old is not named
+    table = bq_client.get_table(lock)
+    assert table.description.startswith("kpi-pipeline's lock of the KPI daily: one row, updated by each of its")
+    assert [(f.name, f.field_type) for f in table.schema] == [
+        ("kpi", "STRING"),
+        ("run_id", "STRING"),
+        ("locked_at", "TIMESTAMP"),
+    ]
+    target = bigquery_target(bq_url, bq_client)
+    assert target.rows(f"SELECT kpi, run_id FROM `{lock}`") == [("daily", "20240302T000000000Z-aaaaaa")]
+
+
+def test_a_kpi_loaded_when_the_lock_was_shared_gets_its_own_lock_table_and_loads(
+    shop: str, tmp_path: Path, bq_url: str, bq_client: BigQueryBridge, bq_dataset: str
+) -> None:
+    """A dataset made by the loader before each KPI had its lock table: the KPI's table and ``_kpi_loads`` exist,
+    the shared ``_kpi_lock`` holds its row. The script's first statement finds no ``_kpi_lock_daily``: it is made
+    and the script sent once more; the shared table is left as it was, unused."""
+    old, new = "20240302T000000000Z-old000", "20240303T000000000Z-new000"
+    store, warehouse = LocalStore(tmp_path / "lake"), BigQueryWarehouse(bq_url, client=bq_client)
+    (first,) = run(shop, tmp_path, run_id=old)
+    load_manifest(store, key_of(first), warehouse)
+    shared = as_before_lock_tables_per_kpi(bq_client, f"{PROJECT}.{bq_dataset}", "daily", old)
+    (second,) = run(shop, tmp_path, sql=SQL.replace("COUNT(*)", "COUNT(*) * 10"), run_id=new)
+    before = len(bq_client.transactions())
+    assert load_manifest(store, key_of(second), warehouse)[1].loaded
+    sent = bq_client.transactions()[before:]
+    assert len(sent) == 2  # refused for the missing lock table (before its transaction began), then committed
+    job_id = re.compile(r"kpi_daily_\w+?_[0-9a-f]{32}")
+    assert job_id.sub("…", sent[0]) == job_id.sub("…", sent[1])  # the same script, but the job id it audits
+    assert sent[0].startswith(f"INSERT INTO `{PROJECT}.{bq_dataset}._kpi_lock_daily` (kpi, run_id, locked_at)")
+    target = bigquery_target(bq_url, bq_client)
+    assert target.rows("SELECT status, orders FROM {daily} ORDER BY status") == [("paid", 20), ("refunded", 10)]
+    assert target.rows("SELECT run_id FROM {audit} ORDER BY run_id") == [(old,), (new,)]
+    lock = f"{PROJECT}.{bq_dataset}._kpi_lock_daily"
+    assert target.rows(f"SELECT kpi, run_id FROM `{lock}`") == [("daily", new)]
+    assert target.rows(f"SELECT kpi, run_id FROM `{shared}`") == [("daily", old)]  # untouched
+    tables = [t.table_id for t in bq_client.list_tables(f"{PROJECT}.{bq_dataset}")]
+    assert sorted(tables) == ["_kpi_loads", "_kpi_lock", "_kpi_lock_daily", "daily"]
 
 
 def test_a_partition_of_several_files_is_one_load_job_per_file_into_one_staging_table(

@@ -2,9 +2,11 @@
 
 Races are real threads released by one barrier (and, for DuckDB, two real processes). On BigQuery the emulator
 runs the transactions but detects no conflict between them: :class:`tests.bigquery.BigQueryBridge` bridges that
-one call — it makes the two transaction scripts meet, lets the chosen one run, and cancels the other with
-BigQuery's own "Transaction is aborted due to concurrent update" message, as BigQuery does for overlapping
-transactions on one table. The loader's injected ``sleep`` waits for the bridge to be idle: no real sleep.
+one call — it makes the two transaction scripts meet, admits the chosen one first, and cancels the other with
+BigQuery's own "Transaction is aborted due to concurrent update" message when it mutates a table the first
+mutates (two loads of one KPI: its lock table and its table), as BigQuery does; loads of two KPIs mutate
+disjoint tables and are both admitted. The loader's injected ``sleep`` waits for the bridge to be idle: no real
+sleep.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ import pytest
 
 from pipeline.core.manifest import Manifest
 from pipeline.errors import LoadError
+from pipeline.export import export
 from pipeline.load import load_manifest, load_manifests
+from pipeline.sources import open_source
 from pipeline.stores import LocalStore
 from pipeline.warehouses import Warehouse
-from pipeline.warehouses.bigquery import BigQueryWarehouse, load_job_config
+from pipeline.warehouses.bigquery import BigQueryWarehouse, load_job_config, parse_bigquery_url
 from pipeline.warehouses.duckdb import DuckDbWarehouse
 from tests.bigquery import BigQueryBridge
+from tests.exporting import days, make_kpi
 from tests.loading import HEADER, SQL, Target, bigquery_target, duckdb_target, key_of, run, shop_source
 
 OLD, NEW = "20240302T000000000Z-old000", "20240303T000000000Z-new000"
@@ -116,6 +121,67 @@ def test_two_loads_of_one_partition_at_the_same_moment_leave_the_newest_run_exac
         assert results[OLD].loaded == (first == OLD)
         # the winner's, the loser's cancelled one, and its retry: committed (newer) or stopped by the audit re-check
         assert len(bridge.transactions()) == 3
+        lock = parse_bigquery_url(request.getfixturevalue("bq_url")).table("_kpi_lock_daily")
+        assert [table for table, _ in bridge.conflicts] == [lock]  # at the lock row, its first mutation
+
+
+def export_kpi(shop: str, tmp_path: Path, name: str, sql: str, run_id: str) -> str:
+    """The day 2024-03-01 of the KPI ``name`` (the shop's daily orders, as ``daily``), exported: its manifest's
+    key in the lake."""
+    kpi = make_kpi(tmp_path / "q", name, HEADER, sql)
+    (manifest,) = export(
+        kpi, days("2024-03-01", 1), source=open_source(shop), store=LocalStore(tmp_path / "lake"), run_id=run_id
+    )
+    return f"{name}/day={manifest.partition}/run={run_id}/_manifest.json"
+
+
+@pytest.mark.parametrize("first", ["daily", "refunds"])
+def test_loads_of_two_kpis_at_the_same_moment_both_commit_at_their_first_attempt(
+    shop: str, tmp_path: Path, bq_url: str, bq_client: BigQueryBridge, first: str
+) -> None:
+    """Each KPI locks its own table (``_kpi_lock_<kpi>``): the two transactions meet in the bridge, both in
+    flight at once, and BigQuery — which cancels a transaction only for a table another one in flight mutates —
+    cancels neither. With the lock table they once shared, one was cancelled and retried, and at 06:00 JST,
+    twenty KPIs at once, some gave up."""
+    store = LocalStore(tmp_path / "lake")
+    names = ("daily", "refunds")
+    for name in names:  # loaded once already: the tables and both lock tables exist, as on any day but the first
+        key = export_kpi(shop, tmp_path, name, SQL, OLD)
+        assert load_manifest(store, key, BigQueryWarehouse(bq_url, client=bq_client))[1].loaded
+    newer = {name: export_kpi(shop, tmp_path, name, TENFOLD, NEW) for name in names}
+    before = len(bq_client.transactions())
+    where = BigQueryWarehouse(bq_url, client=bq_client).target
+    bq_client.meet(2, lambda sql: f"`{where.table(first)}`" in sql)
+
+    def never(_: float) -> None:
+        raise AssertionError("a transaction was retried")
+
+    start = threading.Barrier(2)
+    results: dict[str, Any] = {}
+
+    def load(name: str) -> None:
+        warehouse = BigQueryWarehouse(bq_url, client=bq_client, sleep=never)
+        start.wait()
+        results[name] = load_manifest(store, newer[name], warehouse)[1]
+
+    threads = [threading.Thread(target=load, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert {name: results[name].loaded for name in names} == {"daily": True, "refunds": True}
+    sent = bq_client.transactions()[before:]
+    assert sorted(name for sql in sent for name in names if f"`{where.table(name)}`" in sql) == list(names)
+    assert bq_client.conflicts == []  # one script each, neither cancelled, neither retried
+    assert bq_client.most_in_flight == 2  # and they did overlap
+    target = bigquery_target(bq_url, bq_client)
+    for name in names:
+        assert target.rows(f"SELECT status, orders FROM `{where.table(name)}` ORDER BY status") == [
+            ("paid", 20),
+            ("refunded", 10),
+        ]
+        assert target.rows(f"SELECT run_id FROM {{audit}} WHERE kpi = '{name}' ORDER BY run_id") == [(OLD,), (NEW,)]
+        assert target.rows(f"SELECT kpi, run_id FROM `{where.table('_kpi_lock_' + name)}`") == [(name, NEW)]
 
 
 def test_two_kpi_load_processes_on_one_duckdb_file_both_finish_and_the_newest_run_wins(

@@ -208,10 +208,10 @@ def test_kpi_remove_on_bigquery_is_one_dml_transaction(
     (job,) = [j for j in bq_client.list_jobs(max_results=100) if j.job_id.startswith(audited.removeprefix(REMOVED))]
     statements = job.query.split(";\n")
     assert statements[0].startswith("INSERT INTO `kpi-test.")
-    assert "._kpi_lock` (kpi, run_id, locked_at)" in statements[0]
+    assert "._kpi_lock_daily` (kpi, run_id, locked_at)" in statements[0]  # the KPI's own lock table
     assert statements[1] == "BEGIN TRANSACTION"
     assert statements[2].startswith("UPDATE `kpi-test.")
-    assert "._kpi_lock` SET" in statements[2]  # the lock row: a load of the KPI in flight conflicts with it
+    assert "._kpi_lock_daily` SET" in statements[2]  # the lock row: a load of the KPI in flight conflicts with it
     assert [s.split(" ", 2)[:2] for s in statements[3:]] == [
         ["SELECT", "ERROR(CONCAT('kpi-changed:"],  # loaded again since planned
         ["SELECT", "ERROR('kpi-changed:"],  # a planned load gone

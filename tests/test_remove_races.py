@@ -29,13 +29,15 @@ import pytest
 from pipeline import catalog, interrupts
 from pipeline.core.manifest import Manifest
 from pipeline.errors import LoadError
+from pipeline.export import export
 from pipeline.flows.removal import plan_removal, remove
 from pipeline.load import load_manifest
+from pipeline.sources import open_source
 from pipeline.stores import LocalStore
 from pipeline.warehouses.bigquery import BigQueryWarehouse, parse_bigquery_url
-from tests.bigquery import BigQueryBridge, BigQueryEmulator
-from tests.exporting import days
-from tests.loading import SQL, Target, bigquery_target, duckdb_target, key_of, run, shop_source
+from tests.bigquery import BigQueryBridge, BigQueryEmulator, as_before_lock_tables_per_kpi
+from tests.exporting import days, make_kpi
+from tests.loading import HEADER, SQL, Target, bigquery_target, duckdb_target, key_of, run, shop_source
 
 ROOT = Path(__file__).resolve().parent.parent
 OLD, NEW = "20240302T000000000Z-old000", "20240303T000000000Z-new000"
@@ -337,18 +339,79 @@ def test_ctrl_c_during_a_bigquery_removal_cancels_its_job(
     assert target.rows("SELECT day FROM {daily}") == [(date(2024, 3, 2),)]
 
 
-def test_a_bigquery_dataset_without_the_lock_table_gets_it_and_the_removal_goes_through(
+def test_a_kpi_loaded_when_the_lock_was_shared_gets_its_own_lock_table_and_the_removal_goes_through(
     shop: str, tmp_path: Path, bq_url: str, bq_client: BigQueryBridge
 ) -> None:
-    """A dataset loaded before the lock table existed: the removal's first statement finds no ``_kpi_lock``."""
+    """A dataset loaded before each KPI had its own lock table: the removal's first statement finds no
+    ``_kpi_lock_daily``; it is made, the removal sent once more, and the shared ``_kpi_lock`` left as it was."""
     target = bigquery_target(bq_url, bq_client)
     store = LocalStore(tmp_path / "lake")
     for manifest in run(shop, tmp_path, count=2, run_id=OLD):
         load_manifest(store, key_of(manifest), target.open())
-    lock = parse_bigquery_url(bq_url).table("_kpi_lock")
-    bq_client.delete_table(lock)
+    where = parse_bigquery_url(bq_url)
+    shared = as_before_lock_tables_per_kpi(bq_client, f"{where.project}.{where.dataset}", "daily", OLD)
     kpi = catalog.load_one((tmp_path / "q",), "daily")
     (record,) = remove(plan_removal(kpi, target.open(), days("2024-03-01", 1)), target.open())
     assert record.partition == "2024-03-01"
     assert loaded(target) == {"2024-03-02": (OLD, 1)}
-    assert target.rows(f"SELECT kpi FROM `{lock}`") == [("daily",)]  # made again, and the removal's row in it
+    assert target.rows(f"SELECT kpi, run_id FROM `{where.table('_kpi_lock_daily')}`") == [("daily", "")]  # made
+    assert target.rows(f"SELECT kpi, run_id FROM `{shared}`") == [("daily", OLD)]  # untouched
+    assert len([job for job in bq_client.jobs if "kpi_remove_" in job.sql]) == 2  # refused, then sent again
+
+
+@pytest.mark.parametrize("first", ["remove", "load"])
+def test_a_removal_of_one_kpi_and_a_load_of_another_at_the_same_moment_both_commit_at_once(
+    shop: str, tmp_path: Path, bq_url: str, bq_client: BigQueryBridge, first: str
+) -> None:
+    """The two scripts meet in the bridge, ``first`` admitted first: the removal locks ``_kpi_lock_daily``, the
+    load ``_kpi_lock_refunds`` — disjoint tables, so both are in flight together and neither is cancelled (with
+    one shared lock table, BigQuery cancelled one of them)."""
+    target = bigquery_target(bq_url, bq_client)
+    store = LocalStore(tmp_path / "lake")
+    (old,) = run(shop, tmp_path, run_id=OLD)
+    load_manifest(store, key_of(old), target.open())
+    refunds = make_kpi(tmp_path / "q", "refunds", HEADER, SQL)
+    (other,) = export(refunds, days("2024-03-01", 1), source=open_source(shop), store=store, run_id=NEW)
+    daily = catalog.load_one((tmp_path / "q",), "daily")
+    plan = plan_removal(daily, target.open(), days("2024-03-01", 1))
+    before = len(bq_client.transactions())
+    bq_client.meet(2, lambda sql: ("kpi_remove_" in sql) == (first == "remove"))
+
+    def never(_: float) -> None:
+        raise AssertionError("a transaction was retried")
+
+    start = threading.Barrier(2)
+    outcomes: dict[str, Any] = {}
+
+    def removing() -> None:
+        warehouse = BigQueryWarehouse(bq_url, client=bq_client, sleep=never)
+        start.wait()
+        outcomes["remove"] = remove(plan, warehouse)
+
+    def loading() -> None:
+        warehouse = BigQueryWarehouse(bq_url, client=bq_client, sleep=never)
+        start.wait()
+        key = f"refunds/day={other.partition}/run={other.run_id}/_manifest.json"
+        outcomes["load"] = load_manifest(store, key, warehouse)[1]
+
+    threads = [threading.Thread(target=removing), threading.Thread(target=loading)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert [r.partition for r in outcomes["remove"]] == ["2024-03-01"]
+    assert outcomes["load"].loaded
+    sent = bq_client.transactions()[before:]
+    assert sorted("kpi_remove_" in sql for sql in sent) == [False, True]  # one script each: no retry
+    assert bq_client.conflicts == []
+    assert bq_client.most_in_flight == 2  # they did overlap
+    assert loaded(target) == {}
+    where = parse_bigquery_url(bq_url)
+    assert target.rows(f"SELECT status, orders FROM `{where.table('refunds')}` ORDER BY status") == [
+        ("paid", 2),
+        ("refunded", 1),
+    ]
+    assert target.rows("SELECT kpi, run_id, STARTS_WITH(job_id, 'removed:') FROM {audit} ORDER BY loaded_at")[1:] in (
+        [("daily", OLD, True), ("refunds", NEW, False)],
+        [("refunds", NEW, False), ("daily", OLD, True)],
+    )

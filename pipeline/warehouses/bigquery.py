@@ -7,11 +7,14 @@
 3. The plan's files are loaded into a fresh staging table (``_kpi_staging_<kpi>_<run>_<random>``, expiring
    after a day if a crashed load leaves it), one load job per file (WRITE_APPEND, CREATE_NEVER, no bad record,
    CSV ``null_marker`` from the manifest); each job's rows and the staging table's total are checked.
-4. One script (:mod:`pipeline.warehouses.bigquery_sql`) takes the KPI's lock row, re-checks the audit, replaces
-   the partitions' rows with DML (DELETE ranges + INSERT … SELECT), counts them and writes the audit rows in one
-   multi-statement transaction. A newer run found there → plan again; a concurrent transaction on the KPI →
-   BigQuery cancels one, which retries (at most :data:`COMMIT_ATTEMPTS`, paced with jitter); a count mismatch →
-   LoadError, rolled back. The staging table is deleted in any case.
+4. One script (:mod:`pipeline.warehouses.bigquery_sql`) takes the row of the KPI's own lock table
+   (``_kpi_lock_<kpi>``, created with the KPI's table, or when the script finds it missing), re-checks the
+   audit, replaces the partitions' rows with DML (DELETE ranges + INSERT … SELECT), counts them and writes the
+   audit rows in one multi-statement transaction. A newer run found there → plan again; a concurrent
+   transaction on the KPI (a load or a removal) → BigQuery cancels one, which retries (at most
+   :data:`COMMIT_ATTEMPTS`, paced with jitter); a count mismatch → LoadError, rolled back. Loads of other KPIs
+   lock other tables: BigQuery judges conflicts per table, so they commit side by side. The staging table is
+   deleted in any case.
 
 No partition decorators and no WRITE_TRUNCATE: rows are chosen by the time column's range in BigQuery's own
 clock (UTC instants for TIMESTAMP), so a Japan-time hour or day of a TIMESTAMP column loads like any other. DML
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import secrets
 import time
 import uuid
@@ -71,12 +75,12 @@ from pipeline.warehouses.bigquery_read import LEGACY_TYPES, read_rows, table_sch
 from pipeline.warehouses.bigquery_removal import CHANGED, removal_script
 from pipeline.warehouses.bigquery_sql import (
     COUNT,
-    LOCK_TABLE,
     SUPERSEDED,
     Tables,
     batch_script,
     count_error,
     judged_sql,
+    lock_table,
 )
 from pipeline.warehouses.commit_scoring import InCommit, in_commit, with_scores
 
@@ -323,7 +327,8 @@ class BigQueryWarehouse:
         return self.target.table(AUDIT_TABLE)
 
     def _create_meta(self) -> None:
-        """The dataset, the audit table and the lock table — made when a read found them missing."""
+        """The dataset and the audit table — made when a read found them missing. The shared ``_kpi_lock`` the
+        loader once made here is neither made nor used any more: each KPI has its own (:meth:`_create_lock`)."""
         dataset = bigquery.Dataset(f"{self.target.project}.{self.target.dataset}")
         if self.target.location:
             dataset.location = self.target.location
@@ -335,8 +340,16 @@ class BigQueryWarehouse:
         )
         audit.clustering_fields = ["kpi", "partition"]
         self.client.create_table(audit, exists_ok=True, retry=RETRY)
-        lock = bigquery.Table(self.target.table(LOCK_TABLE), schema=list(LOCK_SCHEMA))
-        lock.description = "One row per KPI, updated by every load's transaction: concurrent loads of a KPI conflict."
+
+    def _create_lock(self, kpi: str) -> None:
+        """The KPI's lock table ``_kpi_lock_<kpi>`` (:func:`~pipeline.warehouses.bigquery_sql.lock_table`): made
+        with the KPI's table, or when a script finds it missing (a dataset from before it). Its one row is
+        inserted by the script itself."""
+        lock = bigquery.Table(self.target.table(lock_table(kpi)), schema=list(LOCK_SCHEMA))
+        lock.description = (
+            f"kpi-pipeline's lock of the KPI {kpi}: one row, updated by each of its loads' and removals' "
+            "transactions, so that BigQuery cancels one of two that overlap. Holds no data."
+        )
         self.client.create_table(lock, exists_ok=True, retry=RETRY)
 
     def _create_scores(self) -> None:
@@ -352,7 +365,9 @@ class BigQueryWarehouse:
             table = self.client.get_table(self.target.table(manifest.kpi), retry=RETRY)
         except google_errors.NotFound:
             wanted = kpi_table(self.target.table(manifest.kpi), manifest)
-            return self.client.create_table(wanted, exists_ok=True, retry=RETRY), None
+            created = self.client.create_table(wanted, exists_ok=True, retry=RETRY)
+            self._create_lock(manifest.kpi)  # a new KPI: its script need not fail first to have it made
+            return created, None
         current = [SchemaField(f.name, LEGACY_TYPES.get(f.field_type, f.field_type)) for f in table.schema]
         drift = schema_drift(current, manifest.schema)
         refuse_drift(drift, manifest)
@@ -424,9 +439,9 @@ class BigQueryWarehouse:
         scoring: tuple[InCommit, list[Expectation]] | None = None,
     ) -> tuple[BatchPlan, str, list[Score] | None]:
         """Run the batch's transaction until it commits: planned again when the audit shows a newer run, retried
-        when BigQuery cancelled it for a concurrent load of the KPI. Returns the plan that committed, its job id
-        (empty when nothing was left to write) and, with ``scoring``, the partition's scores (None when they were
-        given up: the script refused them, or the plan changed)."""
+        when BigQuery cancelled it for a concurrent load or removal of the KPI. Returns the plan that committed,
+        its job id (empty when nothing was left to write) and, with ``scoring``, the partition's scores (None when
+        they were given up: the script refused them, or the plan changed)."""
         staged = {m.partition for m in plan.write}
         kpi = manifests[0].kpi
         tables = Tables(self.target.project, self.target.dataset, kpi, staging)
@@ -446,8 +461,8 @@ class BigQueryWarehouse:
                 return plan, job_id, scores if scoring is not None else None
             except google_errors.GoogleAPICallError as error:
                 message = _details(error)
-                if isinstance(error, google_errors.NotFound) and LOCK_TABLE in message:
-                    self._create_meta()  # a dataset from before the lock table
+                if isinstance(error, google_errors.NotFound) and _names(message, lock_table(kpi)):
+                    self._create_lock(kpi)  # a KPI loaded before it had a lock table of its own
                 elif isinstance(error, google_errors.NotFound) and judged and ANOMALY_TABLE in message:
                     self._create_scores()  # a dataset from before scores were written in the load's transaction
                 elif SUPERSEDED in message:
@@ -466,7 +481,7 @@ class BigQueryWarehouse:
                 else:
                     raise
         raise LoadError(
-            f"the load's transaction was cancelled {COMMIT_ATTEMPTS} times by concurrent loads of {kpi}",
+            f"the load's transaction was cancelled {COMMIT_ATTEMPTS} times by concurrent loads or removals of {kpi}",
             where=where(plan.write[0]),
             hint="the tables are unchanged; the load can be retried",
             retryable=True,
@@ -494,18 +509,19 @@ class BigQueryWarehouse:
 
     def remove(self, kpi: str, removals: Sequence[Removal], *, whole_table: bool = False) -> list[LoadRecord]:
         """One multi-statement transaction, DML only (:func:`~pipeline.warehouses.bigquery_removal.removal_script`):
-        serialised with the KPI's loads through its lock row, the plan judged again inside it, BigQuery commits it
-        whole or rolls it back. The job's id is ours, so that a stop (Ctrl-C, SIGTERM) can cancel it on BigQuery
-        even while it is being sent: a cancelled script rolls back, and :class:`~pipeline.interrupts.Interrupted`
-        says so; a script that committed before the cancel reached it is reported as done. The removal rows'
-        ``loaded_at`` is BigQuery's CURRENT_TIMESTAMP() in the table (this machine's clock in the records
-        returned). A dataset from before the lock table gets it, and the removal is sent once more."""
+        serialised with the KPI's loads through the row of its lock table, the plan judged again inside it,
+        BigQuery commits it whole or rolls it back. The job's id is ours, so that a stop (Ctrl-C, SIGTERM) can
+        cancel it on BigQuery even while it is being sent: a cancelled script rolls back, and
+        :class:`~pipeline.interrupts.Interrupted` says so; a script that committed before the cancel reached it is
+        reported as done. The removal rows' ``loaded_at`` is BigQuery's CURRENT_TIMESTAMP() in the table (this
+        machine's clock in the records returned). A KPI loaded before it had a lock table of its own gets it, and
+        the removal is sent once more."""
         try:
             return self._remove(kpi, removals, whole_table)
         except google_errors.NotFound as error:
-            if LOCK_TABLE not in _details(error):
+            if not _names(_details(error), lock_table(kpi)):
                 raise self._refused(kpi, error) from None
-            self._create_meta()
+            self._create_lock(kpi)
             return self._remove(kpi, removals, whole_table)
 
     def _remove(self, kpi: str, removals: Sequence[Removal], whole_table: bool) -> list[LoadRecord]:
@@ -601,6 +617,12 @@ def schema_fields(fields: Sequence[SchemaField], *, nullable: bool = False) -> l
 def job_prefix(manifest: Manifest) -> str:
     """Job ids that say what they loaded, for the BigQuery console's job history."""
     return f"kpi_{manifest.kpi}_{manifest.decorator or 'snapshot'}_".lower()
+
+
+def _names(message: str, table: str) -> bool:
+    """Whether an error's message names ``table`` — as a whole name: the lock of KPI ``dai`` is not named by a
+    message about ``_kpi_lock_daily``."""
+    return re.search(rf"(?<![\w-]){re.escape(table)}(?![\w-])", message) is not None
 
 
 def _details(error: Any) -> str:

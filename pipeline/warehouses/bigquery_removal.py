@@ -1,11 +1,12 @@
 """The SQL of a BigQuery removal (``kpi remove``), rendered as text — pure: no client, no I/O.
 
 One script (:func:`removal_script`), shaped like a batch load's (:mod:`pipeline.warehouses.bigquery_sql`) so that
-removals and loads of one KPI are serialised by the same means: the KPI's row in ``_kpi_lock`` inserted when
-missing, then one multi-statement transaction that
+removals and loads of one KPI are serialised by the same means: the row of the KPI's own lock table
+``_kpi_lock_<kpi>`` inserted when missing, then one multi-statement transaction that
 
 1. updates that lock row, so that a load (or another removal) of the KPI in flight conflicts with it and BigQuery
-   cancels one of the two ("Transaction is aborted due to concurrent update") — never both half-applied;
+   cancels one of the two ("Transaction is aborted due to concurrent update") — never both half-applied. Loads
+   and removals of other KPIs lock other tables and do not conflict with it;
 2. judges the plan again (:func:`pipeline.warehouses.base.changed_since_planned`): when the current load of a
    planned partition is no longer the one planned (loaded again, or removed, since ``kpi remove`` showed it) —
    or, for the whole table, a partition was loaded since — ``ERROR('kpi-changed: …')`` rolls it all back;
@@ -26,7 +27,7 @@ from typing import Any
 
 from pipeline.errors import LoadError
 from pipeline.warehouses.base import AUDIT_TABLE, Bounds, LoadRecord, Removal, current_loads_sql
-from pipeline.warehouses.bigquery_sql import LOCK_TABLE, Tables, lock_row, string
+from pipeline.warehouses.bigquery_sql import Tables, lock_row, string
 
 CHANGED = "kpi-changed:"
 _CHANGED_ERROR = re.compile(re.escape(CHANGED) + r" (\S+)")
@@ -38,7 +39,7 @@ def removal_script(
     tables: Tables, kpi: str, removals: Sequence[Removal], records: Sequence[LoadRecord], *, whole_table: bool
 ) -> str:
     """The whole removal (see the module docstring): ``records`` are the removal rows to insert, one per removal."""
-    table, audit, lock = tables.name(kpi), tables.name(AUDIT_TABLE), tables.name(LOCK_TABLE)
+    table, audit, lock = tables.name(kpi), tables.name(AUDIT_TABLE), tables.lock
     current = current_loads_sql("`partition`, run_id, job_id", audit, string(kpi), "`partition`")
     pairs = " OR ".join(
         f"(`partition` = {string(r.load.partition)} AND run_id = {string(r.load.run_id)} "
@@ -58,7 +59,7 @@ def removal_script(
         + ", CURRENT_TIMESTAMP())"  # BigQuery's clock: later loads are judged against it, not this machine's
         for r in records
     )
-    return f"""{lock_row(tables, kpi)};
+    return f"""{lock_row(tables)};
 BEGIN TRANSACTION;
 UPDATE {lock} SET run_id = '', locked_at = CURRENT_TIMESTAMP() WHERE kpi = {string(kpi)};
 SELECT ERROR(CONCAT({string(CHANGED + " ")}, `partition`)) FROM ({current}) WHERE {scope} AND NOT ({pairs});

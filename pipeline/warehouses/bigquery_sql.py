@@ -1,11 +1,13 @@
 """The SQL of a BigQuery batch load, rendered as text — pure: no client, no I/O.
 
-One script lands a batch (:func:`batch_script`): a conditional insert of the KPI's row in ``_kpi_lock``, then one
-multi-statement transaction that
+One script lands a batch (:func:`batch_script`): a conditional insert of the one row of the KPI's own lock table
+``_kpi_lock_<kpi>`` (:func:`lock_table`), then one multi-statement transaction that
 
-1. updates that lock row — a mutation of one shared row, so two transactions loading one KPI always conflict
-   and BigQuery cancels one ("Transaction is aborted due to concurrent update"), even when both would only
-   insert (an empty partition deletes nothing);
+1. updates that lock row — a mutation of the KPI's lock table, so two transactions loading one KPI always
+   conflict and BigQuery cancels one ("Transaction is aborted due to concurrent update"), even when both would
+   only insert (an empty partition deletes nothing). BigQuery judges the conflict per table, not per row: a lock
+   table per KPI is what lets loads of *different* KPIs commit side by side (the tables their transactions
+   share, the audit table and ``_kpi_anomalies``, they only append to, which does not conflict);
 2. re-checks the audit table: if a run as new or newer (newer only, under ``force``) is already loaded for a
    partition of the plan — loaded since the partition's latest removal (``kpi remove``), as
    :func:`pipeline.warehouses.base.current_loads` decides — ``ERROR('kpi-superseded: …')`` rolls everything back
@@ -41,7 +43,7 @@ from pipeline.core.types import BqType
 from pipeline.warehouses.anomalies import ANOMALY_TABLE, NULL_VALUE, SCORE_COLUMNS, History
 from pipeline.warehouses.base import AUDIT_TABLE, REMOVED, partition_bounds
 
-LOCK_TABLE = "_kpi_lock"
+LOCK_PREFIX = "_kpi_lock_"  # + the KPI's name: its own lock table (lock_table)
 SUPERSEDED = "kpi-superseded:"
 COUNT = "kpi-count:"
 _COUNT_ERROR = re.compile(re.escape(COUNT) + r" (\S+) (\d+)")
@@ -62,6 +64,19 @@ class Tables:
 
     def name(self, table: str) -> str:
         return table_name(self.project, self.dataset, table)
+
+    @property
+    def lock(self) -> str:
+        """The KPI's lock table, quoted."""
+        return self.name(lock_table(self.kpi))
+
+
+def lock_table(kpi: str) -> str:
+    """``_kpi_lock_<kpi>``: the KPI's own lock table, one row. One per KPI, because BigQuery cancels a transaction
+    that mutates a *table* another transaction in flight mutates — a shared lock table, even with a row per KPI,
+    made loads of different KPIs cancel each other. No KPI's table can be named so: KPI names begin with a letter
+    (:mod:`pipeline.core.identifiers`)."""
+    return LOCK_PREFIX + kpi
 
 
 def table_name(project: str, dataset: str, table: str) -> str:
@@ -106,10 +121,10 @@ def partition_predicate(manifest: Manifest) -> str:
     )
 
 
-def lock_row(tables: Tables, kpi: str) -> str:
-    """The KPI's row in ``_kpi_lock``, inserted when missing (two first loads may both insert one: harmless, the
-    update below then touches both)."""
-    lock = tables.name(LOCK_TABLE)
+def lock_row(tables: Tables) -> str:
+    """The row of the KPI's lock table, inserted when missing (two first loads may both insert one: harmless, the
+    update inside the transaction then touches both)."""
+    lock, kpi = tables.lock, tables.kpi
     return (
         f"INSERT INTO {lock} (kpi, run_id, locked_at) SELECT {string(kpi)}, '', CURRENT_TIMESTAMP() "
         f"FROM UNNEST([1]) WHERE NOT EXISTS (SELECT 1 FROM {lock} WHERE kpi = {string(kpi)})"
@@ -124,7 +139,7 @@ def batch_script(
     transaction and read back, as committed, by the script's last statement (its result): a read of the rows
     this job wrote, cheaper than judging twice."""
     kpi = write[0].kpi
-    table, audit, lock = tables.name(tables.kpi), tables.name(AUDIT_TABLE), tables.name(LOCK_TABLE)
+    table, audit, lock = tables.name(tables.kpi), tables.name(AUDIT_TABLE), tables.lock
     names = ", ".join(column(f.name) for f in write[0].schema)
     ranges = " OR ".join(partition_predicate(m) for m in write)
     newer = ">" if force else ">="
@@ -147,7 +162,7 @@ def batch_script(
         f"{string(job_id)}, CURRENT_TIMESTAMP())"
         for m in write
     )
-    return f"""{lock_row(tables, kpi)};
+    return f"""{lock_row(tables)};
 BEGIN TRANSACTION;
 UPDATE {lock} SET run_id = {string(runs[-1])}, locked_at = CURRENT_TIMESTAMP() WHERE kpi = {string(kpi)};
 SELECT ERROR(CONCAT({string(SUPERSEDED + " ")}, `partition`, ' ', run_id)) FROM {audit}
