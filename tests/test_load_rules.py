@@ -148,10 +148,16 @@ def test_the_batch_script_locks_rechecks_replaces_counts_and_audits_in_one_trans
     script = batch_script(tables, batch, force=False, job_id="kpi_job_1")
     statements = [line.split(" ", 1)[0] for line in script.splitlines() if line and not line.startswith(" ")]
     assert statements == [
-        *("INSERT", "BEGIN", "UPDATE", "SELECT", "DELETE", "INSERT", "SELECT", ")", ")", "INSERT", "COMMIT")
+        *("INSERT", "BEGIN", "UPDATE", "SELECT", ");", "DELETE", "INSERT", "SELECT", ")", ")", "INSERT", "COMMIT")
     ]
     assert "`partition` = '2024-03-01' AND run_id >= '20240303T000000000Z-bbbbbb'" in script
-    assert "run_id > '" in batch_script(tables, batch, force=True, job_id="kpi_job_1")  # force: the same run reloads
+    forced = batch_script(tables, batch, force=True, job_id="kpi_job_1")
+    assert "run_id > '" in forced  # force: the same run reloads
+    # a partition whose latest audit row removed the very run planned is refused too (base.removed_again) …
+    removed_again = "WHERE n = 1 AND STARTS_WITH(job_id, 'removed:') AND ((`partition` = '2024-03-01' AND run_id = "
+    assert removed_again in script
+    assert "`partition` IN ('2024-03-01', '2024-03-02')" in script
+    assert removed_again not in forced  # … but not under force, which loads it on purpose
     assert "SELECT '2024-03-02' AS p, 3 AS want" in script
     day = "(`sales_date` >= DATE '2024-03-02' AND `sales_date` < DATE '2024-03-03')"
     assert f"WHEN {day} THEN '2024-03-02' END AS p, COUNT(*) AS found" in script
@@ -161,7 +167,7 @@ def test_the_batch_script_locks_rechecks_replaces_counts_and_audits_in_one_trans
 
 def test_the_batch_script_grows_linearly_a_month_of_hours_under_bigquerys_query_limit() -> None:
     """BigQuery refuses a query over 1,024K characters; a backfill's batch is a month, 744 hourly partitions.
-    Counting each partition over every range (the script's former count) made 69 MB of it; now 0.58 MB."""
+    Counting each partition over every range (the script's former count) made 69 MB of it; now 0.65 MB."""
     schema = (SchemaField("hour_start", "TIMESTAMP"), SchemaField("orders", "INT64"))
     first = datetime(2026, 3, 1, tzinfo=ZoneInfo("Asia/Tokyo"))
     hours = [first + timedelta(hours=n) for n in range(744)]

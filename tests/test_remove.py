@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
+from google.api_core import exceptions as google_errors
 
 from pipeline import catalog
 from pipeline.cli import cli
@@ -84,6 +85,59 @@ def test_a_removed_partition_is_gone_audited_and_takes_a_load_of_any_run_again(
     assert len(remove(everything, target.open())) == 2
     assert target.rows("SELECT COUNT(*) FROM {daily}") == [(0,)]
     assert target.open().loads("daily") == {}
+
+
+def test_a_late_event_of_the_removed_run_does_not_undo_the_removal(shop: str, tmp_path: Path, target: Target) -> None:
+    """S3 may deliver a manifest's event late or twice: after `kpi remove`, the removed run's own manifest is
+    skipped, saying why, until --force; the run before it (to undo a wrong load) and a new export still load."""
+    store = LocalStore(tmp_path / "lake")
+    (old,) = run(shop, tmp_path, run_id=OLD)
+    (new,) = run(shop, tmp_path, sql=SQL.replace("COUNT(*)", "COUNT(*) * 10"), run_id=NEW)
+    for manifest in (old, new):
+        assert load_manifest(store, key_of(manifest), target.open())[1].loaded
+    kpi = catalog.load_one((tmp_path / "q",), "daily")
+    warehouse = target.open()
+    remove(plan_removal(kpi, warehouse, days("2024-03-01", 1)), warehouse)
+
+    late = load_manifest(store, key_of(new), target.open())[1]
+    assert not late.loaded
+    assert late.reason.startswith(f"run {NEW} was removed by `kpi remove` at ")
+    assert late.reason.endswith("; load it again with --force")
+    assert target.rows("SELECT COUNT(*) FROM {daily}") == [(0,)]
+    forced = load_manifest(store, key_of(new), target.open(), force=True)[1]
+    assert forced.loaded, forced.reason
+    assert target.rows("SELECT SUM(orders) FROM {daily}") == [(30,)]  # the *10 run, loaded on purpose
+
+    warehouse = target.open()
+    remove(plan_removal(kpi, warehouse, days("2024-03-01", 1)), warehouse)
+    before = load_manifest(store, key_of(old), target.open())[1]  # the run before the removed one: accepted
+    assert before.loaded, before.reason
+    assert target.rows("SELECT SUM(orders) FROM {daily}") == [(3,)]
+
+
+def test_bigquerys_script_refuses_the_removed_run_even_when_planned_before_the_removal(
+    shop: str, tmp_path: Path, bq_url: str, bq_client: BigQueryBridge
+) -> None:
+    """The plan is made before the transaction on BigQuery: a plan that still wants the removed run (made before
+    its removal committed) meets the same rule in the script, as ``kpi-superseded`` — which makes the loader plan
+    again and skip it. The script is sent as the loader would, with the removed run; it stops at that check."""
+    from pipeline.warehouses.bigquery import parse_bigquery_url
+    from pipeline.warehouses.bigquery_sql import Tables, batch_script, superseded_error
+
+    target = bigquery_target(bq_url, bq_client)
+    store = LocalStore(tmp_path / "lake")
+    (new,) = run(shop, tmp_path, run_id=NEW)
+    assert load_manifest(store, key_of(new), target.open())[1].loaded
+    warehouse = target.open()
+    remove(plan_removal(catalog.load_one((tmp_path / "q",), "daily"), warehouse, days("2024-03-01", 1)), warehouse)
+    where = parse_bigquery_url(bq_url)
+    tables = Tables(where.project, where.dataset, "daily", "_kpi_staging_daily_never_made")
+    with pytest.raises(google_errors.GoogleAPICallError, match="kpi-superseded: 2024-03-01 ") as refused:
+        bq_client.query(batch_script(tables, [new], force=False, job_id="kpi_test_stale_plan")).result()
+    found = superseded_error(str(refused.value))
+    assert found is not None
+    assert (found[0], found[1].rstrip(";")) == ("2024-03-01", NEW)  # the emulator quotes the statement's end
+    assert target.rows("SELECT COUNT(*) FROM {daily}") == [(0,)]
 
 
 def test_a_removal_that_fails_half_way_removes_nothing(shop: str, tmp_path: Path, target: Target) -> None:

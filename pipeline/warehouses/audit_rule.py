@@ -31,3 +31,17 @@ def current_loads_sql(columns: str, audit: str, kpi: str, partition: str = "part
         f"WHERE kpi = {kpi}{kept} AND NOT {removed} AND (removed_at IS NULL OR loaded_at > removed_at) "
         f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY run_id DESC, loaded_at DESC) = 1"
     )
+
+
+def plan_audit_sql(columns: str, audit: str, kpi: str, partition: str = "partition", only: str = "") -> str:
+    """What a load plans from, in one query: :func:`current_loads_sql`'s rows, and each partition's latest
+    removal row — of which the planner keeps those of partitions no load followed
+    (:func:`~pipeline.warehouses.base.removed_runs`): a removed run is not loaded again by a late or repeated
+    event, only by ``--force``."""
+    removed = f"STARTS_WITH(job_id, '{REMOVED}')"
+    kept = f" AND {only}" if only else ""
+    latest_removal = (
+        f"SELECT {columns} FROM {audit} WHERE kpi = {kpi}{kept} AND {removed} "
+        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY loaded_at DESC) = 1"
+    )
+    return f"({current_loads_sql(columns, audit, kpi, partition, only)}) UNION ALL ({latest_removal})"

@@ -25,6 +25,7 @@ from pipeline.core.types import BqType
 from pipeline.errors import LoadError
 from pipeline.warehouses.audit_rule import REMOVED as REMOVED
 from pipeline.warehouses.audit_rule import current_loads_sql as current_loads_sql
+from pipeline.warehouses.audit_rule import plan_audit_sql as plan_audit_sql
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -211,15 +212,49 @@ def superseded(newest_loaded: LoadRecord | None, manifest: Manifest, *, force: b
     return f"run {manifest.run_id} {why}, loaded {newest_loaded.loaded_at:%Y-%m-%d %H:%M} UTC"
 
 
-def plan_batch(manifests: Sequence[Manifest], loaded: Mapping[str, LoadRecord], *, force: bool) -> BatchPlan:
-    """The plan of a load from the audit (``loaded``: :meth:`Warehouse.loads` of the KPI). Each warehouse makes
-    it again inside its transaction — DuckDB under its write lock, BigQuery by re-checking the audit in the
-    transaction script — so that a plan made before another load committed is never acted on."""
+def removed_again(removal: LoadRecord | None, manifest: Manifest, *, force: bool) -> str | None:
+    """Why the manifest must not be loaded into a partition whose latest audit row is ``removal`` (no load since):
+    it is the very run ``kpi remove`` took out — a late or repeated S3 event of it would undo the removal. Any
+    other run (the one before, to undo a wrong load; a new export) loads; ``force`` loads this one too."""
+    if removal is None or force or manifest.run_id != removal.run_id:
+        return None
+    return (
+        f"run {manifest.run_id} was removed by `kpi remove` at {removal.loaded_at:%Y-%m-%d %H:%M} UTC; "
+        "load it again with --force"
+    )
+
+
+def removed_runs(records: Iterable[LoadRecord], loaded: Mapping[str, LoadRecord]) -> dict[str, LoadRecord]:
+    """The latest removal row of each partition that no load followed (those in ``loaded`` had one), from
+    :func:`~pipeline.warehouses.audit_rule.plan_audit_sql`'s rows."""
+    latest: dict[str, LoadRecord] = {}
+    for record in records:
+        if is_removal(record) and record.partition not in loaded:
+            best = latest.get(record.partition)
+            if best is None or record.loaded_at > best.loaded_at:
+                latest[record.partition] = record
+    return latest
+
+
+def plan_batch(
+    manifests: Sequence[Manifest],
+    loaded: Mapping[str, LoadRecord],
+    *,
+    force: bool,
+    removed: Mapping[str, LoadRecord] | None = None,
+) -> BatchPlan:
+    """The plan of a load from the audit (``loaded``: :meth:`Warehouse.loads` of the KPI; ``removed``: the
+    latest removal of each partition not loaded since, :func:`removed_runs`). Each warehouse makes it again
+    inside its transaction — DuckDB under its write lock, BigQuery by re-checking the audit in the transaction
+    script — so that a plan made before another load or a removal committed is never acted on."""
     check_batch(manifests)
     write: list[Manifest] = []
     skip: list[tuple[Manifest, str]] = []
+    gone = removed or {}
     for manifest in manifests:
-        reason = superseded(loaded.get(manifest.partition), manifest, force=force)
+        reason = superseded(loaded.get(manifest.partition), manifest, force=force) or removed_again(
+            gone.get(manifest.partition), manifest, force=force
+        )
         if reason is None:
             write.append(manifest)
         else:
@@ -267,8 +302,9 @@ def partition_bounds(manifest: Manifest) -> tuple[str, BqType, date | datetime, 
 # no SQL hash, and a job id starting with REMOVED. The audit table stays append-only, so it still tells what was
 # loaded when and what was taken out. What is loaded now is decided by :func:`current_loads`: the loads after a
 # partition's latest removal. A removal therefore resets "never older": the next load of the partition is
-# accepted whatever its run (an older one too: undoing a wrong load may mean loading the earlier run again), and
-# from that load on the rule holds again as before.
+# accepted whatever its run (an older one too: undoing a wrong load may mean loading the earlier run again) but
+# the removed run itself, which only --force loads again (:func:`removed_again`), and from that load on the rule
+# holds again as before.
 
 Bounds = tuple[str, BqType, date | datetime, date | datetime]  # a partition's rows: see partition_bounds
 

@@ -67,8 +67,10 @@ from pipeline.warehouses.base import (
     count_mismatch,
     current_loads,
     current_loads_sql,
+    plan_audit_sql,
     plan_batch,
     refuse_drift,
+    removed_runs,
     where,
 )
 from pipeline.warehouses.bigquery_read import LEGACY_TYPES, read_rows, table_schema
@@ -238,6 +240,20 @@ class BigQueryWarehouse:
         self._meta_missing = False
         return current_loads(LoadRecord(*row.values()) for row in rows)  # removals taken into account
 
+    def _plan_audit(self, kpi: str) -> tuple[dict[str, LoadRecord], dict[str, LoadRecord]]:
+        """What a load plans from, in the one audit query a batch sends: the current loads, and the latest
+        removal of each partition not loaded since (:func:`~pipeline.warehouses.audit_rule.plan_audit_sql`)."""
+        sql = plan_audit_sql(_RECORD_COLUMNS, f"`{self._audit}`", "@kpi", "`partition`")
+        try:
+            rows = self._query(sql, {"kpi": ("STRING", kpi)}, kpi)
+        except google_errors.NotFound:
+            self._meta_missing = True
+            return {}, {}
+        self._meta_missing = False
+        records = [LoadRecord(*row.values()) for row in rows]
+        loaded = current_loads(records)
+        return loaded, removed_runs(records, loaded)
+
     def schema(self, kpi: str) -> list[SchemaField] | None:
         return table_schema(self.client, self.target.table(kpi))
 
@@ -271,7 +287,8 @@ class BigQueryWarehouse:
     def load(self, manifests: Sequence[Manifest], open_file: OpenFile, *, force: bool = False) -> list[LoadResult]:
         check_batch(manifests)
         with _google_errors(manifests[0]):
-            plan = plan_batch(manifests, self.loads(manifests[0].kpi), force=force)
+            loaded, removed = self._plan_audit(manifests[0].kpi)
+            plan = plan_batch(manifests, loaded, force=force, removed=removed)
             if not plan.write:
                 return plan.results({})
             if self._meta_missing:
@@ -466,7 +483,8 @@ class BigQueryWarehouse:
                 elif isinstance(error, google_errors.NotFound) and judged and ANOMALY_TABLE in message:
                     self._create_scores()  # a dataset from before scores were written in the load's transaction
                 elif SUPERSEDED in message:
-                    plan = plan_batch(manifests, self.loads(kpi), force=force)
+                    loaded, removed = self._plan_audit(kpi)
+                    plan = plan_batch(manifests, loaded, force=force, removed=removed)
                     plan = BatchPlan(tuple(m for m in plan.write if m.partition in staged), plan.skip, plan.order)
                     if not plan.write:
                         return plan, "", None

@@ -10,8 +10,9 @@ One script lands a batch (:func:`batch_script`): a conditional insert of the one
    share, the audit table and ``_kpi_anomalies``, they only append to, which does not conflict);
 2. re-checks the audit table: if a run as new or newer (newer only, under ``force``) is already loaded for a
    partition of the plan — loaded since the partition's latest removal (``kpi remove``), as
-   :func:`pipeline.warehouses.base.current_loads` decides — ``ERROR('kpi-superseded: …')`` rolls everything back
-   and the loader plans again;
+   :func:`pipeline.warehouses.base.current_loads` decides — or, without ``force``, if a partition's latest audit
+   row is the removal of the very run planned (:func:`pipeline.warehouses.base.removed_again`: a late event of a
+   removed run), ``ERROR('kpi-superseded: …')`` rolls everything back and the loader plans again;
 3. deletes the plan's partition ranges from the KPI's table and inserts the staged rows of those ranges;
 4. counts each partition's rows (one scan, each row named by its partition's range with ``CASE``) and fails
    with ``ERROR('kpi-count: <partition> <rows>')`` on any difference from its manifest;
@@ -24,7 +25,7 @@ and every value here is one the loader validated (names by :mod:`pipeline.core.i
 emulator hangs on ``RAISE``; ``ERROR()`` works there as in BigQuery and rolls the transaction back.
 
 The script grows linearly with the batch: each partition's range appears a fixed number of times. BigQuery
-refuses a query over 1,024K characters, and a month of hourly partitions (744, one backfill batch) is 0.58 MB
+refuses a query over 1,024K characters, and a month of hourly partitions (744, one backfill batch) is 0.65 MB
 so; counting each partition with its own ``COUNTIF`` over every range, as this once did, grew with the square
 of the batch and passed the limit from about 90 hourly partitions (1.3 MB for 100, 69 MB for a month).
 """
@@ -147,6 +148,16 @@ def batch_script(
     wanted = "\n  UNION ALL ".join(f"SELECT {string(m.partition)} AS p, {m.rows} AS want" for m in write)
     cases = " ".join(f"WHEN {partition_predicate(m)} THEN {string(m.partition)}" for m in write)
     runs = sorted({m.run_id for m in write})
+    removed_again = ""
+    if not force:  # a partition whose latest audit row removed the very run planned (base.removed_again)
+        same = " OR ".join(f"(`partition` = {string(m.partition)} AND run_id = {string(m.run_id)})" for m in write)
+        planned = ", ".join(string(m.partition) for m in write)
+        removed_again = (
+            f"\n  UNION ALL\n  SELECT `partition`, run_id FROM (\n    SELECT `partition`, run_id, job_id, ROW_NUMBER() "
+            f"OVER (PARTITION BY `partition` ORDER BY loaded_at DESC) AS n FROM {audit}\n"
+            f"    WHERE kpi = {string(kpi)} AND `partition` IN ({planned})\n"
+            f"  ) WHERE n = 1 AND STARTS_WITH(job_id, {string(REMOVED)}) AND ({same})"
+        )
     scores = ", ".join(column(c) for c in SCORE_COLUMNS)
     scored = f"\nINSERT INTO {tables.name(ANOMALY_TABLE)} ({scores})\n{judged};" if judged else ""
     returned = ""
@@ -165,13 +176,15 @@ def batch_script(
     return f"""{lock_row(tables)};
 BEGIN TRANSACTION;
 UPDATE {lock} SET run_id = {string(runs[-1])}, locked_at = CURRENT_TIMESTAMP() WHERE kpi = {string(kpi)};
-SELECT ERROR(CONCAT({string(SUPERSEDED + " ")}, `partition`, ' ', run_id)) FROM {audit}
+SELECT ERROR(CONCAT({string(SUPERSEDED + " ")}, p, ' ', r)) FROM (
+  SELECT `partition` AS p, run_id AS r FROM {audit}
   LEFT JOIN (
     SELECT `partition` AS removed_partition, MAX(loaded_at) AS removed_at FROM {audit}
     WHERE kpi = {string(kpi)} AND STARTS_WITH(job_id, {string(REMOVED)}) GROUP BY 1
   ) ON `partition` = removed_partition
   WHERE kpi = {string(kpi)} AND ({taken}) AND NOT STARTS_WITH(job_id, {string(REMOVED)})
-    AND (removed_at IS NULL OR loaded_at > removed_at);
+    AND (removed_at IS NULL OR loaded_at > removed_at){removed_again}
+);
 DELETE FROM {table} WHERE {ranges};
 INSERT INTO {table} ({names}) SELECT {names} FROM {tables.name(tables.staging)} WHERE {ranges};
 SELECT ERROR(CONCAT({string(COUNT + " ")}, w.p, ' ', CAST(IFNULL(f.found, 0) AS STRING))) FROM (

@@ -60,8 +60,10 @@ from pipeline.warehouses.base import (
     current_loads,
     current_loads_sql,
     partition_bounds,
+    plan_audit_sql,
     plan_batch,
     refuse_drift,
+    removed_runs,
 )
 from pipeline.warehouses.commit_scoring import InCommit, in_commit, with_scores
 from pipeline.warehouses.reading import canonical, not_loaded, order_by, row_range
@@ -343,9 +345,8 @@ class DuckDbWarehouse:
         """The batch inside one transaction, planned from the audit table read in that same transaction (under
         the file's write lock, so no other load can commit in between); with ``score``, a plan of one scored
         partition is scored in it too (:mod:`pipeline.warehouses.commit_scoring`)."""
-        plan = plan_batch(
-            manifests, _loads(connection, manifests[0].kpi, [m.partition for m in manifests]), force=force
-        )
+        loaded, removed = _plan_audit(connection, manifests[0].kpi, [m.partition for m in manifests])
+        plan = plan_batch(manifests, loaded, force=force, removed=removed)
         if not plan.write:
             return plan.results({})
         newest = max(plan.write, key=lambda m: m.run_id)  # the header the table follows
@@ -497,19 +498,21 @@ def _unopenable(path: Path, error: duckdb.Error, waited: float) -> LoadError:
 _RECORD_COLUMNS = "kpi, partition, run_id, sql_hash, rows, bytes, job_id, timezone('UTC', loaded_at)"
 
 
-def _loads(
-    connection: duckdb.DuckDBPyConnection, kpi: str, partitions: Sequence[str] | None = None
-) -> dict[str, LoadRecord]:
-    """The KPI's current loads: the newest run per partition since its latest removal (:func:`current_loads`);
-    with ``partitions``, of those only (a load plans its batch from them)."""
-    if partitions is None:
-        values: dict[str, object] = {"kpi": kpi}
-        sql = current_loads_sql(_RECORD_COLUMNS, AUDIT_TABLE, "$kpi")
-    else:
-        only = "list_contains($partitions, partition)"
-        sql = current_loads_sql(_RECORD_COLUMNS, AUDIT_TABLE, "$kpi", only=only)
-        values = {"kpi": kpi, "partitions": list(partitions)}
-    return current_loads(map(_record, connection.execute(sql, values).fetchall()))
+def _loads(connection: duckdb.DuckDBPyConnection, kpi: str) -> dict[str, LoadRecord]:
+    """The KPI's current loads: the newest run per partition since its latest removal (:func:`current_loads`)."""
+    sql = current_loads_sql(_RECORD_COLUMNS, AUDIT_TABLE, "$kpi")
+    return current_loads(map(_record, connection.execute(sql, {"kpi": kpi}).fetchall()))
+
+
+def _plan_audit(
+    connection: duckdb.DuckDBPyConnection, kpi: str, partitions: Sequence[str]
+) -> tuple[dict[str, LoadRecord], dict[str, LoadRecord]]:
+    """What a load of ``partitions`` plans from, in one statement: their current loads, and the latest removal
+    of those not loaded since (:func:`~pipeline.warehouses.audit_rule.plan_audit_sql`)."""
+    sql = plan_audit_sql(_RECORD_COLUMNS, AUDIT_TABLE, "$kpi", only="list_contains($partitions, partition)")
+    records = [_record(row) for row in connection.execute(sql, {"kpi": kpi, "partitions": list(partitions)}).fetchall()]
+    loaded = current_loads(records)
+    return loaded, removed_runs(records, loaded)
 
 
 def _has_table(connection: duckdb.DuckDBPyConnection, name: str) -> bool:
