@@ -340,6 +340,41 @@ def test_the_server_stops_a_query_at_the_kpi_timeout(mysql_db: MySqlServer, tmp_
     assert keys(store) == []
 
 
+def test_a_query_killed_by_another_session_says_so_not_timeout(mysql_db: MySqlServer, tmp_path: Path) -> None:
+    """KILL QUERY from another session (an operator, a monitor) ends the query with error 1317: reported as that,
+    not as the KPI's timeout, which is the server's 1969 (MariaDB) or 3024 (MySQL) above."""
+    header = "grain: none\ntimeout: 5m\ncolumns:\n  n: {type: INT64}"
+    sql = "SELECT COUNT(*) AS n FROM seq_1_to_1000000000 AS killquery_marker WHERE MD5(killquery_marker.seq) LIKE 'zz%'"
+    kpi = make_kpi(tmp_path / "q", "killed_query", header, sql)
+    store = LocalStore(tmp_path / "lake")
+
+    def kill_query_when_running() -> None:
+        deadline = time.monotonic() + 60
+        with mysql_db.connect(autocommit=True) as admin, admin.cursor() as cursor:
+            while time.monotonic() < deadline:
+                cursor.execute(
+                    "SELECT id FROM information_schema.processlist WHERE info LIKE '%killquery_marker%' "
+                    "AND info NOT LIKE '%processlist%'"
+                )
+                found = [row[0] for row in cursor.fetchall()]
+                if found:
+                    cursor.execute(f"KILL QUERY {found[0]}")
+                    return
+                time.sleep(0.05)  # polling the server's process list, bounded by the deadline
+
+    killer = threading.Thread(target=kill_query_when_running)
+    killer.start()
+    with pytest.raises(SourceError) as stopped:
+        export(kpi, [], source=open_source(url(mysql_db)), store=store)
+    killer.join(60)
+    message = stopped.value.message
+    assert "stopped the query: Query execution was interrupted (KILL QUERY from another session" in message
+    assert "timeout" not in message
+    assert stopped.value.hint.startswith("someone or something on the database ended it")
+    assert stopped.value.retryable is False
+    assert keys(store) == []
+
+
 def test_a_connection_killed_mid_stream_leaves_no_parts(mysql_db: MySqlServer, tmp_path: Path) -> None:
     header = "grain: none\ncolumns:\n  n: {type: INT64}\n  pad: {type: STRING}"
     sql = "SELECT seq AS n, REPEAT('x', 200) AS pad FROM seq_1_to_3000000 AS killme_marker"

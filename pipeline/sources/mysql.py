@@ -50,7 +50,10 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 10  # seconds
 # pymysql's converters keyed by Python type encode bound values; those keyed by MySQL type (decoders) are left out.
 _ENCODERS = {key: value for key, value in pymysql.converters.conversions.items() if not isinstance(key, int)}
-_TIMEOUT_ERRORS = {3024, 1969, ER.QUERY_INTERRUPTED}  # MySQL MAX_EXECUTION_TIME, MariaDB max_statement_time
+_TIMEOUT_ERRORS = {3024, 1969}  # MySQL and Aurora MAX_EXECUTION_TIME, MariaDB max_statement_time
+# 1317 "Query execution was interrupted": KILL QUERY from another session (an operator, a monitor) or a shutdown.
+# Not the KPI's timeout — that is 3024/1969 — and not our own stop, which ends as Interrupted before this.
+_KILLED = ER.QUERY_INTERRUPTED
 _LOST = {2006, 2013, 2055, 1927, 1053}  # gone away, lost during query, killed, shutdown
 _TRANSIENT = {2003, 1040, 1205, 1213}  # cannot connect, too many connections, lock wait, deadlock
 _SQL_HINT = "run `kpi render {kpi}` and try the SQL in a MySQL client against the same database"
@@ -242,6 +245,14 @@ class MySqlSource:
         if isinstance(error, pymysql.err.MySQLError):
             code = error.args[0] if error.args and isinstance(error.args[0], int) else 0
             text = error.args[1] if len(error.args) > 1 else str(error)
+            if code == _KILLED:
+                return SourceError(
+                    f"{self.url} stopped the query: {text} (KILL QUERY from another session, or the server "
+                    "shutting down)",
+                    where=where,
+                    hint="someone or something on the database ended it: ask whoever runs it (SHOW PROCESSLIST, "
+                    "the server's log), then run the KPI again",
+                )
             if code in _TIMEOUT_ERRORS:
                 return SourceError(
                     f"{self.url} stopped the query at the KPI's timeout ({timeout}): {text}",
