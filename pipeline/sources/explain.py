@@ -122,29 +122,13 @@ def span(parts: Sequence[Interval | None]) -> str:
 
 
 def explain_json(source: Any, rendered: Rendered, *, zone: ZoneInfo, where: str) -> tuple[Dialect, dict[str, Any]]:
-    """``EXPLAIN FORMAT=JSON`` of the rendered query on ``source`` (a MySqlSource), with its bound values."""
-    import pymysql
-
-    from pipeline.sources.mysql import _release, _session_zone, time_limit_statement
-
-    settings = source._credentials(where)
-    connection = source._connect(settings, EXPLAIN_TIMEOUT, where)
-    try:
-        with source._errors(where, EXPLAIN_TIMEOUT):
-            version = connection.get_server_info()
-            dialect = dialect_of(version)
-            with connection.cursor(pymysql.cursors.Cursor) as cursor:
-                cursor.execute(time_limit_statement(version, EXPLAIN_TIMEOUT))
-                cursor.execute("SET SESSION time_zone = %s", (_session_zone(zone),))
-                cursor.execute("START TRANSACTION READ ONLY")
-                cursor.execute("EXPLAIN FORMAT=JSON " + rendered.sql, rendered.values or None)
-                row = cursor.fetchone()
-                connection.rollback()
-    finally:
-        _release(connection)
-    if not row or not isinstance(row[0], str | bytes):
+    """``EXPLAIN FORMAT=JSON`` of the rendered query on ``source`` (a MySqlSource: :meth:`MySqlSource.explain`
+    opens the session as the query's own would be), with its bound values; the plan's dialect from the server's
+    version."""
+    version, plan = source.explain(rendered, zone=zone, where=where, timeout=EXPLAIN_TIMEOUT)
+    if not isinstance(plan, str | bytes):
         raise SourceError(f"{source.url} returned no EXPLAIN plan", where=where, hint="is the source MySQL or MariaDB?")
-    return dialect, json.loads(row[0])
+    return dialect_of(version), json.loads(plan)
 
 
 def _key(rendered: Rendered, max_rows: int, allowed: bool) -> str:

@@ -225,6 +225,26 @@ class MySqlSource:
             raise SourceError("the statement returned no result set", hint="a KPI is one SELECT")
         return cursor
 
+    def explain(self, rendered: Rendered, *, zone: ZoneInfo, where: str, timeout: timedelta) -> tuple[str, Any]:
+        """``EXPLAIN FORMAT=JSON`` of ``rendered`` in a session set up as the query's own would be (time limit,
+        zone, read-only transaction): the server's version and the plan as the server wrote it (None when it
+        answered no row). Reading the plan is :mod:`pipeline.sources.explain`'s."""
+        settings = self._credentials(where)
+        connection = self._connect(settings, timeout, where)
+        try:
+            with self._errors(where, timeout):
+                version = connection.get_server_info()
+                with connection.cursor(pymysql.cursors.Cursor) as cursor:
+                    cursor.execute(time_limit_statement(version, timeout))
+                    cursor.execute("SET SESSION time_zone = %s", (_session_zone(zone),))
+                    cursor.execute("START TRANSACTION READ ONLY")
+                    cursor.execute("EXPLAIN FORMAT=JSON " + rendered.sql, rendered.values or None)
+                    row = cursor.fetchone()
+                    connection.rollback()
+        finally:
+            _release(connection)
+        return str(version), row[0] if row else None
+
     @contextmanager
     def _errors(self, where: str, timeout: timedelta) -> Iterator[None]:
         """pymysql's exceptions as SourceError: what happened, at which source, and whether to retry. After a stop
