@@ -89,3 +89,14 @@ def test_a_partition_not_begun_yet_is_never_the_newest(kpis: dict[str, Kpi]) -> 
     )
     assert split_future(kpis["daily"], loaded, END_OF_THE_9TH)[1] == ["2099-05-01"]
     assert split_future(kpis["snapshot"], ["snapshot"], END_OF_THE_9TH) == (["snapshot"], [])
+
+
+def test_a_load_recorded_after_the_moment_judged_is_never_a_negative_age(kpis: dict[str, Kpi]) -> None:
+    """``--now`` earlier than the load (the tests, a schedule reproduced later): the 9th, not over at 12:00 UTC,
+    loaded at 16:00 — its data reaches 12:00 at most, age 0, fresh; not -4 h as ``now - loaded_at`` would say.
+    A partition already over at ``now`` ages from its end, whenever it was loaded."""
+    noon = datetime(2024, 3, 9, 12, tzinfo=UTC)
+    state = freshness(kpis["daily"], "2024-03-09", LOADED, noon)
+    assert (state.level, state.age) == (FRESH, timedelta(0))
+    later = freshness(kpis["daily"], "2024-03-08", LOADED, noon)
+    assert later.age == timedelta(hours=21)  # the 8th ended 15:00 UTC on the 8th
