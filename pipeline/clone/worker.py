@@ -31,7 +31,7 @@ from pipeline.clone.names import MASKED_PREFIX, Names, Tags, parse_run_id
 from pipeline.clone.progress import JOURNAL_TABLE
 from pipeline.clone.rules import load_rule_folder
 from pipeline.clone.sql import quote
-from pipeline.sources.tls import tls_context
+from pipeline.sources.tls import certificate_refused, tls_context
 
 __all__ = ["Connect", "TagMarker", "check_health", "connect_mysql", "mask_temporary", "masking_key"]
 
@@ -57,7 +57,7 @@ def connect_mysql(credentials: Mapping[str, Any]) -> Any:
             charset="utf8mb4",
         )
     except pymysql.MySQLError as error:
-        refused = any(word in str(error) for word in ("CERTIFICATE_VERIFY_FAILED", "mismatch"))
+        refused = certificate_refused(str(error))
         raise CloneError(
             f"cannot connect to {credentials.get('dbClusterIdentifier', credentials.get('host'))}: {error}",
             hint="the cluster's certificate must be signed by an RDS CA and name the secret's host (the cluster's "

@@ -44,6 +44,7 @@ from pipeline.sources.base import BATCH_ROWS, ResultStream
 from pipeline.sources.mysql_types import source_column
 from pipeline.sources.mysql_wire import DeadlineExceeded, read_batches
 from pipeline.sources.tls import RDS_CA_BUNDLE as RDS_CA_BUNDLE
+from pipeline.sources.tls import certificate_refused
 from pipeline.sources.tls import tls_context as tls_context
 
 log = logging.getLogger(__name__)
@@ -71,12 +72,12 @@ def _hint(code: int, kpi: str, text: str = "") -> str:
     """What to do about a MySQL error: a certificate refused is about TLS; a connection error (client codes
     2000–2999, a server gone) is about the network; a server busy is retried; any other server error is about the
     SQL, which the KPI's render shows."""
-    if "CERTIFICATE_VERIFY_FAILED" in text and "mismatch" in text:
+    if certificate_refused(text) and "mismatch" in text:
         return (
             "TLS checks the server's name: connect by the name its certificate was issued for (the cluster or "
             "instance endpoint, not an IP address or a CNAME of your own); ssl=insecure skips the check (dev only)"
         )
-    if "CERTIFICATE_VERIFY_FAILED" in text:
+    if certificate_refused(text):
         return (
             "the server's certificate is not signed by a CA of the RDS bundle or the system store: give ssl_ca=PATH "
             "of the CA that signed it; ssl=insecure skips the check (dev only)"

@@ -39,3 +39,9 @@ def tls_context(ca_file: str | None, *, verify: bool = True) -> ssl.SSLContext:
     context = ssl.create_default_context()  # the system store
     context.load_verify_locations(cadata=resources.files(__package__).joinpath(RDS_CA_BUNDLE).read_text("ascii"))
     return context
+
+
+def certificate_refused(error_text: str) -> bool:
+    """Whether a connection error is TLS refusing the server's certificate (its signer, or its name: Python's
+    ``ssl`` says ``CERTIFICATE_VERIFY_FAILED`` for both, ``… mismatch`` for the name): nothing was sent to it."""
+    return "CERTIFICATE_VERIFY_FAILED" in error_text

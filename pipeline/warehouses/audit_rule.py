@@ -36,7 +36,7 @@ def current_loads_sql(columns: str, audit: str, kpi: str, partition: str = "part
 def plan_audit_sql(columns: str, audit: str, kpi: str, partition: str = "partition", only: str = "") -> str:
     """What a load plans from, in one query: :func:`current_loads_sql`'s rows, and each partition's latest
     removal row — of which the planner keeps those of partitions no load followed
-    (:func:`~pipeline.warehouses.base.removed_runs`): a removed run is not loaded again by a late or repeated
+    (:func:`~pipeline.warehouses.base.audit_for_plan`): a removed run is not loaded again by a late or repeated
     event, only by ``--force``."""
     removed = f"STARTS_WITH(job_id, '{REMOVED}')"
     kept = f" AND {only}" if only else ""

@@ -224,16 +224,19 @@ def removed_again(removal: LoadRecord | None, manifest: Manifest, *, force: bool
     )
 
 
-def removed_runs(records: Iterable[LoadRecord], loaded: Mapping[str, LoadRecord]) -> dict[str, LoadRecord]:
-    """The latest removal row of each partition that no load followed (those in ``loaded`` had one), from
-    :func:`~pipeline.warehouses.audit_rule.plan_audit_sql`'s rows."""
-    latest: dict[str, LoadRecord] = {}
-    for record in records:
+def audit_for_plan(records: Iterable[LoadRecord]) -> tuple[dict[str, LoadRecord], dict[str, LoadRecord]]:
+    """What a load plans from, out of :func:`~pipeline.warehouses.audit_rule.plan_audit_sql`'s rows: the current
+    loads (:func:`current_loads`), and the latest removal row of each partition that no load followed (those in
+    the current loads had one) — ``plan_batch``'s ``loaded`` and ``removed``."""
+    rows = list(records)
+    loaded = current_loads(rows)
+    removed: dict[str, LoadRecord] = {}
+    for record in rows:
         if is_removal(record) and record.partition not in loaded:
-            best = latest.get(record.partition)
+            best = removed.get(record.partition)
             if best is None or record.loaded_at > best.loaded_at:
-                latest[record.partition] = record
-    return latest
+                removed[record.partition] = record
+    return loaded, removed
 
 
 def plan_batch(
@@ -244,7 +247,7 @@ def plan_batch(
     removed: Mapping[str, LoadRecord] | None = None,
 ) -> BatchPlan:
     """The plan of a load from the audit (``loaded``: :meth:`Warehouse.loads` of the KPI; ``removed``: the
-    latest removal of each partition not loaded since, :func:`removed_runs`). Each warehouse makes it again
+    latest removal of each partition not loaded since, :func:`audit_for_plan`). Each warehouse makes it again
     inside its transaction — DuckDB under its write lock, BigQuery by re-checking the audit in the transaction
     script — so that a plan made before another load or a removal committed is never acted on."""
     check_batch(manifests)

@@ -61,6 +61,7 @@ from pipeline.warehouses.base import (
     LoadResult,
     OpenFile,
     Removal,
+    audit_for_plan,
     changed_error,
     changed_since_planned,
     check_batch,
@@ -70,7 +71,6 @@ from pipeline.warehouses.base import (
     plan_audit_sql,
     plan_batch,
     refuse_drift,
-    removed_runs,
     where,
 )
 from pipeline.warehouses.bigquery_read import LEGACY_TYPES, read_rows, table_schema
@@ -250,9 +250,7 @@ class BigQueryWarehouse:
             self._meta_missing = True
             return {}, {}
         self._meta_missing = False
-        records = [LoadRecord(*row.values()) for row in rows]
-        loaded = current_loads(records)
-        return loaded, removed_runs(records, loaded)
+        return audit_for_plan(LoadRecord(*row.values()) for row in rows)
 
     def schema(self, kpi: str) -> list[SchemaField] | None:
         return table_schema(self.client, self.target.table(kpi))

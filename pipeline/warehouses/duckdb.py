@@ -53,6 +53,7 @@ from pipeline.warehouses.base import (
     LoadResult,
     OpenFile,
     Removal,
+    audit_for_plan,
     changed_error,
     changed_since_planned,
     check_batch,
@@ -63,7 +64,6 @@ from pipeline.warehouses.base import (
     plan_audit_sql,
     plan_batch,
     refuse_drift,
-    removed_runs,
 )
 from pipeline.warehouses.commit_scoring import InCommit, in_commit, with_scores
 from pipeline.warehouses.reading import canonical, not_loaded, order_by, row_range
@@ -510,9 +510,9 @@ def _plan_audit(
     """What a load of ``partitions`` plans from, in one statement: their current loads, and the latest removal
     of those not loaded since (:func:`~pipeline.warehouses.audit_rule.plan_audit_sql`)."""
     sql = plan_audit_sql(_RECORD_COLUMNS, AUDIT_TABLE, "$kpi", only="list_contains($partitions, partition)")
-    records = [_record(row) for row in connection.execute(sql, {"kpi": kpi, "partitions": list(partitions)}).fetchall()]
-    loaded = current_loads(records)
-    return loaded, removed_runs(records, loaded)
+    return audit_for_plan(
+        map(_record, connection.execute(sql, {"kpi": kpi, "partitions": list(partitions)}).fetchall())
+    )
 
 
 def _has_table(connection: duckdb.DuckDBPyConnection, name: str) -> bool:
