@@ -41,8 +41,9 @@ only for transaction scripts:
   transactions on disjoint tables; what differs is only that the second sees the first's committed rows
   (BigQuery's snapshot would not) — for loads of different KPIs, rows of another KPI, which no check reads.
 
-Every call still goes to the emulator unchanged; the bridge also records every job as sent (``jobs``) and can
-make the next load job fail as a BigQuery backend error would.
+Every call still goes to the emulator unchanged; the bridge also records every job as sent (``jobs``) and
+every streaming insert (``inserts``), and can make the next load job fail as a BigQuery backend error would, or
+the next streaming insert be refused as BigQuery refuses rows (``insertAll``'s answer listing each row's errors).
 """
 
 from __future__ import annotations
@@ -154,6 +155,8 @@ class BigQueryBridge(bigquery.Client):
         self.conflicts: list[tuple[str, str]] = []  # (the table named, the script) of each script cancelled
         self.most_in_flight = 0
         self._fail_next = False
+        self.inserts: list[tuple[str, list[dict[str, Any]]]] = []  # (table, rows) of each streaming insert
+        self._refuse_next_insert = False
         self._in_flight: dict[int, tuple[str, ...]] = {}  # admitted script → the tables it mutates
         self._tickets = itertools.count()
         self._flight_lock = threading.Lock()  # guards the scripts in flight, the conflicts and the meeting
@@ -164,6 +167,20 @@ class BigQueryBridge(bigquery.Client):
 
     def fail_next_load(self) -> None:
         self._fail_next = True
+
+    def refuse_next_insert(self) -> None:
+        self._refuse_next_insert = True
+
+    def insert_rows_json(self, table: Any, json_rows: Any, *args: Any, **kwargs: Any) -> Any:
+        rows = list(json_rows)
+        with self._record_lock:
+            self.inserts.append((str(table), rows))
+        if self._refuse_next_insert:  # BigQuery's answer to rows it refused: each row's index and errors
+            self._refuse_next_insert = False
+            return [
+                {"index": i, "errors": [{"reason": "invalid", "message": "no such field: x"}]} for i in range(len(rows))
+            ]
+        return super().insert_rows_json(table, rows, *args, **kwargs)
 
     def meet(self, parties: int, first: Callable[[str], bool]) -> None:
         self._meeting = (threading.Barrier(parties, timeout=60), first)

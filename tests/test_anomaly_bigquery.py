@@ -15,6 +15,7 @@ from pipeline import catalog
 from pipeline.cli import cli
 from pipeline.core.lake import manifest_key
 from pipeline.core.spec import Kpi
+from pipeline.errors import LoadError
 from pipeline.export import export
 from pipeline.flows.removal import plan_removal, remove
 from pipeline.load import load_manifests
@@ -24,7 +25,7 @@ from pipeline.warehouses import Warehouse
 from pipeline.warehouses.anomalies import StoredScore
 from pipeline.warehouses.bigquery import BigQueryWarehouse
 from pipeline.warehouses.duckdb import DuckDbWarehouse
-from tests.bigquery import BigQueryBridge
+from tests.bigquery import BigQueryBridge, SentJob
 from tests.test_anomaly_measured import small
 from tests.test_commit_scoring import history_then, load_last
 
@@ -185,31 +186,53 @@ def test_an_hourly_timestamp_kpi_in_tokyo_is_scored_on_bigquery_as_on_duckdb_and
     assert (anomaly["low"], anomaly["high"]) == (round(spike.low, 2), round(spike.high, 2))
 
 
-def test_one_new_partition_is_scored_by_its_load_s_own_script_with_only_its_history_query_beside_the_upload(
+def what(sql: str) -> str:
+    """A query job's kind, as these tests name them."""
+    if "BEGIN TRANSACTION" in sql:
+        return "script"
+    return "history" if "SUM(CAST(`sales` AS FLOAT64))" in sql else "audit" if "_kpi_loads" in sql else sql
+
+
+def kinds(jobs: list[SentJob]) -> list[str]:
+    return [j.kind if j.kind != "query" else what(j.sql) for j in jobs]
+
+
+def as_an_older_exporter_wrote_it(folder: Path, key: str) -> None:
+    """The manifest at ``key`` rewritten as version 3 wrote it: no ``totals`` (an exporter of the release before,
+    during a deploy)."""
+    path = folder / "lake" / key
+    data = json.loads(path.read_text(encoding="utf-8"))
+    del data["totals"]
+    path.write_text(json.dumps({**data, "manifest_version": 3}), encoding="utf-8")
+
+
+def test_one_new_partition_s_scores_are_written_beside_its_upload_and_its_script_is_an_unscored_load_s(
     tmp_path: Path, bq_url: str, bq_client: BigQueryBridge
 ) -> None:
     # The scheduled load of a scored KPI (one new day): the history query is sent before the staging table's
-    # load job and read after it; the scores are inserted by the load's own transaction script and returned by
-    # it — no INSERT job of their own, no history query after the commit.
+    # load job; the exporter's totals judged against it and streamed into _kpi_anomalies (tabledata.insertAll,
+    # no job) beside the upload; the transaction script is the one an unscored KPI's load sends.
     series = small(spike_at=59)
     warehouse = BigQueryWarehouse(bq_url, client=bq_client)
     kpi, manifests, keys = history_then(tmp_path, series, warehouse)
-    sent = len(bq_client.jobs)
+    sent, streamed = len(bq_client.jobs), len(bq_client.inserts)
     result = load_last(tmp_path, keys[-1], warehouse)
-    jobs = bq_client.jobs[sent:]
+    jobs, inserts = bq_client.jobs[sent:], bq_client.inserts[streamed:]
     stored = warehouse.scores(kpi.name, "2026-07-30", "2026-07-30")
     warehouse.close()
 
-    def what(sql: str) -> str:
-        if "BEGIN TRANSACTION" in sql:
-            return "script"
-        return "history" if "SUM(CAST(`sales` AS FLOAT64))" in sql else "audit" if "_kpi_loads" in sql else sql
-
-    assert [j.kind if j.kind != "query" else what(j.sql) for j in jobs] == ["audit", "history", "load", "script"]
-    (script,) = [j.sql for j in jobs if j.kind == "query" and "BEGIN TRANSACTION" in j.sql]
-    inserted = script.index("._kpi_anomalies` (`kpi`")
-    assert script.index("INSERT INTO `", inserted - 60) < inserted < script.index("COMMIT TRANSACTION")
-    assert script.rstrip(";").endswith("ORDER BY measure, dimension")  # the scores, returned by the script
+    assert kinds(jobs) == ["audit", "history", "load", "script"]
+    (script,) = [j.sql for j in jobs if what(j.sql) == "script"]
+    assert "_kpi_anomalies" not in script
+    ((table, rows),) = inserts
+    assert table.endswith("._kpi_anomalies")
+    assert [(r["partition"], r["measure"], r["actual"], r["run_id"], r["job_id"]) for r in rows] == [
+        ("2026-07-30", "sales", float(series.values["2026-07-30"]), manifests[-1].run_id, "insertAll")
+    ]
+    assert manifests[-1].totals is not None
+    assert [(t.measure, t.dimension, t.value) for t in manifests[-1].totals] == [
+        ("sales", None, float(series.values["2026-07-30"]))
+    ]
 
     assert (result.loaded, result.scored, result.scoring_error) == (True, True, "")
     (anomaly,) = result.anomalies
@@ -220,10 +243,8 @@ def test_one_new_partition_is_scored_by_its_load_s_own_script_with_only_its_hist
     )
     (score,) = [s.score for s in stored]
     assert score.anomaly() == anomaly
-    assert result.record is not None
-    assert {s.job_id for s in stored} == {result.record.job_id}
-    assert {s.run_id for s in stored} == {manifests[-1].run_id}
-    # the scores equal the embedded warehouse's, scored the same way
+    assert {(s.run_id, s.job_id) for s in stored} == {(manifests[-1].run_id, "insertAll")}
+    # the scores equal the embedded warehouse's, scored the same way (from the loaded rows)
     local = DuckDbWarehouse(str(tmp_path / "duckdb.duckdb"))
     _, _, local_keys = history_then(tmp_path / "duckdb", series, local)
     local_result = load_last(tmp_path / "duckdb", local_keys[-1], local)
@@ -234,3 +255,80 @@ def test_one_new_partition_is_scored_by_its_load_s_own_script_with_only_its_hist
     assert (score.expected, score.low, score.high, score.score) == pytest.approx(
         (expected.expected, expected.low, expected.high, expected.score)
     )
+
+
+def test_a_manifest_without_totals_is_scored_by_its_load_s_own_script(
+    tmp_path: Path, bq_url: str, bq_client: BigQueryBridge
+) -> None:
+    # A version 3 manifest (an older exporter) has no totals: the script sums the staged rows, inserts the scores
+    # inside its transaction and returns them — no INSERT job of their own, no history query after the commit.
+    series = small(spike_at=59)
+    warehouse = BigQueryWarehouse(bq_url, client=bq_client)
+    kpi, manifests, keys = history_then(tmp_path, series, warehouse)
+    as_an_older_exporter_wrote_it(tmp_path, keys[-1])
+    sent, streamed = len(bq_client.jobs), len(bq_client.inserts)
+    result = load_last(tmp_path, keys[-1], warehouse)
+    jobs = bq_client.jobs[sent:]
+    stored = warehouse.scores(kpi.name, "2026-07-30", "2026-07-30")
+    warehouse.close()
+
+    assert kinds(jobs) == ["audit", "history", "load", "script"]
+    assert len(bq_client.inserts) == streamed
+    (script,) = [j.sql for j in jobs if what(j.sql) == "script"]
+    inserted = script.index("._kpi_anomalies` (`kpi`")
+    assert script.index("INSERT INTO `", inserted - 60) < inserted < script.index("COMMIT TRANSACTION")
+    assert script.rstrip(";").endswith("ORDER BY measure, dimension")  # the scores, returned by the script
+    assert (result.loaded, result.scored, result.scoring_error) == (True, True, "")
+    assert [(a.partition, a.direction) for a in result.anomalies] == [("2026-07-30", "spike")]
+    assert result.record is not None
+    assert {(s.run_id, s.job_id) for s in stored} == {(manifests[-1].run_id, result.record.job_id)}
+    assert [s.score.anomaly() for s in stored] == list(result.anomalies)
+
+
+def test_scores_streamed_for_a_load_that_then_failed_are_never_read_and_its_retry_scores_once(
+    tmp_path: Path, bq_url: str, bq_client: BigQueryBridge
+) -> None:
+    # The scores go into _kpi_anomalies before the load commits; what reads them reads only the run loaded
+    # (pipeline.warehouses.audit_rule): a load that fails after them leaves rows no reader sees.
+    series = small(spike_at=59)
+    warehouse = BigQueryWarehouse(bq_url, client=bq_client)
+    kpi, manifests, keys = history_then(tmp_path, series, warehouse)
+    bq_client.fail_next_load()
+    with pytest.raises(LoadError):
+        load_last(tmp_path, keys[-1], warehouse)
+    ((_, rows),) = bq_client.inserts[-1:]
+    in_table = list(
+        bq_client.query(
+            f"SELECT run_id FROM `{warehouse.target.table('_kpi_anomalies')}` WHERE `partition` = '2026-07-30'"
+        ).result()
+    )
+    failed = warehouse.scores(kpi.name, "2026-07-29", "2026-07-30")
+    retried = load_last(tmp_path, keys[-1], warehouse)
+    after = warehouse.scores(kpi.name, "2026-07-30", "2026-07-30")
+    warehouse.close()
+    assert [r["run_id"] for r in rows] == [manifests[-1].run_id]
+    assert [row.run_id for row in in_table] == [manifests[-1].run_id]  # written, and not read:
+    assert [s.score.partition for s in failed] == ["2026-07-29"]
+    assert (retried.loaded, retried.scored, [a.partition for a in retried.anomalies]) == (True, True, ["2026-07-30"])
+    assert [(s.score.partition, s.run_id) for s in after] == [("2026-07-30", manifests[-1].run_id)]  # once
+
+
+def test_refused_streamed_scores_never_fail_the_load_which_is_scored_after_its_commit(
+    tmp_path: Path, bq_url: str, bq_client: BigQueryBridge
+) -> None:
+    series = small(spike_at=59)
+    warehouse = BigQueryWarehouse(bq_url, client=bq_client)
+    kpi, manifests, keys = history_then(tmp_path, series, warehouse)
+    bq_client.refuse_next_insert()
+    sent = len(bq_client.jobs)
+    result = load_last(tmp_path, keys[-1], warehouse)
+    jobs = bq_client.jobs[sent:]
+    stored = warehouse.scores(kpi.name, "2026-07-30", "2026-07-30")
+    warehouse.close()
+    # the load's script unscored; then the scoring after the commit: its history query and one DML INSERT
+    assert kinds(jobs)[:5] == ["audit", "history", "load", "script", "history"]
+    assert [j.sql[: len("INSERT INTO `")] for j in jobs[5:]] == ["INSERT INTO `"]
+    assert (result.loaded, result.scored, result.scoring_error) == (True, True, "")
+    assert [a.partition for a in result.anomalies] == ["2026-07-30"]
+    assert [(s.score.partition, s.run_id) for s in stored] == [("2026-07-30", manifests[-1].run_id)]
+    assert {s.job_id for s in stored} != {"insertAll"}

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pipeline.core.manifest import CSV_NULL_MARKER, MANIFEST_VERSION, Manifest, problems
+from pipeline.core.totals import Total
 from pipeline.errors import StoreError
 
 SHA = "ab" * 32
@@ -126,8 +127,10 @@ def test_every_problem_is_listed_not_only_the_first() -> None:
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"manifest_version": 4}, "manifest_version 4 is newer than this loader reads (3)"),
-        ({"manifest_version": 0}, "manifest_version 0 is not supported (this version reads 1, 2 and 3)"),
+        ({"manifest_version": 5}, "manifest_version 5 is newer than this loader reads (4)"),
+        ({"manifest_version": 0}, "manifest_version 0 is not supported (this version reads 1, 2, 3 and 4)"),
+        ({"totals": [{"measure": "sales", "dimension": None, "value": 1.0}]}, "totals are only for a partition scored"),
+        ({"totals": "x"}, "'totals' must be a list of objects"),
         ({"anomaly": {"measures": ["x"]}}, "anomaly must be an object of measures, by, seasonality"),
         (
             {"anomaly": {"measures": ["nope"], "by": None, "seasonality": [], "sensitivity": "low", "min_history": 7}},
@@ -206,7 +209,7 @@ def test_a_manifest_newer_than_the_loader_is_retried_a_damaged_one_is_not() -> N
     """An exporter deployed before its loader writes a version the loader does not know yet: the load is retried
     (the queue's contract) until the loader of its release reads it; a version that never was is not."""
     with pytest.raises(StoreError) as waiting:
-        Manifest.parse(changed(manifest_version=4), where="s3://lake/k/_manifest.json", hint="re-export")
+        Manifest.parse(changed(manifest_version=5), where="s3://lake/k/_manifest.json", hint="re-export")
     assert waiting.value.retryable is True
     assert waiting.value.where == "s3://lake/k/_manifest.json"
     assert waiting.value.hint.startswith("it was written by a newer exporter: deploy the loader of the same release")
@@ -214,3 +217,32 @@ def test_a_manifest_newer_than_the_loader_is_retried_a_damaged_one_is_not() -> N
         Manifest.parse(changed(manifest_version=0), where="s3://lake/k/_manifest.json", hint="re-export")
     assert broken.value.retryable is False
     assert broken.value.hint == "re-export"
+
+
+SCORED = {"measures": [], "by": "status", "seasonality": ["weekday"], "sensitivity": "medium", "min_history": None}
+
+
+def test_a_scored_partition_s_totals_are_read_back_as_written() -> None:
+    totals = [{"measure": "sales", "dimension": "status=paid", "value": 12.5}]
+    manifest = Manifest.from_json(changed(anomaly=SCORED, totals=totals))
+    assert manifest.totals == (Total("sales", "status=paid", 12.5),)
+    assert Manifest.from_json(manifest.to_json()) == manifest
+    assert Manifest.from_json(changed(manifest_version=3)).totals is None  # older manifests: not summed
+
+
+@pytest.mark.parametrize(
+    ("total", "expected"),
+    [
+        (
+            {"measure": "status", "dimension": "status=paid", "value": 1.0},
+            "totals[0].measure 'status' is not a numeric",
+        ),
+        ({"measure": "sales", "dimension": None, "value": 1.0}, "totals[0].dimension None is not 'status=<value>'"),
+        ({"measure": "sales", "dimension": "plan=x", "value": 1.0}, "totals[0].dimension 'plan=x' is not"),
+        ({"measure": "sales", "dimension": "status=x", "value": "1"}, "totals[0].value '1' is not a finite number"),
+        ({"measure": "sales", "dimension": "status=x", "value": True}, "totals[0].value True is not a finite"),
+    ],
+)
+def test_totals_that_no_exporter_writes_are_refused(total: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        Manifest.from_json(changed(anomaly=SCORED, totals=[total]))

@@ -14,13 +14,16 @@ value of it can reach a warehouse statement.
 Version 2 adds ``null_marker`` (CSV files: the unquoted field that means NULL). Version 1 manifests are still
 read: their CSV files wrote NULL as an empty unquoted field and the empty string as ``""``. Version 3 adds
 ``anomaly``: the header's anomaly settings, which the loader scores the partition with after loading it (None:
-not scored, as for every version 1 and 2 manifest).
+not scored, as for every version 1 and 2 manifest). Version 4 adds ``totals``: a scored partition's sums per
+measure and dimension value, summed by the exporter (:mod:`pipeline.core.totals`), which the loader judges the
+partition by without summing the loaded rows (None: the loader sums them, as for every older manifest).
 """
 
 from __future__ import annotations
 
 import builtins
 import json
+import math
 import re
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -28,15 +31,17 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.core.anomaly import settings_of
+from pipeline.core.chart_rules import MEASURE_TYPES
 from pipeline.core.identifiers import is_column_name, is_table_name
 from pipeline.core.intervals import Grain
 from pipeline.core.lake import is_run_id
 from pipeline.core.spec import AnomalySettings
+from pipeline.core.totals import Total
 from pipeline.core.types import PARTITION_TYPES, BqType
 from pipeline.errors import StoreError
 
-MANIFEST_VERSION = 3
-READABLE_VERSIONS = frozenset({1, 2, MANIFEST_VERSION})
+MANIFEST_VERSION = 4
+READABLE_VERSIONS = frozenset({1, 2, 3, MANIFEST_VERSION})
 
 
 class NewerManifest(ValueError):
@@ -107,6 +112,7 @@ class Manifest:
     seconds: float = 0.0
     null_marker: str | None = None  # CSV: the unquoted field that means NULL (CSV_NULL_MARKER); None for Parquet
     anomaly: dict[str, Any] | None = None  # the header's anomaly settings (pipeline.core.anomaly.settings_json)
+    totals: tuple[Total, ...] | None = None  # a scored partition's sums (pipeline.core.totals); None: not summed
     manifest_version: int = MANIFEST_VERSION
 
     def to_json(self) -> str:
@@ -117,6 +123,7 @@ class Manifest:
         data["schema"] = [dict(f.__dict__) for f in self.schema]
         data["cluster_by"] = list(self.cluster_by)
         data["params"], data["replaced"] = dict(self.params), dict(self.replaced)
+        data["totals"] = None if self.totals is None else [dict(t.__dict__) for t in self.totals]
         return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
 
     @classmethod
@@ -139,6 +146,8 @@ class Manifest:
         data["files"] = tuple(DataFile(**f) for f in _objects(data.get("files"), "files"))
         data["schema"] = tuple(SchemaField(**f) for f in _objects(data.get("schema"), "schema"))
         data["cluster_by"] = tuple(data.get("cluster_by") or ())
+        if data.get("totals") is not None:
+            data["totals"] = tuple(Total(**t) for t in _objects(data["totals"], "totals"))
         manifest = cls(**data)
         found = problems(manifest)
         if manifest.anomaly is not None and not found:
@@ -211,6 +220,7 @@ def problems(manifest: Manifest) -> builtins.list[str]:
     if manifest.format != "csv" and manifest.null_marker is not None:
         found.append("null_marker is only for CSV files")
     found += _file_problems(manifest)
+    found += _totals_problems(manifest)
     for key in ("timezone", "source_timezone"):
         zone = getattr(manifest, key)
         if isinstance(zone, str) and (zone or key == "timezone") and not _is_zone(zone):
@@ -282,6 +292,29 @@ def _partition_problems(manifest: Manifest) -> builtins.list[str]:
             moment = None
         if moment is None or moment.tzinfo is None:
             found.append(f"{key} {value!r} is not an ISO time with its offset")
+    return found
+
+
+def _totals_problems(manifest: Manifest) -> builtins.list[str]:
+    """``totals`` only for a scored partition: each a numeric column's finite sum, for all rows or one value of
+    the settings' ``by`` dimension (``status=paid``)."""
+    if manifest.totals is None:
+        return []
+    if not isinstance(manifest.anomaly, dict):
+        return ["totals are only for a partition scored for anomalies (anomaly is null)"]
+    by = manifest.anomaly.get("by")
+    numeric = {f.name for f in manifest.schema if f.type in {t.value for t in MEASURE_TYPES}}
+    found: builtins.list[str] = []
+    for index, total in enumerate(manifest.totals):
+        if total.measure not in numeric:
+            found.append(f"totals[{index}].measure {total.measure!r} is not a numeric column of the schema")
+        dimension = total.dimension
+        if not (dimension is None if by is None else isinstance(dimension, str) and dimension.startswith(f"{by}=")):
+            expected = "null" if by is None else f"'{by}=<value>'"
+            found.append(f"totals[{index}].dimension {dimension!r} is not {expected}")
+        value = total.value
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            found.append(f"totals[{index}].value {value!r} is not a finite number")
     return found
 
 

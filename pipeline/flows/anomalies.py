@@ -26,13 +26,13 @@ from pipeline.core.anomaly import Anomaly, Score, history_partitions, score
 from pipeline.core.manifest import Manifest
 from pipeline.core.spec import ANOMALY_GRAINS as GRAINS
 from pipeline.core.spec import AnomalySettings, Kpi
+from pipeline.core.totals import scored_measures
 from pipeline.errors import UsageError
 from pipeline.warehouses.anomalies import (
     History,
     first_needed,
     history_of,
     score_rows,
-    scored_measures,
     scoring_failure,
 )
 from pipeline.warehouses.base import LoadResult, Warehouse

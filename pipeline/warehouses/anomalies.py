@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo
 
 from pipeline.core.anomaly import Observation, Score, history_partitions
 from pipeline.core.bounds import column_bound
-from pipeline.core.chart_rules import MEASURE_TYPES
 from pipeline.core.manifest import Manifest
 from pipeline.core.spec import AnomalySettings
+from pipeline.core.totals import NULL_VALUE, scored_measures
 from pipeline.core.types import BqType
 from pipeline.warehouses.audit_rule import current_loads_sql
 
@@ -46,7 +46,6 @@ SCORE_COLUMNS = (
     "job_id",
     "scored_at",
 )
-NULL_VALUE = "(null)"  # a NULL dimension value, as it is named
 
 
 @dataclass(frozen=True)
@@ -148,14 +147,6 @@ def first_needed(first_target: str, grain: str) -> str:
         moment = datetime(day.year, day.month, day.day, int(first_target[11:13])) - timedelta(hours=back)
         return f"{moment:%Y-%m-%dT%H}"
     return (day - timedelta(days=back)).isoformat()
-
-
-def scored_measures(measures: Sequence[str], columns: Sequence[tuple[str, str]], time_column: str) -> tuple[str, ...]:
-    """The measures named, or every numeric column but the time column (``columns``: name and BigQuery type)."""
-    if measures:
-        return tuple(measures)
-    numeric = {t.value for t in MEASURE_TYPES}
-    return tuple(name for name, kind in columns if kind in numeric and name != time_column)
 
 
 def history_sql(history: History, table: str, dialect: str) -> str:

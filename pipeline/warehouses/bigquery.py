@@ -20,8 +20,10 @@ No partition decorators and no WRITE_TRUNCATE: rows are chosen by the time colum
 clock (UTC instants for TIMESTAMP), so a Japan-time hour or day of a TIMESTAMP column loads like any other. DML
 does not count toward BigQuery's daily table-modification limit; per batch the jobs are one audit query, one
 load job per file into the staging table and one script — none of them a load or copy job into the KPI's table.
-A scored KPI's batch of one partition adds its history query, started before the upload and read after it: the
-script inserts the scores in its transaction and returns them (:mod:`pipeline.warehouses.commit_scoring`).
+A scored KPI's batch of one partition adds its history query, started before the upload; the exporter's totals
+judged against it and the scores streamed into ``_kpi_anomalies`` beside the upload, the script stays an
+unscored load's (for a manifest without totals, the script inserts the scores in its transaction and returns
+them: :mod:`pipeline.warehouses.commit_scoring`).
 
 Before a job starts, each file was checked against the manifest (size, SHA-256, row count) by the loader. Files
 stream from the lake into the upload in :data:`UPLOAD_CHUNK` pieces; nothing holds a file whole.
@@ -53,7 +55,7 @@ from pipeline.core.anomaly import Expectation, Observation, Score
 from pipeline.core.drift import Drift, schema_drift
 from pipeline.core.manifest import DataFile, Manifest, SchemaField
 from pipeline.errors import LoadError, bigquery_retryable
-from pipeline.warehouses.anomalies import ANOMALY_TABLE, History, StoredScore, scoring_failure
+from pipeline.warehouses.anomalies import ANOMALY_TABLE, History, StoredScore, score_rows, scoring_failure
 from pipeline.warehouses.base import (
     AUDIT_TABLE,
     BatchPlan,
@@ -84,7 +86,7 @@ from pipeline.warehouses.bigquery_sql import (
     judged_sql,
     lock_table,
 )
-from pipeline.warehouses.commit_scoring import InCommit, in_commit, with_scores
+from pipeline.warehouses.commit_scoring import STREAMED, Beside, InCommit, in_commit, with_scores
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -295,12 +297,23 @@ class BigQueryWarehouse:
             table, drift = self._prepare_table(newest)
             scoring = in_commit(plan.write)
             history = self._start_history(scoring) if scoring else None  # runs while the files upload
-            staging = self._stage(plan.write, open_file)
+            # with the exporter's totals, the scores are judged and written beside the upload too
+            streamed = Beside(self._stream_scores, scoring, history) if scoring and history and scoring.totals else None
             try:
-                expected = self._expectations(scoring, history) if scoring and history else None
-                plan, job_id, scores = self._commit(
-                    manifests, plan, staging, force, (scoring, expected) if scoring and expected is not None else None
-                )
+                staging = self._stage(plan.write, open_file)
+            except Exception:  # never fails with its scores still being written (a Lambda frozen after it returned
+                if streamed is not None:  # would write them on its next call); a stop (Ctrl-C, SIGTERM) does not wait
+                    streamed.result()
+                raise
+            try:
+                if scoring is not None and streamed is not None:
+                    scores = streamed.result()  # written before the commit: read only once it commits
+                    plan, job_id, _ = self._commit(manifests, plan, staging, force)
+                    scores = scores if list(plan.write) == [scoring.manifest] else None
+                else:
+                    expected = self._expectations(scoring, history) if scoring and history else None
+                    judged = (scoring, expected) if scoring and expected is not None else None
+                    plan, job_id, scores = self._commit(manifests, plan, staging, force, judged)
             finally:
                 self.client.delete_table(self.target.table(staging), not_found_ok=True, retry=RETRY)
             if plan.write:
@@ -336,6 +349,24 @@ class BigQueryWarehouse:
         except Exception as error:  # scoring never fails a load
             log.warning("%s (%s): scored after the load", scoring_failure(error), scoring.target)
             return None
+
+    def _stream_scores(self, scoring: InCommit, history: bigquery.QueryJob) -> list[Score] | None:
+        """The partition's scores — its history's expectations, judged by the exporter's totals — appended to
+        ``_kpi_anomalies`` by a streaming insert, beside the upload (:mod:`pipeline.warehouses.commit_scoring`).
+        None when they were given up (scored after the commit then, which reports why it fails, if it does)."""
+        from pipeline.warehouses import bigquery_anomalies
+
+        expectations = self._expectations(scoring, history)
+        if expectations is None:
+            return None
+        scores = scoring.judge_totals(expectations)
+        rows = score_rows(scores, {scoring.target: scoring.manifest.run_id}, STREAMED, datetime.now(UTC))
+        try:
+            bigquery_anomalies.stream_scores(self, rows)
+        except Exception as error:  # scoring never fails a load
+            log.warning("%s (%s): scored after the load", scoring_failure(error), scoring.target)
+            return None
+        return scores
 
     @property
     def _audit(self) -> str:

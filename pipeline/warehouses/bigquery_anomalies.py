@@ -2,8 +2,9 @@
 
 The SQL is :mod:`pipeline.warehouses.anomalies`' (DuckDB runs the same rules); here only what BigQuery needs
 besides: query parameters, the table made on first use (partitioned by month of ``scored_at``, clustered by KPI
-and partition, as the audit table is) and the rows appended with one DML ``INSERT`` of typed literals — DML,
-not streaming inserts, so that the rows can be read at once and the emulator runs it.
+and partition, as the audit table is) and the rows appended: after a commit with one DML ``INSERT`` of typed
+literals (:func:`record_scores`); by a load of one partition, beside its upload, with a streaming insert
+(:func:`stream_scores`: no job, so nothing added to the load's chain of jobs).
 """
 
 from __future__ import annotations
@@ -118,3 +119,32 @@ def _literal(value: Any) -> str:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else "CAST('NaN' AS FLOAT64)"
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def stream_scores(warehouse: BigQueryWarehouse, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Append rows of ``_kpi_anomalies`` by a streaming insert (``tabledata.insertAll``): no job, no DML — a
+    load writes its partition's scores so beside its upload. Rows in the streaming buffer are read by queries at
+    once and cannot be updated or deleted for a while (BigQuery's "Transform data with DML": 30 minutes); this
+    table is only ever appended to. A table made here, the insert is tried again once; refused rows raise."""
+    if not rows:
+        return
+    table = warehouse.target.table(ANOMALY_TABLE)
+    payload = [{column: _json(value) for column, value in zip(SCORE_COLUMNS, row, strict=True)} for row in rows]
+    try:
+        errors = warehouse.client.insert_rows_json(table, payload)
+    except google_errors.NotFound:  # a dataset no load has scored into yet
+        create_table(warehouse)
+        errors = warehouse.client.insert_rows_json(table, payload)
+    if errors:
+        first = errors[0].get("errors", [{}])[0] if isinstance(errors[0], dict) else {}
+        raise ValueError(f"BigQuery refused {len(errors)} of {len(rows)} score rows: {first.get('message', errors[0])}")
+
+
+def _json(value: Any) -> Any:
+    """One of our score values as insertAll's JSON carries it: a time as ISO text, a float that is not finite as
+    BigQuery's text for it."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value

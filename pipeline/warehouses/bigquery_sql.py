@@ -40,8 +40,9 @@ from datetime import UTC, date, datetime
 
 from pipeline.core.anomaly import DROP, SPIKE, Expectation
 from pipeline.core.manifest import Manifest
+from pipeline.core.totals import NULL_VALUE
 from pipeline.core.types import BqType
-from pipeline.warehouses.anomalies import ANOMALY_TABLE, NULL_VALUE, SCORE_COLUMNS, History
+from pipeline.warehouses.anomalies import ANOMALY_TABLE, SCORE_COLUMNS, History
 from pipeline.warehouses.base import AUDIT_TABLE, REMOVED, partition_bounds
 
 LOCK_PREFIX = "_kpi_lock_"  # + the KPI's name: its own lock table (lock_table)

@@ -8,10 +8,16 @@ partition, the newest, and its expected range depends only on the partitions bef
 (:func:`pipeline.core.anomaly.expect`): it can be known before the partition's rows are, and the rows judged by
 the transaction that writes them.
 
-- **BigQuery**: the history query is started before the staging table's load jobs and read after them (it runs
-  while the files upload); the batch script inserts the scores (:func:`pipeline.warehouses.bigquery_sql.judged_sql`)
-  into ``_kpi_anomalies`` inside its transaction and reads them back as its last statement — the scores need no
-  job of their own, the history one beside the upload.
+- **BigQuery**: the history query is started before the staging table's load jobs. With the exporter's totals
+  (a version 4 manifest: :mod:`pipeline.core.totals`), a thread beside the upload (:class:`Beside`) awaits it,
+  judges the totals and appends the scores to ``_kpi_anomalies`` by a streaming insert — no job, no DML — before
+  the transaction script runs; the script is then the one an unscored load sends. Written before the commit, the
+  scores are read only once it commits: every reader reads the scores of the run loaded
+  (:func:`~pipeline.warehouses.anomalies.scores_sql`), so those of a load that then fails, or is killed, are
+  never read. Without totals (an older exporter's manifest, a dimension whose text the warehouses spell apart)
+  the batch script sums the staged rows and inserts the scores
+  (:func:`pipeline.warehouses.bigquery_sql.judged_sql`) inside its transaction and reads them back as its last
+  statement.
 - **DuckDB**: the history is read inside the load's transaction, after the insert (the new partition in it),
   the expectations computed from the partitions before it and the new sums judged (:meth:`InCommit.judge`), the
   scores inserted: one commit for both. (Computing the expectations beside the insert, on a cursor of its own
@@ -29,14 +35,18 @@ and leaves the partition to the scoring after the commit, which reports why it f
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import threading
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 
 from pipeline.core.anomaly import Anomaly, Expectation, Observation, Score, expect
 from pipeline.core.manifest import Manifest
 from pipeline.core.spec import ANOMALY_GRAINS, AnomalySettings
 from pipeline.warehouses.anomalies import History, history_of
 from pipeline.warehouses.base import LoadResult
+
+STREAMED = "insertAll"  # the job_id of scores a BigQuery load streamed beside its upload: no job wrote them
 
 
 @dataclass(frozen=True)
@@ -58,12 +68,51 @@ class InCommit:
             return None
         return expect(self.manifest.kpi, self.manifest.grain, self.settings, observations, self.target)
 
+    @property
+    def totals(self) -> bool:
+        """Whether the exporter summed the partition (a version 4 manifest of a dimension it can name):
+        then its scores are known before its rows are loaded (:meth:`judge_totals`)."""
+        return self.manifest.totals is not None
+
+    def judge_totals(self, expectations: Sequence[Expectation]) -> list[Score]:
+        """The target's scores: each expectation against the exporter's totals (:mod:`pipeline.core.totals`)."""
+        totals = self.manifest.totals or ()
+        return self.judge(expectations, [Observation(self.target, t.measure, t.dimension, t.value) for t in totals])
+
     def judge(self, expectations: Sequence[Expectation], loaded: Sequence[Observation]) -> list[Score]:
         """The target's scores: each expectation against the target's sum in ``loaded`` (a history read after
         the target's rows were written; a series the target lacks counts 0) — :func:`pipeline.core.anomaly.score`'s
         result, in two steps."""
         values = {(o.measure, o.dimension): o.value for o in loaded if o.partition == self.target}
         return [e.judge(values.get((e.measure, e.dimension), 0.0)) for e in expectations]
+
+
+T = TypeVar("T")
+
+
+class Beside(Generic[T]):
+    """A call run in a thread of its own, beside the caller (a load's upload), awaited by :meth:`result`. A
+    daemon thread: a process that stops (an error, a signal) does not wait for a network call it no longer
+    needs."""
+
+    def __init__(self, call: Callable[..., T], *args: Any) -> None:
+        self._outcome: list[T] = []
+        self._error: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                self._outcome.append(call(*args))
+            except BaseException as error:  # handed to the caller, raised there
+                self._error.append(error)
+
+        self._thread = threading.Thread(target=run, name="kpi-scores", daemon=True)
+        self._thread.start()
+
+    def result(self) -> T:
+        self._thread.join()
+        if self._error:
+            raise self._error[0]
+        return self._outcome[0]
 
 
 def in_commit(write: Sequence[Manifest]) -> InCommit | None:
