@@ -125,9 +125,10 @@ deploy: $(STAMP) package ## Build the template from queries/ and deploy a stage:
 	@test -f $(PARAMS) || { echo "no $(PARAMS): copy infra/params/example.env and fill it in"; exit 2; }
 	@command -v $(SAM) >/dev/null || { echo "deploying needs the AWS SAM CLI (README: Deploying on AWS)"; exit 2; }
 	$(BIN)/python -m infra.build --arch $(ARCH) $(if $(wildcard $(WIF)),--gcp-wif-config $(WIF))
-	$(SAM) deploy --template-file build/template.yaml --stack-name $(STACK) --resolve-s3 \
+	$(BIN)/python -m infra.params $(PARAMS) -- \
+	    $(SAM) deploy --template-file build/template.yaml --stack-name $(STACK) --resolve-s3 \
 	    --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM --no-fail-on-empty-changeset \
-	    --parameter-overrides Stage=$(STAGE) Architecture=$(ARCH) $$(sed -e 's/#.*//' -e '/^[[:space:]]*$$/d' $(PARAMS))
+	    --parameter-overrides Stage=$(STAGE) Architecture=$(ARCH)
 
 destroy: ## Delete a stage's stack (asks first; the lake bucket is kept): make destroy STAGE=prod
 	$(SAM) delete --stack-name $(STACK)
