@@ -250,18 +250,28 @@ def core_cost(repeat: int = 101) -> CoreCost:
 @dataclass(frozen=True)
 class BigQueryCost:
     """One new day's load on the BigQuery emulator, the same three ways as :class:`LoadCost`: the jobs each
-    sends (BigQuery's unit of latency and of quota) and its median seconds."""
+    sends (BigQuery's unit of latency and of quota), the streaming inserts beside them (no job), its median
+    seconds, and the median seconds of the history query run alone — what a scored load waits for on the
+    emulator, which runs one job at a time, and not in BigQuery, which runs it beside the upload's load job."""
 
     jobs: dict[str, list[str]]  # way → the kinds of the jobs its load sent, in order
+    inserts: dict[str, int]  # way → the streaming inserts its load sent
     seconds: dict[str, float]
+    history: float
 
     def line(self, repeat: int) -> str:
-        ways = {"plain": "without scoring", "within": "scored in the load's script", "after": "scored after it"}
+        ways = {"plain": "without scoring", "within": "scored in the load", "after": "scored after it"}
         parts = [
-            f"{ways[way]} {len(kinds)} jobs ({', '.join(kinds)}), {self.seconds[way]:.2f} s"
+            f"{ways[way]} {len(kinds)} jobs ({', '.join(kinds)})"
+            + (f" + {self.inserts[way]} streaming insert" if self.inserts[way] else "")
+            + f", {self.seconds[way]:.2f} s"
             for way, kinds in self.jobs.items()
         ]
-        return f"the same on the BigQuery emulator (medians of {repeat}): " + "; ".join(parts)
+        return (
+            f"the same on the BigQuery emulator (medians of {repeat}): "
+            + "; ".join(parts)
+            + f"; the history query alone {self.history:.2f} s"
+        )
 
 
 def bigquery_cost(folder: Path, repeat: int = 5) -> BigQueryCost:
@@ -273,6 +283,8 @@ def bigquery_cost(folder: Path, repeat: int = 5) -> BigQueryCost:
     series = small()
     times: dict[str, list[float]] = {way: [] for way in WAYS}
     jobs: dict[str, list[str]] = {}
+    inserts: dict[str, int] = {}
+    alone: list[float] = []
     with BigQueryEmulator() as emulator:
         bridge: BigQueryBridge = emulator.client(BigQueryBridge)
         warehouses: dict[str, Warehouse] = {}
@@ -284,15 +296,107 @@ def bigquery_cost(folder: Path, repeat: int = 5) -> BigQueryCost:
                 folder / name, series, scored=scored, warehouse=BigQueryWarehouse(url, client=bridge)
             )
             bridge.coalesce = False
-        for way, load in _interleaved(folder, kpis, warehouses, intervals(series)[-1], repeat):
-            sent = len(bridge.jobs)
+        last = intervals(series)[-1]
+        for way, load in _interleaved(folder, kpis, warehouses, last, repeat):
+            sent, streamed = len(bridge.jobs), len(bridge.inserts)
             started = time.perf_counter()
             load()
             times[way].append(time.perf_counter() - started)
             jobs[way] = [_job_kind(j.kind, j.sql) for j in bridge.jobs[sent:]]
+            inserts[way] = len(bridge.inserts) - streamed
+        history = History(
+            "daily_series",
+            "day",
+            BqType.DATE,
+            "day",
+            "Asia/Tokyo",
+            "Asia/Tokyo",
+            ("sales",),
+            None,
+            first_needed(last.partition, "day"),
+        )
+        for _ in range(repeat):
+            started = time.perf_counter()
+            warehouses["scored"].history(history)
+            alone.append(time.perf_counter() - started)
         for warehouse in warehouses.values():
             warehouse.close()
-    return BigQueryCost({w: jobs[w] for w in times}, {w: statistics.median(t) for w, t in times.items()})
+    return BigQueryCost(
+        {w: jobs[w] for w in times},
+        inserts,
+        {w: statistics.median(t) for w, t in times.items()},
+        statistics.median(alone),
+    )
+
+
+TOTALS_DAYS, TOTALS_ROWS = 365, 2_000  # the export timed with and without totals: a year, 2,000 rows a day
+TOTALS_KPI = """/*---
+name: orders_by_status
+grain: day
+time_column: day
+{anomaly}columns:
+  day: {{type: DATE}}
+  status: {{type: STRING}}
+  orders: {{type: INT64}}
+  sales: {{type: FLOAT64}}
+---*/
+SELECT day, status, orders, sales FROM orders WHERE day >= :start AND day < :end
+"""
+
+
+@dataclass(frozen=True)
+class TotalsCost:
+    """Median seconds (wall and CPU) of exporting a year of a daily KPI split by four statuses, with the
+    exporter summing each partition for its manifest's ``totals`` (``anomaly: {by: [status]}``) and without (no
+    ``anomaly`` key): what the totals cost the export (:mod:`pipeline.core.totals`)."""
+
+    plain: float
+    summed: float
+    cpu: tuple[float, float]
+
+    def line(self, repeat: int) -> str:
+        rows = TOTALS_DAYS * TOTALS_ROWS
+        return (
+            f"exporting {TOTALS_DAYS} days of {rows:,} rows split by 4 statuses (medians of {repeat}, interleaved): "
+            f"without totals {self.plain:.2f} s, with them {self.summed:.2f} s "
+            f"({(self.summed / self.plain - 1) * 100:+.1f}%); CPU {self.cpu[0]:.2f} and {self.cpu[1]:.2f} s"
+        )
+
+
+def totals_cost(folder: Path, repeat: int = 5) -> TotalsCost:
+    """:class:`TotalsCost`: the same source, the same KPI but for its ``anomaly`` key, exported into a fresh lake
+    each time (the whole year in one export, as a backfill's job does)."""
+    source = folder / "source.duckdb"
+    with duckdb.connect(str(source)) as db:
+        db.execute(
+            "CREATE TABLE orders AS SELECT DATE '2025-01-01' + CAST(i // $rows AS INTEGER) AS day, "
+            "['paid', 'cancelled', 'refunded', 'partial'][1 + i % 4] AS status, CAST(1 + i % 3 AS BIGINT) AS orders, "
+            "CAST(i % 997 AS DOUBLE) * 1.25 AS sales FROM range($days * $rows) AS t(i)",
+            {"rows": TOTALS_ROWS, "days": TOTALS_DAYS},
+        )
+    kpis = {}
+    for name, anomaly in (("plain", ""), ("summed", "anomaly: {by: [status]}\n")):
+        queries = folder / name / "queries"
+        queries.mkdir(parents=True)
+        (queries / "orders_by_status.sql").write_text(TOTALS_KPI.format(anomaly=anomaly), encoding="utf-8")
+        kpis[name] = catalog.load_one((queries,), "orders_by_status")
+    days = [interval_containing(Grain.DAY, ZONE, datetime(2025, 1, 1, tzinfo=ZONE))]
+    while len(days) < TOTALS_DAYS:
+        days.append(interval_containing(Grain.DAY, ZONE, days[-1].end))
+    times: dict[str, list[float]] = {name: [] for name in kpis}
+    cpu: dict[str, list[float]] = {name: [] for name in kpis}
+    for n in range(repeat):
+        for name in [*kpis][n % 2 :] + [*kpis][: n % 2]:
+            store = LocalStore(folder / name / f"lake-{n}")
+            started, begun = time.perf_counter(), time.process_time()
+            manifests = export(kpis[name], days, source=open_source(f"duckdb:///{source}"), store=store)
+            times[name].append(time.perf_counter() - started)
+            cpu[name].append(time.process_time() - begun)
+            assert (manifests[0].totals is None) == (name == "plain")
+    median = {name: statistics.median(t) for name, t in times.items()}
+    return TotalsCost(
+        median["plain"], median["summed"], (statistics.median(cpu["plain"]), statistics.median(cpu["summed"]))
+    )
 
 
 def _interleaved(
@@ -361,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + load_cost(scratch / "cost", REPEAT).line(REPEAT))
         print(core_cost(CORE_REPEAT).line(CORE_REPEAT))
         print(bigquery_cost(scratch / "bigquery").line(5))
+        print(totals_cost(scratch / "totals").line(5))
         errors = [e for m in results for e in m.scoring_errors]
         return finish(started, errors)
 

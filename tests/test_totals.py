@@ -8,14 +8,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pyarrow as pa
 import pytest
 
 from pipeline import catalog
 from pipeline.core.intervals import Grain, interval_containing
 from pipeline.core.lake import manifest_key
 from pipeline.core.manifest import Manifest
+from pipeline.core.totals import Total
 from pipeline.duckdb_import import duckdb
 from pipeline.export import export
+from pipeline.export.totals import ExportTotals
 from pipeline.load import load_manifests
 from pipeline.sources import open_source
 from pipeline.stores import LocalStore
@@ -101,3 +104,44 @@ def test_a_kpi_split_by_a_column_whose_text_the_warehouses_spell_apart_gets_no_t
     (manifest,) = export(kpi, [day], source=open_source(f"duckdb:///{source}"), store=LocalStore(tmp_path / "lake"))
     assert manifest.anomaly is not None
     assert manifest.totals is None
+
+
+def test_sums_summed_over_several_flushes_of_the_buffer_equal_one_flush_s() -> None:
+    # Batches of two partitions interleaved, as a backfill's routed batches arrive; a buffer flushed every
+    # 3 rows (several group_by calls, a partition's series spread over them) against one flushed at the end.
+    batches = [
+        (index, pa.record_batch({"status": pa.array(statuses), "amount": pa.array(amounts, pa.int64())}))
+        for index, statuses, amounts in [
+            (0, ["paid", None, "paid"], [1, 2, None]),
+            (1, ["paid", "cancelled"], [10, 20]),
+            (0, ["cancelled", "paid", "paid", None], [4, 8, 16, 32]),
+            (1, [None], [None]),
+        ]
+    ]
+    columns = [("day", "DATE"), ("status", "STRING"), ("amount", "INT64")]
+    often, once = (ExportTotals.of((), "status", columns, "day") for _ in range(2))
+    assert often is not None
+    assert once is not None
+    often.flush_rows, once.flush_rows = 3, 1_000
+    for index, batch in batches:
+        often.observe(index, batch)
+        once.observe(index, batch)
+    assert (
+        often.totals(0)
+        == once.totals(0)
+        == (
+            Total("amount", "status=(null)", 34.0),
+            Total("amount", "status=cancelled", 4.0),
+            Total("amount", "status=paid", 25.0),
+        )
+    )
+    assert (
+        often.totals(1)
+        == once.totals(1)
+        == (
+            Total("amount", "status=(null)", 0.0),
+            Total("amount", "status=cancelled", 20.0),
+            Total("amount", "status=paid", 10.0),
+        )
+    )
+    assert often.totals(2) == ()  # a partition without rows

@@ -19,8 +19,8 @@ The dimension value is named as the query's ``CAST(… AS STRING)`` names it, an
 ``false``) and DATE (ISO) columns, so a KPI split by a column of another type (DATETIME, TIMESTAMP, BYTES…)
 gets no totals and its manifest none: the loader then sums the staged rows in its script as before.
 
-Measured (``bench/anomaly_bench.py``'s export of a year of a daily KPI split by four statuses, 2,000 rows a
-day): the totals' share of the export is reported there beside the export itself.
+What summing costs an export is measured by ``bench/anomaly_bench.py`` (:mod:`pipeline.export.totals` says how
+it was brought down to the export's noise).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ from pipeline.core.types import BqType
 from pipeline.errors import CheckFailed, ExportError, UsageError
 from pipeline.export.files import FileOptions, PartitionFiles, refuse_null_marker
 from pipeline.export.split import Splitter
-from pipeline.export.totals import PartitionTotals
+from pipeline.export.totals import ExportTotals
 from pipeline.sources import Source
 from pipeline.sources.explain import guard_export
 from pipeline.stores import Store
@@ -113,7 +113,7 @@ def export(
             ]
             uncommitted = [writer for writer in writers if writer is not None]
             checks = [None if index in committed else PartitionChecks(kpi.checks) for index in range(len(parts))]
-            totals = [None if index in committed else _totals(kpi, plans) for index in range(len(parts))]
+            totals = _totals(kpi, plans)
             splitter = _splitter(kpi, parts, plans)
             row = 1
             with BackgroundWrites() as background:
@@ -127,8 +127,8 @@ def export(
                         if writer is None or check is None:  # committed by an earlier attempt: final, never rewritten
                             continue
                         check.observe(rows, numbers, row)
-                        if (summed := totals[index]) is not None:
-                            summed.observe(rows)
+                        if totals is not None:
+                            totals.observe(index, rows)
                         background.submit(writer.write, rows)
                     row += batch.num_rows
         failures = _failed_checks(parts, checks)
@@ -175,7 +175,7 @@ def export(
                 seconds=round(time.monotonic() - clock, 3),
                 null_marker=CSV_NULL_MARKER if options.format is FileFormat.CSV else None,
                 anomaly=settings_json(kpi.anomaly) if kpi.anomaly else None,
-                totals=None if (summed := totals[index]) is None else summed.totals(),
+                totals=None if totals is None else totals.totals(index),
             )
             publishing[_writer(writers, index)] = manifest_key(kpi, part, run_id)
             manifests.append(manifest)
@@ -307,13 +307,13 @@ def _splitter(kpi: Kpi, parts: list[Interval | None], plans: list[ColumnPlan]) -
     return Splitter(kpi, intervals, column_type)
 
 
-def _totals(kpi: Kpi, plans: list[ColumnPlan]) -> PartitionTotals | None:
-    """The running totals of one partition of a KPI scored for anomalies (:mod:`pipeline.core.totals`)."""
+def _totals(kpi: Kpi, plans: list[ColumnPlan]) -> ExportTotals | None:
+    """The running totals of the partitions of a KPI scored for anomalies (:mod:`pipeline.core.totals`)."""
     settings = kpi.anomaly
     if settings is None or kpi.grain.value not in ANOMALY_GRAINS or not kpi.time_column:
         return None
     columns = [(p.name, p.type.value) for p in plans]
-    return PartitionTotals.of(settings.measures, settings.by, columns, kpi.time_column)
+    return ExportTotals.of(settings.measures, settings.by, columns, kpi.time_column)
 
 
 def _writer(writers: list[PartitionFiles | None], index: int) -> PartitionFiles:
