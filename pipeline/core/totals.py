@@ -1,7 +1,7 @@
 """A scored partition's totals, summed by the exporter as its rows stream past: what the load judges it by.
 
 This module holds the rule (pure: the loader, which has no pyarrow, reads it); the exporter's running sums over
-Arrow batches are :class:`pipeline.export.totals.PartitionTotals`.
+Arrow batches are :class:`pipeline.export.totals.ExportTotals`.
 
 Why: the loader judges a new partition's sums against the expectations its history gives. Summed in the
 warehouse, they exist only once the rows are loaded — on BigQuery that made the scoring two statements of the
