@@ -367,6 +367,7 @@ def totals_cost(folder: Path, repeat: int = 5) -> TotalsCost:
     """:class:`TotalsCost`: the same source, the same KPI but for its ``anomaly`` key, exported into a fresh lake
     each time (the whole year in one export, as a backfill's job does)."""
     source = folder / "source.duckdb"
+    folder.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(source)) as db:
         db.execute(
             "CREATE TABLE orders AS SELECT DATE '2025-01-01' + CAST(i // $rows AS INTEGER) AS day, "
