@@ -466,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + load_cost(scratch / "cost", REPEAT).line(REPEAT))
         print(core_cost(CORE_REPEAT).line(CORE_REPEAT))
         print(bigquery_cost(scratch / "bigquery").line(5))
-        print(totals_cost(scratch / "totals").line(5))
+        print(totals_cost(scratch / "totals", 7).line(7))
         errors = [e for m in results for e in m.scoring_errors]
         return finish(started, errors)
 

@@ -110,7 +110,7 @@ def test_sums_summed_over_several_flushes_of_the_buffer_equal_one_flush_s() -> N
     # Batches of two partitions interleaved, as a backfill's routed batches arrive; a buffer flushed every
     # 3 rows (several group_by calls, a partition's series spread over them) against one flushed at the end.
     batches = [
-        (index, pa.record_batch({"status": pa.array(statuses), "amount": pa.array(amounts, pa.int64())}))
+        (index, pa.record_batch({"status": pa.array(statuses, pa.string()), "amount": pa.array(amounts, pa.int64())}))
         for index, statuses, amounts in [
             (0, ["paid", None, "paid"], [1, 2, None]),
             (1, ["paid", "cancelled"], [10, 20]),
