@@ -27,7 +27,7 @@ from pipeline.warehouses.bigquery import BigQueryWarehouse
 from pipeline.warehouses.duckdb import DuckDbWarehouse
 from tests.bigquery import BigQueryBridge, SentJob
 from tests.test_anomaly_measured import small
-from tests.test_commit_scoring import history_then, load_last
+from tests.test_commit_scoring import as_an_older_exporter_wrote_it, history_then, load_last
 
 # Infrastructure (the BigQuery emulator): `make test-fast` leaves it out.
 pytestmark = pytest.mark.infra
@@ -195,15 +195,6 @@ def what(sql: str) -> str:
 
 def kinds(jobs: list[SentJob]) -> list[str]:
     return [j.kind if j.kind != "query" else what(j.sql) for j in jobs]
-
-
-def as_an_older_exporter_wrote_it(folder: Path, key: str) -> None:
-    """The manifest at ``key`` rewritten as version 3 wrote it: no ``totals`` (an exporter of the release before,
-    during a deploy)."""
-    path = folder / "lake" / key
-    data = json.loads(path.read_text(encoding="utf-8"))
-    del data["totals"]
-    path.write_text(json.dumps({**data, "manifest_version": 3}), encoding="utf-8")
 
 
 def test_one_new_partition_s_scores_are_written_beside_its_upload_and_its_script_is_an_unscored_load_s(

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from bench.anomaly_bench import intervals, write_kpi, write_source
 from bench.anomaly_series import Generated
@@ -62,12 +63,25 @@ def stored(path: Path, partition: str) -> list[tuple[object, ...]]:
         ).fetchall()
 
 
+def as_an_older_exporter_wrote_it(folder: Path, key: str) -> None:
+    """The manifest at ``key`` rewritten as version 3 wrote it: no ``totals`` (an exporter of the release before)."""
+    path = folder / "lake" / key
+    data = json.loads(path.read_text(encoding="utf-8"))
+    del data["totals"]
+    path.write_text(json.dumps({**data, "manifest_version": 3}), encoding="utf-8")
+
+
+@pytest.mark.parametrize("totals", [True, False], ids=["judged-beside-from-totals", "judged-in-the-transaction"])
 def test_one_new_partition_is_scored_in_its_load_s_transaction_as_scoring_after_the_load_would(
-    tmp_path: Path,
+    tmp_path: Path, totals: bool
 ) -> None:
+    # With the exporter's totals the history is read and judged on a second connection while the load writes;
+    # without (a version 3 manifest), read inside the transaction after the insert. The same scores either way.
     series = small(spike_at=59)  # the last day, Thursday 2026-07-30, at 1.6×
     warehouse = DuckDbWarehouse(str(tmp_path / "wh.duckdb"))
     kpi, manifests, keys = history_then(tmp_path, series, warehouse)
+    if not totals:
+        as_an_older_exporter_wrote_it(tmp_path, keys[-1])
     result = load_last(tmp_path, keys[-1], warehouse)
     settings = manifests[-1].anomaly_settings
     assert settings is not None

@@ -1,4 +1,4 @@
-"""Scoring inside the load's own transaction: a batch that writes one new partition is scored as it commits.
+"""Scoring by the load itself: a batch that writes one new partition is scored as it commits.
 
 Why: scored after its commit, a load paid for scoring on its own — a history query, the scores' insert and its
 own commit; on BigQuery two jobs more per load, one after the other (``bench/anomaly_bench.py`` measures the
@@ -18,13 +18,18 @@ the transaction that writes them.
   the batch script sums the staged rows and inserts the scores
   (:func:`pipeline.warehouses.bigquery_sql.judged_sql`) inside its transaction and reads them back as its last
   statement.
-- **DuckDB**: the history is read inside the load's transaction, after the insert (the new partition in it),
-  the expectations computed from the partitions before it and the new sums judged (:meth:`InCommit.judge`), the
-  scores inserted: one commit for both. (Computing the expectations beside the insert, on a cursor of its own
-  in a second thread, as BigQuery does, was tried: on this busy 2-core machine it was within the noise — the
-  scoring is Python, and the load's own Python competes with it for the GIL — so the simpler order stays.)
+- **DuckDB**: with the exporter's totals, the history (the partitions before the target, as committed) is read
+  on a second connection of the same database in a thread from the load's start, and judged there, while the
+  load plans and writes — DuckDB runs a statement without Python's lock, so the load's statements and the
+  scoring's overlap on the second core; the load then inserts the scores in its own transaction: one commit
+  for both. Measured (``bench/anomaly_bench.py``, the README's *Anomalies* section): this takes about 4 ms of
+  the 7 ms the scoring added in the transaction, serially; what stays is the scores' insert and the
+  contention for Python's lock and the machine's two cores. Without totals, the history is read inside the
+  load's transaction, after the insert (the new partition in it), the expectations computed from the
+  partitions before it and the new sums judged (:meth:`InCommit.judge`), the scores inserted.
 
-A partition is then never loaded without its scores, nor scored without its load. Everything else — a batch of
+A partition is then never loaded without its scores, and scores of a load that did not commit are never read
+(DuckDB's are never even written). Everything else — a batch of
 several partitions (a backfill), a reload of a partition with newer ones after it (whose scores it changes) — is
 scored after the commit as before (:func:`pipeline.flows.anomalies.score_loaded`).
 
@@ -70,9 +75,13 @@ class InCommit:
 
     @property
     def totals(self) -> bool:
-        """Whether the exporter summed the partition (a version 4 manifest of a dimension it can name):
-        then its scores are known before its rows are loaded (:meth:`judge_totals`)."""
-        return self.manifest.totals is not None
+        """Whether the exporter summed the partition for exactly the measures scored (a version 4 manifest of a
+        dimension it can name, its settings as exported — a partition with rows has a total of each): then its
+        scores are known before its rows are loaded (:meth:`judge_totals`)."""
+        totals = self.manifest.totals
+        if totals is None:
+            return False
+        return {t.measure for t in totals} == set(self.history.measures) if self.manifest.rows else not totals
 
     def judge_totals(self, expectations: Sequence[Expectation]) -> list[Score]:
         """The target's scores: each expectation against the exporter's totals (:mod:`pipeline.core.totals`)."""
