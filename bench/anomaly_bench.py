@@ -18,6 +18,7 @@ Prints the README's table. ``tests/test_anomaly_measured.py`` runs :func:`measur
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -60,7 +61,15 @@ SQL = {
 }
 BATCH = {"day": 31, "hour": 7 * 24}  # partitions per load of the scored period
 REPEAT = 21  # loads timed of each way
-WAYS = ("plain", "within", "after")  # unscored; scored in the load's transaction; scored after its commit
+# unscored; scored as the load commits, from the exporter's totals (beside its statements or its upload); the same
+# from a manifest without totals (the history read and the rows judged in the transaction); scored after the commit
+WAYS = ("plain", "within", "untotalled", "after")
+WAY_NAMES = {
+    "plain": "without scoring",
+    "within": "scored as it commits",
+    "untotalled": "the same without the exporter's totals",
+    "after": "scored after the commit",
+}
 CORE_REPEAT = 101  # runs of the pure core timed per grain
 
 
@@ -150,26 +159,22 @@ def measure(folder: Path, series: Generated) -> Measured:
 
 @dataclass(frozen=True)
 class LoadCost:
-    """Median seconds of loading one new day of the daily series after its two years, three ways."""
+    """Median seconds of loading one new day of the daily series after its two years, the ways of :data:`WAYS`."""
 
-    plain: float  # the KPI without an `anomaly` key: a load that scores nothing
-    within: float  # the same KPI scored: inside the load's transaction (pipeline.warehouses.commit_scoring)
-    after: float  # the unscored load, then scoring after its commit, as batches of several partitions are scored
+    seconds: dict[str, float]  # way → median wall seconds
     spread: float  # the plain loads' interquartile range: what the machine's noise is
-    cpu: tuple[float, float, float]  # median CPU seconds of the process, the same three ways
+    cpu: dict[str, float]  # way → median CPU seconds of the process
 
     def line(self, repeat: int) -> str:
-        ms = 1000
-
-        def extra(seconds: float) -> str:
-            return f"{(seconds - self.plain) * ms:+.1f} ms, {(seconds - self.plain) / self.plain:+.0%}"
-
+        ms, plain = 1000, self.seconds["plain"]
+        parts = [f"{WAY_NAMES['plain']} {plain * ms:.1f} ms (interquartile range {self.spread * ms:.1f} ms)"] + [
+            f"{WAY_NAMES[way]} {seconds * ms:.1f} ms ({(seconds - plain) * ms:+.1f} ms, {seconds / plain - 1:+.0%})"
+            for way, seconds in self.seconds.items()
+            if way != "plain"
+        ]
+        cpu = ", ".join(f"{self.cpu[way] * ms:.1f}" for way in self.seconds)
         return (
-            f"loading one new day after two years (medians of {repeat}, interleaved): without scoring "
-            f"{self.plain * ms:.1f} ms (interquartile range {self.spread * ms:.1f} ms); scored inside the load's "
-            f"transaction {self.within * ms:.1f} ms ({extra(self.within)}); scored after the commit "
-            f"{self.after * ms:.1f} ms ({extra(self.after)}); CPU {self.cpu[0] * ms:.1f}, {self.cpu[1] * ms:.1f} and "
-            f"{self.cpu[2] * ms:.1f} ms"
+            f"loading one new day after two years (medians of {repeat}, interleaved): {'; '.join(parts)}; CPU {cpu} ms"
         )
 
 
@@ -197,8 +202,7 @@ def load_cost(folder: Path, repeat: int = 15) -> LoadCost:
             warehouse.close()
     quartiles = statistics.quantiles(times["plain"], n=4)
     median = {way: statistics.median(runs) for way, runs in times.items()}
-    used = (statistics.median(cpu["plain"]), statistics.median(cpu["within"]), statistics.median(cpu["after"]))
-    return LoadCost(median["plain"], median["within"], median["after"], quartiles[2] - quartiles[0], used)
+    return LoadCost(median, quartiles[2] - quartiles[0], {way: statistics.median(runs) for way, runs in cpu.items()})
 
 
 @dataclass(frozen=True)
@@ -260,9 +264,8 @@ class BigQueryCost:
     history: float
 
     def line(self, repeat: int) -> str:
-        ways = {"plain": "without scoring", "within": "scored in the load", "after": "scored after it"}
         parts = [
-            f"{ways[way]} {len(kinds)} jobs ({', '.join(kinds)})"
+            f"{WAY_NAMES[way]} {len(kinds)} jobs ({', '.join(kinds)})"
             + (f" + {self.inserts[way]} streaming insert" if self.inserts[way] else "")
             + f", {self.seconds[way]:.2f} s"
             for way, kinds in self.jobs.items()
@@ -403,17 +406,21 @@ def totals_cost(folder: Path, repeat: int = 5) -> TotalsCost:
 def _interleaved(
     folder: Path, kpis: dict[str, Kpi], warehouses: dict[str, Warehouse], last: Interval, repeat: int
 ) -> Iterator[tuple[str, Callable[[], None]]]:
-    """``repeat`` rounds of the three ways (:data:`WAYS`), the order rotating each round so that a busy moment
-    hits each alike: (way, its load of ``last``, exported just before, to time). ``after`` loads the unscored
+    """``repeat`` rounds of the ways of :data:`WAYS`, the order rotating each round so that a busy moment hits
+    each alike: (way, its load of ``last``, exported just before, to time). ``untotalled`` loads the scored
+    KPI's manifest rewritten as version 3 wrote it (no totals: an older exporter's); ``after`` loads the unscored
     KPI and scores it after the commit with the default settings, as a batch of several partitions is scored."""
     settings = settings_json(AnomalySettings())
     for n in range(repeat):
-        for way in WAYS[n % 3 :] + WAYS[: n % 3]:
-            name = "scored" if way == "within" else "plain"
+        for way in WAYS[n % len(WAYS) :] + WAYS[: n % len(WAYS)]:
+            name = "scored" if way in ("within", "untotalled") else "plain"
             store = LocalStore(folder / name / "lake")
             source = open_source(f"duckdb:///{folder / name / 'source.duckdb'}")
             (manifest,) = export(kpis[name], [last], source=source, store=store)
             key = manifest_key(kpis[name], last, manifest.run_id)
+            if way == "untotalled":
+                without = {**json.loads(store.get_bytes(key)), "totals": None, "manifest_version": 3}
+                store.put_bytes(key, json.dumps(without).encode())
 
             def load(name: str = name, way: str = way, manifest: Manifest = manifest, key: str = key) -> None:
                 ((_, result),) = load_manifests(LocalStore(folder / name / "lake"), [key], warehouses[name])
