@@ -123,7 +123,7 @@ class Manifest:
         data["schema"] = [dict(f.__dict__) for f in self.schema]
         data["cluster_by"] = list(self.cluster_by)
         data["params"], data["replaced"] = dict(self.params), dict(self.replaced)
-        data["totals"] = None if self.totals is None else [dict(t.__dict__) for t in self.totals]
+        data["totals"] = None if self.totals is None else [t._asdict() for t in self.totals]
         return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
 
     @classmethod

@@ -5,7 +5,8 @@ the partition's index, and the buffer summed by one Arrow ``group_by`` per :data
 partition's index, the dimension's text and each measure as a double. Measured (``bench/anomaly_bench.py``, a
 year of a daily KPI split by four statuses, 2,000 rows a day, 409 routed batches): Arrow's grouping costs about
 0.35 ms a call whatever its size, so a call per routed batch added 6–13 % to the export; the casts and the table
-made per batch cost as much again; buffered, the totals take about 0.07 s of CPU of the 2 s export. The buffer
+made per batch cost as much again; buffered, the totals take about 0.07 s of CPU of the 2 s export (and
+:class:`~pipeline.core.totals.Total` is a named tuple: see there). The buffer
 bounds the memory the totals hold: a routed batch is a copy of its rows (or the query's own batch, whose other
 columns the writer has released by then), so at most :data:`FLUSH_ROWS` rows of the measures and the dimension
 stay referenced, whatever the partition's size. A KPI scored without ``by`` needs no grouping: each batch's sums
