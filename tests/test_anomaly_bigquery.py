@@ -14,6 +14,7 @@ from bench.anomaly_series import Generated, Injected, hourly
 from pipeline import catalog
 from pipeline.cli import cli
 from pipeline.core.lake import manifest_key
+from pipeline.core.manifest import Manifest
 from pipeline.core.spec import Kpi
 from pipeline.errors import LoadError
 from pipeline.export import export
@@ -197,15 +198,22 @@ def kinds(jobs: list[SentJob]) -> list[str]:
     return [j.kind if j.kind != "query" else what(j.sql) for j in jobs]
 
 
+def a_day_to_score(
+    folder: Path, bq_url: str, bq_client: BigQueryBridge
+) -> tuple[Generated, BigQueryWarehouse, tuple[Kpi, list[Manifest], list[str]]]:
+    """The small series with a spike on its last day, every day but that one loaded on the emulator."""
+    series = small(spike_at=59)
+    warehouse = BigQueryWarehouse(bq_url, client=bq_client)
+    return series, warehouse, history_then(folder, series, warehouse)
+
+
 def test_one_new_partition_s_scores_are_written_beside_its_upload_and_its_script_is_an_unscored_load_s(
     tmp_path: Path, bq_url: str, bq_client: BigQueryBridge
 ) -> None:
     # The scheduled load of a scored KPI (one new day): the history query is sent before the staging table's
     # load job; the exporter's totals judged against it and streamed into _kpi_anomalies (tabledata.insertAll,
     # no job) beside the upload; the transaction script is the one an unscored KPI's load sends.
-    series = small(spike_at=59)
-    warehouse = BigQueryWarehouse(bq_url, client=bq_client)
-    kpi, manifests, keys = history_then(tmp_path, series, warehouse)
+    series, warehouse, (kpi, manifests, keys) = a_day_to_score(tmp_path, bq_url, bq_client)
     sent, streamed = len(bq_client.jobs), len(bq_client.inserts)
     result = load_last(tmp_path, keys[-1], warehouse)
     jobs, inserts = bq_client.jobs[sent:], bq_client.inserts[streamed:]
@@ -253,9 +261,7 @@ def test_a_manifest_without_totals_is_scored_by_its_load_s_own_script(
 ) -> None:
     # A version 3 manifest (an older exporter) has no totals: the script sums the staged rows, inserts the scores
     # inside its transaction and returns them — no INSERT job of their own, no history query after the commit.
-    series = small(spike_at=59)
-    warehouse = BigQueryWarehouse(bq_url, client=bq_client)
-    kpi, manifests, keys = history_then(tmp_path, series, warehouse)
+    _series, warehouse, (kpi, manifests, keys) = a_day_to_score(tmp_path, bq_url, bq_client)
     as_an_older_exporter_wrote_it(tmp_path, keys[-1])
     sent, streamed = len(bq_client.jobs), len(bq_client.inserts)
     result = load_last(tmp_path, keys[-1], warehouse)
@@ -281,9 +287,7 @@ def test_scores_streamed_for_a_load_that_then_failed_are_never_read_and_its_retr
 ) -> None:
     # The scores go into _kpi_anomalies before the load commits; what reads them reads only the run loaded
     # (pipeline.warehouses.audit_rule): a load that fails after them leaves rows no reader sees.
-    series = small(spike_at=59)
-    warehouse = BigQueryWarehouse(bq_url, client=bq_client)
-    kpi, manifests, keys = history_then(tmp_path, series, warehouse)
+    _series, warehouse, (kpi, manifests, keys) = a_day_to_score(tmp_path, bq_url, bq_client)
     bq_client.fail_next_load()
     with pytest.raises(LoadError):
         load_last(tmp_path, keys[-1], warehouse)
@@ -307,9 +311,7 @@ def test_scores_streamed_for_a_load_that_then_failed_are_never_read_and_its_retr
 def test_refused_streamed_scores_never_fail_the_load_which_is_scored_after_its_commit(
     tmp_path: Path, bq_url: str, bq_client: BigQueryBridge
 ) -> None:
-    series = small(spike_at=59)
-    warehouse = BigQueryWarehouse(bq_url, client=bq_client)
-    kpi, manifests, keys = history_then(tmp_path, series, warehouse)
+    _series, warehouse, (kpi, manifests, keys) = a_day_to_score(tmp_path, bq_url, bq_client)
     bq_client.refuse_next_insert()
     sent = len(bq_client.jobs)
     result = load_last(tmp_path, keys[-1], warehouse)

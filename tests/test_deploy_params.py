@@ -9,6 +9,7 @@ written `\\"` (how SAM decodes that form: the module's docstring, with its sourc
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -288,9 +289,12 @@ def test_example_env_is_valid_and_names_only_template_parameters(tmp_path: Path)
 
 def test_make_deploy_passes_the_file_through_infra_params() -> None:
     """The Makefile's deploy recipe, as `make -n` prints it: sam started by infra.params, after Stage and Arch."""
+    # run as an operator would: not as a sub-make of `make test`, whose MAKEFLAGS/MAKELEVEL add "Entering directory"
+    alone = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     done = subprocess.run(
-        ["make", "-n", "deploy", "STAGE=prod", "ARCH=arm64", "SAM=sam"],
+        ["make", "--no-print-directory", "-n", "deploy", "STAGE=prod", "ARCH=arm64", "SAM=sam"],
         cwd=ROOT,
+        env=alone,
         capture_output=True,
         text=True,
         check=True,
