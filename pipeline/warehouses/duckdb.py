@@ -353,7 +353,7 @@ class DuckDbWarehouse:
         job_id, loaded_at = f"duckdb-{uuid.uuid4().hex[:12]}", datetime.now(UTC)
         scoring = in_commit(manifests) if score else None
         # with the exporter's totals, judged beside the load's statements from the start, on a cursor of its own
-        beside = Beside(self._judge_beside, scoring) if scoring and scoring.totals else None
+        beside = Beside(self._judge_beside, scoring, self._scoring_cursor()) if scoring and scoring.totals else None
         try:
             loaded, removed = _plan_audit(connection, manifests[0].kpi, [m.partition for m in manifests])
             plan = plan_batch(manifests, loaded, force=force, removed=removed)
@@ -420,16 +420,16 @@ class DuckDbWarehouse:
         _audit(connection, [result.record for result in written.values() if result.record])
         return plan.results(written)
 
-    def _judge_beside(self, scoring: InCommit) -> list[Score] | None:
+    def _judge_beside(self, scoring: InCommit, cursor: duckdb.DuckDBPyConnection) -> list[Score] | None:
         """The partition's scores — the history's expectations (the partitions before it, as committed), judged
-        by the exporter's totals — computed on the scoring cursor while the load plans and writes (DuckDB runs a
-        statement without Python's lock); the load inserts them in its transaction. None when they were given up
-        (scored after the commit then, which reports why it fails, if it does)."""
+        by the exporter's totals — computed on ``cursor`` (:meth:`_scoring_cursor`) while the load plans and
+        writes (DuckDB runs a statement without Python's lock); the load inserts them in its transaction. None
+        when they were given up (scored after the commit then, which reports why it fails, if it does)."""
         from pipeline.duckdb_import import duckdb
 
         try:
             try:
-                observations = _history(self._scoring_cursor(), scoring.history)
+                observations = _history(cursor, scoring.history)
             except duckdb.CatalogException:  # the KPI's table is made by this very load
                 observations = []
             expectations = scoring.expectations(observations)
@@ -442,8 +442,9 @@ class DuckDbWarehouse:
             return None
 
     def _scoring_cursor(self) -> duckdb.DuckDBPyConnection:
-        """A second connection to the open database, for the scoring beside a load (one per warehouse; a
-        connection is used by one thread at a time)."""
+        """A second connection to the open database, for the scoring beside a load: one per warehouse, made by
+        the loading thread (a DuckDB connection is not to be used by two threads at once, the load's own
+        included), used by one scoring thread at a time (loads of a file are serialised)."""
         if self._cursor is None:
             cursor = self._connect().cursor()
             cursor.execute("SET TimeZone = 'UTC'")
