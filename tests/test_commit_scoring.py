@@ -71,12 +71,12 @@ def as_an_older_exporter_wrote_it(folder: Path, key: str) -> None:
     path.write_text(json.dumps({**data, "manifest_version": 3}), encoding="utf-8")
 
 
-@pytest.mark.parametrize("totals", [True, False], ids=["judged-beside-from-totals", "judged-in-the-transaction"])
+@pytest.mark.parametrize("totals", [True, False], ids=["version-4-with-totals", "version-3-without"])
 def test_one_new_partition_is_scored_in_its_load_s_transaction_as_scoring_after_the_load_would(
     tmp_path: Path, totals: bool
 ) -> None:
-    # With the exporter's totals the history is read and judged on a second connection while the load writes;
-    # without (a version 3 manifest), read inside the transaction after the insert. The same scores either way.
+    # A manifest with the exporter's totals (version 4) or without (version 3, an older exporter's): DuckDB reads
+    # the loaded rows either way, and the scores are the same.
     series = small(spike_at=59)  # the last day, Thursday 2026-07-30, at 1.6×
     warehouse = DuckDbWarehouse(str(tmp_path / "wh.duckdb"))
     kpi, manifests, keys = history_then(tmp_path, series, warehouse)

@@ -18,15 +18,14 @@ the transaction that writes them.
   the batch script sums the staged rows and inserts the scores
   (:func:`pipeline.warehouses.bigquery_sql.judged_sql`) inside its transaction and reads them back as its last
   statement.
-- **DuckDB**: with the exporter's totals, the history (the partitions before the target, as committed) is read
-  on a second connection of the same database in a thread from the load's start, and judged there, while the
-  load plans and writes — DuckDB runs a statement without Python's lock, so the load's statements and the
-  scoring's overlap on the second core; the load then inserts the scores in its own transaction: one commit
-  for both. Measured (``bench/anomaly_bench.py``, the README's *Anomalies* section): this takes about 4 ms of
-  the 7 ms the scoring added in the transaction, serially; what stays is the scores' insert and the
-  contention for Python's lock and the machine's two cores. Without totals, the history is read inside the
-  load's transaction, after the insert (the new partition in it), the expectations computed from the
-  partitions before it and the new sums judged (:meth:`InCommit.judge`), the scores inserted.
+- **DuckDB**: the history is read inside the load's transaction, after the insert (the new partition in it),
+  the expectations computed from the partitions before it and the new sums judged (:meth:`InCommit.judge`), the
+  scores inserted: one commit for both. The exporter's totals are not needed here. (Judging them beside the
+  load instead — the history read on a second connection in a thread from the load's first statement, the
+  scores inserted in the transaction — was measured twice, ``bench/anomaly_bench.py``: it saved 1–2 ms of the
+  scoring's 5–7 ms while the load's plan took 4–6 ms, for 3 ms more CPU; once the plan took 0.6 ms
+  (:func:`pipeline.warehouses.duckdb._plan_audit`), 0.8 ms for 3.7 ms more CPU. Not kept: the cost stays the
+  history query, the core and the scores' insert, whichever thread runs them.)
 
 A partition is then never loaded without its scores, and scores of a load that did not commit are never read
 (DuckDB's are never even written). Everything else — a batch of
