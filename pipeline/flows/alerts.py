@@ -169,17 +169,18 @@ def alert_failed_steps(
     started_at: datetime,
     *,
     context: str,
-) -> DeliveryReport:
+) -> tuple[DeliveryReport, list[tuple[str, str, str]]]:
     """A deployed export's or backfill's failures (what its state machine's alert step hands over, read by
     :func:`pipeline.core.failed_steps.parse_failed`) told to their owners: one message per owner for the whole
     execution, each failed partition a line as ``kpi run`` would send it. ``started_at`` is the execution's
     start: the moment the message shows (in the KPIs' zone when they share one) and the one a scheduled
-    export's due partitions are judged at. Never raises, like :func:`send_alerts`."""
+    export's due partitions are judged at. Returns the delivery and the failed partitions it told of (kpi,
+    partition, reason: the due partitions of a step are judged once). Never raises, like :func:`send_alerts`."""
     failed = failures(steps, kpis, started_at)
     alerts = failure_alerts(failed, kpis, environment.warehouse, environment.alerts)
     zones = {kpis[step.kpi].zone for step in steps if step.kpi in kpis}
     shown = started_at.astimezone(next(iter(zones))) if len(zones) == 1 else started_at
-    return send_alerts(alerts, environment.alerts, shown, context=context)
+    return send_alerts(alerts, environment.alerts, shown, context=context), failed
 
 
 def stale_alerts(

@@ -66,7 +66,7 @@ def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
 def _failed_execution(event: dict[str, Any]) -> dict[str, Any]:
     """A state machine's failures sent to their owners (see the module's docstring); the answer is the step's
     result in the execution's history, and the JSON log line."""
-    from pipeline.core.failed_steps import failures, parse_failed
+    from pipeline.core.failed_steps import parse_failed
     from pipeline.flows.alerts import alert_failed_steps
 
     try:
@@ -81,9 +81,9 @@ def _failed_execution(event: dict[str, Any]) -> dict[str, Any]:
         reraise(error)
     execution = str(event.get("execution") or "")
     context = str(event.get("context") or "kpi run (deployed)") + (f", execution {execution}" if execution else "")
-    report = alert_failed_steps(steps, kpis, environment, started, context=context)
+    report, failed = alert_failed_steps(steps, kpis, environment, started, context=context)
     counted: dict[str, int] = {}
-    for name, _, _ in failures(steps, kpis, started):
+    for name, _, _ in failed:
         counted[name] = counted.get(name, 0) + 1
     answer = {
         "failed": [{"kpi": name, "partitions": count} for name, count in counted.items()],
