@@ -4,8 +4,10 @@ the real load path (the scores of a BigQuery load are the embedded warehouse's),
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -325,3 +327,59 @@ def test_refused_streamed_scores_never_fail_the_load_which_is_scored_after_its_c
     assert [a.partition for a in result.anomalies] == ["2026-07-30"]
     assert [(s.score.partition, s.run_id) for s in stored] == [("2026-07-30", manifests[-1].run_id)]
     assert {s.job_id for s in stored} != {"insertAll"}
+
+
+BY_STATUS = """/*---
+name: orders_by_status
+grain: day
+time_column: day
+anomaly: {measures: [orders], by: [status]}
+columns:
+  day: {type: DATE}
+  status: {type: STRING}
+  orders: {type: INT64}
+---*/
+SELECT day, status, orders FROM orders WHERE day >= :start AND day < :end
+"""
+
+
+def test_a_kpi_split_by_status_is_judged_from_totals_named_as_bigquery_names_its_values(
+    tmp_path: Path, bq_url: str, bq_client: BigQueryBridge
+) -> None:
+    # The exporter names each dimension value as the warehouse's history query does (CAST AS STRING, NULL as
+    # "(null)"): were a name to differ, its series would be judged by 0 — a false drop — and the value by no
+    # expectation. Paid orders triple on the last day; cancelled and NULL-status orders stay as they were.
+    series = small()
+    days = sorted(series.values)
+    source = tmp_path / "source.duckdb"
+    with duckdb.connect(str(source)) as db:
+        db.execute("CREATE TABLE orders (day DATE, status VARCHAR, orders BIGINT)")
+        for n, day in enumerate(days):
+            paid = int(series.values[day]) * (3 if day == days[-1] else 1)
+            values = [(paid, "paid"), (int(series.values[day]) // 10, "cancelled"), (5 + n % 2, None)]
+            for orders, status in values:
+                db.execute("INSERT INTO orders VALUES (?, ?, ?)", [date.fromisoformat(day), status, orders])
+    (tmp_path / "queries").mkdir()
+    (tmp_path / "queries" / "orders_by_status.sql").write_text(BY_STATUS, encoding="utf-8")
+    kpi = catalog.load_one((tmp_path / "queries",), "orders_by_status")
+    warehouse = BigQueryWarehouse(bq_url, client=bq_client)
+    _, manifests, keys = history_then(tmp_path, series, warehouse, kpi=kpi, source=f"duckdb:///{source}")
+    streamed = len(bq_client.inserts)
+    result = load_last(tmp_path, keys[-1], warehouse)
+    stored = warehouse.scores(kpi.name, days[-1], days[-1])
+    warehouse.close()
+
+    ((_, rows),) = bq_client.inserts[streamed:]
+    assert sorted(r["dimension"] for r in rows) == ["status=(null)", "status=cancelled", "status=paid"]
+    assert [(t.dimension, t.value) for t in manifests[-1].totals or ()] == [
+        ("status=(null)", 5.0 + (len(days) - 1) % 2),
+        ("status=cancelled", float(int(series.values[days[-1]]) // 10)),
+        ("status=paid", float(int(series.values[days[-1]]) * 3)),
+    ]
+    assert (result.loaded, result.scored, result.scoring_error) == (True, True, "")
+    assert [(a.dimension, a.direction) for a in result.anomalies] == [("status=paid", "spike")]
+    assert sorted((s.score.dimension, s.score.anomalous) for s in stored) == [
+        ("status=(null)", False),
+        ("status=cancelled", False),
+        ("status=paid", True),
+    ]
