@@ -56,10 +56,8 @@ class ExportTotals:
         if not batch.num_rows:
             return
         if self.by is None:
-            sums = self._sums.setdefault(partition, {})
             for measure in self.measures:
-                total = pc.sum(pc.cast(batch.column(measure), pa.float64())).as_py()
-                sums[measure, None] = sums.get((measure, None), 0.0) + (total or 0.0)
+                self._add(partition, measure, None, pc.sum(pc.cast(batch.column(measure), pa.float64())).as_py())
             return
         self._buffer.append((pa.repeat(pa.scalar(partition, pa.int32()), batch.num_rows), batch))
         self._buffered += batch.num_rows
@@ -94,6 +92,9 @@ class ExportTotals:
         grouped = pa.table(columns).group_by(["p", "v"], use_threads=False).aggregate(aggregations).to_pydict()
         for index, measure in enumerate(self.measures):
             for partition, value, total in zip(grouped["p"], grouped["v"], grouped[f"{index}_sum"], strict=True):
-                sums = self._sums.setdefault(partition, {})
-                key = (measure, f"{self.by}={value}")
-                sums[key] = sums.get(key, 0.0) + (total or 0.0)
+                self._add(partition, measure, f"{self.by}={value}", total)
+
+    def _add(self, partition: int, measure: str, dimension: str | None, total: float | None) -> None:
+        """Add one sum (Arrow's NULL for a series of NULLs: 0) to the partition's running total of the series."""
+        sums = self._sums.setdefault(partition, {})
+        sums[measure, dimension] = sums.get((measure, dimension), 0.0) + (total or 0.0)

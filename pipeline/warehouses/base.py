@@ -225,9 +225,10 @@ def removed_again(removal: LoadRecord | None, manifest: Manifest, *, force: bool
 
 
 def audit_for_plan(records: Iterable[LoadRecord]) -> tuple[dict[str, LoadRecord], dict[str, LoadRecord]]:
-    """What a load plans from, out of :func:`~pipeline.warehouses.audit_rule.plan_audit_sql`'s rows: the current
-    loads (:func:`current_loads`), and the latest removal row of each partition that no load followed (those in
-    the current loads had one) — ``plan_batch``'s ``loaded`` and ``removed``."""
+    """What a load plans from, out of :func:`~pipeline.warehouses.audit_rule.plan_audit_sql`'s rows (BigQuery) or
+    every audit row of the batch's partitions (DuckDB: the same answer, the rule applied here): the current loads
+    (:func:`current_loads`), and the latest removal row of each partition that no load followed (those in the
+    current loads had one) — ``plan_batch``'s ``loaded`` and ``removed``."""
     rows = list(records)
     loaded = current_loads(rows)
     removed: dict[str, LoadRecord] = {}
