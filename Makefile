@@ -28,10 +28,10 @@ endif
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help browser qemu install native demo run backfill status clone-plan clone check lint test test-fast bench package deploy destroy clean
+.PHONY: help browser qemu install native demo run backfill status clone-plan clone check jp-holidays lint test test-fast bench package deploy destroy clean
 
 help: ## Show the targets and what they do
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kpi-pipeline needs Python 3.11 or newer: make PYTHON=python3.12 …")'
@@ -92,6 +92,9 @@ clone: $(STAMP) ## Clone production into staging, masked: start the deployed sta
 
 check: $(STAMP) ## Check every KPI file in queries/ (what CI runs for analysts' pull requests)
 	$(BIN)/kpi check
+
+jp-holidays: $(STAMP) ## Write pipeline/core/jp_holiday_table.py again from the installed holidays package (after upgrading it)
+	$(BIN)/python -m infra.jp_holidays
 
 lint: $(STAMP) ## ruff (lint and format) and mypy --strict
 	$(BIN)/ruff check pipeline tests bench infra

@@ -110,7 +110,7 @@ class Function:
 IN_RUNTIME = "in the Lambda Python runtime already (boto3, botocore); imported lazily by the S3 store and secrets"
 CLI_ONLY = "the `kpi` command line only (pipeline.cli); no handler imports it"
 DUCKDB = "the local embedded default only (source and warehouse); the Lambdas talk to MySQL, S3 and BigQuery"
-HOLIDAYS = "the suspend calendar (ops package) and anomaly scoring (loader package) only"
+HOLIDAYS = "the suspend calendar (ops package) only; anomaly scoring reads its table (pipeline.core.jp_holiday_table)"
 
 # The exporter's zip also serves the clone-database Lambda (pipeline.lambdas.clone_database, in the VPC as the
 # exporter is): it masks the clone's temporary cluster over pymysql, with the rule files of masking/ (PyYAML,
@@ -178,7 +178,6 @@ LOADER = Function(
         # The loader itself reads manifests only; the backfill planner, deployed from this zip, reads KPI files.
         "pyyaml": "KPI file headers, for the backfill planner (pipeline.lambdas.planner → pipeline.catalog)",
         "cronsim": "`schedule:` of KPI headers, for the backfill planner",
-        "holidays": "Japan's public holidays for anomaly scoring after each load (pipeline.core.calendar_jp)",
     },
     exclude={
         "pyarrow": "the loader uploads files as they are and counts Parquet rows from the footer itself "
@@ -189,9 +188,11 @@ LOADER = Function(
         "rich": CLI_ONLY,
         "duckdb": DUCKDB,
         "faker": "the clone's realistic fakes; only the clone-database Lambda (exporter zip) masks",
+        "holidays": "anomaly scoring reads Japan's holidays from pipeline/core/jp_holiday_table.py, generated from "
+        "the package (infra/jp_holidays.py): importing it cost a cold start ~0.1 s",
     },
     queries=True,  # for the planner and the freshness Lambda; the loader reads them after a failed load (the owner)
-    absent=("boto3", "botocore", "pyarrow", "pandas", "numpy", "duckdb", "pymysql", "click", "rich"),
+    absent=("boto3", "botocore", "pyarrow", "pandas", "numpy", "duckdb", "pymysql", "click", "rich", "holidays"),
     other_handlers=("pipeline.lambdas.planner.handler", "pipeline.lambdas.freshness.handler"),
     runtime_modules=(
         "pipeline.warehouses.bigquery",
@@ -208,6 +209,7 @@ LOADER = Function(
         "pipeline.core.header",
         "pipeline.core.header_rules",
         "pipeline.core.sqlgate",  # when the planner parses a KPI file (a cached KPI needs no sqlglot)
+        "pipeline.core.jp_holiday_table",  # when a load's scoring classes its history's days
     ),
 )
 

@@ -7,7 +7,8 @@ that, the month's end from the 25th (the usual Japanese payday) to its last day 
 
 Which of these count is the KPI's ``anomaly.seasonality``: without ``jp_holiday`` holidays and seasons are their
 weekdays, without ``weekday`` every ordinary day is alike, without ``month_end`` paydays are ordinary. Pure: the
-holiday table is built once per year range (``holidays`` computes it; 2 ms a year).
+holidays are the ``holidays`` package's JP calendar, written into :mod:`pipeline.core.jp_holiday_table` (1949–2099,
+the package's range) by ``make jp-holidays`` and read a year at a time.
 """
 
 from __future__ import annotations
@@ -55,9 +56,12 @@ def season_of(day: date) -> str | None:
 
 @cache
 def _jp_holidays(year: int) -> frozenset[date]:
-    import holidays  # only when a day is classed: reading a manifest (which imports this module) needs none
+    """``year``'s public holidays from the table generated from the ``holidays`` package (empty outside the years
+    its JP calendar covers, as the package's is): importing the package cost more than the rest of a scored load
+    in a fresh process (:mod:`infra.jp_holidays` says what was measured and how the table is kept equal to it)."""
+    from pipeline.core.jp_holiday_table import BY_YEAR  # only when a day is classed: a manifest's reader needs none
 
-    return frozenset(holidays.country_holidays("JP", years=year))
+    return frozenset(date(year, int(word[:2]), int(word[2:])) for word in BY_YEAR.get(year, "").split())
 
 
 def is_jp_holiday(day: date) -> bool:
