@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -71,6 +72,7 @@ WAY_NAMES = {
     "after": "scored after the commit",
 }
 CORE_REPEAT = 101  # runs of the pure core timed per grain
+FRESH_REPEAT = 11  # fresh processes timed of each way
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,93 @@ def load_cost(folder: Path, repeat: int = 15) -> LoadCost:
     quartiles = statistics.quantiles(times["plain"], n=4)
     median = {way: statistics.median(runs) for way, runs in times.items()}
     return LoadCost(median, quartiles[2] - quartiles[0], {way: statistics.median(runs) for way, runs in cpu.items()})
+
+
+# One load in a fresh process, timed inside it: the first load of a ``kpi run`` process or of a cold Lambda
+_FRESH = """
+import sys, time
+from pipeline.load import load_manifests
+from pipeline.stores import LocalStore
+from pipeline.warehouses.duckdb import DuckDbWarehouse
+warehouse = DuckDbWarehouse(sys.argv[2])
+started = time.perf_counter()
+((_, result),) = load_manifests(LocalStore(sys.argv[1]), [sys.argv[3]], warehouse)
+loaded = time.perf_counter()
+warehouse.close()
+assert result.loaded and result.scored == (sys.argv[4] == "scored"), result
+print(loaded - started, time.perf_counter() - loaded)
+"""
+# What the generated holiday table spares that load: the holidays package's JP calendar, imported and built
+_HOLIDAYS = """
+import time
+started = time.perf_counter()
+import holidays
+list(holidays.country_holidays("JP", years=range(2024, 2028)))
+print(time.perf_counter() - started)
+"""
+
+
+@dataclass(frozen=True)
+class FreshCost:
+    """Median milliseconds of one new day's load (after the daily series' two years) as the first load of a fresh
+    process — a ``kpi run`` process, or a cold start of the loader Lambda, which a daily schedule always is —
+    unscored and scored as it commits: the whole process (the interpreter, imports, the DuckDB file opened, the load,
+    the file closed), the load alone, and the close (DuckDB's checkpoint writes each table the load changed). And
+    what importing the ``holidays`` package for its JP calendar costs a fresh process: what scoring paid in it
+    before Japan's holidays became a generated table (:mod:`infra.jp_holidays`)."""
+
+    process: dict[str, float]  # "plain" | "within" → ms
+    load: dict[str, float]
+    close: dict[str, float]
+    holidays: float
+
+    def line(self, repeat: int) -> str:
+        parts = [
+            f"{WAY_NAMES[way]}: process {self.process[way]:.0f} ms, load {self.load[way]:.1f} ms, "
+            f"close {self.close[way]:.1f} ms"
+            for way in self.process
+        ]
+        return (
+            f"the first load in a fresh process (medians of {repeat}, interleaved): {'; '.join(parts)}; "
+            f"importing holidays for its JP calendar, which that load no longer does: {self.holidays:.0f} ms"
+        )
+
+
+def fresh_cost(folder: Path, repeat: int = 11) -> FreshCost:
+    """:class:`FreshCost`: each load exported just before in this process and loaded in a child, the two ways
+    alternating; the child is the interpreter of this one with its bytecode written (``python -m bench…``)."""
+    series = daily()
+    kpis: dict[str, Kpi] = {}
+    for name, scored in (("scored", True), ("plain", False)):
+        kpis[name], warehouse, _ = load_series(folder / name, series, scored=scored)
+        warehouse.close()
+    last = intervals(series)[-1]
+    spent: dict[str, dict[str, list[float]]] = {
+        part: {"plain": [], "within": []} for part in ("process", "load", "close")
+    }
+    for n in range(repeat):
+        for way in ("plain", "within")[n % 2 :] + ("plain", "within")[: n % 2]:
+            name = "scored" if way == "within" else "plain"
+            store = LocalStore(folder / name / "lake")
+            (manifest,) = export(
+                kpis[name], [last], source=open_source(f"duckdb:///{folder / name / 'source.duckdb'}"), store=store
+            )
+            key = manifest_key(kpis[name], last, manifest.run_id)
+            arguments = [str(folder / name / "lake"), str(folder / name / "warehouse.duckdb"), key, name]
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-c", _FRESH, *arguments], capture_output=True, text=True, check=True
+            )
+            spent["process"][way].append(time.perf_counter() - started)
+            load, close = (float(word) for word in done.stdout.split())
+            spent["load"][way].append(load)
+            spent["close"][way].append(close)
+    imports = [
+        float(subprocess.run([sys.executable, "-c", _HOLIDAYS], capture_output=True, text=True, check=True).stdout)
+        for _ in range(repeat)
+    ]
+    ms = {part: {way: statistics.median(t) * 1000 for way, t in ways.items()} for part, ways in spent.items()}
+    return FreshCost(ms["process"], ms["load"], ms["close"], statistics.median(imports) * 1000)
 
 
 @dataclass(frozen=True)
@@ -471,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
             wrong = ", ".join(m.detector.false_positives) or "none"
             print(f"\n{m.series.grain}: missed {missed}; false positives {wrong}")
         print("\n" + load_cost(scratch / "cost", REPEAT).line(REPEAT))
+        print(fresh_cost(scratch / "fresh", FRESH_REPEAT).line(FRESH_REPEAT))
         print(core_cost(CORE_REPEAT).line(CORE_REPEAT))
         print(bigquery_cost(scratch / "bigquery").line(5))
         print(totals_cost(scratch / "totals", 7).line(7))
