@@ -124,9 +124,11 @@ bench: native $(LAMBDA_STAMP) $(BENCH_STAMP) ## Exporter against its peers, a 1,
 package: $(STAMP) ## Lambda zips for ARCH (x86_64|arm64) in build/lambda, checked against their size budgets: make package [ARCH=arm64]
 	$(BIN)/python -m infra.package --arch $(ARCH) --compile
 
-deploy: $(STAMP) package ## Build the template from queries/ and deploy a stage: make deploy STAGE=prod [ARCH=arm64]
+deploy: $(STAMP) ## Build the template from queries/ and deploy a stage: make deploy STAGE=prod [ARCH=arm64]
 	@test -f $(PARAMS) || { echo "no $(PARAMS): copy infra/params/example.env and fill it in"; exit 2; }
 	@command -v $(SAM) >/dev/null || { echo "deploying needs the AWS SAM CLI (README: Deploying on AWS)"; exit 2; }
+	@$(BIN)/python -m infra.params $(PARAMS) >/dev/null  # the file checked before minutes of packaging
+	$(MAKE) --no-print-directory package ARCH=$(ARCH)
 	$(BIN)/python -m infra.build --arch $(ARCH) $(if $(wildcard $(WIF)),--gcp-wif-config $(WIF))
 	$(BIN)/python -m infra.params $(PARAMS) -- \
 	    $(SAM) deploy --template-file build/template.yaml --stack-name $(STACK) --resolve-s3 \

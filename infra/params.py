@@ -10,7 +10,9 @@ the fix (exit 2, all problems at once): a line without ``=``; a key that is not 
 infra/template.yaml (with the nearest name, when there is one); ``Stage`` or ``Architecture`` (``make deploy``
 sets them from ``STAGE=`` and ``ARCH=``); a key given twice; an empty value (leave the line out to take the
 parameter's default); a value wrapped in quotes (they would be passed on as part of the value); a value SAM
-cannot receive intact (below). The old Makefile cut every line at its first ``#`` and let the shell split
+cannot receive intact (below); a value the template's constraints refuse (``AllowedValues``, a ``Number``'s form
+and bounds, a ``String``'s length and ``AllowedPattern``: :func:`_constraint_problem`), which ``make deploy``
+checks before it packages anything. The old Makefile cut every line at its first ``#`` and let the shell split
 values at spaces, so such values reached CloudFormation cut or as a bogus extra parameter.
 
 Without COMMAND the overrides are printed, one a line, as ``sam deploy`` will receive them. With it (``make
@@ -49,6 +51,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -61,6 +64,7 @@ from infra.build import TEMPLATE, BuildError, read_template
 SET_BY_MAKE = {"Stage": "STAGE", "Architecture": "ARCH"}  # `make deploy` passes these itself
 OVERRIDES_OPTION = "--parameter-overrides"
 _UNSAFE_AFTER_BACKSLASH = (" ", '"', "'")  # SAM's unescaping would turn these pairs into one character
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # CloudFormation's Number: an integer or a float
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,43 @@ def _value_problem(key: str, value: str, spec: Mapping[str, Any]) -> str | None:
                 f"{key}'s value has a backslash before a space or a quote or at its end, which sam deploy "
                 "--parameter-overrides cannot pass on as written: remove or move that backslash"
             )
+    return _constraint_problem(key, value, spec)
+
+
+def _constraint_problem(key: str, value: str, spec: Mapping[str, Any]) -> str | None:
+    """The template's own constraints on the parameter — ``AllowedValues``, a ``Number``'s form and
+    ``MinValue``/``MaxValue``, a ``String``'s ``MinLength``/``MaxLength`` and ``AllowedPattern`` — checked before
+    anything is packaged: CloudFormation checks them only once ``sam deploy`` has uploaded the build, and names
+    neither the file nor the line. ``AllowedPattern`` is a Java regular expression matched against the whole
+    value; the template's patterns use only what Python's ``re`` reads alike (classes, ``\\s``, quantifiers,
+    ``^$|…``), and ``tests/test_deploy_params.py`` compiles every one."""
+    kind = spec.get("Type", "String")
+    allowed = spec.get("AllowedValues")
+    choices = [str(choice) for choice in allowed] if allowed is not None else None
+    if choices is not None and value not in choices:
+        near = difflib.get_close_matches(value.lower(), choices, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        return f"{key}={value} is not one of the values the template allows: {', '.join(choices)}{hint}"
+    if kind == "Number":
+        if not _NUMBER.fullmatch(value):
+            default = f", e.g. its default: {key}={spec['Default']}" if "Default" in spec else ""
+            return f"{key}={value} is not a number (the template's {key} is a Number): write digits{default}"
+        number = float(value)
+        if "MinValue" in spec and number < float(spec["MinValue"]):
+            return f"{key}={value} is below its minimum, {spec['MinValue']}"
+        if "MaxValue" in spec and number > float(spec["MaxValue"]):
+            return f"{key}={value} is above its maximum, {spec['MaxValue']}"
+        return None
+    if kind != "String":
+        return None  # a list or an AWS-specific type: CloudFormation checks it against the account
+    if "MinLength" in spec and len(value) < int(spec["MinLength"]):
+        return f"{key} is shorter than its minimum of {spec['MinLength']} characters"
+    if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+        return f"{key} is longer than its maximum of {spec['MaxLength']} characters"
+    pattern = spec.get("AllowedPattern")
+    if pattern is not None and not re.fullmatch(pattern, value):
+        what = spec.get("ConstraintDescription") or f"the pattern {pattern}"
+        return f"{key}={value} is not what the template allows: {what}"
     return None
 
 

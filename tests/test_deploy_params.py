@@ -183,6 +183,54 @@ def test_an_empty_value_is_refused_saying_what_leaving_it_out_gives(tmp_path: Pa
     ]
 
 
+def test_values_the_templates_constraints_refuse_are_refused_before_anything_is_packaged(tmp_path: Path) -> None:
+    """AllowedValues (with the nearest), a Number's form and bounds, MinLength, AllowedPattern (with the
+    template's ConstraintDescription): what CloudFormation would refuse only after the upload, without a line."""
+    path = _write(
+        tmp_path,
+        "AlertEmail=kpi-alerts(at)example.com\nLogRetentionDays=45\nDbPort=70000\nCreateVpcEndpoints=True\n"
+        "ExporterConcurrency=eight\nBigQueryDataset=my-kpi\nDbName=shop\nLoaderConcurrency=1\nCloneGraceHours=1.5\n"
+        "LakeBucketName=Kpi_Lake\nCloneSnapshot=lastest\n",
+    )
+
+    assert _problems(path) == [
+        f"{path}:1: AlertEmail=kpi-alerts(at)example.com is not what the template allows: an e-mail address",
+        f"{path}:2: LogRetentionDays=45 is not one of the values the template allows: 7, 14, 30, 60, 90, 180, 365, "
+        "731, 1827, 3653",
+        f"{path}:3: DbPort=70000 is above its maximum, 65535",
+        f"{path}:4: CreateVpcEndpoints=True is not one of the values the template allows: true, false "
+        "(did you mean true?)",
+        f"{path}:5: ExporterConcurrency=eight is not a number (the template's ExporterConcurrency is a Number): write "
+        "digits, e.g. its default: ExporterConcurrency=8",
+        f"{path}:6: BigQueryDataset=my-kpi is not what the template allows: a BigQuery dataset name: letters, digits "
+        "and _ only",
+        f"{path}:8: LoaderConcurrency=1 is below its minimum, 2",
+        f"{path}:10: LakeBucketName=Kpi_Lake is not what the template allows: empty, or an S3 bucket name: 3–63 "
+        "lower-case letters, digits, . and -, starting and ending with a letter or digit",
+        f"{path}:11: CloneSnapshot=lastest is not one of the values the template allows: latest, take, clone "
+        "(did you mean latest?)",
+    ]
+
+
+def test_every_default_of_the_template_passes_its_own_constraints_and_every_pattern_compiles(tmp_path: Path) -> None:
+    """The checks read the template as CloudFormation does: a file giving each parameter its Default (those
+    not empty; an empty value is refused on its own) is accepted whole, and every AllowedPattern (a Java regex in
+    CloudFormation) reads in Python, with a ConstraintDescription to show."""
+    patterns = {name: spec["AllowedPattern"] for name, spec in PARAMETERS.items() if "AllowedPattern" in spec}
+    assert len(patterns) >= 30
+    for name, pattern in patterns.items():
+        re.compile(pattern)
+        assert PARAMETERS[name].get("ConstraintDescription"), name
+    defaults = {
+        name: str(spec["Default"])
+        for name, spec in PARAMETERS.items()
+        if str(spec.get("Default", "")) and name not in ("Stage", "Architecture")
+    }
+    assert len(defaults) >= 20
+    path = _write(tmp_path, "".join(f"{name}={value}\n" for name, value in defaults.items()))
+    assert [(p.key, p.value) for p in read_params(path, PARAMETERS)] == list(defaults.items())
+
+
 def test_a_line_without_equals_or_key_is_refused(tmp_path: Path) -> None:
     path = _write(tmp_path, "DbName=shop\nDbHost shop.example.com\n=shop\n")
 
@@ -307,3 +355,5 @@ def test_make_deploy_passes_the_file_through_infra_params() -> None:
         "--no-fail-on-empty-changeset --parameter-overrides Stage=prod Architecture=arm64"
     )
     assert "sed " not in recipe
+    checked = recipe.index(".venv/bin/python -m infra.params infra/params/prod.env >/dev/null")
+    assert checked < recipe.index("infra.package --arch arm64")  # a wrong value is told before the packaging
