@@ -297,7 +297,9 @@ class BigQueryWarehouse:
             table, drift = self._prepare_table(newest)
             scoring = in_commit(plan.write)
             history = self._start_history(scoring) if scoring else None  # runs while the files upload
-            # with the exporter's totals, the scores are judged and written beside the upload too
+            # with the exporter's totals, the scores are judged and written beside the upload too, on the same
+            # client: google-cloud-bigquery's docs say its client (requests underneath) is safe to share across
+            # threads (googleapis/python-bigquery#132)
             streamed = Beside(self._stream_scores, scoring, history) if scoring and history and scoring.totals else None
             try:
                 staging = self._stage(plan.write, open_file)
