@@ -66,10 +66,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     version, years = package_holidays()
     if args.check:
-        from pipeline.core.jp_holiday_table import BY_YEAR
-
-        if words(years) != BY_YEAR:
-            print(f"{TABLE} differs from the installed holidays package: run `make jp-holidays`", file=sys.stderr)
+        try:
+            from pipeline.core.jp_holiday_table import BY_YEAR
+        except ImportError:
+            print(f"{TABLE} is missing: run `make jp-holidays`", file=sys.stderr)
+            return 1
+        expected = words(years)
+        stale = sorted(year for year in expected.keys() | BY_YEAR.keys() if expected.get(year) != BY_YEAR.get(year))
+        if stale:
+            shown = ", ".join(map(str, stale[:10])) + (f" and {len(stale) - 10} more" if len(stale) > 10 else "")
+            print(
+                f"{TABLE} differs from the installed holidays package {version} in {shown}: run `make jp-holidays`",
+                file=sys.stderr,
+            )
             return 1
         print(f"{TABLE} matches the installed holidays package ({version})")
         return 0

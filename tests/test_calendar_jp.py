@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import holidays
+import pytest
 from holidays.countries.japan import Japan
 from holidays.version import __version__ as PACKAGE_VERSION
 
@@ -73,3 +74,18 @@ def test_classing_two_years_of_days_imports_no_holidays_package() -> None:
     # 2025 Jan 13, Feb 11, 23, 24, Mar 20, Jul 21, Aug 11, Sep 15, 23, Oct 13, Nov 3, 23, 24;
     # 2026 Jan 12, Feb 11, 23, Mar 20, Jul 20, Aug 11, Sep 21, 22, 23, Oct 12, Nov 3, 23
     assert expected == 13 + 12
+
+
+def test_the_check_names_the_years_a_stale_table_gets_wrong(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As after a holidays release that moved a date: the table's 2027 lacks one day, and 2100 is a year the
+    package does not know."""
+    monkeypatch.setitem(BY_YEAR, 2027, BY_YEAR[2027].rsplit(" ", 1)[0])
+    monkeypatch.setitem(BY_YEAR, 2100, "0101")
+
+    assert jp_holidays.main(["--check"]) == 1
+    assert capsys.readouterr().err == (
+        f"{jp_holidays.TABLE} differs from the installed holidays package {PACKAGE_VERSION} in 2027, 2100: "
+        "run `make jp-holidays`\n"
+    )
