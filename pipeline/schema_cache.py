@@ -11,6 +11,8 @@ rules as :mod:`pipeline.parse_cache` (``KPI_CACHE``, atomic replace, never an er
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import os
 from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
@@ -32,6 +34,11 @@ def _owner() -> str:
     digest = hashlib.sha256(fingerprint().encode())
     for path in (root / "schemas.py", root / "schema_cache.py", root / "sources" / "duckdb_check.py"):
         digest.update(path.read_bytes())
+    # the demo binder's warnings are DuckDB's binder's: another DuckDB (1.5 → 2.0 in place) may bind otherwise
+    spec = importlib.util.find_spec("duckdb")
+    origin = spec.origin if spec else None
+    stat = os.stat(origin) if origin else None
+    digest.update(f"duckdb {origin} {stat.st_size if stat else 0} {stat.st_mtime_ns if stat else 0}".encode())
     return digest.hexdigest()
 
 

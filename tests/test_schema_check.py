@@ -470,3 +470,30 @@ def test_types_sqlglot_can_tell_are_judged(select: str, declared: str, source: s
     assert problem.message.startswith(
         f"column 'x' is declared {declared}, but the source's column types make it {source}"
     )
+
+
+def test_the_cache_belongs_to_the_installed_duckdb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The demo binder's warnings come from DuckDB's binder: a DuckDB upgraded in place (1.5 → 2.0) must miss."""
+    import importlib.machinery
+    import importlib.util
+
+    from pipeline import schema_cache
+
+    schema_cache._owner.cache_clear()
+    before = schema_cache._owner()
+    other = tmp_path / "duckdb" / "__init__.py"
+    other.parent.mkdir()
+    other.write_text("")
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, package: str | None = None) -> importlib.machinery.ModuleSpec | None:
+        return importlib.util.spec_from_file_location("duckdb", other) if name == "duckdb" else real(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    schema_cache._owner.cache_clear()
+    try:
+        assert schema_cache._owner() != before
+    finally:
+        monkeypatch.undo()
+        schema_cache._owner.cache_clear()
+    assert schema_cache._owner() == before
