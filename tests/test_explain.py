@@ -143,6 +143,75 @@ def test_a_full_scan_the_server_chose_over_an_index_says_so() -> None:
     assert refusal.hint.startswith("the server prefers a full scan to the index ix_orders_created_at")
 
 
+@pytest.mark.parametrize(
+    ("version", "statement"),
+    [
+        ("10.11.19-MariaDB-ubu2204", None),
+        ("11.4.2-MariaDB", None),  # MariaDB 11 is not MySQL 11: neither the variable nor the format
+        ("8.0.36", None),
+        ("8.0.mysql_aurora.3.05.2", None),  # Aurora MySQL 3 is MySQL 8.0
+        ("8.3.0", "SET SESSION explain_json_format_version = 1"),
+        ("8.4.3", "SET SESSION explain_json_format_version = 1"),
+        ("9.1.0-commercial", "SET SESSION explain_json_format_version = 1"),
+    ],
+)
+def test_the_session_asks_for_the_json_format_the_guard_reads_where_there_is_another(
+    version: str, statement: str | None
+) -> None:
+    from pipeline.sources.mysql import explain_format_statement
+
+    assert explain_format_statement(version) == statement
+
+
+class _MySql84Answer:
+    """Stands in for one call, :meth:`MySqlSource.explain`'s round trip to a MySQL 8.4 server (none runs here):
+    it answers as a server whose configuration sets ``explain_json_format_version = 2`` would, had the guard's
+    session not asked for version 1; and records that the guard asked."""
+
+    url = "mysql://reader@mysql84.internal:3306/shop"
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.asked: list[str] = []
+
+    def explain(self, rendered: Any, *, zone: Any, where: str, timeout: Any) -> tuple[str, str]:
+        self.asked.append(rendered.sql)
+        return "8.4.3", json.dumps(self.document)
+
+
+def test_a_plan_in_mysql_8_3s_second_json_format_is_refused_not_judged_empty(tmp_path: Path) -> None:
+    """Read as version 1, a version 2 plan holds no table object: without the shape check its full scan of
+    200,000 rows would pass a limit of 1,000."""
+    from datetime import datetime
+
+    from pipeline.core.explain import unreadable_plan
+    from pipeline.core.render import render_mysql
+
+    document = plan("mysql84_v2_join_full_scan")
+    assert parse_plan(document, Dialect.MYSQL8) == []  # what the guard would have judged
+    for readable in ("mariadb_join_full_scan", "mysql8_join_full_scan", "mysql8_derived"):
+        assert unreadable_plan(plan(readable), "2024-03-01") is None
+
+    header = HEADER.format(extra="")
+    make_kpi(tmp_path / "queries", "daily_orders", header, KPI_SQL)
+    kpi = catalog.load_one((tmp_path / "queries",), "daily_orders")
+    source = _MySql84Answer(document)
+    rendered = render_mysql(kpi.query, {"start": datetime(2024, 3, 1), "end": datetime(2024, 3, 2)})
+    clear_cache()
+    with pytest.raises(FullScanRefused) as refused:
+        ExplainGuard(max_rows=1000).report(kpi, source, rendered, "2024-03-01")
+    clear_cache()
+    assert refused.value.message == (
+        "partition 2024-03-01: the server's EXPLAIN FORMAT=JSON has no top-level query_block (found: "
+        "access_type, estimated_rows, estimated_total_cost, inputs, json_schema_version, operation, query, "
+        "query_type), so the guard cannot tell whether the query scans a whole table"
+    )
+    assert refused.value.where == "daily_orders"
+    assert "explain_json_format_version = 1" in (refused.value.hint or "")
+    assert not refused.value.retryable
+    assert len(source.asked) == 1
+
+
 # ------------------------------------------------------------------------------------------------ on MariaDB
 
 HEADER = """

@@ -24,7 +24,16 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pipeline.core.explain import Dialect, Refusal, TableAccess, dialect_of, filtered_columns, judge, parse_plan
+from pipeline.core.explain import (
+    Dialect,
+    Refusal,
+    TableAccess,
+    dialect_of,
+    filtered_columns,
+    judge,
+    parse_plan,
+    unreadable_plan,
+)
 from pipeline.core.explain import query_tables as tables_of
 from pipeline.core.intervals import Interval
 from pipeline.core.lake import partition_name
@@ -38,7 +47,8 @@ _cache: OrderedDict[tuple[str, str], ExplainReport] = OrderedDict()
 
 
 class FullScanRefused(SourceError):
-    """The plan reads a whole large table; not retryable (the same plan would come back)."""
+    """The guard refuses the query: its plan reads a whole large table, or the plan is in a shape the guard cannot
+    read (it fails closed); not retryable (the same plan would come back)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,15 @@ class ExplainGuard:
             return ExplainReport(found.kpi, partition, found.dialect, found.accesses, found.refusals, 0.0, True)
         started = time.monotonic()
         dialect, document = explain_json(source, rendered, zone=kpi.source_zone, where=kpi.name)
+        unreadable = unreadable_plan(document, partition)
+        if unreadable:
+            raise FullScanRefused(
+                unreadable,
+                where=kpi.name,
+                hint="the guard asks for EXPLAIN's JSON format version 1 (SET SESSION explain_json_format_version "
+                "= 1, MySQL 8.3 and later); check that the source login may set it, or set `allow_full_scan: true` "
+                "in the header if this query may scan whole tables",
+            )
         accesses = tuple(parse_plan(document, dialect))
         refusals = judge(
             accesses,

@@ -20,6 +20,7 @@ system's store. ``ssl=insecure`` encrypts without verifying — for a dev server
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import time
 from collections.abc import Iterator, Mapping
@@ -237,6 +238,9 @@ class MySqlSource:
                 version = connection.get_server_info()
                 with connection.cursor(pymysql.cursors.Cursor) as cursor:
                     cursor.execute(time_limit_statement(version, timeout))
+                    json_format = explain_format_statement(version)
+                    if json_format:
+                        cursor.execute(json_format)
                     cursor.execute("SET SESSION time_zone = %s", (_session_zone(zone),))
                     cursor.execute("START TRANSACTION READ ONLY")
                     cursor.execute("EXPLAIN FORMAT=JSON " + rendered.sql, rendered.values or None)
@@ -394,6 +398,20 @@ def _iam_token(settings: MySqlSettings, where: str) -> str:
             hint="the role needs rds-db:connect on this database user; set region= in the URL",
         ) from None
     return token
+
+
+def explain_format_statement(server_info: str) -> str | None:
+    """The statement that makes ``EXPLAIN FORMAT=JSON`` print the JSON the guard reads
+    (:func:`pipeline.core.explain.unreadable_plan`), or None where it is the only one: MySQL 8.3 added
+    ``explain_json_format_version`` (1, the default, or 2: another tree), which a server's configuration may set to
+    2; MariaDB and MySQL 8.0 — Aurora MySQL 3 says ``8.0.mysql_aurora.3.…`` — have neither the variable nor the
+    second format. Tested as text: no MySQL 8.3 server runs here."""
+    if "mariadb" in server_info.lower():
+        return None
+    found = re.match(r"(\d+)\.(\d+)", server_info)
+    if found is None or (int(found[1]), int(found[2])) < (8, 3):
+        return None
+    return "SET SESSION explain_json_format_version = 1"
 
 
 def time_limit_statement(server_info: str, timeout: timedelta) -> str:
