@@ -211,6 +211,14 @@ def test_a_plan_in_mysql_8_3s_second_json_format_is_refused_not_judged_empty(tmp
     assert not refused.value.retryable
     assert len(source.asked) == 1
 
+    # the hint's way out: a KPI whose header allows full scans is not judged, so its plan need not be read
+    make_kpi(tmp_path / "queries", "daily_orders", HEADER.format(extra="allow_full_scan: true"), KPI_SQL)
+    allowed = catalog.load_one((tmp_path / "queries",), "daily_orders")
+    report = ExplainGuard(max_rows=1000).report(allowed, source, rendered, "2024-03-01")
+    clear_cache()
+    assert (report.accesses, report.refusals) == ((), ())
+    assert len(source.asked) == 2
+
 
 # ------------------------------------------------------------------------------------------------ on MariaDB
 

@@ -91,7 +91,7 @@ class ExplainGuard:
             return ExplainReport(found.kpi, partition, found.dialect, found.accesses, found.refusals, 0.0, True)
         started = time.monotonic()
         dialect, document = explain_json(source, rendered, zone=kpi.source_zone, where=kpi.name)
-        unreadable = unreadable_plan(document, partition)
+        unreadable = None if kpi.allow_full_scan else unreadable_plan(document, partition)  # it accepts any plan
         if unreadable:
             raise FullScanRefused(
                 unreadable,
