@@ -258,8 +258,9 @@ class FreshCost:
 
 
 def fresh_cost(folder: Path, repeat: int = 11) -> FreshCost:
-    """:class:`FreshCost`: each load exported just before in this process and loaded in a child, the two ways
-    alternating; the child is the interpreter of this one with its bytecode written (``python -m bench…``)."""
+    """:class:`FreshCost`: each load exported just before in this process and loaded in a child process of the same
+    interpreter (``sys.executable -c``), the two ways alternating so that a busy moment of the machine hits each
+    alike."""
     series = daily()
     kpis: dict[str, Kpi] = {}
     for name, scored in (("scored", True), ("plain", False)):
