@@ -135,25 +135,22 @@ def test_readme_alerts_table_is_valid_and_its_messages_are_what_the_renderer_wri
     assert f"```\nSubject: {sns.subject}\n\n{sns.body}\n```" in section
 
 
-README_DEMO_DAY = "2026-12-03"  # the day the README's demo examples were run: its data ends the day before
+README_DEMO_NOW = "2026-12-03T00:00+09:00"  # the moment the README's demo examples replay: data up to 2026-12-02
 
 
 def test_readme_anomalies_example_and_report_text_are_what_the_demo_of_its_day_prints(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The demo's data moves with the day it runs (its last day is yesterday, its outage four days before), so
-    its anomalies do too: the README's are replayed with the demo's day fixed to the one it names — `kpi
-    anomalies daily_sales` exactly as printed, and the report's note under the charts and one ring's tooltip."""
+    its anomalies do too: the README's are replayed with `kpi demo --now` at the moment it names — `kpi
+    anomalies daily_sales` exactly as printed, the report's note under the charts and one ring's tooltip."""
     import html
     import shutil
-    from datetime import date
 
     from click.testing import CliRunner
 
-    from pipeline import settings
     from pipeline.cli import cli
-    from pipeline.cli.running import chosen_kpis
-    from pipeline.demo.flow import run_demo
+    from pipeline.warehouses.duckdb import DuckDbWarehouse
 
     shutil.copytree(ROOT / "queries", tmp_path / "queries")
     shutil.copy(ROOT / "kpi.toml", tmp_path / "kpi.toml")
@@ -161,25 +158,22 @@ def test_readme_anomalies_example_and_report_text_are_what_the_demo_of_its_day_p
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"After `make demo` run on {README_DEMO_DAY}" in readme
+    assert f"`kpi demo --now {README_DEMO_NOW}` in an empty folder replays" in readme
 
-    kpis = chosen_kpis(tmp_path / "queries", ())
-    day = date.fromisoformat(README_DEMO_DAY)
-    result = run_demo(kpis, settings.load_environment(None), run=lambda runner, jobs: runner.run(jobs), today=day)
+    demo = CliRunner().invoke(cli, ["demo", "--now", README_DEMO_NOW, "--json"])
+    assert demo.exit_code == 0, demo.output
     printed = CliRunner().invoke(cli, ["anomalies", "daily_sales"])
     assert printed.exit_code == 0, printed.output
     assert f"```\n$ kpi anomalies daily_sales\n{printed.output}```\n" in readme
 
-    from pipeline.warehouses.duckdb import DuckDbWarehouse
-
     warehouse = DuckDbWarehouse(str(tmp_path / ".kpi" / "warehouse.duckdb"), read_only=True)
-    scores = warehouse.scores("daily_sales", "2026-01-01", README_DEMO_DAY)
+    scores = warehouse.scores("daily_sales", "2026-01-01", "2026-12-03")
     warehouse.close()
     assert len({s.score.partition for s in scores}) == 32  # "the 32 demo days scored"
     assert {s.score.partition for s in scores if s.score.anomalous} == {"2026-11-29"}  # "the only one flagged"
     assert "The outage day is the only one flagged in the 32 demo days scored" in readme
 
-    page = html.unescape(result.report.read_text(encoding="utf-8"))
+    page = html.unescape((tmp_path / ".kpi" / "report.html").read_text(encoding="utf-8"))
     section = readme[readme.index("### Anomalies: `kpi anomalies`") :]
     quoted = section[section.index("> Ringed: ") :].split("\n\n", 1)[0]
     note = " ".join(line.removeprefix("> ") for line in quoted.splitlines())

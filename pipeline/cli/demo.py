@@ -8,7 +8,7 @@ import click
 
 from pipeline import interrupts, settings
 from pipeline.cli.app import cli
-from pipeline.cli.arguments import env_option
+from pipeline.cli.arguments import clock, env_option, now_option
 from pipeline.cli.output import stdout
 from pipeline.cli.running import chosen_kpis, report, run_with_progress
 
@@ -16,8 +16,9 @@ from pipeline.cli.running import chosen_kpis, report, run_with_progress
 @cli.command()
 @env_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@now_option
 @click.pass_obj
-def demo(queries: Path, env_name: str | None, as_json: bool) -> None:
+def demo(queries: Path, env_name: str | None, as_json: bool, now_text: str | None) -> None:
     """Generate the demo shop, export and load every example KPI over the last 60 days, write a report.
 
     Everything stays under .kpi/ (git-ignored): the shop (a DuckDB file, 90 days of users and orders), the
@@ -42,7 +43,11 @@ def demo(queries: Path, env_name: str | None, as_json: bool) -> None:
 
     with interrupts.handled():  # a signal stops the demo cleanly: see pipeline.interrupts
         result = run_demo(
-            chosen_kpis(queries, ()), environment, run=run, schemas=read_snapshots(schemas_folder(queries))
+            chosen_kpis(queries, ()),
+            environment,
+            run=run,
+            now=clock(now_text) if now_text else None,
+            schemas=read_snapshots(schemas_folder(queries)),
         )
     if not as_json:
         console = stdout()

@@ -57,8 +57,9 @@ class DemoResult:
     generated: bool  # False: the demo shop of today existed already
 
 
-def demo_jobs(kpis: Sequence[Kpi], runner: Runner, today: date) -> list[Job]:
-    """Every KPI's partitions over the last DAYS days that are not loaded yet from the same SQL."""
+def demo_jobs(kpis: Sequence[Kpi], runner: Runner, today: date, now: datetime) -> list[Job]:
+    """Every KPI's partitions over the last DAYS days before ``today`` that are not loaded yet from the same SQL,
+    as planned at ``now``."""
     jobs = []
     first = datetime.combine(today - timedelta(days=DAYS), time())
     last = datetime.combine(today - timedelta(days=1), time(23))
@@ -68,7 +69,7 @@ def demo_jobs(kpis: Sequence[Kpi], runner: Runner, today: date) -> list[Job]:
             continue
         requested = list(intervals_between(kpi.grain, kpi.zone, first, last, kpi.first_weekday))
         loaded = {p: r.sql_hash for p, r in runner.warehouse.loads(kpi.name).items()}
-        plan = plan_backfill(kpi, requested, loaded, now=datetime.now(kpi.zone))  # the current month is left out
+        plan = plan_backfill(kpi, requested, loaded, now=now.astimezone(kpi.zone))  # the current month is left out
         jobs += [Job(kpi, batch) for batch in plan.batches]
     runner.warehouse.close()
     return jobs
@@ -93,10 +94,12 @@ def run_demo(
     *,
     run: Callable[[Runner, list[Job]], list[Outcome]],
     today: date | None = None,
+    now: datetime | None = None,
     schemas: Mapping[str, SourceSchema] | None = None,
 ) -> DemoResult:
     """``run`` executes the jobs (the CLI passes its progress bar); ``schemas``, the sources' snapshots, resolve
-    the report's lineage."""
+    the report's lineage. ``now`` (default: the wall clock) is the moment the demo runs at — its shop's day is
+    ``now``'s in Japan unless ``today`` says otherwise: ``kpi demo --now`` replays a day's demo, data and all."""
     source = environment.source("default").url
     if not source.startswith("duckdb://"):
         raise UsageError(
@@ -104,13 +107,14 @@ def run_demo(
             f"{redact(source)}",
             hint="run `kpi demo` without KPI_SOURCE, or with --env pointing at an embedded environment",
         )
-    today = today or datetime.now(DEMO_ZONE).date()
+    now = now or datetime.now(UTC)
+    today = today or now.astimezone(DEMO_ZONE).date()
     shop = duckdb_path(source)
     generated = not demo_is_current(shop, today=today)
     if generated:
         generate_demo_source(shop, today=today)
     runner = Runner(environment)
-    outcomes = run(runner, demo_jobs(kpis, runner, today))
+    outcomes = run(runner, demo_jobs(kpis, runner, today, now))
     marks = anomaly_marks(runner.warehouse, kpis, today)
     runner.warehouse.close()
     report = warehouse_path(environment.warehouse).parent / REPORT_NAME
