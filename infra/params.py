@@ -65,6 +65,8 @@ SET_BY_MAKE = {"Stage": "STAGE", "Architecture": "ARCH"}  # `make deploy` passes
 OVERRIDES_OPTION = "--parameter-overrides"
 _UNSAFE_AFTER_BACKSLASH = (" ", '"', "'")  # SAM's unescaping would turn these pairs into one character
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")  # CloudFormation's Number: an integer or a float
+# AWS-specific parameter types the template uses → the prefix of their IDs (EC2 IDs: 8 or 17 hex digits)
+_AWS_IDS = {"AWS::EC2::Subnet::Id": "subnet", "AWS::EC2::SecurityGroup::Id": "sg", "AWS::EC2::VPC::Id": "vpc"}
 
 
 @dataclass(frozen=True)
@@ -148,9 +150,11 @@ def _constraint_problem(key: str, value: str, spec: Mapping[str, Any]) -> str | 
     """The template's own constraints on the parameter — ``AllowedValues``, a ``Number``'s form and
     ``MinValue``/``MaxValue``, a ``String``'s ``MinLength``/``MaxLength`` and ``AllowedPattern`` — checked before
     anything is packaged: CloudFormation checks them only once ``sam deploy`` has uploaded the build, and names
-    neither the file nor the line. ``AllowedPattern`` is a Java regular expression matched against the whole
-    value; the template's patterns use only what Python's ``re`` reads alike (classes, ``\\s``, quantifiers,
-    ``^$|…``), and ``tests/test_deploy_params.py`` compiles every one."""
+    neither the file nor the line. The EC2 ID types (a subnet list, a security group) are checked for their
+    shape, ``subnet-`` and 8 or 17 hexadecimal digits; that they exist, only CloudFormation can tell.
+    ``AllowedPattern`` is a Java regular expression matched against the whole value; the template's patterns use
+    only what Python's ``re`` reads alike (classes, ``\\s``, quantifiers, ``^$|…``), and
+    ``tests/test_deploy_params.py`` compiles every one."""
     kind = spec.get("Type", "String")
     allowed = spec.get("AllowedValues")
     choices = [str(choice) for choice in allowed] if allowed is not None else None
@@ -168,8 +172,17 @@ def _constraint_problem(key: str, value: str, spec: Mapping[str, Any]) -> str | 
         if "MaxValue" in spec and number > float(spec["MaxValue"]):
             return f"{key}={value} is above its maximum, {spec['MaxValue']}"
         return None
+    aws_id = _AWS_IDS.get(kind.removeprefix("List<").removesuffix(">"))
+    if aws_id is not None:
+        items = value.split(",") if kind.startswith("List<") else [value]
+        wrong = [item for item in items if not re.fullmatch(rf"{aws_id}-(?:[0-9a-f]{{8}}|[0-9a-f]{{17}})", item)]
+        if wrong:
+            shape = f"{aws_id}- and 8 or 17 hexadecimal digits"
+            many = ", comma-separated without spaces" if kind.startswith("List<") else ""
+            return f"{key}: {', '.join(repr(item) for item in wrong)} is not an ID of the form {shape}{many}"
+        return None  # that each exists in the account, CloudFormation checks
     if kind != "String":
-        return None  # a list or an AWS-specific type: CloudFormation checks it against the account
+        return None  # a comma-delimited list of ARNs: CloudFormation checks it
     if "MinLength" in spec and len(value) < int(spec["MinLength"]):
         return f"{key} is shorter than its minimum of {spec['MinLength']} characters"
     if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):

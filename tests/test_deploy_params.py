@@ -212,6 +212,25 @@ def test_values_the_templates_constraints_refuse_are_refused_before_anything_is_
     ]
 
 
+def test_ec2_ids_are_checked_for_their_shape_each_in_a_list(tmp_path: Path) -> None:
+    """A subnet list with a space after its comma, a cut security group: CloudFormation would look each up in
+    the account after the upload; their shape is known before."""
+    path = _write(
+        tmp_path,
+        "VpcSubnetIds=subnet-0123456789abcdef0, subnet-0fedcba9876543210\nVpcSecurityGroupId=sg-12345\nDbName=shop\n",
+    )
+    ok = _write(
+        tmp_path, "VpcSubnetIds=subnet-01234567,subnet-0fedcba9876543210\nVpcSecurityGroupId=sg-0a1b2c3d\n", "ok.env"
+    )
+
+    assert _problems(path) == [
+        f"{path}:1: VpcSubnetIds: ' subnet-0fedcba9876543210' is not an ID of the form subnet- and 8 or 17 "
+        "hexadecimal digits, comma-separated without spaces",
+        f"{path}:2: VpcSecurityGroupId: 'sg-12345' is not an ID of the form sg- and 8 or 17 hexadecimal digits",
+    ]
+    assert [p.key for p in read_params(ok, PARAMETERS)] == ["VpcSubnetIds", "VpcSecurityGroupId"]
+
+
 def test_every_default_of_the_template_passes_its_own_constraints_and_every_pattern_compiles(tmp_path: Path) -> None:
     """The checks read the template as CloudFormation does: a file giving each parameter its Default (those
     not empty; an empty value is refused on its own) is accepted whole, and every AllowedPattern (a Java regex in
