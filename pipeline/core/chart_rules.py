@@ -12,11 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.core.spec import ChartSettings, Column
-from pipeline.core.types import BqType
+from pipeline.core.types import MEASURE_TYPES
 from pipeline.core.validator import PositionalValidator
 
 CHART_KEYS = ("measures", "by", "top")
-MEASURE_TYPES = frozenset({BqType.INT64, BqType.NUMERIC, BqType.BIGNUMERIC, BqType.FLOAT64})
 MAX_TOP = 12  # lines one chart can draw in distinguishable colours; the rest go into "other"
 
 

@@ -31,13 +31,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pipeline.core.anomaly import settings_of
-from pipeline.core.chart_rules import MEASURE_TYPES
 from pipeline.core.identifiers import is_column_name, is_table_name
 from pipeline.core.intervals import Grain
 from pipeline.core.lake import is_run_id
 from pipeline.core.spec import AnomalySettings
 from pipeline.core.totals import Total
-from pipeline.core.types import PARTITION_TYPES, BqType
+from pipeline.core.types import MEASURE_TYPES, PARTITION_TYPES, BqType
 from pipeline.errors import StoreError
 
 MANIFEST_VERSION = 4
@@ -303,7 +302,7 @@ def _totals_problems(manifest: Manifest) -> builtins.list[str]:
     if not isinstance(manifest.anomaly, dict):
         return ["totals are only for a partition scored for anomalies (anomaly is null)"]
     by = manifest.anomaly.get("by")
-    numeric = {f.name for f in manifest.schema if f.type in {t.value for t in MEASURE_TYPES}}
+    numeric = {f.name for f in manifest.schema if f.type in MEASURE_TYPES}
     found: builtins.list[str] = []
     for index, total in enumerate(manifest.totals):
         if total.measure not in numeric:

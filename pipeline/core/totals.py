@@ -28,8 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from pipeline.core.chart_rules import MEASURE_TYPES
-from pipeline.core.types import BqType
+from pipeline.core.types import MEASURE_TYPES, BqType
 
 NULL_VALUE = "(null)"  # a NULL dimension value, as every warehouse's history query names it
 # The dimension types whose values Arrow casts to the same text as DuckDB's and BigQuery's CAST AS STRING.
@@ -50,5 +49,4 @@ def scored_measures(measures: Sequence[str], columns: Sequence[tuple[str, str]],
     """The measures named, or every numeric column but the time column (``columns``: name and BigQuery type)."""
     if measures:
         return tuple(measures)
-    numeric = {t.value for t in MEASURE_TYPES}
-    return tuple(name for name, kind in columns if kind in numeric and name != time_column)
+    return tuple(name for name, kind in columns if kind in MEASURE_TYPES and name != time_column)

@@ -28,6 +28,11 @@ class BqType(StrEnum):
     BYTES = "BYTES"
 
 
+# The numeric types: what a report charts, a diff compares and anomaly scoring sums as a measure. A StrEnum's
+# members equal their text, so a type name from a manifest or a schema ("INT64") is found in it as it is.
+MEASURE_TYPES = frozenset({BqType.INT64, BqType.NUMERIC, BqType.BIGNUMERIC, BqType.FLOAT64})
+
+
 # Other spellings people bring from MySQL, legacy BigQuery SQL or pandas. The header keeps one spelling per
 # type so that files stay uniform and searchable; these only feed the "did you mean" of the error message.
 TYPE_ALIASES: dict[str, BqType] = {

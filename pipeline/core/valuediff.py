@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from pipeline.core.types import BqType
+from pipeline.core.types import MEASURE_TYPES
 
-MEASURE_TYPES = frozenset({BqType.INT64, BqType.NUMERIC, BqType.BIGNUMERIC, BqType.FLOAT64})
 COMMENT_LIMIT = 65_536  # GitHub's limit on an issue or pull-request comment, in characters
 NO_CHANGE = "no change in values"
 

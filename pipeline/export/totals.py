@@ -47,7 +47,7 @@ class ExportTotals:
         column's values would not be named as the warehouse names them
         (:data:`~pipeline.core.totals.TOTALLED_DIMENSIONS`)."""
         types = dict(columns)
-        if by is not None and types.get(by) not in {t.value for t in TOTALLED_DIMENSIONS}:
+        if by is not None and types.get(by) not in TOTALLED_DIMENSIONS:
             return None
         return cls(scored_measures(measures, columns, time_column), by)
 
